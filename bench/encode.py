@@ -1,0 +1,749 @@
+#!/usr/bin/env python3
+"""Encode benchmark: bytepiece-rs against the original BytePiece and other tokenizers.
+
+One run, one text, one machine. For every tokenizer it measures
+  * model load time (median of up to 3 loads, file already in the page cache),
+  * encode throughput in MB/s (UTF-8 bytes of input / wall seconds, MB = 10^6 bytes)
+    on 1 thread and on N threads (default: all cores), median of >= 3 runs
+    unless a run is long (see --repeat / --budget),
+  * the number of ids produced, and, per document, whether the ids equal the original's.
+
+The text is encoded document by document so that batch APIs apply. By default it is a
+~20 MB mix of real documents from the corpus built by shared/corpus/build_corpus.sh:
+zh / en / code documents interleaved at 3 : 5 : 0.5 by bytes (the same rule as the corpus'
+mix.*.txt), each language taking its *.test.jsonl documents first, then *.train.jsonl ones.
+
+Results go to stdout and to bench/results/encode.md (+ encode.json).
+
+    python3 bench/encode.py                         # defaults: plus.80k model, 20 MB mix
+    python3 bench/encode.py --mb 5 --peers ours,original
+    python3 bench/encode.py --text some.txt --model /work/models/bytepiece_80k.model
+
+Exit status: 0; 1 if bytepiece-rs (ours) gives ids different from the original
+(unless --no-check); 2 on a usage error.
+"""
+
+import argparse
+import datetime
+import gc
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import multiprocessing
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MB = 1e6
+
+ALL_PEERS = ["original", "ours", "bytepiece-py", "rs-bytepiece", "sentencepiece"]
+PEER_TITLES = {
+    "ours": "bytepiece-rs (ours)",
+    "original": "bytepiece 0.6.3 (original)",
+    "bytepiece-py": "bytepiece-py",
+    "rs-bytepiece": "rs-bytepiece",
+    "sentencepiece": "SentencePiece",
+}
+
+
+# --------------------------------------------------------------------------- text
+
+def _jsonl_docs(path):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                yield json.loads(line)["text"]
+
+
+def corpus_mix(corpus, cap_bytes, shares=(("zh", 3.0), ("en", 5.0), ("code", 0.5))):
+    """Greedy interleave (always the language furthest below its share), test docs first."""
+    streams, got, names = {}, {}, []
+    for lang, _ in shares:
+        files = [os.path.join(corpus, "%s.%s.jsonl" % (lang, part)) for part in ("test", "train")]
+        files = [p for p in files if os.path.exists(p)]
+        if not files:
+            raise SystemExit("no %s.{test,train}.jsonl in %s (build it with "
+                             "shared/corpus/build_corpus.sh, or pass --text)" % (lang, corpus))
+        names += [os.path.basename(p) for p in files]
+        streams[lang] = (d for p in files for d in _jsonl_docs(p))
+        got[lang] = 0
+    weight = dict(shares)
+    docs, langs, total = [], [], 0
+    while streams:
+        lang = min(streams, key=lambda l: got[l] / weight[l])
+        doc = next(streams[lang], None)
+        if doc is None:
+            break  # one language ran out: stop, like the corpus' mix
+        n = len(doc.encode("utf-8"))
+        if total + n > cap_bytes:
+            if total:
+                break
+        docs.append(doc)
+        langs.append(lang)
+        got[lang] += n
+        total += n
+    return docs, {l: got[l] for l in got}, names
+
+
+def file_docs(path, cap_bytes, doc_bytes):
+    """Documents of any file: a .jsonl's "text" fields, else paragraphs grouped to ~doc_bytes."""
+    if path.endswith(".jsonl"):
+        docs, total = [], 0
+        for d in _jsonl_docs(path):
+            n = len(d.encode("utf-8"))
+            if total + n > cap_bytes and total:
+                break
+            docs.append(d)
+            total += n
+        return docs
+    with open(path, encoding="utf-8", errors="strict") as f:
+        text = f.read(int(cap_bytes) + 1)  # characters >= bytes; trimmed below
+    # paragraphs keep their separators, so "".join(docs) == text
+    paras = re.findall(r"(?s).*?(?:\n[ \t]*\n+|\Z)", text)
+    docs, cur, cur_n, total = [], [], 0, 0
+    for p in paras:
+        if not p:
+            continue
+        n = len(p.encode("utf-8"))
+        if total + n > cap_bytes and total:
+            break
+        cur.append(p)
+        cur_n += n
+        total += n
+        if cur_n >= doc_bytes:
+            docs.append("".join(cur))
+            cur, cur_n = [], 0
+    if cur:
+        docs.append("".join(cur))
+    return docs
+
+
+# --------------------------------------------------------------------------- machine
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_busy_seconds():
+    """Busy CPU seconds of the whole machine (all cores), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            parts = f.readline().split()
+        v = [int(x) for x in parts[1:]]
+        busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+        return busy / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def own_cpu_seconds():
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def other_cpu_share(window):
+    """Share of the machine's CPU used by other processes over `window` seconds (0..1)."""
+    b0, o0, t0 = cpu_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+    time.sleep(window)
+    other = cpu_busy_seconds() - b0 - (own_cpu_seconds() - o0)
+    return max(0.0, other) / ((time.perf_counter() - t0) * (os.cpu_count() or 1))
+
+
+def wait_idle(max_wait, threshold=0.1, window=5.0):
+    """Wait (at most max_wait s) until other processes use < threshold of the machine."""
+    t0 = time.perf_counter()
+    while True:
+        share = other_cpu_share(window)
+        if share < threshold or time.perf_counter() - t0 >= max_wait:
+            return share
+        print("   machine busy (%.0f%% used by other processes), waiting ..." % (100 * share), flush=True)
+
+
+def version_of(*dists):
+    for d in dists:
+        try:
+            return importlib.metadata.version(d)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+# --------------------------------------------------------------------------- timing
+
+def timed_runs(fn, repeat, budget):
+    """Run fn() until `repeat` runs are done, or after >= 1 run once `budget` s are spent.
+
+    Returns (median seconds, list of seconds, result of the first run)."""
+    times, first = [], None
+    while True:
+        gc.collect()
+        t0 = time.perf_counter()
+        r = fn()
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        if first is None:
+            first = r
+        del r
+        if len(times) >= repeat or sum(times) >= budget:
+            break
+    return statistics.median(times), times, first
+
+
+def timed_loads(loader, repeat, budget):
+    times, obj = [], None
+    while True:
+        obj = None
+        gc.collect()
+        t0 = time.perf_counter()
+        obj = loader()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= repeat or sum(times) >= budget:
+            break
+    return statistics.median(times), times, obj
+
+
+# --------------------------------------------------------------------------- peers
+
+# worker state for multiprocessing pools (set before the pool forks, so workers inherit it)
+_POOL_ENCODE = None
+
+
+def _pool_encode(doc):
+    return _POOL_ENCODE(doc)
+
+
+def pool_runner(encode, docs, n):
+    """A Pool of n processes over documents; pool start-up is not timed."""
+    global _POOL_ENCODE
+    _POOL_ENCODE = encode
+    ctx = multiprocessing.get_context("fork")
+    pool = ctx.Pool(n)
+    pool.map(_pool_encode, docs[:n * 4], chunksize=1)  # make sure every worker is up
+    chunk = max(1, min(16, len(docs) // (n * 8) or 1))
+
+    def run():
+        return pool.map(_pool_encode, docs, chunksize=chunk)
+
+    def close():
+        global _POOL_ENCODE
+        pool.close()
+        pool.join()
+        _POOL_ENCODE = None
+    return run, close
+
+
+def thread_runner(encode, docs, n):
+    ex = ThreadPoolExecutor(n)
+    list(ex.map(encode, docs[:n * 4]))
+
+    def run():
+        return list(ex.map(encode, docs))
+    return run, lambda: ex.shutdown()
+
+
+def convert_to_sentencepiece_lossy(bp_tok, path):
+    """The original's Tokenizer.convert_to_sentencepiece, except that a piece which is not
+    valid UTF-8 (SentencePiece pieces are protobuf strings, so it cannot hold them) becomes an
+    UNUSED placeholder at the same id. Returns the number of such pieces."""
+    from sentencepiece.sentencepiece_model_pb2 import TrainerSpec, NormalizerSpec, ModelProto
+    SP = ModelProto.SentencePiece
+    pieces = [SP(piece="<unk>", score=0, type=2), SP(piece="<s>", score=0, type=3),
+              SP(piece="</s>", score=0, type=3)]
+    others, lost = [], 0
+    for i in range(3, bp_tok.vocab_size):
+        p = bp_tok._id2piece[i]
+        s = bp_tok._automaton.get(p)[1]
+        if len(p) > 1 or len(str(p)) == 4:
+            if len(p) == 1:
+                others.append(SP(piece="<0x{:02X}>".format(ord(p)), score=-100, type=6))
+            try:
+                pieces.append(SP(piece=re.sub(" ", "\u2581", p.decode()), score=s))
+            except UnicodeDecodeError:
+                lost += 1
+                pieces.append(SP(piece="<bp_non_utf8_%d>" % i, score=s, type=5))
+        else:
+            pieces.append(SP(piece="<0x{:02X}>".format(ord(p)), score=s, type=6))
+    trainer_spec = TrainerSpec(model_type=1, vocab_size=len(pieces + others),
+                               split_by_unicode_script=False, byte_fallback=True)
+    normalizer_spec = NormalizerSpec(name="identity", precompiled_charsmap=b"",
+                                     add_dummy_prefix=False, remove_extra_whitespaces=False)
+    model = ModelProto(pieces=pieces + others, trainer_spec=trainer_spec,
+                       normalizer_spec=normalizer_spec)
+    with open(path, "wb") as fw:
+        fw.write(model.SerializeToString())
+    return lost
+
+
+class Peer:
+    """One tokenizer + API under test. Subclasses fill load(), one(), many()."""
+    key = ""
+    api1 = ""
+    apin = ""
+    notes = ""
+
+    def __init__(self, args):
+        self.args = args
+
+    def load(self):
+        raise NotImplementedError
+
+    def one(self, tok, docs):
+        """returns a zero-argument callable encoding all docs on 1 thread"""
+        raise NotImplementedError
+
+    def many(self, tok, docs, n):
+        """returns (callable, cleanup) encoding all docs on n threads/processes"""
+        raise NotImplementedError
+
+    @staticmethod
+    def as_lists(result):
+        return result
+
+
+class Original(Peer):
+    key = "original"
+    api1 = "`encode(doc)` loop"
+    apin = "`multiprocessing.Pool(N).map(encode, docs)`"
+
+    def load(self):
+        import bytepiece
+        return bytepiece.Tokenizer(self.args.model)
+
+    def one(self, tok, docs):
+        return lambda: [tok.encode(d) for d in docs]
+
+    def many(self, tok, docs, n):
+        return pool_runner(tok.encode, docs, n)
+
+
+class Ours(Peer):
+    key = "ours"
+    api1 = "`encode_batch(docs, num_threads=1)`"
+    apin = "`encode_batch(docs, num_threads=N)`"
+
+    def load(self):
+        import bytepiece_rs
+        return bytepiece_rs.Tokenizer(self.args.model)
+
+    def one(self, tok, docs):
+        return lambda: tok.encode_batch(docs, num_threads=1)
+
+    def many(self, tok, docs, n):
+        return (lambda: tok.encode_batch(docs, num_threads=n)), (lambda: None)
+
+
+class OursNumpy(Ours):
+    key = "ours-numpy"
+    api1 = "`encode_batch_numpy(docs, num_threads=1)`"
+    apin = "`encode_batch_numpy(docs, num_threads=N)`"
+
+    def one(self, tok, docs):
+        return lambda: tok.encode_batch_numpy(docs, num_threads=1)
+
+    def many(self, tok, docs, n):
+        return (lambda: tok.encode_batch_numpy(docs, num_threads=n)), (lambda: None)
+
+    @staticmethod
+    def as_lists(result):
+        flat, offsets = result
+        flat = flat.tolist()
+        offsets = [int(o) for o in offsets]
+        if offsets and offsets[0] != 0:
+            offsets = [0] + offsets
+        if not offsets or offsets[-1] != len(flat):
+            offsets = offsets + [len(flat)]
+        return [flat[a:b] for a, b in zip(offsets, offsets[1:])]
+
+
+class OursLoop(Ours):
+    key = "ours-loop"
+    api1 = "`encode(doc)` loop"
+    apin = "`ThreadPoolExecutor(N).map(encode, docs)`"
+
+    def one(self, tok, docs):
+        return lambda: [tok.encode(d) for d in docs]
+
+    def many(self, tok, docs, n):
+        return thread_runner(tok.encode, docs, n)
+
+
+class NoBatchPeer(Peer):
+    """A Rust port with only a per-text encode; it releases the GIL, so threads scale."""
+
+    def many(self, tok, docs, n):
+        if self.args.peer_parallel == "processes":
+            return pool_runner(self.encode_fn(tok), docs, n)
+        return thread_runner(self.encode_fn(tok), docs, n)
+
+    def one(self, tok, docs):
+        enc = self.encode_fn(tok)
+        return lambda: [enc(d) for d in docs]
+
+    @property
+    def apin(self):
+        if self.args.peer_parallel == "processes":
+            return "`multiprocessing.Pool(N).map(encode, docs)`"
+        return "`ThreadPoolExecutor(N).map(encode, docs)`"
+
+
+class BytepiecePy(NoBatchPeer):
+    key = "bytepiece-py"
+    api1 = "`encode(doc)` loop"
+
+    def load(self):
+        import bytepiece_py
+        return bytepiece_py.Tokenizer(self.args.model)
+
+    def encode_fn(self, tok):
+        return tok.encode
+
+
+class RsBytepiece(NoBatchPeer):
+    key = "rs-bytepiece"
+    api1 = "`encode(doc)` loop"
+
+    def load(self):
+        import rs_bytepiece
+        return rs_bytepiece.Tokenizer(self.args.model)
+
+    def encode_fn(self, tok):
+        return tok.encode  # norm=True (NFC) by default, like the original
+
+
+class SentencePiece(Peer):
+    key = "sentencepiece"
+    api1 = "`encode(docs, out_type=int, num_threads=1)`"
+    apin = "`encode(docs, out_type=int, num_threads=N)`"
+
+    def prepare(self):
+        """Convert the model once (not timed); returns the .model path."""
+        import bytepiece
+        out = os.path.join(self.args.tmpdir, "spm-" + os.path.basename(self.args.model))
+        bp = bytepiece.Tokenizer(self.args.model)
+        try:
+            bp.convert_to_sentencepiece(out)
+            self.notes = "model converted by the original's `convert_to_sentencepiece`"
+        except UnicodeDecodeError:
+            lost = convert_to_sentencepiece_lossy(bp, out)
+            self.notes = ("the original's `convert_to_sentencepiece` fails on this model "
+                          "(UnicodeDecodeError: %d pieces are not valid UTF-8, which a "
+                          "SentencePiece model cannot hold); converted with the same code, "
+                          "those pieces made UNUSED placeholders" % lost)
+        self.path = out
+
+    def load(self):
+        import sentencepiece as spm
+        return spm.SentencePieceProcessor(model_file=self.path)
+
+    def one(self, tok, docs):
+        return lambda: tok.encode(docs, out_type=int, num_threads=1)
+
+    def many(self, tok, docs, n):
+        return (lambda: tok.encode(docs, out_type=int, num_threads=n)), (lambda: None)
+
+
+PEER_CLASSES = {
+    "original": [Original],
+    "ours": [Ours, OursNumpy, OursLoop],
+    "bytepiece-py": [BytepiecePy],
+    "rs-bytepiece": [RsBytepiece],
+    "sentencepiece": [SentencePiece],
+}
+
+
+def compare(ref, got):
+    """(documents equal, documents, ids that differ in count)"""
+    same = sum(1 for a, b in zip(ref, got) if a == b)
+    return same, len(ref)
+
+
+# --------------------------------------------------------------------------- main
+
+def fmt(x, nd=2):
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        if x >= 100:
+            return "%.0f" % x
+        if x >= 10:
+            return "%.1f" % x
+        return ("%%.%df" % nd) % x
+    return str(x)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=os.environ.get("BYTEPIECE_MODEL", "/work/models/bytepiece.plus.80k.model"),
+                    help="BytePiece model (JSON) [%(default)s]")
+    ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "/work/corpus"),
+                    help="corpus dir with {zh,en,code}.{test,train}.jsonl [%(default)s]")
+    ap.add_argument("--text", help="encode this file instead (a .jsonl's \"text\" fields, "
+                    "else paragraphs grouped into documents of ~--doc-kb)")
+    ap.add_argument("--mb", type=float, default=20.0, help="cap on the text size, MB of UTF-8 [%(default)s]")
+    ap.add_argument("--doc-kb", type=float, default=16.0, help="document size for --text files [%(default)s]")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                    help="N for the 'all cores' column [%(default)s = all cores]")
+    ap.add_argument("--peers", default=",".join(ALL_PEERS),
+                    help="comma list out of %s [all]" % ",".join(ALL_PEERS))
+    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median) [%(default)s]")
+    ap.add_argument("--budget", type=float, default=60.0,
+                    help="stop repeating a measurement once its runs took this many seconds [%(default)s]")
+    ap.add_argument("--peer-parallel", choices=["threads", "processes"], default="threads",
+                    help="N-core mode for bytepiece-py / rs-bytepiece, which have no batch API [%(default)s]")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "encode.md"),
+                    help="markdown results file (a .json is written beside it) [%(default)s]")
+    ap.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                    help="before each tokenizer, wait up to this long for other processes to use "
+                    "< 10%% of the CPU [%(default)s]")
+    ap.add_argument("--no-check", action="store_true", help="do not fail when ours differs from the original")
+    args = ap.parse_args(argv)
+
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    bad = [p for p in peers if p not in ALL_PEERS]
+    if bad:
+        ap.error("unknown peers: %s" % ", ".join(bad))
+    if not os.path.exists(args.model):
+        ap.error("model not found: %s" % args.model)
+    n = max(1, args.threads)
+    cap = args.mb * MB
+
+    # ---- text
+    t0 = time.perf_counter()
+    if args.text:
+        docs = file_docs(args.text, cap, args.doc_kb * 1000)
+        by_lang = None
+        text_desc = "`%s`" % args.text
+    else:
+        docs, by_lang, files = corpus_mix(args.corpus, cap)
+        text_desc = ("corpus `%s` (%s): zh/en/code documents interleaved 3:5:0.5 by bytes, "
+                     "test documents first" % (args.corpus, ", ".join(files)))
+    nbytes = sum(len(d.encode("utf-8")) for d in docs)
+    sha = hashlib.sha256("\n".join(docs).encode("utf-8")).hexdigest()
+    print("text: %d documents, %.2f MB UTF-8, %d chars (read in %.1f s)%s" % (
+        len(docs), nbytes / MB, sum(map(len, docs)), time.perf_counter() - t0,
+        "" if not by_lang else "; " + ", ".join("%s %.2f MB" % (l, b / MB) for l, b in by_lang.items())),
+        flush=True)
+    if not docs:
+        raise SystemExit("no text")
+
+    machine = {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "loadavg_start": open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+    versions = {
+        "bytepiece-rs (ours)": version_of("bytepiece-rs", "bytepiece_rs"),
+        "bytepiece": version_of("bytepiece"),
+        "bytepiece-py": version_of("bytepiece-py", "bytepiece_py"),
+        "rs-bytepiece": version_of("rs-bytepiece", "rs_bytepiece"),
+        "sentencepiece": version_of("sentencepiece"),
+        "protobuf": version_of("protobuf"),
+        "numpy": version_of("numpy"),
+        "pyahocorasick": version_of("pyahocorasick"),
+    }
+    warm = docs[: max(n * 4, 16)]
+    busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()
+    wall0 = time.perf_counter()
+
+    rows, ref = [], None
+    with tempfile.TemporaryDirectory() as tmpdir:
+        args.tmpdir = tmpdir
+        order = [p for p in ALL_PEERS if p in peers]  # original first: it is the reference
+        for name in order:
+            for cls in PEER_CLASSES[name]:
+                peer = cls(args)
+                row = {"key": peer.key, "tokenizer": PEER_TITLES[name], "api1": peer.api1,
+                       "apin": peer.apin, "load_s": None, "mbps1": None, "mbpsn": None,
+                       "runs1": [], "runsn": [], "tokens": None, "tokens_n": None,
+                       "same_docs": None, "same_docs_n": None, "error": None, "notes": ""}
+                rows.append(row)
+                print("== %s %s" % (row["tokenizer"], peer.api1), flush=True)
+                if args.wait_idle > 0:
+                    wait_idle(args.wait_idle)
+                try:
+                    if isinstance(peer, SentencePiece):
+                        peer.prepare()
+                    load_s, load_runs, tok = timed_loads(peer.load, 3, 15.0)
+                    row["load_s"], row["load_runs"] = load_s, load_runs
+                    print("   load %.3f s %s" % (load_s, ["%.3f" % x for x in load_runs]), flush=True)
+                    # warm-up (lazy initialisation, caches), untimed
+                    peer.one(tok, warm)()
+                    sec, runs, res = timed_runs(peer.one(tok, docs), args.repeat, args.budget)
+                    res = cls.as_lists(res)
+                    row["mbps1"], row["runs1"] = nbytes / sec / MB, runs
+                    row["tokens"] = sum(map(len, res))
+                    if ref is None and peer.key == "original":
+                        ref = res
+                    if ref is not None:
+                        row["same_docs"] = compare(ref, res)
+                    del res
+                    print("   1 thread : %.2f MB/s (runs %s), %d ids%s" % (
+                        row["mbps1"], ["%.2f" % x for x in runs], row["tokens"],
+                        "" if row["same_docs"] is None else
+                        ", ids equal to the original on %d/%d documents" % row["same_docs"]), flush=True)
+                    run, close = peer.many(tok, docs, n)
+                    try:
+                        run_w = run  # warm-up done inside runners / by the 1-thread pass
+                        sec, runs, res = timed_runs(run_w, args.repeat, args.budget)
+                    finally:
+                        close()
+                    res = cls.as_lists(res)
+                    row["mbpsn"], row["runsn"] = nbytes / sec / MB, runs
+                    row["tokens_n"] = sum(map(len, res))
+                    if ref is not None:
+                        row["same_docs_n"] = compare(ref, res)
+                    del res
+                    print("   %d threads: %.2f MB/s (runs %s), %d ids%s" % (
+                        n, row["mbpsn"], ["%.2f" % x for x in runs], row["tokens_n"],
+                        "" if row["same_docs_n"] is None else
+                        ", ids equal to the original on %d/%d documents" % row["same_docs_n"]), flush=True)
+                    row["notes"] = peer.notes
+                    del tok
+                except Exception as e:  # a peer that cannot run is reported, not fatal
+                    row["error"] = "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+                    row["notes"] = peer.notes
+                    print("   FAILED: %s" % row["error"], flush=True)
+                    if os.environ.get("BENCH_DEBUG"):
+                        traceback.print_exc()
+                    if isinstance(e, (ImportError, ModuleNotFoundError)):
+                        break  # the package is missing: skip its other APIs
+                gc.collect()
+
+    wall = time.perf_counter() - wall0
+    other = cpu_busy_seconds() - busy0 - (own_cpu_seconds() - own0)
+    machine["loadavg_end"] = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None
+    machine["other_cpu_share"] = max(0.0, other) / (wall * (os.cpu_count() or 1)) if wall > 0 else None
+
+    md = render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc, n)
+    print()
+    print(md)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write(md)
+    with open(os.path.splitext(args.out)[0] + ".json", "w", encoding="utf-8") as f:
+        json.dump({"machine": machine, "versions": versions, "model": args.model,
+                   "text": {"desc": text_desc, "documents": len(docs), "bytes": nbytes,
+                            "by_lang": by_lang, "sha256": sha},
+                   "threads": n, "rows": rows}, f, indent=1, default=str)
+    print("written: %s" % args.out)
+
+    ours = next((r for r in rows if r["key"] == "ours"), None)
+    if ours and not args.no_check and ref is not None:
+        problems = []
+        for r in rows:
+            if r["key"].startswith("ours") and not r["error"]:
+                for k in ("same_docs", "same_docs_n"):
+                    if r[k] is not None and r[k][0] != r[k][1]:
+                        problems.append("%s %s: ids differ from the original on %d of %d documents"
+                                        % (r["key"], k, r[k][1] - r[k][0], r[k][1]))
+        if problems:
+            print("CHECK FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
+            return 1
+    return 0
+
+
+def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc, n):
+    L = []
+    L.append("# Encode benchmark\n")
+    L.append("- date: %s" % machine["date"])
+    L.append("- machine: %s, %s cores, %s; Python %s" % (machine["cpu"], machine["cores"],
+                                                        machine["platform"], machine["python"]))
+    share = machine.get("other_cpu_share")
+    L.append("- load average at start / end: %s / %s; CPU used by other processes during the run: %s" % (
+        " ".join(machine["loadavg_start"] or []), " ".join(machine["loadavg_end"] or []),
+        "n/a" if share is None else "%.0f%% of the machine" % (100 * share)))
+    L.append("- model: `%s`" % args.model)
+    L.append("- text: %s; %d documents, %.2f MB (UTF-8)%s; sha256 of the documents joined by `\\n`: `%s`" % (
+        text_desc, len(docs), nbytes / MB,
+        "" if not by_lang else " = " + " + ".join("%s %.2f MB" % (l, b / MB) for l, b in by_lang.items()),
+        sha[:16]))
+    L.append("- versions: " + ", ".join("%s %s" % (k, v or "not installed") for k, v in versions.items()))
+    L.append("- MB/s = UTF-8 bytes of input / wall seconds (MB = 10^6 bytes), median of the runs shown "
+             "(at most %d runs; fewer once a measurement took %g s). Load = median of up to 3 loads "
+             "of the model file (in the page cache), imports excluded. N = %d." % (args.repeat, args.budget, n))
+    L.append("")
+    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | runs | ids | same ids as original (docs) |" % (n, n))
+    L.append("|---|---|---|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        if r["error"]:
+            L.append("| %s | %s | %s | %s | — | — | — | — | failed: %s |" % (
+                r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), r["error"].replace("|", "\\|")))
+            continue
+        same = []
+        for k in ("same_docs", "same_docs_n"):
+            if r[k] is not None:
+                same.append("%d/%d" % r[k])
+        same_s = " / ".join(same) if same else "reference"
+        if r["key"] == "original":
+            same_s = "reference (Pool: %s)" % ("%d/%d" % r["same_docs_n"] if r["same_docs_n"] else "?")
+        L.append("| %s | %s | %s | %s | %s | %s | %d / %d | %s | %s |" % (
+            r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), fmt(r["mbps1"]), fmt(r["mbpsn"]),
+            len(r["runs1"]), len(r["runsn"]), "{:,}".format(r["tokens"]) if r["tokens"] is not None else "—",
+            same_s))
+    notes = [(r["tokenizer"], r["notes"]) for r in rows if r["notes"]]
+    if notes:
+        L.append("")
+        for t, s in dict(notes).items():
+            L.append("- %s: %s" % (t, s))
+
+    by = {r["key"]: r for r in rows if not r["error"]}
+
+    def ratio(a, ka, b, kb):
+        ra, rb = by.get(a), by.get(b)
+        if not ra or not rb or not ra.get(ka) or not rb.get(kb):
+            return None
+        return ra[ka] / rb[kb]
+
+    L.append("")
+    L.append("| ratio (ours = `encode_batch`) | value | target | met |")
+    L.append("|---|---:|---:|---|")
+    checks = [
+        ("ours / original, 1 thread", ratio("ours", "mbps1", "original", "mbps1"), 15.0),
+        ("ours / SentencePiece, 1 thread", ratio("ours", "mbps1", "sentencepiece", "mbps1"), 4.0),
+        ("ours %d threads / ours 1 thread" % n, ratio("ours", "mbpsn", "ours", "mbps1"), 1.8 if n >= 2 else None),
+        ("ours / original, %d threads (original: Pool of %d processes)" % (n, n),
+         ratio("ours", "mbpsn", "original", "mbpsn"), None),
+        ("ours / SentencePiece, %d threads" % n, ratio("ours", "mbpsn", "sentencepiece", "mbpsn"), None),
+        ("ours / bytepiece-py, 1 thread", ratio("ours", "mbps1", "bytepiece-py", "mbps1"), None),
+        ("ours / rs-bytepiece, 1 thread", ratio("ours", "mbps1", "rs-bytepiece", "mbps1"), None),
+        ("ours `encode_batch_numpy` / `encode_batch`, 1 thread",
+         ratio("ours-numpy", "mbps1", "ours", "mbps1"), None),
+    ]
+    for label, v, target in checks:
+        L.append("| %s | %s | %s | %s |" % (label, "—" if v is None else "%.2f×" % v,
+                                           "—" if target is None else "≥ %g×" % target,
+                                           "" if target is None or v is None else ("yes" if v >= target else "**no**")))
+    o = by.get("ours")
+    load = o["load_s"] if o else None
+    L.append("| ours model load (s) | %s | ≤ 0.1 s | %s |" % (
+        "—" if load is None else "%.3f" % load, "" if load is None else ("yes" if load <= 0.1 else "**no**")))
+    if o and by.get("original"):
+        L.append("")
+        L.append("ids: ours %s, original %s -> %s." % (
+            "{:,}".format(o["tokens"]), "{:,}".format(by["original"]["tokens"]),
+            "same count" if o["tokens"] == by["original"]["tokens"] else "**DIFFERENT COUNT**"))
+    L.append("")
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

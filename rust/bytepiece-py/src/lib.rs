@@ -1,0 +1,279 @@
+//! Python bindings of the bytepiece core: type conversion, releasing the GIL, NumPy arrays and
+//! errors mapped to Python exceptions. No tokenizer logic lives here.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+use bytepiece::{
+    model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab,
+};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
+use pyo3::exceptions::{PyFileNotFoundError, PyKeyError, PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString};
+
+/// Maps a core error to the Python exception a user expects.
+fn to_py(err: Error) -> PyErr {
+    match err {
+        Error::NotFound { .. } => PyFileNotFoundError::new_err(err.to_string()),
+        Error::Io { .. } => PyOSError::new_err(err.to_string()),
+        Error::UnknownId { .. } => PyKeyError::new_err(err.to_string()),
+        Error::InvalidModel { .. } | Error::InvalidArgument(_) => {
+            PyValueError::new_err(err.to_string())
+        }
+    }
+}
+
+/// A text received from Python: `str` (kept as UTF-8, normalised later) or `bytes`.
+enum OwnedText<'py> {
+    Str(Cow<'py, str>),
+    Bytes(&'py [u8]),
+}
+
+impl OwnedText<'_> {
+    fn as_text(&self) -> Text<'_> {
+        match self {
+            OwnedText::Str(s) => Text::Str(s),
+            OwnedText::Bytes(b) => Text::Bytes(b),
+        }
+    }
+}
+
+/// Reads a `str` (a lone surrogate raises `UnicodeEncodeError`, a `ValueError`) or `bytes`.
+fn extract_text<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> PyResult<OwnedText<'a>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        Ok(OwnedText::Str(s.to_cow()?))
+    } else if let Ok(b) = obj.cast::<PyBytes>() {
+        Ok(OwnedText::Bytes(b.as_bytes()))
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "expected str or bytes, got {}",
+            obj.get_type().name()?
+        )))
+    }
+}
+
+/// NumPy's `log`, elementwise: what the original uses to score pieces.
+fn numpy_log(py: Python<'_>, xs: &[f64]) -> PyResult<Vec<f64>> {
+    let numpy = py.import("numpy")?;
+    let arr = PyArray1::from_slice(py, xs);
+    let logs = numpy.getattr("log")?.call1((arr,))?;
+    let logs = logs.cast_into::<PyArray1<f64>>()?;
+    Ok(logs.readonly().as_slice()?.to_vec())
+}
+
+fn options(add_bos: bool, add_eos: bool, alpha: f64) -> PyResult<EncodeOptions> {
+    let options = EncodeOptions {
+        add_bos,
+        add_eos,
+        alpha,
+    };
+    options.validate().map_err(to_py)?;
+    Ok(options)
+}
+
+/// The compiled tokenizer behind `bytepiece_rs.Tokenizer`.
+#[pyclass(module = "bytepiece_rs._core", name = "Encoder", frozen)]
+struct PyEncoder {
+    inner: CoreEncoder,
+    seeds: SeedSequence,
+}
+
+impl PyEncoder {
+    fn build(py: Python<'_>, vocab: Vocab, seed: Option<u64>) -> PyResult<PyEncoder> {
+        let mut log_error = None;
+        let inner = CoreEncoder::with_log(vocab, |xs| {
+            numpy_log(py, xs).map_err(|e| {
+                let message = format!("numpy.log failed: {e}");
+                log_error = Some(e);
+                Error::InvalidArgument(message)
+            })
+        });
+        let inner = match (inner, log_error) {
+            (_, Some(e)) => return Err(e),
+            (result, None) => result.map_err(to_py)?,
+        };
+        let seeds = seed.map_or_else(SeedSequence::from_entropy, SeedSequence::new);
+        Ok(PyEncoder { inner, seeds })
+    }
+
+    fn seed_for(&self, options: &EncodeOptions) -> u64 {
+        if options.alpha >= 0.0 {
+            self.seeds.next_seed()
+        } else {
+            0
+        }
+    }
+
+    fn encode_ids(&self, py: Python<'_>, text: &Bound<'_, PyAny>, options: &EncodeOptions) -> PyResult<Vec<u32>> {
+        let text = extract_text(text)?;
+        let seed = self.seed_for(options);
+        let t = text.as_text();
+        py.detach(|| self.inner.encode(t, options, seed)).map_err(to_py)
+    }
+
+    fn encode_many(
+        &self,
+        py: Python<'_>,
+        texts: &Bound<'_, PyAny>,
+        options: &EncodeOptions,
+        num_threads: Option<usize>,
+    ) -> PyResult<Vec<Vec<u32>>> {
+        let objs: Vec<Bound<'_, PyAny>> = texts
+            .try_iter()?
+            .collect::<PyResult<_>>()?;
+        let owned = objs.iter().map(extract_text).collect::<PyResult<Vec<_>>>()?;
+        let seed = self.seed_for(options);
+        py.detach(|| {
+            let inputs: Vec<Text<'_>> = owned.iter().map(OwnedText::as_text).collect();
+            parallel::run_with_threads(num_threads, || self.inner.encode_batch(&inputs, options, seed))
+                .and_then(|r| r)
+        })
+        .map_err(to_py)
+    }
+}
+
+#[pymethods]
+impl PyEncoder {
+    /// Loads a model file in the original JSON format.
+    #[staticmethod]
+    #[pyo3(signature = (path, seed=None))]
+    fn from_file(py: Python<'_>, path: PathBuf, seed: Option<u64>) -> PyResult<PyEncoder> {
+        let vocab = py.detach(|| model_io::load(&path)).map_err(to_py)?;
+        PyEncoder::build(py, vocab, seed)
+    }
+
+    /// Parses a model from the bytes of a model file; `origin` names it in error messages.
+    #[staticmethod]
+    #[pyo3(signature = (data, origin, seed=None))]
+    fn from_json(py: Python<'_>, data: &[u8], origin: &str, seed: Option<u64>) -> PyResult<PyEncoder> {
+        let vocab = py.detach(|| model_io::parse(data, origin)).map_err(to_py)?;
+        PyEncoder::build(py, vocab, seed)
+    }
+
+    /// Restarts the random draws used when sampling (`alpha >= 0`).
+    fn set_seed(&self, seed: u64) {
+        self.seeds.reset(seed);
+    }
+
+    /// Number of ids, `<pad>`, `<bos>` and `<eos>` included.
+    #[getter]
+    fn vocab_size(&self) -> usize {
+        self.inner.vocab().vocab_size()
+    }
+
+    /// Ids of `text` (`str`, NFC-normalised, or `bytes`, as is).
+    #[pyo3(signature = (text, add_bos=false, add_eos=false, alpha=-1.0))]
+    fn encode(&self, py: Python<'_>, text: &Bound<'_, PyAny>, add_bos: bool, add_eos: bool, alpha: f64) -> PyResult<Vec<u32>> {
+        self.encode_ids(py, text, &options(add_bos, add_eos, alpha)?)
+    }
+
+    /// Pieces (as bytes) of `text`.
+    #[pyo3(signature = (text, alpha=-1.0))]
+    fn tokenize<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, alpha: f64) -> PyResult<Bound<'py, PyList>> {
+        let ids = self.encode_ids(py, text, &options(false, false, alpha)?)?;
+        let vocab = self.inner.vocab();
+        PyList::new(
+            py,
+            ids.iter().filter_map(|&i| vocab.piece(i)).map(|p| PyBytes::new(py, p)),
+        )
+    }
+
+    /// Ids of many texts, encoded in parallel with the GIL released.
+    #[pyo3(signature = (texts, add_bos=false, add_eos=false, alpha=-1.0, num_threads=None))]
+    fn encode_batch(
+        &self,
+        py: Python<'_>,
+        texts: &Bound<'_, PyAny>,
+        add_bos: bool,
+        add_eos: bool,
+        alpha: f64,
+        num_threads: Option<usize>,
+    ) -> PyResult<Vec<Vec<u32>>> {
+        self.encode_many(py, texts, &options(add_bos, add_eos, alpha)?, num_threads)
+    }
+
+    /// Ids of many texts as one flat `uint32` array, and `int64` offsets (`len(texts) + 1` of
+    /// them) such that text `i` has ids `ids[offsets[i]:offsets[i + 1]]`.
+    #[pyo3(signature = (texts, add_bos=false, add_eos=false, alpha=-1.0, num_threads=None))]
+    fn encode_batch_numpy<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        add_bos: bool,
+        add_eos: bool,
+        alpha: f64,
+        num_threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
+        let docs = self.encode_many(py, texts, &options(add_bos, add_eos, alpha)?, num_threads)?;
+        let (flat, offsets) = py.detach(|| {
+            let mut offsets = Vec::with_capacity(docs.len() + 1);
+            offsets.push(0i64);
+            let total: usize = docs.iter().map(Vec::len).sum();
+            let mut flat = Vec::with_capacity(total);
+            for d in &docs {
+                flat.extend_from_slice(d);
+                offsets.push(flat.len() as i64);
+            }
+            (flat, offsets)
+        });
+        Ok((flat.into_pyarray(py), offsets.into_pyarray(py)))
+    }
+
+    /// The bytes of `ids` joined (ids 0-2 and negative ids skipped).
+    fn decode_bytes<'py>(&self, py: Python<'py>, ids: Vec<i64>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.inner.decode(&ids).map_err(to_py)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// The text of `ids`: their bytes decoded as UTF-8, invalid bytes dropped.
+    fn decode(&self, ids: Vec<i64>) -> PyResult<String> {
+        let bytes = self.inner.decode(&ids).map_err(to_py)?;
+        Ok(bytepiece::normalize::decode_utf8_ignore(&bytes).into_owned())
+    }
+
+    /// The id of a piece, or None.
+    fn piece_to_id(&self, piece: &[u8]) -> Option<u32> {
+        self.inner.vocab().id(piece)
+    }
+
+    /// The piece of an id (3 and above), or None.
+    fn id_to_piece<'py>(&self, py: Python<'py>, id: i64) -> Option<Bound<'py, PyBytes>> {
+        let id = u32::try_from(id).ok()?;
+        self.inner.vocab().piece(id).map(|p| PyBytes::new(py, p))
+    }
+
+    /// The pieces in id order (from id 3).
+    fn pieces<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.inner.vocab().pieces().iter().map(|p| PyBytes::new(py, p)))
+    }
+
+    /// The counts in id order (from id 3).
+    fn counts(&self) -> Vec<u64> {
+        self.inner.vocab().counts().to_vec()
+    }
+
+    /// The scores (log-probabilities) in id order (from id 3).
+    fn scores(&self) -> Vec<f64> {
+        self.inner.scores().to_vec()
+    }
+
+    /// The model in the original's JSON format.
+    fn to_json(&self) -> String {
+        model_io::to_json(self.inner.vocab())
+    }
+
+    /// Saves the model in the original's JSON format, atomically.
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        py.detach(|| model_io::save(self.inner.vocab(), &path)).map_err(to_py)
+    }
+}
+
+/// The compiled core of bytepiece_rs.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyEncoder>()?;
+    m.add("UNICODE_VERSION", bytepiece::normalize::UNICODE_VERSION)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! Unigram encoding: the best (or a sampled) path through the lattice of all vocabulary matches,
+//! and decoding back to bytes.
+//!
+//! A piece's score is `ln(count) - ln(total count)`. The best path is found in one pass over the
+//! matches (by end position, longest first), keeping a candidate only when it is strictly better
+//! than the one held; this breaks ties between equal scores exactly as the original does. Cost
+//! and memory are linear in the text for a given vocabulary; nothing recurses.
+
+use std::borrow::Cow;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::matcher::Matcher;
+use crate::normalize::{nfc, split_lines};
+use crate::sampler::{document_seed, sample_chunk, Rng};
+use crate::vocab::{Vocab, BOS_ID, EOS_ID, NUM_RESERVED};
+
+/// A text to encode.
+#[derive(Debug, Clone, Copy)]
+pub enum Text<'a> {
+    /// Unicode text: normalised to NFC first, as the original does.
+    Str(&'a str),
+    /// Raw bytes: encoded as they are, without normalisation (they need not be UTF-8).
+    Bytes(&'a [u8]),
+}
+
+impl Text<'_> {
+    /// The bytes that are segmented: the NFC form of a `Str`, a `Bytes` as it is.
+    pub fn normalized(&self) -> Cow<'_, [u8]> {
+        match self {
+            Text::Str(s) => match nfc(s) {
+                Cow::Borrowed(b) => Cow::Borrowed(b.as_bytes()),
+                Cow::Owned(o) => Cow::Owned(o.into_bytes()),
+            },
+            Text::Bytes(b) => Cow::Borrowed(b),
+        }
+    }
+}
+
+/// How to encode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncodeOptions {
+    /// Put `<bos>` (id 1) first.
+    pub add_bos: bool,
+    /// Put `<eos>` (id 2) last.
+    pub add_eos: bool,
+    /// Below 0: the best segmentation. At least 0: a segmentation drawn with probability
+    /// proportional to `exp(alpha * score)` (0 draws uniformly). Must not be NaN or infinite.
+    pub alpha: f64,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions {
+            add_bos: false,
+            add_eos: false,
+            alpha: -1.0,
+        }
+    }
+}
+
+impl EncodeOptions {
+    /// Checks the options: `alpha` must be a finite number.
+    pub fn validate(&self) -> Result<()> {
+        if self.alpha.is_finite() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "alpha must be a finite number (negative for the best segmentation, >= 0 to sample), got {}",
+                self.alpha
+            )))
+        }
+    }
+
+    fn samples(&self) -> bool {
+        self.alpha >= 0.0
+    }
+}
+
+/// Reusable buffers for one chunk's lattice: the best (or summed) score reaching each end
+/// position and the piece chosen to end there.
+#[derive(Debug, Default)]
+pub struct Lattice {
+    scores: Vec<f64>,
+    routes: Vec<u32>,
+}
+
+impl Lattice {
+    /// Prepares for a chunk of `len` bytes: score 0 at position 0, `-inf` elsewhere.
+    pub(crate) fn reset(&mut self, len: usize) -> (&mut [f64], &mut [u32]) {
+        self.scores.clear();
+        self.scores.resize(len + 1, f64::NEG_INFINITY);
+        self.scores[0] = 0.0;
+        self.routes.clear();
+        self.routes.resize(len + 1, 0);
+        (&mut self.scores, &mut self.routes)
+    }
+
+    /// Follows the routes back from the end and appends the ids, in text order, to `out`.
+    pub(crate) fn backtrack(&self, lens: &[u32], out: &mut Vec<u32>) {
+        let first = out.len();
+        let mut e = self.routes.len() - 1;
+        while e > 0 {
+            let piece = self.routes[e];
+            out.push(piece + NUM_RESERVED);
+            e -= lens[piece as usize] as usize;
+        }
+        out[first..].reverse();
+    }
+}
+
+/// A ready-to-use tokenizer: a vocabulary, its matcher and its piece scores.
+#[derive(Debug)]
+pub struct Encoder {
+    vocab: Vocab,
+    matcher: Matcher,
+    scores: Vec<f64>,
+    lens: Vec<u32>,
+}
+
+impl Encoder {
+    /// Builds an encoder, computing logarithms with Rust's `f64::ln`.
+    pub fn new(vocab: Vocab) -> Result<Encoder> {
+        Encoder::with_log(vocab, |xs| Ok(xs.iter().map(|x| x.ln()).collect()))
+    }
+
+    /// Builds an encoder with a given natural logarithm, applied elementwise to the counts (as
+    /// `f64`, in id order) followed by their total. The Python bindings pass NumPy's `log`, which
+    /// the original uses and which on some CPUs differs from the C library's in the last bit.
+    pub fn with_log(vocab: Vocab, ln: impl FnOnce(&[f64]) -> Result<Vec<f64>>) -> Result<Encoder> {
+        let total: u128 = vocab.counts().iter().map(|&c| u128::from(c)).sum();
+        let mut xs: Vec<f64> = vocab.counts().iter().map(|&c| c as f64).collect();
+        xs.push(total as f64);
+        let logs = ln(&xs)?;
+        if logs.len() != xs.len() || logs.iter().any(|l| !l.is_finite()) {
+            return Err(Error::InvalidArgument(
+                "the logarithm function gave a wrong number of values or a non-finite one".into(),
+            ));
+        }
+        let log_total = logs[logs.len() - 1];
+        let scores = logs[..logs.len() - 1].iter().map(|l| l - log_total).collect();
+        let lens = vocab.pieces().iter().map(|p| p.len() as u32).collect();
+        let matcher = Matcher::new(&vocab)?;
+        Ok(Encoder {
+            vocab,
+            matcher,
+            scores,
+            lens,
+        })
+    }
+
+    /// The vocabulary.
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
+    /// The score (log-probability) of each piece, in id order from id 3.
+    pub fn scores(&self) -> &[f64] {
+        &self.scores
+    }
+
+    /// Appends the ids of the best segmentation of one chunk (a line, see
+    /// [`split_lines`]) to `out`.
+    pub fn encode_chunk(&self, chunk: &[u8], lattice: &mut Lattice, out: &mut Vec<u32>) {
+        let (best, routes) = lattice.reset(chunk.len());
+        let scores = &self.scores[..];
+        self.matcher.for_each_match(chunk, |s, e, i| {
+            let score = best[s] + scores[i];
+            if score > best[e] {
+                best[e] = score;
+                routes[e] = i as u32;
+            }
+        });
+        lattice.backtrack(&self.lens, out);
+    }
+
+    /// Encodes one text. `seed` only matters when sampling (`alpha >= 0`).
+    pub fn encode(&self, text: Text<'_>, options: &EncodeOptions, seed: u64) -> Result<Vec<u32>> {
+        options.validate()?;
+        Ok(self.encode_unchecked(text, options, seed))
+    }
+
+    fn encode_unchecked(&self, text: Text<'_>, options: &EncodeOptions, seed: u64) -> Vec<u32> {
+        let bytes = text.normalized();
+        let mut out = Vec::with_capacity(bytes.len() / 3 + 2);
+        if options.add_bos {
+            out.push(BOS_ID);
+        }
+        let mut lattice = Lattice::default();
+        let mut rng = Rng::new(seed);
+        for chunk in split_lines(&bytes) {
+            if options.samples() {
+                sample_chunk(
+                    &self.matcher,
+                    &self.scores,
+                    &self.lens,
+                    chunk,
+                    options.alpha,
+                    &mut rng,
+                    &mut lattice,
+                    &mut out,
+                );
+            } else {
+                self.encode_chunk(chunk, &mut lattice, &mut out);
+            }
+        }
+        if options.add_eos {
+            out.push(EOS_ID);
+        }
+        out
+    }
+
+    /// Encodes many texts on the current rayon pool (see [`crate::parallel`]); the result is the
+    /// same as encoding them one by one with seeds `document_seed(seed, index)`, whatever the
+    /// number of threads.
+    pub fn encode_batch(
+        &self,
+        texts: &[Text<'_>],
+        options: &EncodeOptions,
+        seed: u64,
+    ) -> Result<Vec<Vec<u32>>> {
+        options.validate()?;
+        Ok(texts
+            .par_iter()
+            .enumerate()
+            .with_min_len(1)
+            .map(|(i, t)| self.encode_unchecked(*t, options, document_seed(seed, i)))
+            .collect())
+    }
+
+    /// The bytes of the given ids joined; ids 0, 1 and 2 (and negative ones) are skipped, as the
+    /// original skips them. An id past the vocabulary is an error.
+    pub fn decode(&self, ids: &[i64]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(ids.len() * 3);
+        for &id in ids {
+            if id < i64::from(NUM_RESERVED) {
+                continue;
+            }
+            let piece = u32::try_from(id)
+                .ok()
+                .and_then(|id| self.vocab.piece(id))
+                .ok_or(Error::UnknownId {
+                    id,
+                    vocab_size: self.vocab.vocab_size(),
+                })?;
+            out.extend_from_slice(piece);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::tests::entries_with;
+
+    fn toy(extra: &[(&[u8], u64)]) -> Encoder {
+        Encoder::new(Vocab::from_entries(entries_with(extra), "toy").unwrap()).unwrap()
+    }
+
+    fn pieces(enc: &Encoder, ids: &[u32]) -> Vec<String> {
+        ids.iter()
+            .map(|&i| String::from_utf8_lossy(enc.vocab().piece(i).unwrap()).into_owned())
+            .collect()
+    }
+
+    fn best(enc: &Encoder, text: &str) -> Vec<String> {
+        let ids = enc.encode(Text::Str(text), &EncodeOptions::default(), 0).unwrap();
+        pieces(enc, &ids)
+    }
+
+    #[test]
+    fn prefers_frequent_pieces() {
+        let enc = toy(&[(b"ab", 1000), (b"bc", 10)]);
+        assert_eq!(best(&enc, "abc"), ["ab", "c"]);
+        let enc = toy(&[(b"ab", 10), (b"bc", 1000)]);
+        assert_eq!(best(&enc, "abc"), ["a", "bc"]);
+    }
+
+    #[test]
+    fn ties_go_to_the_first_candidate_as_in_the_original() {
+        // ab|c and a|bc have bitwise-equal scores; at end 3 "bc" is seen before "c", and a later
+        // equal candidate does not replace it.
+        let enc = toy(&[(b"ab", 1), (b"bc", 1)]);
+        assert_eq!(best(&enc, "abc"), ["a", "bc"]);
+    }
+
+    #[test]
+    fn lines_are_encoded_separately_and_specials_added() {
+        let enc = toy(&[(b"a\nb", 1_000_000)]);
+        assert_eq!(best(&enc, "a\nb"), ["a", "\n", "b"]);
+        let opts = EncodeOptions {
+            add_bos: true,
+            add_eos: true,
+            alpha: -1.0,
+        };
+        let ids = enc.encode(Text::Str(""), &opts, 0).unwrap();
+        assert_eq!(ids, [BOS_ID, EOS_ID]);
+    }
+
+    #[test]
+    fn nfc_applies_to_str_but_not_to_bytes() {
+        let enc = toy(&[]);
+        let s = enc.encode(Text::Str("e\u{301}"), &EncodeOptions::default(), 0).unwrap();
+        assert_eq!(enc.decode(&s.iter().map(|&i| i64::from(i)).collect::<Vec<_>>()).unwrap(), "\u{e9}".as_bytes());
+        let b = enc.encode(Text::Bytes("e\u{301}".as_bytes()), &EncodeOptions::default(), 0).unwrap();
+        assert_eq!(b.len(), 3);
+    }
+
+    #[test]
+    fn decode_skips_reserved_and_rejects_unknown() {
+        let enc = toy(&[(b"ab", 3)]);
+        assert_eq!(enc.decode(&[1, 259, -4, 2, 100]).unwrap(), b"aba");
+        assert!(enc.decode(&[260]).unwrap_err().to_string().contains("id 260"));
+    }
+
+    #[test]
+    fn long_runs_are_linear_and_do_not_recurse() {
+        let enc = toy(&[(b"aa", 5), (b"aaaa", 50)]);
+        let text = "a".repeat(1_000_001);
+        let ids = enc.encode(Text::Str(&text), &EncodeOptions::default(), 0).unwrap();
+        assert_eq!(ids.len(), 250_001);
+    }
+
+    #[test]
+    fn rejects_non_finite_alpha() {
+        let enc = toy(&[]);
+        for alpha in [f64::NAN, f64::INFINITY] {
+            let opts = EncodeOptions { alpha, ..Default::default() };
+            assert!(enc.encode(Text::Str("x"), &opts, 0).is_err());
+        }
+    }
+
+    #[test]
+    fn sampling_is_seeded_and_always_a_segmentation() {
+        let enc = toy(&[(b"ab", 50), (b"bc", 50), (b"abc", 5)]);
+        let opts = EncodeOptions { alpha: 0.0, ..Default::default() };
+        let text = "abcabcabc\nabc";
+        let draw = |seed| enc.encode(Text::Str(text), &opts, seed).unwrap();
+        assert_eq!(draw(1), draw(1));
+        let distinct: std::collections::HashSet<Vec<u32>> = (0..50).map(draw).collect();
+        assert!(distinct.len() > 10);
+        for ids in distinct {
+            let wide: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+            assert_eq!(enc.decode(&wide).unwrap(), text.as_bytes());
+        }
+        // a huge alpha overflows scores to -inf and must still give a segmentation
+        let opts = EncodeOptions { alpha: 1e308, ..Default::default() };
+        let ids = enc.encode(Text::Str(text), &opts, 3).unwrap();
+        let wide: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+        assert_eq!(enc.decode(&wide).unwrap(), text.as_bytes());
+    }
+
+    #[test]
+    fn batch_equals_one_by_one() {
+        let enc = toy(&[(b"ab", 50), (b"bc", 50)]);
+        let texts: Vec<String> = (0..40).map(|i| "abc".repeat(i)).collect();
+        let inputs: Vec<Text> = texts.iter().map(|t| Text::Str(t)).collect();
+        for alpha in [-1.0, 0.5] {
+            let opts = EncodeOptions { alpha, ..Default::default() };
+            let batch = enc.encode_batch(&inputs, &opts, 9).unwrap();
+            for (i, t) in inputs.iter().enumerate() {
+                assert_eq!(batch[i], enc.encode(*t, &opts, document_seed(9, i)).unwrap());
+            }
+        }
+    }
+}

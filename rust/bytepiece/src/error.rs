@@ -1,0 +1,57 @@
+//! One error type for the whole core: every failure is a value, never a panic.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file that was asked for does not exist.
+    #[error("{}: no such file", path.display())]
+    NotFound {
+        /// The missing file.
+        path: PathBuf,
+    },
+    /// Reading or writing a file failed for another reason.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file being read or written.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A model (from a file or from memory) is not a valid BytePiece model.
+    #[error("{origin}: {message}")]
+    InvalidModel {
+        /// Where the model came from: a file path, or a short description.
+        origin: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An id that names no piece (ids run from 0 to `vocab_size - 1`).
+    #[error("id {id} is not in the vocabulary (ids are 0..{vocab_size})")]
+    UnknownId {
+        /// The id asked for.
+        id: i64,
+        /// The vocabulary size.
+        vocab_size: usize,
+    },
+    /// An argument is out of its domain (an unknown id, a non-finite alpha, ...).
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    /// Builds an [`Error::Io`] (or [`Error::NotFound`]) for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound { path }
+        } else {
+            Error::Io { path, source }
+        }
+    }
+}
+
+/// The core's result type.
+pub type Result<T> = std::result::Result<T, Error>;

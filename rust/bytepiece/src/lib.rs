@@ -1,0 +1,27 @@
+//! # bytepiece
+//!
+//! The core of bytepiece-rs: BytePiece's byte-level Unigram tokenizer with the original's model
+//! format and its exact segmentations, with no Python in it.
+//!
+//! ```no_run
+//! use bytepiece::{model_io, EncodeOptions, Encoder, Text};
+//! let encoder = Encoder::new(model_io::load("bytepiece_80k.model")?)?;
+//! let ids = encoder.encode(Text::Str("Hello, 世界"), &EncodeOptions::default(), 0)?;
+//! # Ok::<(), bytepiece::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod encoder;
+pub mod error;
+pub mod matcher;
+pub mod model_io;
+pub mod normalize;
+pub mod parallel;
+pub mod sampler;
+pub mod vocab;
+
+pub use encoder::{EncodeOptions, Encoder, Lattice, Text};
+pub use error::{Error, Result};
+pub use sampler::SeedSequence;
+pub use vocab::{Entry, Vocab};

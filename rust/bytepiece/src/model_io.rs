@@ -1,0 +1,232 @@
+//! The original BytePiece model format, both ways: a JSON object mapping each piece (standard
+//! base64 of its bytes) to `[id, text, count]`, where `text` is the piece decoded as UTF-8 with
+//! invalid bytes dropped. Files are written exactly as the original writes them
+//! (`json.dump(..., indent=4, ensure_ascii=False)`, pieces in id order) and atomically.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::error::{Error, Result};
+use crate::normalize::decode_utf8_ignore;
+use crate::vocab::{Entry, Vocab, NUM_RESERVED};
+
+/// Reads and validates a model file.
+pub fn load(path: impl AsRef<Path>) -> Result<Vocab> {
+    let path = path.as_ref();
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse(&bytes, &path.display().to_string())
+}
+
+/// Parses and validates a model from the bytes of a model file; `origin` names it in errors.
+pub fn parse(json: &[u8], origin: &str) -> Result<Vocab> {
+    let raw: RawModel = serde_json::from_slice(json).map_err(|e| Error::InvalidModel {
+        origin: origin.to_string(),
+        message: format!("not a BytePiece model: {e}"),
+    })?;
+    let entries = raw
+        .0
+        .into_iter()
+        .map(|(key, id, count)| decode_entry(&key, &id, &count, origin))
+        .collect::<Result<Vec<_>>>()?;
+    Vocab::from_entries(entries, origin)
+}
+
+/// Turns one `"base64": [id, text, count]` item into an [`Entry`]; `text` is not used, as it is
+/// derived from the piece.
+fn decode_entry(
+    key: &str,
+    id: &serde_json::Number,
+    count: &serde_json::Number,
+    origin: &str,
+) -> Result<Entry> {
+    let invalid = |message: String| Error::InvalidModel {
+        origin: origin.to_string(),
+        message,
+    };
+    let piece = BASE64
+        .decode(key)
+        .map_err(|e| invalid(format!("key {key:?} is not valid base64 ({e})")))?;
+    let id = id
+        .as_u64()
+        .ok_or_else(|| invalid(format!("key {key:?}: id {id} is not a non-negative integer")))?;
+    let count = match count.as_u64() {
+        Some(c) if c > 0 => c,
+        _ => {
+            return Err(invalid(format!(
+                "key {key:?}: count {count} is not a positive integer"
+            )))
+        }
+    };
+    Ok(Entry { piece, id, count })
+}
+
+/// The model file's items in file order: (base64 key, id, count).
+struct RawModel(Vec<(String, serde_json::Number, serde_json::Number)>);
+
+impl<'de> serde::Deserialize<'de> for RawModel {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct ModelVisitor;
+        impl<'de> Visitor<'de> for ModelVisitor {
+            type Value = RawModel;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object mapping base64 pieces to [id, text, count]")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawModel, A::Error> {
+                let mut items = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(key) = map.next_key::<String>()? {
+                    let (id, _text, count): (serde_json::Number, IgnoredAny, serde_json::Number) =
+                        map.next_value().map_err(|e| {
+                            de::Error::custom(format!("the value of key {key:?} is not [id, text, count]: {e}"))
+                        })?;
+                    items.push((key, id, count));
+                }
+                Ok(RawModel(items))
+            }
+        }
+        deserializer.deserialize_map(ModelVisitor)
+    }
+}
+
+/// Renders a vocabulary as the original writes it, byte for byte.
+pub fn to_json(vocab: &Vocab) -> String {
+    let mut out = String::with_capacity(vocab.len() * 64);
+    out.push('{');
+    for (i, (piece, count)) in vocab.pieces().iter().zip(vocab.counts()).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("\n    \"");
+        BASE64.encode_string(piece, &mut out);
+        out.push_str("\": [\n        ");
+        out.push_str(&(i as u64 + u64::from(NUM_RESERVED)).to_string());
+        out.push_str(",\n        ");
+        push_json_string(&mut out, &decode_utf8_ignore(piece));
+        out.push_str(",\n        ");
+        out.push_str(&count.to_string());
+        out.push_str("\n    ]");
+    }
+    out.push_str(if vocab.is_empty() { "}" } else { "\n}" });
+    out
+}
+
+/// Appends `text` as a JSON string the way Python's `json` does with `ensure_ascii=False`.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Writes a vocabulary to `path` in the original format.
+pub fn save(vocab: &Vocab, path: impl AsRef<Path>) -> Result<()> {
+    write_atomic(path.as_ref(), to_json(vocab).as_bytes())
+}
+
+/// Writes `data` to `path` so that readers see either the old file or the whole new one: the
+/// data goes to a temporary file in the same folder, is synced, then renamed over `path`. On
+/// failure the temporary file is removed and `path` is untouched.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        unique_suffix()
+    ));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::tests::entries_with;
+
+    fn model_json(extra: &[(&[u8], u64)]) -> String {
+        to_json(&Vocab::from_entries(entries_with(extra), "t").unwrap())
+    }
+
+    #[test]
+    fn writes_the_original_layout() {
+        let json = model_json(&[(b"\xe4\xb8\xad", 7), (b"a\"b", 2)]);
+        assert!(json.starts_with("{\n    \"AA==\": [\n        3,\n        \"\\u0000\",\n        1\n    ],\n"));
+        assert!(json.contains("\"5Lit\": [\n        259,\n        \"\u{4e2d}\",\n        7\n    ]"));
+        assert!(json.contains("\"YSJi\": [\n        260,\n        \"a\\\"b\",\n        2\n    ]\n}"));
+        assert!(json.contains("\"Cg==\": [\n        13,\n        \"\\n\",\n"));
+        // a lone continuation byte decodes to nothing
+        assert!(json.contains("\"gA==\": [\n        131,\n        \"\",\n"));
+    }
+
+    #[test]
+    fn round_trips_through_parse() {
+        let json = model_json(&[(b"ab", 5), (b"\xff\xfe", 9)]);
+        let vocab = parse(json.as_bytes(), "x").unwrap();
+        assert_eq!(vocab.id(b"\xff\xfe"), Some(260));
+        assert_eq!(to_json(&vocab), json);
+    }
+
+    #[test]
+    fn reports_what_is_wrong() {
+        let e = |s: &str| parse(s.as_bytes(), "f.model").unwrap_err().to_string();
+        assert!(e("not json").starts_with("f.model: not a BytePiece model"));
+        assert!(e("[1, 2]").contains("JSON object"));
+        assert!(e(r#"{"@@": [3, "", 1]}"#).contains("not valid base64"));
+        assert!(e(r#"{"AA==": [3, "", 0]}"#).contains("count 0 is not a positive integer"));
+        assert!(e(r#"{"AA==": [-3, "", 1]}"#).contains("id -3"));
+        assert!(e(r#"{"AA==": [3, 1]}"#).contains("not [id, text, count]"));
+        assert!(e(r#"{}"#).contains("empty"));
+        assert!(e(r#"{"AA==": [3, "", 1]}"#).contains("single-byte piece(s) missing"));
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("bp-io-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.model");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+        let missing = dir.join("no/such/dir/m.model");
+        assert!(matches!(write_atomic(&missing, b"x"), Err(Error::NotFound { .. })));
+        assert!(matches!(load(dir.join("absent.model")), Err(Error::NotFound { .. })));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,222 @@
+//! The vocabulary: pieces, their ids and their counts.
+//!
+//! Ids 0, 1 and 2 are `<pad>`, `<bos>` and `<eos>`; piece `i` (in id order) has id `i + 3`.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+
+/// Id of `<pad>`.
+pub const PAD_ID: u32 = 0;
+/// Id of `<bos>`.
+pub const BOS_ID: u32 = 1;
+/// Id of `<eos>`.
+pub const EOS_ID: u32 = 2;
+/// Number of ids reserved before the first piece.
+pub const NUM_RESERVED: u32 = 3;
+/// Names of the reserved ids, in id order.
+pub const RESERVED_NAMES: [&str; 3] = ["<pad>", "<bos>", "<eos>"];
+
+/// One vocabulary entry as a model file holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The piece's bytes.
+    pub piece: Vec<u8>,
+    /// Its id (at least [`NUM_RESERVED`]).
+    pub id: u64,
+    /// How often it was counted in training (positive).
+    pub count: u64,
+}
+
+/// A validated vocabulary: every id from 3 to `3 + len - 1` names one distinct, non-empty piece
+/// with a positive count, and all 256 single bytes are pieces (so every text can be encoded).
+#[derive(Debug)]
+pub struct Vocab {
+    pieces: Vec<Box<[u8]>>,
+    counts: Vec<u64>,
+    index: HashMap<Box<[u8]>, u32>,
+}
+
+impl Vocab {
+    /// Builds a vocabulary from entries in any order, checking every rule of the model format.
+    ///
+    /// `origin` names where the entries came from (a path, or "model dict") for error messages.
+    pub fn from_entries(entries: Vec<Entry>, origin: &str) -> Result<Vocab> {
+        let invalid = |message: String| Error::InvalidModel {
+            origin: origin.to_string(),
+            message,
+        };
+        if entries.is_empty() {
+            return Err(invalid("the vocabulary is empty".into()));
+        }
+        let n = entries.len();
+        let mut slots: Vec<Option<(Box<[u8]>, u64)>> = vec![None; n];
+        for entry in entries {
+            if entry.piece.is_empty() {
+                return Err(invalid(format!("id {} has an empty piece", entry.id)));
+            }
+            if entry.count == 0 {
+                return Err(invalid(format!(
+                    "piece {} (id {}) has count 0; counts must be positive",
+                    show_piece(&entry.piece),
+                    entry.id
+                )));
+            }
+            let slot = entry
+                .id
+                .checked_sub(u64::from(NUM_RESERVED))
+                .filter(|&i| i < n as u64)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "piece {} has id {}, outside {}..={} (ids 0-2 are reserved and the {} pieces must use consecutive ids)",
+                        show_piece(&entry.piece),
+                        entry.id,
+                        NUM_RESERVED,
+                        n as u64 + u64::from(NUM_RESERVED) - 1,
+                        n
+                    ))
+                })? as usize;
+            if slots[slot].is_some() {
+                return Err(invalid(format!("id {} is used by more than one piece", entry.id)));
+            }
+            slots[slot] = Some((entry.piece.into_boxed_slice(), entry.count));
+        }
+        // Every slot is filled: n entries, n slots, no slot filled twice.
+        let (pieces, counts): (Vec<Box<[u8]>>, Vec<u64>) = slots.into_iter().flatten().unzip();
+        let mut index = HashMap::with_capacity(n);
+        for (i, p) in pieces.iter().enumerate() {
+            let id = i as u32 + NUM_RESERVED;
+            if let Some(first) = index.insert(p.clone(), id) {
+                return Err(invalid(format!(
+                    "piece {} appears twice (ids {first} and {id})",
+                    show_piece(p)
+                )));
+            }
+        }
+        let vocab = Vocab {
+            pieces,
+            counts,
+            index,
+        };
+        let missing: Vec<String> = (0..=255u8)
+            .filter(|b| !vocab.index.contains_key(&[*b][..]))
+            .map(|b| format!("0x{b:02x}"))
+            .collect();
+        if !missing.is_empty() {
+            return Err(invalid(format!(
+                "{} single-byte piece(s) missing ({}{}); every byte must be a piece",
+                missing.len(),
+                missing[..missing.len().min(8)].join(", "),
+                if missing.len() > 8 { ", ..." } else { "" }
+            )));
+        }
+        Ok(vocab)
+    }
+
+    /// Number of pieces (the vocabulary size less the 3 reserved ids).
+    pub fn len(&self) -> usize {
+        self.pieces.len()
+    }
+
+    /// Always false: a validated vocabulary has at least the 256 single bytes.
+    pub fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    /// Total number of ids, the reserved ones included.
+    pub fn vocab_size(&self) -> usize {
+        self.pieces.len() + NUM_RESERVED as usize
+    }
+
+    /// The pieces in id order (piece `i` has id `i + 3`).
+    pub fn pieces(&self) -> &[Box<[u8]>] {
+        &self.pieces
+    }
+
+    /// The counts in id order.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    /// The bytes of the piece with this id, or `None` for a reserved or unknown id.
+    pub fn piece(&self, id: u32) -> Option<&[u8]> {
+        let i = id.checked_sub(NUM_RESERVED)? as usize;
+        self.pieces.get(i).map(|p| &**p)
+    }
+
+    /// The id of a piece, or `None` when it is not in the vocabulary.
+    pub fn id(&self, piece: &[u8]) -> Option<u32> {
+        self.index.get(piece).copied()
+    }
+}
+
+/// A short printable form of a piece for messages: its text when it is UTF-8, else its bytes.
+pub fn show_piece(piece: &[u8]) -> String {
+    let shown = match std::str::from_utf8(piece) {
+        Ok(text) => format!("{text:?}"),
+        Err(_) => format!("b{:?}", piece.escape_ascii().to_string()),
+    };
+    if shown.chars().count() > 40 {
+        let cut: String = shown.chars().take(37).collect();
+        format!("{cut}...")
+    } else {
+        shown
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// All 256 single bytes with count 1, then the given pieces, ids in that order.
+    pub(crate) fn entries_with(extra: &[(&[u8], u64)]) -> Vec<Entry> {
+        let mut pieces: Vec<(Vec<u8>, u64)> = (0..=255u8).map(|b| (vec![b], 1)).collect();
+        pieces.extend(extra.iter().map(|(p, c)| (p.to_vec(), *c)));
+        pieces
+            .into_iter()
+            .enumerate()
+            .map(|(i, (piece, count))| Entry {
+                piece,
+                id: i as u64 + 3,
+                count,
+            })
+            .collect()
+    }
+
+    fn err(entries: Vec<Entry>) -> String {
+        Vocab::from_entries(entries, "m.model").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn valid_vocabulary_maps_both_ways() {
+        let v = Vocab::from_entries(entries_with(&[(b"ab", 5)]), "m").unwrap();
+        assert_eq!(v.len(), 257);
+        assert_eq!(v.vocab_size(), 260);
+        assert_eq!(v.id(b"ab"), Some(259));
+        assert_eq!(v.piece(259), Some(&b"ab"[..]));
+        assert_eq!(v.piece(2), None);
+        assert_eq!(v.piece(260), None);
+        assert_eq!(v.id(b"zz"), None);
+    }
+
+    #[test]
+    fn rejects_broken_vocabularies_with_a_reason() {
+        assert!(err(vec![]).contains("empty"));
+        let mut e = entries_with(&[(b"ab", 5)]);
+        e[256].id = 3;
+        assert!(err(e).contains("more than one piece"), "duplicate id");
+        let mut e = entries_with(&[(b"ab", 5)]);
+        e[256].id = 1000;
+        assert!(err(e).contains("outside"), "missing id");
+        let mut e = entries_with(&[(b"ab", 5)]);
+        e[256].count = 0;
+        assert!(err(e).contains("count 0"));
+        let e = entries_with(&[(b"a", 5)]);
+        assert!(err(e).contains("appears twice"));
+        let mut e = entries_with(&[(b"ab", 5)]);
+        e[7].piece = b"xy".to_vec();
+        let msg = err(e);
+        assert!(msg.contains("1 single-byte piece(s) missing (0x07)"), "{msg}");
+        assert!(msg.starts_with("m.model: "));
+    }
+}
