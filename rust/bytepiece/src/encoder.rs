@@ -7,6 +7,7 @@
 //! and memory are linear in the text for a given vocabulary; nothing recurses.
 
 use std::borrow::Cow;
+use std::hint::select_unpredictable;
 
 use rayon::prelude::*;
 
@@ -97,14 +98,16 @@ impl Lattice {
         (&mut self.scores, &mut self.routes)
     }
 
-    /// Follows the routes back from the end and appends the ids, in text order, to `out`.
-    pub(crate) fn backtrack(&self, lens: &[u32], out: &mut Vec<u32>) {
+    /// Follows the routes (trie nodes of `matcher`) back from the end and appends the ids, in
+    /// text order, to `out`.
+    pub(crate) fn backtrack(&self, matcher: &Matcher, lens: &[u32], out: &mut Vec<u32>) {
         let first = out.len();
         let mut e = self.routes.len() - 1;
         while e > 0 {
-            let piece = self.routes[e];
-            out.push(piece + NUM_RESERVED);
-            e -= lens[piece as usize] as usize;
+            // Every position is reached (all single bytes are pieces), through a piece's node.
+            let piece = matcher.piece_at(self.routes[e]).unwrap_or_default();
+            out.push(piece as u32 + NUM_RESERVED);
+            e -= lens[piece] as usize;
         }
         out[first..].reverse();
     }
@@ -139,9 +142,9 @@ impl Encoder {
             ));
         }
         let log_total = logs[logs.len() - 1];
-        let scores = logs[..logs.len() - 1].iter().map(|l| l - log_total).collect();
+        let scores: Vec<f64> = logs[..logs.len() - 1].iter().map(|l| l - log_total).collect();
         let lens = vocab.pieces().iter().map(|p| p.len() as u32).collect();
-        let matcher = Matcher::new(&vocab)?;
+        let matcher = Matcher::new(&vocab, &scores)?;
         Ok(Encoder {
             vocab,
             matcher,
@@ -164,15 +167,19 @@ impl Encoder {
     /// [`split_lines`]) to `out`.
     pub fn encode_chunk(&self, chunk: &[u8], lattice: &mut Lattice, out: &mut Vec<u32>) {
         let (best, routes) = lattice.reset(chunk.len());
-        let scores = &self.scores[..];
-        self.matcher.for_each_match(chunk, |s, e, i| {
-            let score = best[s] + scores[i];
-            if score > best[e] {
-                best[e] = score;
-                routes[e] = i as u32;
-            }
-        });
-        lattice.backtrack(&self.lens, out);
+        for s in 0..chunk.len() {
+            let base = best[s];
+            // Nodes where no piece ends score -inf and never win.
+            self.matcher.for_each_prefix(chunk, s, |e, node, score| {
+                // Branch-free: which candidate wins is unpredictable.
+                let score = base + score;
+                let held = best[e];
+                let better = score > held;
+                best[e] = select_unpredictable(better, score, held);
+                routes[e] = select_unpredictable(better, node, routes[e]);
+            });
+        }
+        lattice.backtrack(&self.matcher, &self.lens, out);
     }
 
     /// Encodes one text. `seed` only matters when sampling (`alpha >= 0`).
@@ -193,7 +200,6 @@ impl Encoder {
             if options.samples() {
                 sample_chunk(
                     &self.matcher,
-                    &self.scores,
                     &self.lens,
                     chunk,
                     options.alpha,

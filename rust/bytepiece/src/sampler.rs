@@ -112,7 +112,6 @@ impl SeedSequence {
 /// Draws one segmentation of `chunk` and appends its piece indices to `out`.
 pub(crate) fn sample_chunk(
     matcher: &Matcher,
-    scores: &[f64],
     lens: &[u32],
     chunk: &[u8],
     alpha: f64,
@@ -121,16 +120,22 @@ pub(crate) fn sample_chunk(
     out: &mut Vec<u32>,
 ) {
     let (best, routes) = lattice.reset(chunk.len());
-    matcher.for_each_match(chunk, |s, e, i| {
-        let score = best[s] + alpha * scores[i];
-        let before = best[e];
-        let total = log_add_exp(before, score);
-        best[e] = total;
-        if before == f64::NEG_INFINITY || rng.next_f64() < (score - total).exp() {
-            routes[e] = i as u32;
-        }
-    });
-    lattice.backtrack(lens, out);
+    for s in 0..chunk.len() {
+        let base = best[s];
+        matcher.for_each_prefix(chunk, s, |e, node, score| {
+            if score == f64::NEG_INFINITY {
+                return; // no piece ends at this node
+            }
+            let score = base + alpha * score;
+            let before = best[e];
+            let total = log_add_exp(before, score);
+            best[e] = total;
+            if before == f64::NEG_INFINITY || rng.next_f64() < (score - total).exp() {
+                routes[e] = node;
+            }
+        });
+    }
+    lattice.backtrack(matcher, lens, out);
 }
 
 /// `ln(exp(x) + exp(y))` without overflow; `-inf` when both are `-inf`.
