@@ -51,6 +51,7 @@ impl Vocab {
         }
         let n = entries.len();
         let mut slots: Vec<Option<(Box<[u8]>, u64)>> = vec![None; n];
+        let mut out_of_range = None;
         for entry in entries {
             if entry.piece.is_empty() {
                 return Err(invalid(format!("id {} has an empty piece", entry.id)));
@@ -65,21 +66,32 @@ impl Vocab {
             let slot = entry
                 .id
                 .checked_sub(u64::from(NUM_RESERVED))
-                .filter(|&i| i < n as u64)
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "piece {} has id {}, outside {}..={} (ids 0-2 are reserved and the {} pieces must use consecutive ids)",
-                        show_piece(&entry.piece),
-                        entry.id,
-                        NUM_RESERVED,
-                        n as u64 + u64::from(NUM_RESERVED) - 1,
-                        n
-                    ))
-                })? as usize;
-            if slots[slot].is_some() {
+                .filter(|&i| i < n as u64);
+            let Some(slot) = slot else {
+                out_of_range.get_or_insert((entry.id, entry.piece));
+                continue;
+            };
+            if slots[slot as usize].is_some() {
                 return Err(invalid(format!("id {} is used by more than one piece", entry.id)));
             }
-            slots[slot] = Some((entry.piece.into_boxed_slice(), entry.count));
+            slots[slot as usize] = Some((entry.piece.into_boxed_slice(), entry.count));
+        }
+        if let Some((id, piece)) = out_of_range {
+            let missing: Vec<String> = (0..n)
+                .filter(|&i| slots[i].is_none())
+                .take(5)
+                .map(|i| (i as u64 + u64::from(NUM_RESERVED)).to_string())
+                .collect();
+            return Err(invalid(format!(
+                "the {n} pieces must have the ids {NUM_RESERVED} to {} (0-2 are reserved), but piece {} has id {id}{}",
+                n as u64 + u64::from(NUM_RESERVED) - 1,
+                show_piece(&piece),
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and id {} is missing", missing.join(", "))
+                }
+            )));
         }
         // Every slot is filled: n entries, n slots, no slot filled twice.
         let (pieces, counts): (Vec<Box<[u8]>>, Vec<u64>) = slots.into_iter().flatten().unzip();
@@ -154,7 +166,7 @@ impl Vocab {
 pub fn show_piece(piece: &[u8]) -> String {
     let shown = match std::str::from_utf8(piece) {
         Ok(text) => format!("{text:?}"),
-        Err(_) => format!("b{:?}", piece.escape_ascii().to_string()),
+        Err(_) => format!("b\"{}\"", piece.escape_ascii()),
     };
     if shown.chars().count() > 40 {
         let cut: String = shown.chars().take(37).collect();
@@ -207,7 +219,8 @@ pub(crate) mod tests {
         assert!(err(e).contains("more than one piece"), "duplicate id");
         let mut e = entries_with(&[(b"ab", 5)]);
         e[256].id = 1000;
-        assert!(err(e).contains("outside"), "missing id");
+        let msg = err(e);
+        assert!(msg.contains("has id 1000 and id 259 is missing"), "{msg}");
         let mut e = entries_with(&[(b"ab", 5)]);
         e[256].count = 0;
         assert!(err(e).contains("count 0"));
