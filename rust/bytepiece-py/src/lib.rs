@@ -1,7 +1,6 @@
 //! Python bindings of the bytepiece core: type conversion, releasing the GIL, NumPy arrays and
 //! errors mapped to Python exceptions. No tokenizer logic lives here.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 
 use bytepiece::{
@@ -24,27 +23,29 @@ fn to_py(err: Error) -> PyErr {
     }
 }
 
-/// A text received from Python: `str` (kept as UTF-8, normalised later) or `bytes`.
-enum OwnedText<'py> {
-    Str(Cow<'py, str>),
-    Bytes(&'py [u8]),
+/// A text received from Python: a `str` as its UTF-8 encoding (a `bytes` object made by Python,
+/// normalised later), or a `bytes` object as it is.
+enum PyText<'py> {
+    Str(Bound<'py, PyBytes>),
+    Bytes(Bound<'py, PyBytes>),
 }
 
-impl OwnedText<'_> {
+impl PyText<'_> {
     fn as_text(&self) -> Text<'_> {
         match self {
-            OwnedText::Str(s) => Text::Str(s),
-            OwnedText::Bytes(b) => Text::Bytes(b),
+            // SAFETY: the bytes come from Python's strict UTF-8 encoder, so they are valid UTF-8.
+            PyText::Str(b) => Text::Str(unsafe { std::str::from_utf8_unchecked(b.as_bytes()) }),
+            PyText::Bytes(b) => Text::Bytes(b.as_bytes()),
         }
     }
 }
 
 /// Reads a `str` (a lone surrogate raises `UnicodeEncodeError`, a `ValueError`) or `bytes`.
-fn extract_text<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> PyResult<OwnedText<'a>> {
+fn extract_text<'py>(obj: &Bound<'py, PyAny>) -> PyResult<PyText<'py>> {
     if let Ok(s) = obj.cast::<PyString>() {
-        Ok(OwnedText::Str(s.to_cow()?))
+        Ok(PyText::Str(s.encode_utf8()?))
     } else if let Ok(b) = obj.cast::<PyBytes>() {
-        Ok(OwnedText::Bytes(b.as_bytes()))
+        Ok(PyText::Bytes(b.clone()))
     } else {
         Err(PyTypeError::new_err(format!(
             "expected str or bytes, got {}",
@@ -123,9 +124,9 @@ impl PyEncoder {
             .try_iter()?
             .collect::<PyResult<_>>()?;
         let owned = objs.iter().map(extract_text).collect::<PyResult<Vec<_>>>()?;
+        let inputs: Vec<Text<'_>> = owned.iter().map(PyText::as_text).collect();
         let seed = self.seed_for(options);
         py.detach(|| {
-            let inputs: Vec<Text<'_>> = owned.iter().map(OwnedText::as_text).collect();
             parallel::run_with_threads(num_threads, || self.inner.encode_batch(&inputs, options, seed))
                 .and_then(|r| r)
         })

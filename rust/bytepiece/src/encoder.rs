@@ -100,14 +100,14 @@ impl Lattice {
 
     /// Follows the routes (trie nodes of `matcher`) back from the end and appends the ids, in
     /// text order, to `out`.
-    pub(crate) fn backtrack(&self, matcher: &Matcher, lens: &[u32], out: &mut Vec<u32>) {
+    pub(crate) fn backtrack(&self, matcher: &Matcher, out: &mut Vec<u32>) {
         let first = out.len();
         let mut e = self.routes.len() - 1;
         while e > 0 {
             // Every position is reached (all single bytes are pieces), through a piece's node.
-            let piece = matcher.piece_at(self.routes[e]).unwrap_or_default();
+            let (piece, len) = matcher.piece_at(self.routes[e]).unwrap_or((0, 1));
             out.push(piece as u32 + NUM_RESERVED);
-            e -= lens[piece] as usize;
+            e -= len;
         }
         out[first..].reverse();
     }
@@ -119,7 +119,6 @@ pub struct Encoder {
     vocab: Vocab,
     matcher: Matcher,
     scores: Vec<f64>,
-    lens: Vec<u32>,
 }
 
 impl Encoder {
@@ -143,13 +142,11 @@ impl Encoder {
         }
         let log_total = logs[logs.len() - 1];
         let scores: Vec<f64> = logs[..logs.len() - 1].iter().map(|l| l - log_total).collect();
-        let lens = vocab.pieces().iter().map(|p| p.len() as u32).collect();
         let matcher = Matcher::new(&vocab, &scores)?;
         Ok(Encoder {
             vocab,
             matcher,
             scores,
-            lens,
         })
     }
 
@@ -179,7 +176,7 @@ impl Encoder {
                 routes[e] = select_unpredictable(better, node, routes[e]);
             });
         }
-        lattice.backtrack(&self.matcher, &self.lens, out);
+        lattice.backtrack(&self.matcher, out);
     }
 
     /// Encodes one text. `seed` only matters when sampling (`alpha >= 0`).
@@ -200,7 +197,6 @@ impl Encoder {
             if options.samples() {
                 sample_chunk(
                     &self.matcher,
-                    &self.lens,
                     chunk,
                     options.alpha,
                     &mut rng,

@@ -38,8 +38,9 @@ struct Unit {
 #[derive(Debug)]
 pub struct Matcher {
     units: Vec<Unit>,
-    /// For each node, the index of the piece ending there, or `NO_PIECE`.
-    pieces: Vec<u32>,
+    /// For each node, the index and the length of the piece ending there (index `NO_PIECE` if
+    /// none): what backtracking needs, in one load.
+    pieces: Vec<(u32, u32)>,
 }
 
 impl Matcher {
@@ -59,7 +60,7 @@ impl Matcher {
         let mut builder = Builder::new();
         builder.build(&keys, &order)?;
         let (mut units, node_pieces) = builder.finish();
-        for (unit, &piece) in units.iter_mut().zip(&node_pieces) {
+        for (unit, &(piece, _)) in units.iter_mut().zip(&node_pieces) {
             if piece != NO_PIECE {
                 unit.score = scores[piece as usize];
             }
@@ -94,11 +95,11 @@ impl Matcher {
         }
     }
 
-    /// The index (in `vocab.pieces()`) of the piece ending at `node`, if any.
+    /// The index (in `vocab.pieces()`) and the length of the piece ending at `node`, if any.
     #[inline]
-    pub fn piece_at(&self, node: u32) -> Option<usize> {
+    pub fn piece_at(&self, node: u32) -> Option<(usize, usize)> {
         match self.pieces.get(node as usize) {
-            Some(&p) if p != NO_PIECE => Some(p as usize),
+            Some(&(p, len)) if p != NO_PIECE => Some((p as usize, len as usize)),
             _ => None,
         }
     }
@@ -107,7 +108,7 @@ impl Matcher {
 /// Places trie nodes into the double array, keeping the free cells in a linked list.
 struct Builder {
     units: Vec<Unit>,
-    pieces: Vec<u32>,
+    pieces: Vec<(u32, u32)>,
     /// For a free cell, the next and previous free cells (a circular list through `head`).
     next_free: Vec<u32>,
     prev_free: Vec<u32>,
@@ -137,7 +138,7 @@ impl Builder {
                 check: FREE,
                 score: NO_SCORE,
             });
-            self.pieces.push(NO_PIECE);
+            self.pieces.push((NO_PIECE, 0));
             self.next_free.push(i);
             self.prev_free.push(i);
             match self.head {
@@ -201,7 +202,7 @@ impl Builder {
         let mut starts = Vec::with_capacity(257);
         while let Some((node, mut lo, hi, depth)) = stack.pop() {
             if lo < hi && keys[lo].len() == depth {
-                self.pieces[node as usize] = values[lo];
+                self.pieces[node as usize] = (values[lo], depth as u32);
                 lo += 1;
             }
             if lo == hi {
@@ -234,7 +235,7 @@ impl Builder {
 
     /// The array, padded so that every node's `base + 255` is a valid index, and the piece of
     /// each node.
-    fn finish(mut self) -> (Vec<Unit>, Vec<u32>) {
+    fn finish(mut self) -> (Vec<Unit>, Vec<(u32, u32)>) {
         let max_base = self.units.iter().filter(|u| u.check != FREE).map(|u| u.base as usize).max();
         self.grow(max_base.unwrap_or(0) + 256);
         (self.units, self.pieces)
@@ -258,8 +259,9 @@ mod tests {
         let found = |text: &[u8], start| {
             let mut seen = vec![];
             matcher.for_each_prefix(text, start, |e, node, score| {
-                if let Some(i) = matcher.piece_at(node) {
+                if let Some((i, len)) = matcher.piece_at(node) {
                     assert_eq!(score, scores[i]);
+                    assert_eq!(len, vocab.pieces()[i].len());
                     seen.push((e, vocab.pieces()[i].to_vec()));
                 } else {
                     assert_eq!(score, f64::NEG_INFINITY);
@@ -298,7 +300,7 @@ mod tests {
             let mut hit = None;
             matcher.for_each_prefix(piece, 0, |e, node, _| {
                 if e == piece.len() {
-                    hit = matcher.piece_at(node)
+                    hit = matcher.piece_at(node).map(|(i, _)| i)
                 }
             });
             assert_eq!(hit, Some(i));

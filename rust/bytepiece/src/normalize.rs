@@ -13,6 +13,9 @@ pub const UNICODE_VERSION: (u8, u8, u8) = unicode_normalization::UNICODE_VERSION
 
 /// Returns `text` in Normalization Form C, borrowing it when it already is (the common case).
 pub fn nfc(text: &str) -> Cow<'_, str> {
+    if text.chars().all(is_nfc_inert) {
+        return Cow::Borrowed(text);
+    }
     match is_nfc_quick(text.chars()) {
         IsNormalized::Yes => Cow::Borrowed(text),
         _ => {
@@ -24,6 +27,21 @@ pub fn nfc(text: &str) -> Cow<'_, str> {
             }
         }
     }
+}
+
+/// True for characters that NFC leaves alone whatever surrounds them (quick-check "yes" and
+/// combining class 0, in blocks whose every character has these properties): a cheap first
+/// test that spares the table look-ups of the full quick check on most real text.
+#[inline]
+fn is_nfc_inert(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{2FF}'            // ASCII, Latin-1, Latin Extended A and B, IPA
+        | '\u{3000}'..='\u{3029}'      // CJK symbols and punctuation (before the tone marks)
+        | '\u{3400}'..='\u{4DBF}'      // CJK Extension A
+        | '\u{4E00}'..='\u{9FFF}'      // CJK Unified Ideographs
+        | '\u{AC00}'..='\u{D7A3}'      // Hangul syllables
+        | '\u{FF01}'..='\u{FFEF}'      // half- and fullwidth forms
+    )
 }
 
 /// Splits `text` the way the original splits text for encoding (Python `re.findall(".*\n+|.+")`):
@@ -96,6 +114,21 @@ mod tests {
         assert_eq!(chunks("\nab"), ["\n", "ab"]);
         assert_eq!(chunks("a\r\n\r\nb"), ["a\r\n", "\r\n", "b"]);
         assert_eq!(chunks("x\u{2028}y"), ["x\u{2028}y"]);
+    }
+
+    #[test]
+    fn inert_characters_are_nfc_inert_by_the_full_tables() {
+        use unicode_normalization::char::canonical_combining_class;
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32).filter(|&c| is_nfc_inert(c)) {
+            let one = c.to_string();
+            assert_eq!(canonical_combining_class(c), 0, "{c:?}");
+            assert_eq!(is_nfc_quick(one.chars()), IsNormalized::Yes, "{c:?}");
+            // nothing composes with it as the second character of a pair
+            for first in ['a', 'e', '\u{1100}', '\u{AC00}', '\u{3046}'] {
+                let pair: String = [first, c].iter().collect();
+                assert_eq!(pair.nfc().collect::<String>(), pair, "{first:?}{c:?}");
+            }
+        }
     }
 
     #[test]

@@ -112,7 +112,6 @@ impl SeedSequence {
 /// Draws one segmentation of `chunk` and appends its piece indices to `out`.
 pub(crate) fn sample_chunk(
     matcher: &Matcher,
-    lens: &[u32],
     chunk: &[u8],
     alpha: f64,
     rng: &mut Rng,
@@ -135,7 +134,7 @@ pub(crate) fn sample_chunk(
             }
         });
     }
-    lattice.backtrack(matcher, lens, out);
+    lattice.backtrack(matcher, out);
 }
 
 /// `ln(exp(x) + exp(y))` without overflow; `-inf` when both are `-inf`.
