@@ -550,7 +550,7 @@ def main(argv=None):
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
-    versions = {
+    versions_later = lambda: {
         "bytepiece-rs (ours)": version_of("bytepiece-rs", "bytepiece_rs"),
         "bytepiece": version_of("bytepiece"),
         "bytepiece-py": version_of("bytepiece-py", "bytepiece_py"),
@@ -579,6 +579,7 @@ def main(argv=None):
                 print("== %s %s" % (row["tokenizer"], peer.api1), flush=True)
                 if args.wait_idle > 0:
                     wait_idle(args.wait_idle)
+                rb0, ro0, rt0 = cpu_busy_seconds(), own_cpu_seconds(), time.perf_counter()
                 try:
                     if isinstance(peer, SentencePiece):
                         peer.prepare()
@@ -626,6 +627,9 @@ def main(argv=None):
                         traceback.print_exc()
                     if isinstance(e, (ImportError, ModuleNotFoundError)):
                         break  # the package is missing: skip its other APIs
+                rdt = time.perf_counter() - rt0
+                rother = cpu_busy_seconds() - rb0 - (own_cpu_seconds() - ro0)
+                row["other_cpu_share"] = max(0.0, rother) / (rdt * (os.cpu_count() or 1)) if rdt > 0 else None
                 gc.collect()
 
     wall = time.perf_counter() - wall0
@@ -633,6 +637,7 @@ def main(argv=None):
     machine["loadavg_end"] = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None
     machine["other_cpu_share"] = max(0.0, other) / (wall * (os.cpu_count() or 1)) if wall > 0 else None
 
+    versions = versions_later()
     md = render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc, n)
     print()
     print(md)
@@ -679,13 +684,15 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
     L.append("- versions: " + ", ".join("%s %s" % (k, v or "not installed") for k, v in versions.items()))
     L.append("- MB/s = UTF-8 bytes of input / wall seconds (MB = 10^6 bytes), median of the runs shown "
              "(at most %d runs; fewer once a measurement took %g s). Load = median of up to 3 loads "
-             "of the model file (in the page cache), imports excluded. N = %d." % (args.repeat, args.budget, n))
+             "of the model file (in the page cache), imports excluded. N = %d. \"others' CPU\" = share of "
+             "the machine's CPU time used by other processes while that row was measured (noise; "
+             "should be ~0%%)." % (args.repeat, args.budget, n))
     L.append("")
-    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | runs | ids | same ids as original (docs) |" % (n, n))
-    L.append("|---|---|---|---:|---:|---:|---:|---:|---|")
+    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | runs | ids | same ids as original (docs) | others' CPU |" % (n, n))
+    L.append("|---|---|---|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
         if r["error"]:
-            L.append("| %s | %s | %s | %s | — | — | — | — | failed: %s |" % (
+            L.append("| %s | %s | %s | %s | — | — | — | — | failed: %s | |" % (
                 r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), r["error"].replace("|", "\\|")))
             continue
         same = []
@@ -695,10 +702,11 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         same_s = " / ".join(same) if same else "reference"
         if r["key"] == "original":
             same_s = "reference (Pool: %s)" % ("%d/%d" % r["same_docs_n"] if r["same_docs_n"] else "?")
-        L.append("| %s | %s | %s | %s | %s | %s | %d / %d | %s | %s |" % (
+        oc = r.get("other_cpu_share")
+        L.append("| %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s |" % (
             r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), fmt(r["mbps1"]), fmt(r["mbpsn"]),
             len(r["runs1"]), len(r["runsn"]), "{:,}".format(r["tokens"]) if r["tokens"] is not None else "—",
-            same_s))
+            same_s, "—" if oc is None else "%.0f%%" % (100 * oc)))
     notes = [(r["tokenizer"], r["notes"]) for r in rows if r["notes"]]
     if notes:
         L.append("")

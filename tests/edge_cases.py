@@ -10,10 +10,12 @@ Standard library only (the tests must run without the original ``bytepiece``).
 """
 from __future__ import annotations
 
+import array
 import hashlib
 import json
 import os
 import random
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +42,16 @@ def read_sample(lang: str, shared: Path | None = None) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def ids_hash(ids) -> str:
+    """blake2b-64 of the ids as little-endian uint32; equals
+    hashlib.blake2b(np.asarray(ids, dtype='<u4').tobytes(), digest_size=8).hexdigest()."""
+    a = array.array("I", ids)
+    assert a.itemsize == 4
+    if sys.byteorder == "big":
+        a.byteswap()
+    return hashlib.blake2b(a.tobytes(), digest_size=8).hexdigest()
 
 
 def long_line(shared: Path | None = None) -> str:
