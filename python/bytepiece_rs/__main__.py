@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import List, Optional
 
@@ -15,7 +16,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     enc = sub.add_parser("encode", help="print the ids (or pieces) of text given as arguments or on stdin")
     enc.add_argument("text", nargs="*", help="texts to encode (default: each line of stdin)")
     enc.add_argument("-m", "--model", help="model file (default: the bundled model)")
-    enc.add_argument("--pieces", action="store_true", help="print pieces instead of ids")
+    enc.add_argument("--pieces", action="store_true", help="print pieces (a JSON list) instead of ids")
     args = parser.parse_args(argv)
     try:
         tokenizer = Tokenizer(args.model)
@@ -25,7 +26,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     texts = args.text or (line.rstrip("\n") for line in sys.stdin)
     for text in texts:
         if args.pieces:
-            print(" ".join(p.decode(errors="backslashreplace") for p in tokenizer.tokenize(text)))
+            pieces = [p.decode(errors="backslashreplace") for p in tokenizer.tokenize(text)]
+            print(json.dumps(pieces, ensure_ascii=False))
         else:
             print(" ".join(map(str, tokenizer.encode(text))))
     return 0
