@@ -12,16 +12,22 @@
 
 #![warn(missing_docs)]
 
+pub mod digits;
 pub mod encoder;
 pub mod error;
 pub mod matcher;
 pub mod model_io;
+pub mod ngram;
 pub mod normalize;
 pub mod parallel;
+pub mod prune;
 pub mod sampler;
+pub mod segment;
+pub mod trainer;
 pub mod vocab;
 
 pub use encoder::{EncodeOptions, Encoder, Lattice, Text};
 pub use error::{Error, Result};
 pub use sampler::SeedSequence;
+pub use trainer::{Trainer, TrainerConfig};
 pub use vocab::{Entry, Vocab};

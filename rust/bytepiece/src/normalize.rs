@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 
+use crate::digits::is_decimal_digit;
+
 /// The Unicode version of the NFC tables compiled into this crate.
 ///
 /// CPython's `unicodedata` may use another version (3.11 uses 14.0); the two differ only on
@@ -83,6 +85,65 @@ fn memchr_newline(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|&b| b == b'\n')
 }
 
+/// The most characters other than `\n` in one training chunk (the original's `maxlen`).
+pub const TRAIN_MAX_CHARS: usize = 10_000;
+/// The most newlines a training chunk ends with.
+pub const TRAIN_MAX_NEWLINES: usize = 100;
+
+/// Splits (NFC) text into training chunks as the original's `normalize(text, 10000,
+/// isolate_digits)` does, i.e. Python's `re.findall` with `.{,10000}\n{1,100}|.{1,10000}`, or with
+/// `isolate_digits` `\d|[^\n\d]{,10000}\n{1,100}|[^\n\d]{1,10000}` (where `\d` is any Unicode
+/// decimal digit): runs of other characters are cut every 10,000 characters, a run's last piece
+/// takes up to 100 of the newlines after it, and with `isolate_digits` every digit is a chunk.
+pub fn split_for_training(text: &str, isolate_digits: bool) -> TrainChunks<'_> {
+    TrainChunks {
+        rest: text,
+        isolate_digits,
+    }
+}
+
+/// Iterator over the chunks of [`split_for_training`].
+#[derive(Debug, Clone)]
+pub struct TrainChunks<'a> {
+    rest: &'a str,
+    isolate_digits: bool,
+}
+
+impl<'a> Iterator for TrainChunks<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.rest;
+        let first = rest.chars().next()?;
+        let is_digit = |c: char| self.isolate_digits && is_decimal_digit(c);
+        let end = if is_digit(first) {
+            first.len_utf8()
+        } else {
+            // the run of characters that are neither newlines nor (isolated) digits, capped
+            let mut end = 0;
+            for (count, (i, c)) in rest.char_indices().enumerate() {
+                if c == '\n' || is_digit(c) || count == TRAIN_MAX_CHARS {
+                    break;
+                }
+                end = i + c.len_utf8();
+            }
+            if rest.as_bytes().get(end) == Some(&b'\n') {
+                let newlines = rest.as_bytes()[end..]
+                    .iter()
+                    .take(TRAIN_MAX_NEWLINES)
+                    .take_while(|&&b| b == b'\n')
+                    .count();
+                end + newlines
+            } else {
+                end
+            }
+        };
+        let (chunk, rest) = rest.split_at(end);
+        self.rest = rest;
+        Some(chunk.as_bytes())
+    }
+}
+
 /// Decodes UTF-8 the way Python's `bytes.decode(errors="ignore")` does: every maximal invalid
 /// subsequence is dropped, valid text is kept as it is.
 pub fn decode_utf8_ignore(bytes: &[u8]) -> Cow<'_, str> {
@@ -129,6 +190,36 @@ mod tests {
                 assert_eq!(pair.nfc().collect::<String>(), pair, "{first:?}{c:?}");
             }
         }
+    }
+
+    fn train_chunks(text: &str, isolate: bool) -> Vec<String> {
+        split_for_training(text, isolate)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn training_split_caps_runs_and_newlines() {
+        assert!(train_chunks("", false).is_empty());
+        assert_eq!(train_chunks("ab\n\ncd", false), ["ab\n\n", "cd"]);
+        let long = "x".repeat(25_000);
+        let chunks = train_chunks(&format!("{long}\n"), false);
+        assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [10_000, 10_000, 5_001]);
+        let exact = "y".repeat(10_000);
+        assert_eq!(train_chunks(&format!("{exact}\nz"), false), [format!("{exact}\n"), "z".into()]);
+        let newlines = "\n".repeat(250);
+        let chunks = train_chunks(&format!("a{newlines}b"), false);
+        assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [101, 100, 50, 1]);
+        // characters, not bytes, are counted
+        let han = "\u{4e2d}".repeat(10_001);
+        assert_eq!(train_chunks(&han, false).iter().map(|c| c.chars().count()).collect::<Vec<_>>(), [10_000, 1]);
+    }
+
+    #[test]
+    fn training_split_isolates_unicode_digits() {
+        assert_eq!(train_chunks("ab12c\n\u{663}x", true), ["ab", "1", "2", "c\n", "\u{663}", "x"]);
+        assert_eq!(train_chunks("ab12c", false), ["ab12c"]);
+        assert_eq!(train_chunks("\n\n1", true), ["\n\n", "1"]);
     }
 
     #[test]

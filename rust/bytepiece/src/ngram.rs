@@ -1,0 +1,260 @@
+//! Byte n-gram counts and the n-gram language model the trainer segments with.
+//!
+//! An n-gram of up to [`MAX_ORDER`] bytes is packed into a `u64` (first byte most significant),
+//! one flat hash table per length: no heap object per n-gram. Counting is a sum, so tables
+//! counted on any split of the text merge into the same result in any order.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::error::{Error, Result};
+
+/// The longest n-gram (and so the highest `order`) the trainer supports: 8 bytes fill a `u64`.
+pub const MAX_ORDER: usize = 8;
+
+/// A hasher for packed n-gram keys: one multiply-xorshift round (keys are already well spread
+/// in their low bytes).
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, key: u64) {
+        let x = (self.0 ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
+}
+
+/// A hash map keyed by packed n-grams.
+pub type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+
+/// Packs up to 8 bytes, first byte most significant.
+#[inline]
+pub fn pack(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0u64, |key, &b| (key << 8) | u64::from(b))
+}
+
+/// Counts of every byte n-gram of length 1 to `order`, and of the positions.
+#[derive(Debug, Clone)]
+pub struct NgramCounts {
+    order: usize,
+    /// `tables[j - 1]`: the n-grams of length `j`.
+    tables: Vec<KeyMap<u64>>,
+    positions: u64,
+}
+
+impl NgramCounts {
+    /// Empty counts for n-grams up to `order` bytes (1 to [`MAX_ORDER`]).
+    pub fn new(order: usize) -> Result<NgramCounts> {
+        check_order(order)?;
+        Ok(NgramCounts {
+            order,
+            tables: vec![KeyMap::default(); order],
+            positions: 0,
+        })
+    }
+
+    /// The order these counts were made for.
+    pub fn order(&self) -> usize {
+        self.order
+    }
+
+    /// Counts the n-grams of one chunk (n-grams do not cross chunks).
+    pub fn add_chunk(&mut self, chunk: &[u8]) {
+        self.positions += chunk.len() as u64;
+        for i in 0..chunk.len() {
+            let mut key = 0u64;
+            for (j, &b) in chunk[i..].iter().take(self.order).enumerate() {
+                key = (key << 8) | u64::from(b);
+                *self.tables[j].entry(key).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, mut other: NgramCounts) {
+        self.positions += other.positions;
+        for (mine, theirs) in self.tables.iter_mut().zip(other.tables.iter_mut()) {
+            if mine.len() < theirs.len() {
+                std::mem::swap(mine, theirs);
+            }
+            for (k, v) in theirs.drain() {
+                *mine.entry(k).or_insert(0) += v;
+            }
+        }
+    }
+
+    /// The count of an n-gram (0 if unseen).
+    pub fn count(&self, ngram: &[u8]) -> u64 {
+        match ngram.len() {
+            0 => self.positions,
+            n if n <= self.order => self.tables[n - 1].get(&pack(ngram)).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// Number of distinct n-grams of each length, 1 to `order`.
+    pub fn distinct(&self) -> Vec<usize> {
+        self.tables.iter().map(|t| t.len()).collect()
+    }
+}
+
+fn check_order(order: usize) -> Result<()> {
+    if (1..=MAX_ORDER).contains(&order) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "order must be between 1 and {MAX_ORDER}, got {order}"
+        )))
+    }
+}
+
+/// The n-gram model: for every n-gram kept, the log-probability of its last byte given the
+/// bytes before it, `ln(count) - ln(count of its prefix)` (for single bytes, the prefix count is
+/// the number of positions).
+#[derive(Debug)]
+pub struct NgramModel {
+    order: usize,
+    /// `tables[j - 1]`: conditional log-probabilities of the kept n-grams of length `j`.
+    tables: Vec<KeyMap<f64>>,
+}
+
+impl NgramModel {
+    /// Prunes counts as the original does: every byte value gets a count of at least 1 (a missing
+    /// one counts 1 and one more position); n-grams of 2 bytes or more are kept when counted at
+    /// least `min_count` times. `ln` computes natural logarithms elementwise (the bindings pass
+    /// NumPy's, which the original uses).
+    pub fn from_counts(
+        mut counts: NgramCounts,
+        min_count: u64,
+        ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
+    ) -> Result<NgramModel> {
+        for b in 0..=255u64 {
+            counts.tables[0].entry(b).or_insert_with(|| {
+                counts.positions += 1;
+                1
+            });
+        }
+        // Kept n-grams, each length sorted by key so that everything below is deterministic.
+        let kept: Vec<Vec<(u64, u64)>> = counts
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(j, table)| {
+                let threshold = if j == 0 { 0 } else { min_count };
+                let mut v: Vec<(u64, u64)> =
+                    table.iter().filter(|(_, &c)| c >= threshold).map(|(&k, &c)| (k, c)).collect();
+                v.sort_unstable();
+                v
+            })
+            .collect();
+        let mut xs: Vec<f64> = kept.iter().flatten().map(|&(_, c)| c as f64).collect();
+        xs.push(counts.positions as f64);
+        let logs = ln(&xs)?;
+        if logs.len() != xs.len() {
+            return Err(Error::InvalidArgument("the logarithm function gave a wrong number of values".into()));
+        }
+        let log_positions = logs[logs.len() - 1];
+        let mut offset = 0;
+        let mut raw: Vec<KeyMap<f64>> = Vec::with_capacity(counts.order);
+        for level in &kept {
+            let map: KeyMap<f64> = level
+                .iter()
+                .zip(&logs[offset..offset + level.len()])
+                .map(|(&(k, _), &l)| (k, l))
+                .collect();
+            offset += level.len();
+            raw.push(map);
+        }
+        let mut tables = Vec::with_capacity(counts.order);
+        for (j, level) in raw.iter().enumerate() {
+            let cond: KeyMap<f64> = level
+                .iter()
+                .map(|(&k, &l)| {
+                    let prefix = if j == 0 {
+                        log_positions
+                    } else {
+                        // A prefix occurs wherever its n-gram does, so it was counted at least as
+                        // often and is kept too.
+                        raw[j - 1].get(&(k >> 8)).copied().unwrap_or(f64::NAN)
+                    };
+                    (k, l - prefix)
+                })
+                .collect();
+            tables.push(cond);
+        }
+        Ok(NgramModel {
+            order: counts.order,
+            tables,
+        })
+    }
+
+    /// The order of the model.
+    pub fn order(&self) -> usize {
+        self.order
+    }
+
+    /// Number of n-grams kept, for each length 1 to `order`.
+    pub fn sizes(&self) -> Vec<usize> {
+        self.tables.iter().map(|t| t.len()).collect()
+    }
+
+    /// The conditional log-probability of the packed n-gram `key` of `len` bytes, if kept.
+    #[inline]
+    pub fn log_prob(&self, len: usize, key: u64) -> Option<f64> {
+        self.tables[len - 1].get(&key).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ln(xs: &[f64]) -> Result<Vec<f64>> {
+        Ok(xs.iter().map(|x| x.ln()).collect())
+    }
+
+    #[test]
+    fn counts_every_ngram_within_chunks_and_merges() {
+        let mut a = NgramCounts::new(3).unwrap();
+        a.add_chunk(b"abab");
+        let mut b = NgramCounts::new(3).unwrap();
+        b.add_chunk(b"ba");
+        assert_eq!(a.count(b"ab"), 2);
+        assert_eq!(a.count(b"aba"), 1);
+        assert_eq!(a.count(b""), 4);
+        a.merge(b);
+        assert_eq!(a.count(b"ba"), 2);
+        assert_eq!(a.count(b"b"), 3);
+        assert_eq!(a.count(b""), 6);
+        assert_eq!(a.count(b"abab"), 0);
+        assert_eq!(a.distinct(), [2, 2, 2]);
+        assert!(NgramCounts::new(9).is_err());
+        assert!(NgramCounts::new(0).is_err());
+    }
+
+    #[test]
+    fn model_is_conditional_and_pruned() {
+        let mut c = NgramCounts::new(2).unwrap();
+        c.add_chunk(b"aab");
+        let m = NgramModel::from_counts(c, 2, &ln).unwrap();
+        // 3 positions + 254 missing bytes counted once each
+        let total = (3.0f64 + 254.0).ln();
+        assert_eq!(m.log_prob(1, pack(b"a")), Some(2f64.ln() - total));
+        assert_eq!(m.log_prob(1, pack(b"z")), Some(0.0 - total));
+        assert_eq!(m.log_prob(2, pack(b"aa")), None, "count 1 < min_count 2");
+        let mut c = NgramCounts::new(2).unwrap();
+        c.add_chunk(b"aaa");
+        let m = NgramModel::from_counts(c, 2, &ln).unwrap();
+        assert_eq!(m.log_prob(2, pack(b"aa")), Some(2f64.ln() - 3f64.ln()));
+        assert_eq!(m.sizes(), [256, 1]);
+    }
+}

@@ -1,0 +1,193 @@
+//! Piece pruning, as the original's `Trainer.prune_pieces`: drop pieces that are too long or too
+//! rare and give their counts to the pieces the Unigram tokenizer of the kept ones splits them
+//! into; then drop "wasted" pieces (those that the tokenizer of all kept pieces splits into
+//! others) until nothing changes; then, for each vocabulary size from the largest, keep the most
+//! frequent pieces and repeat.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::encoder::{Encoder, Lattice};
+use crate::error::{Error, Result};
+use crate::vocab::{Entry, Vocab, NUM_RESERVED};
+
+/// Piece counts: piece bytes -> count.
+pub type PieceCounts = HashMap<Vec<u8>, u64>;
+
+/// The rules of piece pruning.
+#[derive(Debug, Clone)]
+pub struct PruneConfig {
+    /// Pieces longer than this (in bytes) are dropped (single bytes never are).
+    pub max_piece_length: usize,
+    /// Pieces counted fewer times are dropped (single bytes never are).
+    pub min_count: u64,
+    /// The vocabulary sizes wanted, reserved ids included; each at least 259.
+    pub max_vocab_sizes: Vec<usize>,
+}
+
+/// The smallest vocabulary size: 3 reserved ids and the 256 single bytes.
+pub const MIN_VOCAB_SIZE: usize = 256 + NUM_RESERVED as usize;
+
+/// A function computing natural logarithms elementwise.
+pub type LogFn<'a> = &'a (dyn Fn(&[f64]) -> Result<Vec<f64>> + Sync);
+
+/// Prunes `pieces` and returns one vocabulary (piece -> count) per size of
+/// `config.max_vocab_sizes`, largest first. `check` is called between steps and stops the work
+/// when it returns an error.
+pub fn prune_pieces(
+    mut pieces: PieceCounts,
+    config: &PruneConfig,
+    ln: LogFn<'_>,
+    check: &(dyn Fn() -> Result<()> + Sync),
+) -> Result<Vec<PieceCounts>> {
+    let mut sizes = config.max_vocab_sizes.clone();
+    if let Some(&small) = sizes.iter().find(|&&s| s < MIN_VOCAB_SIZE) {
+        return Err(Error::InvalidArgument(format!(
+            "max_vocab_size must be at least {MIN_VOCAB_SIZE} (3 reserved ids and 256 bytes), got {small}"
+        )));
+    }
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    for b in 0..=255u8 {
+        pieces.entry(vec![b]).or_insert(1);
+    }
+    let (mut keep, drop): (PieceCounts, PieceCounts) = pieces
+        .into_iter()
+        .partition(|(p, c)| p.len() == 1 || (p.len() <= config.max_piece_length && *c >= config.min_count));
+    for (p, c) in split_pieces(&keep, &drop, ln, check)? {
+        *keep.entry(p).or_insert(0) += c;
+    }
+    keep = drop_wasted(keep, ln, check)?;
+    let mut out = Vec::with_capacity(sizes.len());
+    for size in sizes {
+        if keep.len() > size - NUM_RESERVED as usize {
+            let mut ranked: Vec<(Vec<u8>, u64)> = keep.into_iter().collect();
+            ranked.sort_unstable_by(|(pa, ca), (pb, cb)| {
+                (pa.len() > 1, std::cmp::Reverse(*ca), std::cmp::Reverse(pa.len()), pa)
+                    .cmp(&(pb.len() > 1, std::cmp::Reverse(*cb), std::cmp::Reverse(pb.len()), pb))
+            });
+            let dropped: PieceCounts = ranked.split_off(size - NUM_RESERVED as usize).into_iter().collect();
+            keep = ranked.into_iter().collect();
+            for (p, c) in split_pieces(&keep, &dropped, ln, check)? {
+                *keep.entry(p).or_insert(0) += c;
+            }
+            keep = drop_wasted(keep, ln, check)?;
+        }
+        out.push(keep.clone());
+    }
+    Ok(out)
+}
+
+/// Re-splits every kept piece with the tokenizer of all kept pieces until the number of pieces
+/// stops changing; a piece that is split into others loses its count to them.
+fn drop_wasted(mut keep: PieceCounts, ln: LogFn<'_>, check: &(dyn Fn() -> Result<()> + Sync)) -> Result<PieceCounts> {
+    loop {
+        let before = keep.len();
+        keep = split_pieces(&keep, &keep, ln, check)?.into_iter().collect();
+        if keep.len() == before {
+            return Ok(keep);
+        }
+    }
+}
+
+/// Splits each piece of `drop` with the Unigram tokenizer of `keep` and returns the summed counts
+/// of the pieces produced (the counts of `drop` flowing to them).
+fn split_pieces(
+    keep: &PieceCounts,
+    drop: &PieceCounts,
+    ln: LogFn<'_>,
+    check: &(dyn Fn() -> Result<()> + Sync),
+) -> Result<Vec<(Vec<u8>, u64)>> {
+    check()?;
+    let encoder = Encoder::with_log(vocab_of(keep, "kept pieces")?, |xs| ln(xs))?;
+    let n = encoder.vocab().len();
+    let work: Vec<(&Vec<u8>, &u64)> = drop.iter().collect();
+    let counts = work
+        .par_chunks(4096)
+        .map(|part| {
+            let mut counts = vec![0u64; n];
+            let mut lattice = Lattice::default();
+            let mut ids = Vec::new();
+            for (piece, &count) in part {
+                ids.clear();
+                encoder.encode_chunk(piece, &mut lattice, &mut ids);
+                for &id in &ids {
+                    counts[(id - NUM_RESERVED) as usize] += count;
+                }
+            }
+            check().map(|()| counts)
+        })
+        .try_reduce(
+            || vec![0u64; n],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                Ok(a)
+            },
+        )?;
+    Ok(encoder
+        .vocab()
+        .pieces()
+        .iter()
+        .zip(counts)
+        .filter(|&(_, c)| c > 0)
+        .map(|(p, c)| (p.to_vec(), c))
+        .collect())
+}
+
+/// The vocabulary of `pieces` as the original dumps it: ids from 3 by (length, bytes).
+pub fn vocab_of(pieces: &PieceCounts, origin: &str) -> Result<Vocab> {
+    let mut sorted: Vec<(&Vec<u8>, &u64)> = pieces.iter().collect();
+    sorted.sort_unstable_by(|(a, _), (b, _)| (a.len(), a).cmp(&(b.len(), b)));
+    let entries = sorted
+        .into_iter()
+        .enumerate()
+        .map(|(i, (p, &c))| Entry {
+            piece: p.clone(),
+            id: i as u64 + u64::from(NUM_RESERVED),
+            count: c,
+        })
+        .collect();
+    Vocab::from_entries(entries, origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ln(xs: &[f64]) -> Result<Vec<f64>> {
+        Ok(xs.iter().map(|x| x.ln()).collect())
+    }
+
+    fn ok() -> Result<()> {
+        Ok(())
+    }
+
+    #[test]
+    fn rare_and_long_pieces_give_their_counts_to_their_parts() {
+        let mut pieces = PieceCounts::new();
+        pieces.insert(b"ab".to_vec(), 50);
+        pieces.insert(b"abc".to_vec(), 1); // rare: split into ab + c
+        pieces.insert(b"abababab".to_vec(), 10); // too long: split into ab x4
+        let config = PruneConfig { max_piece_length: 4, min_count: 2, max_vocab_sizes: vec![1000] };
+        let out = prune_pieces(pieces, &config, &ln, &ok).unwrap();
+        assert_eq!(out.len(), 1);
+        let v = &out[0];
+        assert_eq!(v[&b"ab".to_vec()], 50 + 1 + 40);
+        assert_eq!(v[&b"c".to_vec()], 1 + 1);
+        assert!(!v.contains_key(&b"abc".to_vec()));
+        assert_eq!(v.len(), 257);
+    }
+
+    #[test]
+    fn each_size_keeps_the_most_frequent_pieces() {
+        let mut pieces = PieceCounts::new();
+        for (i, p) in [b"xa", b"xb", b"xc", b"xd"].iter().enumerate() {
+            pieces.insert(p.to_vec(), 100 * (i as u64 + 1));
+        }
+        let config = PruneConfig { max_piece_length: 36, min_count: 2, max_vocab_sizes: vec![260, 1000, 261] };
+        let out = prune_pieces(pieces, &config, &ln, &ok).unwrap();
+        assert_eq!(out.iter().map(|v| v.len()).collect::<Vec<_>>(), [260, 258, 257]);
+        assert!(out[2].contains_key(&b"xd".to_vec()));
+        assert!(prune_pieces(PieceCounts::new(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &ok).is_err());
+    }
+}

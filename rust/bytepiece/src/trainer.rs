@@ -1,0 +1,255 @@
+//! Vocabulary training, stage by stage, as the original's `Trainer.train`: count byte n-grams,
+//! prune them into an n-gram model, segment every text with it and count the pieces, then prune
+//! the pieces into one vocabulary per requested size.
+//!
+//! Every stage works on batches of texts on the current rayon pool and adds into sums, so the
+//! result does not depend on the number of threads or on how the texts are batched. Texts are
+//! NFC-normalised and cut into chunks as in [`normalize::split_for_training`].
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::ngram::{NgramCounts, NgramModel, MAX_ORDER};
+use crate::normalize::{self, nfc};
+use crate::prune::{self, LogFn, PieceCounts, PruneConfig, MIN_VOCAB_SIZE};
+use crate::segment::{segment, Workspace};
+use crate::vocab::Vocab;
+
+/// The trainer's parameters, with the original's names and defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainerConfig {
+    /// Longest n-gram of the language model, in bytes (1 to 8).
+    pub order: usize,
+    /// The vocabulary sizes to produce (reserved ids included), largest first.
+    pub max_vocab_sizes: Vec<usize>,
+    /// Longest piece, in bytes.
+    pub max_piece_length: usize,
+    /// Least count of an n-gram (of 2 bytes or more) and of a piece (of 2 bytes or more).
+    pub min_count: u64,
+    /// Make every Unicode decimal digit a chunk of its own.
+    pub isolate_digits: bool,
+    /// Never start a piece on a UTF-8 continuation byte.
+    pub ensure_unicode: bool,
+}
+
+impl Default for TrainerConfig {
+    fn default() -> Self {
+        TrainerConfig {
+            order: 6,
+            max_vocab_sizes: vec![10_000],
+            max_piece_length: 36,
+            min_count: 2,
+            isolate_digits: false,
+            ensure_unicode: true,
+        }
+    }
+}
+
+impl TrainerConfig {
+    /// Checks every parameter and sorts the sizes, largest first.
+    pub fn validated(mut self) -> Result<TrainerConfig> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if !(1..=MAX_ORDER).contains(&self.order) {
+            return bad(format!("order must be between 1 and {MAX_ORDER}, got {}", self.order));
+        }
+        if self.max_vocab_sizes.is_empty() {
+            return bad("max_vocab_size must name at least one size".into());
+        }
+        if let Some(s) = self.max_vocab_sizes.iter().find(|&&s| s < MIN_VOCAB_SIZE) {
+            return bad(format!(
+                "max_vocab_size must be at least {MIN_VOCAB_SIZE} (3 reserved ids and the 256 bytes), got {s}"
+            ));
+        }
+        if self.max_piece_length == 0 {
+            return bad("max_piece_length must be at least 1".into());
+        }
+        self.max_vocab_sizes.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(self)
+    }
+}
+
+/// The stages of training; see the module documentation.
+pub struct Trainer<'a> {
+    config: TrainerConfig,
+    ln: LogFn<'a>,
+    check: &'a (dyn Fn() -> Result<()> + Sync),
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer computing logarithms with `ln` (the bindings pass NumPy's, as the original uses)
+    /// and calling `check` between batches: an error from it stops the work (cancellation).
+    pub fn new(
+        config: TrainerConfig,
+        ln: LogFn<'a>,
+        check: &'a (dyn Fn() -> Result<()> + Sync),
+    ) -> Result<Trainer<'a>> {
+        Ok(Trainer {
+            config: config.validated()?,
+            ln,
+            check,
+        })
+    }
+
+    /// The (validated) parameters.
+    pub fn config(&self) -> &TrainerConfig {
+        &self.config
+    }
+
+    /// Empty n-gram counts of this trainer's order.
+    pub fn new_counts(&self) -> NgramCounts {
+        // the order was validated
+        NgramCounts::new(self.config.order).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// Stage 1: adds the n-grams of `texts` to `counts`, in parallel.
+    pub fn count_ngrams(&self, counts: &mut NgramCounts, texts: &[&str]) -> Result<()> {
+        let isolate = self.config.isolate_digits;
+        let batch = texts
+            .par_iter()
+            .with_min_len(8)
+            .fold(
+                || self.new_counts(),
+                |mut c, text| {
+                    for chunk in normalize::split_for_training(&nfc(text), isolate) {
+                        c.add_chunk(chunk);
+                    }
+                    c
+                },
+            )
+            .reduce(
+                || self.new_counts(),
+                |mut a, b| {
+                    a.merge(b);
+                    a
+                },
+            );
+        counts.merge(batch);
+        (self.check)()
+    }
+
+    /// Stage 2: the n-gram model of the counts.
+    pub fn ngram_model(&self, counts: NgramCounts) -> Result<NgramModel> {
+        NgramModel::from_counts(counts, self.config.min_count, &|xs| (self.ln)(xs))
+    }
+
+    /// Stage 3: segments `texts` with the model and adds the pieces to `pieces`, in parallel.
+    pub fn count_pieces(&self, model: &NgramModel, pieces: &mut PieceCounts, texts: &[&str]) -> Result<()> {
+        let TrainerConfig {
+            isolate_digits,
+            ensure_unicode,
+            ..
+        } = self.config;
+        let batch = texts
+            .par_iter()
+            .with_min_len(8)
+            .fold(
+                || (PieceCounts::new(), Workspace::default()),
+                |(mut counts, mut ws), text| {
+                    for chunk in normalize::split_for_training(&nfc(text), isolate_digits) {
+                        segment(model, chunk, ensure_unicode, &mut ws, |p| {
+                            match counts.get_mut(p) {
+                                Some(c) => *c += 1,
+                                None => {
+                                    counts.insert(p.to_vec(), 1);
+                                }
+                            }
+                        });
+                    }
+                    (counts, ws)
+                },
+            )
+            .map(|(counts, _)| counts)
+            .reduce(PieceCounts::new, merge_counts);
+        let mine = std::mem::take(pieces);
+        *pieces = merge_counts(mine, batch);
+        (self.check)()
+    }
+
+    /// Stage 4: prunes the pieces into one vocabulary per size, largest first.
+    pub fn prune(&self, pieces: PieceCounts) -> Result<Vec<Vocab>> {
+        let config = PruneConfig {
+            max_piece_length: self.config.max_piece_length,
+            min_count: self.config.min_count,
+            max_vocab_sizes: self.config.max_vocab_sizes.clone(),
+        };
+        prune::prune_pieces(pieces, &config, self.ln, self.check)?
+            .iter()
+            .map(|p| prune::vocab_of(p, "trained vocabulary"))
+            .collect()
+    }
+
+    /// All stages over texts held in memory.
+    pub fn train(&self, texts: &[&str]) -> Result<Vec<Vocab>> {
+        let mut counts = self.new_counts();
+        self.count_ngrams(&mut counts, texts)?;
+        let model = self.ngram_model(counts)?;
+        let mut pieces = PieceCounts::new();
+        self.count_pieces(&model, &mut pieces, texts)?;
+        self.prune(pieces)
+    }
+}
+
+fn merge_counts(mut a: PieceCounts, mut b: PieceCounts) -> PieceCounts {
+    if a.len() < b.len() {
+        std::mem::swap(&mut a, &mut b);
+    }
+    for (k, v) in b {
+        *a.entry(k).or_insert(0) += v;
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ln(xs: &[f64]) -> Result<Vec<f64>> {
+        Ok(xs.iter().map(|x| x.ln()).collect())
+    }
+
+    fn ok() -> Result<()> {
+        Ok(())
+    }
+
+    #[test]
+    fn same_model_for_any_threads_and_batches() {
+        let texts: Vec<String> = (0..200)
+            .map(|i| format!("document {i}: the quick brown fox jumps over the lazy dog {}\n中文文本 {}\n", i % 7, i % 3))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+        let config = TrainerConfig { max_vocab_sizes: vec![400, 300], ..Default::default() };
+        let trainer = Trainer::new(config, &ln, &ok).unwrap();
+        let one = crate::parallel::run_with_threads(Some(1), || trainer.train(&refs)).unwrap().unwrap();
+        let three = crate::parallel::run_with_threads(Some(3), || {
+            let mut counts = trainer.new_counts();
+            for part in refs.chunks(17) {
+                trainer.count_ngrams(&mut counts, part).unwrap();
+            }
+            let model = trainer.ngram_model(counts).unwrap();
+            let mut pieces = PieceCounts::new();
+            for part in refs.chunks(5) {
+                trainer.count_pieces(&model, &mut pieces, part).unwrap();
+            }
+            trainer.prune(pieces).unwrap()
+        })
+        .unwrap();
+        assert_eq!(one.len(), 2);
+        for (a, b) in one.iter().zip(&three) {
+            assert_eq!(crate::model_io::to_json(a), crate::model_io::to_json(b));
+        }
+        assert!(one[0].len() <= 397 && one[1].len() <= 297 && one[0].len() > 256);
+    }
+
+    #[test]
+    fn rejects_bad_parameters() {
+        for config in [
+            TrainerConfig { order: 0, ..Default::default() },
+            TrainerConfig { order: 9, ..Default::default() },
+            TrainerConfig { max_vocab_sizes: vec![], ..Default::default() },
+            TrainerConfig { max_vocab_sizes: vec![1000, 100], ..Default::default() },
+            TrainerConfig { max_piece_length: 0, ..Default::default() },
+        ] {
+            assert!(Trainer::new(config, &ln, &ok).is_err());
+        }
+    }
+}
