@@ -11,5 +11,6 @@ model files and the same ids, much faster::
 
 from ._core import UNICODE_VERSION, __version__
 from .tokenizer import DEFAULT_MODEL, Tokenizer
+from .trainer import Trainer, convert_to_bytepiece
 
-__all__ = ["Tokenizer", "DEFAULT_MODEL", "UNICODE_VERSION", "__version__"]
+__all__ = ["Tokenizer", "Trainer", "convert_to_bytepiece", "DEFAULT_MODEL", "UNICODE_VERSION", "__version__"]

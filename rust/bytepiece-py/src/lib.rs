@@ -11,12 +11,15 @@ use pyo3::exceptions::{PyFileNotFoundError, PyKeyError, PyOSError, PyTypeError, 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
 
+mod trainer;
+
 /// Maps a core error to the Python exception a user expects.
-fn to_py(err: Error) -> PyErr {
+pub(crate) fn to_py(err: Error) -> PyErr {
     match err {
         Error::NotFound { .. } => PyFileNotFoundError::new_err(err.to_string()),
         Error::Io { .. } => PyOSError::new_err(err.to_string()),
         Error::UnknownId { .. } => PyKeyError::new_err(err.to_string()),
+        Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
         Error::InvalidModel { .. } | Error::InvalidArgument(_) => {
             PyValueError::new_err(err.to_string())
         }
@@ -55,7 +58,7 @@ fn extract_text<'py>(obj: &Bound<'py, PyAny>) -> PyResult<PyText<'py>> {
 }
 
 /// NumPy's `log`, elementwise: what the original uses to score pieces.
-fn numpy_log(py: Python<'_>, xs: &[f64]) -> PyResult<Vec<f64>> {
+pub(crate) fn numpy_log(py: Python<'_>, xs: &[f64]) -> PyResult<Vec<f64>> {
     let numpy = py.import("numpy")?;
     let arr = PyArray1::from_slice(py, xs);
     let logs = numpy.getattr("log")?.call1((arr,))?;
@@ -274,6 +277,8 @@ impl PyEncoder {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEncoder>()?;
+    m.add_class::<trainer::PyTrainer>()?;
+    m.add_function(wrap_pyfunction!(trainer::prune_to_model, m)?)?;
     m.add("UNICODE_VERSION", bytepiece::normalize::UNICODE_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -36,6 +36,9 @@ pub enum Error {
         /// The vocabulary size.
         vocab_size: usize,
     },
+    /// The work was stopped by its monitor (for example on Ctrl-C).
+    #[error("interrupted")]
+    Cancelled,
     /// An argument is out of its domain (an unknown id, a non-finite alpha, ...).
     #[error("{0}")]
     InvalidArgument(String),

@@ -12,11 +12,13 @@
 
 #![warn(missing_docs)]
 
+pub mod corpus;
 pub mod digits;
 pub mod encoder;
 pub mod error;
 pub mod matcher;
 pub mod model_io;
+pub mod monitor;
 pub mod ngram;
 pub mod normalize;
 pub mod parallel;

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use crate::encoder::{Encoder, Lattice};
 use crate::error::{Error, Result};
+use crate::monitor::Monitor;
 use crate::vocab::{Entry, Vocab, NUM_RESERVED};
 
 /// Piece counts: piece bytes -> count.
@@ -33,13 +34,12 @@ pub const MIN_VOCAB_SIZE: usize = 256 + NUM_RESERVED as usize;
 pub type LogFn<'a> = &'a (dyn Fn(&[f64]) -> Result<Vec<f64>> + Sync);
 
 /// Prunes `pieces` and returns one vocabulary (piece -> count) per size of
-/// `config.max_vocab_sizes`, largest first. `check` is called between steps and stops the work
-/// when it returns an error.
+/// `config.max_vocab_sizes`, largest first, reporting to `monitor`.
 pub fn prune_pieces(
     mut pieces: PieceCounts,
     config: &PruneConfig,
     ln: LogFn<'_>,
-    check: &(dyn Fn() -> Result<()> + Sync),
+    monitor: &dyn Monitor,
 ) -> Result<Vec<PieceCounts>> {
     let mut sizes = config.max_vocab_sizes.clone();
     if let Some(&small) = sizes.iter().find(|&&s| s < MIN_VOCAB_SIZE) {
@@ -54,10 +54,10 @@ pub fn prune_pieces(
     let (mut keep, drop): (PieceCounts, PieceCounts) = pieces
         .into_iter()
         .partition(|(p, c)| p.len() == 1 || (p.len() <= config.max_piece_length && *c >= config.min_count));
-    for (p, c) in split_pieces(&keep, &drop, ln, check)? {
+    for (p, c) in split_pieces(&keep, &drop, ln, monitor)? {
         *keep.entry(p).or_insert(0) += c;
     }
-    keep = drop_wasted(keep, ln, check)?;
+    keep = drop_wasted(keep, ln, monitor)?;
     let mut out = Vec::with_capacity(sizes.len());
     for size in sizes {
         if keep.len() > size - NUM_RESERVED as usize {
@@ -68,10 +68,10 @@ pub fn prune_pieces(
             });
             let dropped: PieceCounts = ranked.split_off(size - NUM_RESERVED as usize).into_iter().collect();
             keep = ranked.into_iter().collect();
-            for (p, c) in split_pieces(&keep, &dropped, ln, check)? {
+            for (p, c) in split_pieces(&keep, &dropped, ln, monitor)? {
                 *keep.entry(p).or_insert(0) += c;
             }
-            keep = drop_wasted(keep, ln, check)?;
+            keep = drop_wasted(keep, ln, monitor)?;
         }
         out.push(keep.clone());
     }
@@ -80,10 +80,10 @@ pub fn prune_pieces(
 
 /// Re-splits every kept piece with the tokenizer of all kept pieces until the number of pieces
 /// stops changing; a piece that is split into others loses its count to them.
-fn drop_wasted(mut keep: PieceCounts, ln: LogFn<'_>, check: &(dyn Fn() -> Result<()> + Sync)) -> Result<PieceCounts> {
+fn drop_wasted(mut keep: PieceCounts, ln: LogFn<'_>, monitor: &dyn Monitor) -> Result<PieceCounts> {
     loop {
         let before = keep.len();
-        keep = split_pieces(&keep, &keep, ln, check)?.into_iter().collect();
+        keep = split_pieces(&keep, &keep, ln, monitor)?.into_iter().collect();
         if keep.len() == before {
             return Ok(keep);
         }
@@ -96,9 +96,10 @@ fn split_pieces(
     keep: &PieceCounts,
     drop: &PieceCounts,
     ln: LogFn<'_>,
-    check: &(dyn Fn() -> Result<()> + Sync),
+    monitor: &dyn Monitor,
 ) -> Result<Vec<(Vec<u8>, u64)>> {
-    check()?;
+    monitor.check()?;
+    monitor.stage("Prune Pieces", Some(drop.len() as u64));
     let encoder = Encoder::with_log(vocab_of(keep, "kept pieces")?, |xs| ln(xs))?;
     let n = encoder.vocab().len();
     let work: Vec<(&Vec<u8>, &u64)> = drop.iter().collect();
@@ -115,7 +116,8 @@ fn split_pieces(
                     counts[(id - NUM_RESERVED) as usize] += count;
                 }
             }
-            check().map(|()| counts)
+            monitor.advance(part.len() as u64);
+            monitor.check().map(|()| counts)
         })
         .try_reduce(
             || vec![0u64; n],
@@ -158,9 +160,6 @@ mod tests {
         Ok(xs.iter().map(|x| x.ln()).collect())
     }
 
-    fn ok() -> Result<()> {
-        Ok(())
-    }
 
     #[test]
     fn rare_and_long_pieces_give_their_counts_to_their_parts() {
@@ -169,7 +168,7 @@ mod tests {
         pieces.insert(b"abc".to_vec(), 1); // rare: split into ab + c
         pieces.insert(b"abababab".to_vec(), 10); // too long: split into ab x4
         let config = PruneConfig { max_piece_length: 4, min_count: 2, max_vocab_sizes: vec![1000] };
-        let out = prune_pieces(pieces, &config, &ln, &ok).unwrap();
+        let out = prune_pieces(pieces, &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.len(), 1);
         let v = &out[0];
         assert_eq!(v[&b"ab".to_vec()], 50 + 1 + 40);
@@ -185,9 +184,9 @@ mod tests {
             pieces.insert(p.to_vec(), 100 * (i as u64 + 1));
         }
         let config = PruneConfig { max_piece_length: 36, min_count: 2, max_vocab_sizes: vec![260, 1000, 261] };
-        let out = prune_pieces(pieces, &config, &ln, &ok).unwrap();
+        let out = prune_pieces(pieces, &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.iter().map(|v| v.len()).collect::<Vec<_>>(), [260, 258, 257]);
         assert!(out[2].contains_key(&b"xd".to_vec()));
-        assert!(prune_pieces(PieceCounts::new(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &ok).is_err());
+        assert!(prune_pieces(PieceCounts::new(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &crate::monitor::Silent).is_err());
     }
 }

@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::monitor::Monitor;
 use crate::ngram::{NgramCounts, NgramModel, MAX_ORDER};
 use crate::normalize::{self, nfc};
 use crate::prune::{self, LogFn, PieceCounts, PruneConfig, MIN_VOCAB_SIZE};
@@ -72,22 +73,23 @@ impl TrainerConfig {
 pub struct Trainer<'a> {
     config: TrainerConfig,
     ln: LogFn<'a>,
-    check: &'a (dyn Fn() -> Result<()> + Sync),
+    monitor: &'a dyn Monitor,
 }
 
 impl<'a> Trainer<'a> {
     /// A trainer computing logarithms with `ln` (the bindings pass NumPy's, as the original uses)
-    /// and calling `check` between batches: an error from it stops the work (cancellation).
-    pub fn new(
-        config: TrainerConfig,
-        ln: LogFn<'a>,
-        check: &'a (dyn Fn() -> Result<()> + Sync),
-    ) -> Result<Trainer<'a>> {
+    /// and reporting to `monitor`, which may stop the work between batches.
+    pub fn new(config: TrainerConfig, ln: LogFn<'a>, monitor: &'a dyn Monitor) -> Result<Trainer<'a>> {
         Ok(Trainer {
             config: config.validated()?,
             ln,
-            check,
+            monitor,
         })
+    }
+
+    /// The monitor the stages report to.
+    pub fn monitor(&self) -> &dyn Monitor {
+        self.monitor
     }
 
     /// The (validated) parameters.
@@ -124,11 +126,13 @@ impl<'a> Trainer<'a> {
                 },
             );
         counts.merge(batch);
-        (self.check)()
+        self.monitor.advance(texts.len() as u64);
+        self.monitor.check()
     }
 
     /// Stage 2: the n-gram model of the counts.
     pub fn ngram_model(&self, counts: NgramCounts) -> Result<NgramModel> {
+        self.monitor.stage("Prune Ngrams", None);
         NgramModel::from_counts(counts, self.config.min_count, &|xs| (self.ln)(xs))
     }
 
@@ -162,7 +166,8 @@ impl<'a> Trainer<'a> {
             .reduce(PieceCounts::new, merge_counts);
         let mine = std::mem::take(pieces);
         *pieces = merge_counts(mine, batch);
-        (self.check)()
+        self.monitor.advance(texts.len() as u64);
+        self.monitor.check()
     }
 
     /// Stage 4: prunes the pieces into one vocabulary per size, largest first.
@@ -172,7 +177,7 @@ impl<'a> Trainer<'a> {
             min_count: self.config.min_count,
             max_vocab_sizes: self.config.max_vocab_sizes.clone(),
         };
-        prune::prune_pieces(pieces, &config, self.ln, self.check)?
+        prune::prune_pieces(pieces, &config, self.ln, self.monitor)?
             .iter()
             .map(|p| prune::vocab_of(p, "trained vocabulary"))
             .collect()
@@ -181,9 +186,11 @@ impl<'a> Trainer<'a> {
     /// All stages over texts held in memory.
     pub fn train(&self, texts: &[&str]) -> Result<Vec<Vocab>> {
         let mut counts = self.new_counts();
+        self.monitor.stage("Count Ngrams", Some(texts.len() as u64));
         self.count_ngrams(&mut counts, texts)?;
         let model = self.ngram_model(counts)?;
         let mut pieces = PieceCounts::new();
+        self.monitor.stage("Count Pieces", Some(texts.len() as u64));
         self.count_pieces(&model, &mut pieces, texts)?;
         self.prune(pieces)
     }
@@ -207,9 +214,6 @@ mod tests {
         Ok(xs.iter().map(|x| x.ln()).collect())
     }
 
-    fn ok() -> Result<()> {
-        Ok(())
-    }
 
     #[test]
     fn same_model_for_any_threads_and_batches() {
@@ -218,7 +222,7 @@ mod tests {
             .collect();
         let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
         let config = TrainerConfig { max_vocab_sizes: vec![400, 300], ..Default::default() };
-        let trainer = Trainer::new(config, &ln, &ok).unwrap();
+        let trainer = Trainer::new(config, &ln, &crate::monitor::Silent).unwrap();
         let one = crate::parallel::run_with_threads(Some(1), || trainer.train(&refs)).unwrap().unwrap();
         let three = crate::parallel::run_with_threads(Some(3), || {
             let mut counts = trainer.new_counts();
@@ -249,7 +253,7 @@ mod tests {
             TrainerConfig { max_vocab_sizes: vec![1000, 100], ..Default::default() },
             TrainerConfig { max_piece_length: 0, ..Default::default() },
         ] {
-            assert!(Trainer::new(config, &ln, &ok).is_err());
+            assert!(Trainer::new(config, &ln, &crate::monitor::Silent).is_err());
         }
     }
 }

@@ -1,0 +1,110 @@
+"""The Trainer class and convert_to_bytepiece: the original's API over the compiled trainer."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Dict, Iterable, List, Optional, Sequence, Union
+
+from ._core import TrainerCore, prune_to_model
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: A piece length that no piece reaches (the original accepts ``np.inf``).
+_NO_LIMIT = 2**62
+
+
+def _length(value: float, name: str) -> int:
+    if isinstance(value, float) and math.isinf(value) and value > 0:
+        return _NO_LIMIT
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
+class Trainer:
+    """BytePiece's vocabulary trainer (a byte n-gram language model segments the corpus; the
+    pieces found are pruned into a Unigram vocabulary), with the original's parameters:
+
+    - ``order``: longest n-gram of the language model, in bytes (1 to 8);
+    - ``max_vocab_size``: the vocabulary size, reserved ids included, or a list of sizes (then
+      :meth:`save` writes one model per size, ``PATH.SIZE``, as the original does);
+    - ``max_piece_length``: longest piece, in bytes;
+    - ``min_count``: least count of an n-gram and of a piece (single bytes are always kept);
+    - ``isolate_digits``: every Unicode decimal digit is a piece of its own;
+    - ``ensure_unicode``: no piece starts inside a UTF-8 character.
+
+    ``progress`` shows a bar per stage on stderr: ``None`` (default) when it is a terminal,
+    ``False`` never, ``True`` always.
+    """
+
+    def __init__(
+        self,
+        order: int = 6,
+        max_vocab_size: Union[int, Sequence[int]] = 10000,
+        max_piece_length: float = 36,
+        min_count: int = 2,
+        isolate_digits: bool = False,
+        ensure_unicode: bool = True,
+        progress: Optional[bool] = None,
+    ) -> None:
+        sizes = list(max_vocab_size) if isinstance(max_vocab_size, (list, tuple)) else [max_vocab_size]
+        self._core = TrainerCore(
+            _length(order, "order"),
+            [_length(s, "max_vocab_size") for s in sizes],
+            _length(max_piece_length, "max_piece_length"),
+            _length(min_count, "min_count"),
+            bool(isolate_digits),
+            bool(ensure_unicode),
+        )
+        self.order = order
+        self.max_vocab_size: List[int] = self._core.max_vocab_sizes
+        self.max_piece_length = max_piece_length
+        self.min_count = min_count
+        self.isolate_digits = isolate_digits
+        self.ensure_unicode = ensure_unicode
+        self.progress = progress
+
+    def train(self, texts: Iterable[str], workers: int = 1, batch_size: int = 1000) -> None:
+        """Trains on ``texts``, any iterable of ``str`` (a list, a generator, a ``datasets``
+        column...), read once. ``workers`` threads share the work; the model does not depend on
+        ``workers`` or ``batch_size``. Ctrl-C stops it with ``KeyboardInterrupt``."""
+        self._core.train(texts, _positive(workers, "workers"), _positive(batch_size, "batch_size"), self.progress)
+
+    def train_from_files(self, paths: Union[PathLike, Sequence[PathLike]], workers: int = 1) -> None:
+        """Trains on UTF-8 text files (each file is one text), read by Rust, streaming."""
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        self._core.train_from_files([os.fspath(p) for p in paths], _positive(workers, "workers"), self.progress)
+
+    @property
+    def pieces(self) -> List[Dict[bytes, int]]:
+        """The trained vocabularies, one {piece: count} per size, largest first."""
+        return [self._core.pieces(i) for i in range(len(self._core))]
+
+    def save(self, path: PathLike) -> None:
+        """Writes the model(s) in the original JSON format, atomically: to ``path`` for one
+        size, else to ``PATH.SIZE`` for each size."""
+        path = os.fspath(path)
+        if len(self._core) == 0:
+            raise RuntimeError("the trainer has not been trained yet: call train() first")
+        if len(self._core) == 1:
+            paths = [path]
+        else:
+            paths = [f"{path}.{size}" for size in self.max_vocab_size]
+        for i, p in enumerate(paths):
+            self._core.save(i, p)
+
+
+def _positive(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def convert_to_bytepiece(pieces: Dict[Union[str, bytes], int], path: PathLike) -> None:
+    """Turns a {piece: count} dict (``str`` or ``bytes`` pieces) into a BytePiece model at
+    ``path``, as the original's function: every byte is added, and pieces that the Unigram
+    tokenizer of the others splits are dropped."""
+    items = [(k.encode() if isinstance(k, str) else bytes(k), int(v)) for k, v in pieces.items()]
+    prune_to_model(items, os.fspath(path))

@@ -1,0 +1,321 @@
+//! The trainer's bindings: reading Python texts once, progress bars, Ctrl-C.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytepiece::corpus::{FileBlocks, Spill};
+use bytepiece::monitor::Monitor;
+use bytepiece::prune::{self, PieceCounts, PruneConfig};
+use bytepiece::{model_io, parallel, Error, Result as CoreResult, Trainer, TrainerConfig, Vocab};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+use crate::{numpy_log, to_py};
+
+/// Bytes read from a file per block when training from files.
+const FILE_BLOCK: usize = 4 << 20;
+
+/// Progress bars on stderr (hidden when it is not a terminal or when asked) and a stop flag.
+struct Progress {
+    show: bool,
+    bar: Mutex<Option<ProgressBar>>,
+    stop: AtomicBool,
+}
+
+impl Progress {
+    fn new(show: Option<bool>) -> Progress {
+        Progress {
+            show: show.unwrap_or_else(|| std::io::stderr().is_terminal()),
+            bar: Mutex::new(None),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            bar.finish();
+        }
+    }
+}
+
+impl Monitor for Progress {
+    fn check(&self) -> CoreResult<()> {
+        if self.stop.load(Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn stage(&self, name: &str, total: Option<u64>) {
+        let mut slot = self.bar.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = slot.take() {
+            old.finish();
+        }
+        let bar = match total {
+            Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()).with_style(
+                ProgressStyle::with_template("{msg:>14} {wide_bar} {pos}/{len} [{elapsed_precise}<{eta_precise}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+                ProgressStyle::with_template("{msg:>14} {spinner} {pos} [{elapsed_precise}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            ),
+        };
+        if !self.show {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        bar.set_message(name.to_string());
+        *slot = Some(bar);
+    }
+
+    fn advance(&self, n: u64) {
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            bar.inc(n);
+        }
+    }
+}
+
+/// NumPy's `log`, called from any thread (it takes the GIL for the call).
+fn ln(xs: &[f64]) -> CoreResult<Vec<f64>> {
+    Python::attach(|py| numpy_log(py, xs)).map_err(|e| Error::InvalidArgument(format!("numpy.log failed: {e}")))
+}
+
+/// Runs `work` on another thread while this one, holding the GIL only briefly, watches for
+/// Ctrl-C (Python runs signal handlers on the main thread); on a signal the work is told to stop
+/// and the signal's exception (`KeyboardInterrupt`) is raised once it has.
+fn run_watched<R: Send>(py: Python<'_>, progress: &Progress, work: impl FnOnce() -> CoreResult<R> + Send) -> PyResult<R> {
+    let result = std::thread::scope(|scope| {
+        let handle = scope.spawn(work);
+        while !handle.is_finished() {
+            py.detach(|| std::thread::sleep(Duration::from_millis(20)));
+            if let Err(e) = py.check_signals() {
+                progress.stop.store(true, Ordering::Relaxed);
+                let _ = py.detach(|| handle.join());
+                return Err(e);
+            }
+        }
+        py.detach(|| handle.join())
+            .unwrap_or_else(|_| Err(Error::InvalidArgument("training failed unexpectedly (a worker panicked)".into())))
+            .map_err(to_py)
+    });
+    progress.finish();
+    result
+}
+
+/// The compiled trainer behind `bytepiece_rs.Trainer`.
+#[pyclass(module = "bytepiece_rs._core", name = "TrainerCore")]
+pub struct PyTrainer {
+    config: TrainerConfig,
+    vocabs: Vec<Vocab>,
+}
+
+fn extract_str<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    match obj.cast::<PyString>() {
+        Ok(s) => s.encode_utf8(),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "training texts must be str, got {}",
+            obj.get_type().name()?
+        ))),
+    }
+}
+
+fn as_strs<'a>(batch: &'a [Bound<'_, PyBytes>]) -> Vec<&'a str> {
+    // SAFETY: made by Python's strict UTF-8 encoder from `str` objects.
+    batch.iter().map(|b| unsafe { std::str::from_utf8_unchecked(b.as_bytes()) }).collect()
+}
+
+#[pymethods]
+impl PyTrainer {
+    #[new]
+    #[pyo3(signature = (order, max_vocab_sizes, max_piece_length, min_count, isolate_digits, ensure_unicode))]
+    fn new(
+        order: usize,
+        max_vocab_sizes: Vec<usize>,
+        max_piece_length: usize,
+        min_count: u64,
+        isolate_digits: bool,
+        ensure_unicode: bool,
+    ) -> PyResult<PyTrainer> {
+        let config = TrainerConfig {
+            order,
+            max_vocab_sizes,
+            max_piece_length,
+            min_count,
+            isolate_digits,
+            ensure_unicode,
+        }
+        .validated()
+        .map_err(to_py)?;
+        Ok(PyTrainer { config, vocabs: Vec::new() })
+    }
+
+    /// The vocabulary sizes, largest first.
+    #[getter]
+    fn max_vocab_sizes(&self) -> Vec<usize> {
+        self.config.max_vocab_sizes.clone()
+    }
+
+    /// Trains on an iterable of `str`, read once (the texts are spilled to a temporary file for
+    /// the second pass).
+    #[pyo3(signature = (texts, workers, batch_size, progress=None))]
+    fn train(&mut self, py: Python<'_>, texts: &Bound<'_, PyAny>, workers: usize, batch_size: usize, progress: Option<bool>) -> PyResult<()> {
+        let progress = Progress::new(progress);
+        let threads = Some(workers.max(1));
+        let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
+        let mut spill = Spill::create().map_err(to_py)?;
+        let mut counts = trainer.new_counts();
+        progress.stage("Count Ngrams", texts.len().ok().map(|n| n as u64));
+        let mut iter = texts.try_iter()?;
+        loop {
+            let mut batch = Vec::with_capacity(batch_size.max(1));
+            for item in iter.by_ref().take(batch_size.max(1)) {
+                batch.push(extract_str(&item?)?);
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let strs = as_strs(&batch);
+            py.detach(|| {
+                strs.iter().try_for_each(|t| spill.push(t))?;
+                parallel::run_with_threads(threads, || trainer.count_ngrams(&mut counts, &strs))?
+            })
+            .map_err(to_py)?;
+            py.check_signals()?;
+        }
+        let total = spill.len();
+        self.vocabs = run_watched(py, &progress, || {
+            parallel::run_with_threads(threads, || {
+                let model = trainer.ngram_model(counts)?;
+                let mut pieces = PieceCounts::new();
+                trainer.monitor().stage("Count Pieces", Some(total));
+                let mut reader = spill.read(batch_size)?;
+                loop {
+                    let batch = reader.next_batch()?;
+                    if batch.is_empty() {
+                        break;
+                    }
+                    let strs: Vec<&str> = batch.iter().map(String::as_str).collect();
+                    trainer.count_pieces(&model, &mut pieces, &strs)?;
+                }
+                trainer.prune(pieces)
+            })?
+        })?;
+        Ok(())
+    }
+
+    /// Trains on UTF-8 text files, each one text, read by Rust in blocks (twice).
+    #[pyo3(signature = (paths, workers, progress=None))]
+    fn train_from_files(&mut self, py: Python<'_>, paths: Vec<PathBuf>, workers: usize, progress: Option<bool>) -> PyResult<()> {
+        let progress = Progress::new(progress);
+        let threads = Some(workers.max(1));
+        let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
+        for path in &paths {
+            std::fs::metadata(path).map_err(|e| to_py(Error::io(path, e)))?;
+        }
+        let total: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len() / FILE_BLOCK as u64 + 1).sum();
+        let each_block = |f: &mut dyn FnMut(&[&str]) -> CoreResult<()>| -> CoreResult<()> {
+            for path in &paths {
+                let mut blocks = FileBlocks::open(path, FILE_BLOCK)?;
+                while let Some(block) = blocks.next_block()? {
+                    // split a block into pieces that the threads share
+                    let parts: Vec<&str> = split_block(&block);
+                    f(&parts)?;
+                }
+            }
+            Ok(())
+        };
+        self.vocabs = run_watched(py, &progress, || {
+            parallel::run_with_threads(threads, || {
+                let mut counts = trainer.new_counts();
+                trainer.monitor().stage("Count Ngrams", Some(total));
+                each_block(&mut |parts| trainer.count_ngrams(&mut counts, parts))?;
+                let model = trainer.ngram_model(counts)?;
+                let mut pieces = PieceCounts::new();
+                trainer.monitor().stage("Count Pieces", Some(total));
+                each_block(&mut |parts| trainer.count_pieces(&model, &mut pieces, parts))?;
+                trainer.prune(pieces)
+            })?
+        })?;
+        Ok(())
+    }
+
+    /// Number of trained vocabularies (one per size).
+    fn __len__(&self) -> usize {
+        self.vocabs.len()
+    }
+
+    /// The trained vocabulary `i` as {piece: count}.
+    fn pieces<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyDict>> {
+        let vocab = self.vocab(i)?;
+        let d = PyDict::new(py);
+        for (p, c) in vocab.pieces().iter().zip(vocab.counts()) {
+            d.set_item(PyBytes::new(py, p), c)?;
+        }
+        Ok(d)
+    }
+
+    /// Saves vocabulary `i` in the original's format, atomically.
+    fn save(&self, py: Python<'_>, i: usize, path: PathBuf) -> PyResult<()> {
+        let vocab = self.vocab(i)?;
+        py.detach(|| model_io::save(vocab, &path)).map_err(to_py)
+    }
+
+    /// Vocabulary `i` in the original's JSON format.
+    fn to_json(&self, i: usize) -> PyResult<String> {
+        Ok(model_io::to_json(self.vocab(i)?))
+    }
+}
+
+impl PyTrainer {
+    fn vocab(&self, i: usize) -> PyResult<&Vocab> {
+        self.vocabs
+            .get(i)
+            .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the trainer has not been trained yet: call train() first"))
+    }
+}
+
+/// Cuts a block into parts of about 64 KB at newline boundaries followed by another character
+/// (so that the training chunks do not change), for the threads to share.
+fn split_block(block: &str) -> Vec<&str> {
+    const PART: usize = 1 << 16;
+    let bytes = block.as_bytes();
+    let mut parts = Vec::with_capacity(block.len() / PART + 1);
+    let mut start = 0;
+    while start < bytes.len() {
+        let mut cut = (start + PART).min(bytes.len());
+        while cut < bytes.len() && !(bytes[cut - 1] == b'\n' && bytes[cut] != b'\n') {
+            cut += 1;
+        }
+        parts.push(&block[start..cut]);
+        start = cut;
+    }
+    parts
+}
+
+/// The original's `convert_to_bytepiece` core: prunes {piece: count} (min_count 1, no length
+/// limit, a size that keeps every piece) and saves the model.
+#[pyfunction]
+pub fn prune_to_model(py: Python<'_>, pieces: Vec<(Vec<u8>, u64)>, path: PathBuf) -> PyResult<()> {
+    let n = pieces.len();
+    let mut counts = PieceCounts::new();
+    for (p, c) in pieces {
+        *counts.entry(p).or_insert(0) += c;
+    }
+    let config = PruneConfig {
+        max_piece_length: usize::MAX,
+        min_count: 1,
+        max_vocab_sizes: vec![n + 259],
+    };
+    let progress = Progress::new(Some(false));
+    let vocab = run_watched(py, &progress, || {
+        let kept = prune::prune_pieces(counts, &config, &ln, &progress)?;
+        prune::vocab_of(&kept[0], "converted pieces")
+    })?;
+    py.detach(|| model_io::save(&vocab, &path)).map_err(to_py)
+}

@@ -1,0 +1,216 @@
+//! Sources of training text that the trainer reads twice: a temporary spill of texts that came
+//! from Python once, and text files read in blocks.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Texts written once and read back in order, in a temporary file deleted when dropped.
+#[derive(Debug)]
+pub struct Spill {
+    path: PathBuf,
+    writer: Option<BufWriter<File>>,
+    texts: u64,
+}
+
+impl Spill {
+    /// A new, empty spill file in the system's temporary folder.
+    pub fn create() -> Result<Spill> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "bytepiece-spill-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Spill {
+            path,
+            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            texts: 0,
+        })
+    }
+
+    /// Appends a text.
+    pub fn push(&mut self, text: &str) -> Result<()> {
+        let path = &self.path;
+        let writer = self.writer.as_mut().ok_or_else(|| Error::InvalidArgument("the spill was already read".into()))?;
+        writer
+            .write_all(&(text.len() as u64).to_le_bytes())
+            .and_then(|()| writer.write_all(text.as_bytes()))
+            .map_err(|e| Error::io(path, e))?;
+        self.texts += 1;
+        Ok(())
+    }
+
+    /// Number of texts written.
+    pub fn len(&self) -> u64 {
+        self.texts
+    }
+
+    /// True when no text was written.
+    pub fn is_empty(&self) -> bool {
+        self.texts == 0
+    }
+
+    /// Finishes writing and reads the texts back, in batches of at most `batch` texts.
+    pub fn read(&mut self, batch: usize) -> Result<SpillReader<'_>> {
+        if let Some(mut w) = self.writer.take() {
+            w.flush().map_err(|e| Error::io(&self.path, e))?;
+        }
+        let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        Ok(SpillReader {
+            spill: self,
+            reader: BufReader::with_capacity(1 << 20, file),
+            batch: batch.max(1),
+        })
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Reads a [`Spill`] back.
+pub struct SpillReader<'a> {
+    spill: &'a Spill,
+    reader: BufReader<File>,
+    batch: usize,
+}
+
+impl SpillReader<'_> {
+    /// The next batch of texts (empty at the end).
+    pub fn next_batch(&mut self) -> Result<Vec<String>> {
+        let mut out = Vec::with_capacity(self.batch);
+        let path = &self.spill.path;
+        while out.len() < self.batch {
+            let mut len = [0u8; 8];
+            match self.reader.read_exact(&mut len) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(Error::io(path, e)),
+            }
+            let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
+            self.reader.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
+            out.push(String::from_utf8(buf).map_err(|_| Error::InvalidArgument(format!("{}: corrupt spill file", path.display())))?);
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a UTF-8 text file in blocks of about `block` bytes, cut only where a newline is followed
+/// by another character: the training chunks of the blocks are then exactly those of the whole
+/// file, which is one text.
+pub struct FileBlocks {
+    path: PathBuf,
+    file: File,
+    carry: Vec<u8>,
+    block: usize,
+    offset: u64,
+    done: bool,
+}
+
+impl FileBlocks {
+    /// Opens `path`.
+    pub fn open(path: &Path, block: usize) -> Result<FileBlocks> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(Error::InvalidArgument(format!("{}: is a folder, not a text file", path.display())));
+        }
+        Ok(FileBlocks {
+            path: path.to_path_buf(),
+            file,
+            carry: Vec::new(),
+            block: block.max(1 << 16),
+            offset: 0,
+            done: false,
+        })
+    }
+
+    /// The next block of text, or `None` at the end of the file.
+    pub fn next_block(&mut self) -> Result<Option<String>> {
+        while !self.done && self.cut_point().is_none() {
+            let start = self.carry.len();
+            self.carry.resize(start + self.block, 0);
+            let n = self.file.read(&mut self.carry[start..]).map_err(|e| Error::io(&self.path, e))?;
+            self.carry.truncate(start + n);
+            self.done = n == 0;
+        }
+        if self.carry.is_empty() {
+            return Ok(None);
+        }
+        let cut = if self.done { self.carry.len() } else { self.cut_point().unwrap_or(self.carry.len()) };
+        let rest = self.carry.split_off(cut);
+        let block = std::mem::replace(&mut self.carry, rest);
+        let text = String::from_utf8(block).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "{}: not valid UTF-8 at byte {}",
+                self.path.display(),
+                self.offset + e.utf8_error().valid_up_to() as u64
+            ))
+        })?;
+        self.offset += cut as u64;
+        Ok(Some(text))
+    }
+
+    /// The last place in the buffer, past `block` bytes, where a newline is followed by another
+    /// byte than a newline.
+    fn cut_point(&self) -> Option<usize> {
+        if self.carry.len() < self.block {
+            return None;
+        }
+        (1..self.carry.len()).rev().find(|&i| self.carry[i - 1] == b'\n' && self.carry[i] != b'\n')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::split_for_training;
+
+    #[test]
+    fn spill_reads_back_in_batches_and_cleans_up() {
+        let mut spill = Spill::create().unwrap();
+        for t in ["a", "", "中文\n", "last"] {
+            spill.push(t).unwrap();
+        }
+        let path = spill.path.clone();
+        let mut r = spill.read(3).unwrap();
+        assert_eq!(r.next_batch().unwrap(), ["a", "", "中文\n"]);
+        assert_eq!(r.next_batch().unwrap(), ["last"]);
+        assert!(r.next_batch().unwrap().is_empty());
+        drop(r);
+        drop(spill);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn file_blocks_give_the_chunks_of_the_whole_file() {
+        let dir = std::env::temp_dir().join(format!("bp-blocks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.txt");
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!("line {i} 中文{}", "\n".repeat(i % 4 * 60)));
+        }
+        std::fs::write(&path, &text).unwrap();
+        let mut blocks = FileBlocks::open(&path, 1).unwrap();
+        let mut chunks: Vec<Vec<u8>> = vec![];
+        let mut n = 0;
+        while let Some(b) = blocks.next_block().unwrap() {
+            n += 1;
+            chunks.extend(split_for_training(&b, false).map(|c| c.to_vec()));
+        }
+        assert!(n > 5);
+        let whole: Vec<Vec<u8>> = split_for_training(&text, false).map(|c| c.to_vec()).collect();
+        assert_eq!(chunks, whole);
+        std::fs::write(&path, b"ok\n\xff").unwrap();
+        let err = FileBlocks::open(&path, 1).unwrap().next_block().unwrap_err().to_string();
+        assert!(err.contains("not valid UTF-8 at byte 3"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
