@@ -2,6 +2,7 @@
 //! errors mapped to Python exceptions. No tokenizer logic lives here.
 
 use std::path::PathBuf;
+use pyo3::sync::PyOnceLock;
 
 use bytepiece::{
     model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab,
@@ -81,6 +82,9 @@ fn options(add_bos: bool, add_eos: bool, alpha: f64) -> PyResult<EncodeOptions> 
 struct PyEncoder {
     inner: CoreEncoder,
     seeds: SeedSequence,
+    /// One Python `int` per id, made on first use: building a list of ids then costs a
+    /// reference count per id instead of an allocation (ids are bounded by the vocabulary).
+    id_objects: PyOnceLock<Vec<Py<PyAny>>>,
 }
 
 impl PyEncoder {
@@ -98,7 +102,21 @@ impl PyEncoder {
             (result, None) => result.map_err(to_py)?,
         };
         let seeds = seed.map_or_else(SeedSequence::from_entropy, SeedSequence::new);
-        Ok(PyEncoder { inner, seeds })
+        Ok(PyEncoder {
+            inner,
+            seeds,
+            id_objects: PyOnceLock::new(),
+        })
+    }
+
+    /// `ids` as a Python list of `int`.
+    fn id_list<'py>(&self, py: Python<'py>, ids: &[u32]) -> PyResult<Bound<'py, PyList>> {
+        let objects = self.id_objects.get_or_init(py, || {
+            (0..self.inner.vocab().vocab_size() as u32)
+                .map(|i| i.into_pyobject(py).map(|o| o.into_any().unbind()).unwrap_or_else(|e| match e {}))
+                .collect()
+        });
+        PyList::new(py, ids.iter().map(|&i| objects[i as usize].bind(py)))
     }
 
     fn seed_for(&self, options: &EncodeOptions) -> u64 {
@@ -168,8 +186,9 @@ impl PyEncoder {
 
     /// Ids of `text` (`str`, NFC-normalised, or `bytes`, as is).
     #[pyo3(signature = (text, add_bos=false, add_eos=false, alpha=-1.0))]
-    fn encode(&self, py: Python<'_>, text: &Bound<'_, PyAny>, add_bos: bool, add_eos: bool, alpha: f64) -> PyResult<Vec<u32>> {
-        self.encode_ids(py, text, &options(add_bos, add_eos, alpha)?)
+    fn encode<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, add_bos: bool, add_eos: bool, alpha: f64) -> PyResult<Bound<'py, PyList>> {
+        let ids = self.encode_ids(py, text, &options(add_bos, add_eos, alpha)?)?;
+        self.id_list(py, &ids)
     }
 
     /// Pieces (as bytes) of `text`.
@@ -185,16 +204,18 @@ impl PyEncoder {
 
     /// Ids of many texts, encoded in parallel with the GIL released.
     #[pyo3(signature = (texts, add_bos=false, add_eos=false, alpha=-1.0, num_threads=None))]
-    fn encode_batch(
+    fn encode_batch<'py>(
         &self,
-        py: Python<'_>,
-        texts: &Bound<'_, PyAny>,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
         add_bos: bool,
         add_eos: bool,
         alpha: f64,
         num_threads: Option<usize>,
-    ) -> PyResult<Vec<Vec<u32>>> {
-        self.encode_many(py, texts, &options(add_bos, add_eos, alpha)?, num_threads)
+    ) -> PyResult<Bound<'py, PyList>> {
+        let docs = self.encode_many(py, texts, &options(add_bos, add_eos, alpha)?, num_threads)?;
+        let lists = docs.iter().map(|d| self.id_list(py, d)).collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, lists)
     }
 
     /// Ids of many texts as one flat `uint32` array, and `int64` offsets (`len(texts) + 1` of
