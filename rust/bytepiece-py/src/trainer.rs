@@ -169,7 +169,7 @@ impl PyTrainer {
         let threads = Some(workers.max(1));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
         let mut spill = Spill::create().map_err(to_py)?;
-        let mut counts = trainer.new_counts();
+        let counter = parallel::run_with_threads(threads, || trainer.ngram_counter()).map_err(to_py)?;
         progress.stage("Count Ngrams", texts.len().ok().map(|n| n as u64));
         let mut iter = texts.try_iter()?;
         loop {
@@ -183,7 +183,7 @@ impl PyTrainer {
             let strs = as_strs(&batch);
             py.detach(|| {
                 strs.iter().try_for_each(|t| spill.push(t))?;
-                parallel::run_with_threads(threads, || trainer.count_ngrams(&mut counts, &strs))?
+                parallel::run_with_threads(threads, || trainer.count_ngrams(&counter, &strs))?
             })
             .map_err(to_py)?;
             py.check_signals()?;
@@ -191,8 +191,8 @@ impl PyTrainer {
         let total = spill.len();
         self.vocabs = run_watched(py, &progress, || {
             parallel::run_with_threads(threads, || {
-                let model = trainer.ngram_model(counts)?;
-                let mut pieces = PieceCounts::new();
+                let model = trainer.ngram_model(counter)?;
+                let pieces = trainer.piece_counter();
                 trainer.monitor().stage("Count Pieces", Some(total));
                 let mut reader = spill.read(batch_size)?;
                 loop {
@@ -201,7 +201,7 @@ impl PyTrainer {
                         break;
                     }
                     let strs: Vec<&str> = batch.iter().map(String::as_str).collect();
-                    trainer.count_pieces(&model, &mut pieces, &strs)?;
+                    trainer.count_pieces(&model, &pieces, &strs)?;
                 }
                 trainer.prune(pieces)
             })?
@@ -232,13 +232,13 @@ impl PyTrainer {
         };
         self.vocabs = run_watched(py, &progress, || {
             parallel::run_with_threads(threads, || {
-                let mut counts = trainer.new_counts();
+                let counter = trainer.ngram_counter();
                 trainer.monitor().stage("Count Ngrams", Some(total));
-                each_block(&mut |parts| trainer.count_ngrams(&mut counts, parts))?;
-                let model = trainer.ngram_model(counts)?;
-                let mut pieces = PieceCounts::new();
+                each_block(&mut |parts| trainer.count_ngrams(&counter, parts))?;
+                let model = trainer.ngram_model(counter)?;
+                let pieces = trainer.piece_counter();
                 trainer.monitor().stage("Count Pieces", Some(total));
-                each_block(&mut |parts| trainer.count_pieces(&model, &mut pieces, parts))?;
+                each_block(&mut |parts| trainer.count_pieces(&model, &pieces, parts))?;
                 trainer.prune(pieces)
             })?
         })?;

@@ -6,6 +6,8 @@
 //! result does not depend on the number of threads or on how the texts are batched. Texts are
 //! NFC-normalised and cut into chunks as in [`normalize::split_for_training`].
 
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -97,81 +99,69 @@ impl<'a> Trainer<'a> {
         &self.config
     }
 
-    /// Empty n-gram counts of this trainer's order.
-    pub fn new_counts(&self) -> NgramCounts {
+    /// Stage 1's accumulator of n-gram counts, one per thread.
+    pub fn ngram_counter(&self) -> PerThread<NgramCounts> {
         // the order was validated
-        NgramCounts::new(self.config.order).unwrap_or_else(|_| unreachable!())
+        PerThread::new(|| NgramCounts::new(self.config.order).unwrap_or_else(|_| unreachable!()))
     }
 
-    /// Stage 1: adds the n-grams of `texts` to `counts`, in parallel.
-    pub fn count_ngrams(&self, counts: &mut NgramCounts, texts: &[&str]) -> Result<()> {
+    /// Stage 1: adds the n-grams of `texts` to `counter`, in parallel.
+    pub fn count_ngrams(&self, counter: &PerThread<NgramCounts>, texts: &[&str]) -> Result<()> {
         let isolate = self.config.isolate_digits;
-        let batch = texts
-            .par_iter()
-            .with_min_len(8)
-            .fold(
-                || self.new_counts(),
-                |mut c, text| {
-                    for chunk in normalize::split_for_training(&nfc(text), isolate) {
-                        c.add_chunk(chunk);
-                    }
-                    c
-                },
-            )
-            .reduce(
-                || self.new_counts(),
-                |mut a, b| {
-                    a.merge(b);
-                    a
-                },
-            );
-        counts.merge(batch);
+        texts.par_iter().for_each(|text| {
+            let text = nfc(text);
+            counter.with(|counts| {
+                for chunk in normalize::split_for_training(&text, isolate) {
+                    counts.add_chunk(chunk);
+                }
+            })
+        });
         self.monitor.advance(texts.len() as u64);
         self.monitor.check()
     }
 
     /// Stage 2: the n-gram model of the counts.
-    pub fn ngram_model(&self, counts: NgramCounts) -> Result<NgramModel> {
+    pub fn ngram_model(&self, counter: PerThread<NgramCounts>) -> Result<NgramModel> {
         self.monitor.stage("Prune Ngrams", None);
+        let counts = counter.into_merged(|mut a, b| {
+            a.merge(b);
+            a
+        });
         NgramModel::from_counts(counts, self.config.min_count, &|xs| (self.ln)(xs))
     }
 
-    /// Stage 3: segments `texts` with the model and adds the pieces to `pieces`, in parallel.
-    pub fn count_pieces(&self, model: &NgramModel, pieces: &mut PieceCounts, texts: &[&str]) -> Result<()> {
+    /// Stage 3's accumulator of piece counts, one per thread.
+    pub fn piece_counter(&self) -> PerThread<(PieceCounts, Workspace)> {
+        PerThread::new(Default::default)
+    }
+
+    /// Stage 3: segments `texts` with the model and adds the pieces to `counter`, in parallel.
+    pub fn count_pieces(&self, model: &NgramModel, counter: &PerThread<(PieceCounts, Workspace)>, texts: &[&str]) -> Result<()> {
         let TrainerConfig {
             isolate_digits,
             ensure_unicode,
             ..
         } = self.config;
-        let batch = texts
-            .par_iter()
-            .with_min_len(8)
-            .fold(
-                || (PieceCounts::new(), Workspace::default()),
-                |(mut counts, mut ws), text| {
-                    for chunk in normalize::split_for_training(&nfc(text), isolate_digits) {
-                        segment(model, chunk, ensure_unicode, &mut ws, |p| {
-                            match counts.get_mut(p) {
-                                Some(c) => *c += 1,
-                                None => {
-                                    counts.insert(p.to_vec(), 1);
-                                }
-                            }
-                        });
-                    }
-                    (counts, ws)
-                },
-            )
-            .map(|(counts, _)| counts)
-            .reduce(PieceCounts::new, merge_counts);
-        let mine = std::mem::take(pieces);
-        *pieces = merge_counts(mine, batch);
+        texts.par_iter().for_each(|text| {
+            let text = nfc(text);
+            counter.with(|(counts, ws)| {
+                for chunk in normalize::split_for_training(&text, isolate_digits) {
+                    segment(model, chunk, ensure_unicode, ws, |p| match counts.get_mut(p) {
+                        Some(c) => *c += 1,
+                        None => {
+                            counts.insert(p.to_vec(), 1);
+                        }
+                    });
+                }
+            })
+        });
         self.monitor.advance(texts.len() as u64);
         self.monitor.check()
     }
 
     /// Stage 4: prunes the pieces into one vocabulary per size, largest first.
-    pub fn prune(&self, pieces: PieceCounts) -> Result<Vec<Vocab>> {
+    pub fn prune(&self, counter: PerThread<(PieceCounts, Workspace)>) -> Result<Vec<Vocab>> {
+        let pieces = counter.into_merged(|(a, ws), (b, _)| (merge_counts(a, b), ws)).0;
         let config = PruneConfig {
             max_piece_length: self.config.max_piece_length,
             min_count: self.config.min_count,
@@ -185,14 +175,43 @@ impl<'a> Trainer<'a> {
 
     /// All stages over texts held in memory.
     pub fn train(&self, texts: &[&str]) -> Result<Vec<Vocab>> {
-        let mut counts = self.new_counts();
+        let counter = self.ngram_counter();
         self.monitor.stage("Count Ngrams", Some(texts.len() as u64));
-        self.count_ngrams(&mut counts, texts)?;
-        let model = self.ngram_model(counts)?;
-        let mut pieces = PieceCounts::new();
+        self.count_ngrams(&counter, texts)?;
+        let model = self.ngram_model(counter)?;
+        let pieces = self.piece_counter();
         self.monitor.stage("Count Pieces", Some(texts.len() as u64));
-        self.count_pieces(&model, &mut pieces, texts)?;
+        self.count_pieces(&model, &pieces, texts)?;
         self.prune(pieces)
+    }
+}
+
+/// Accumulators, one per thread of the pool, so that workers add without contention and the
+/// partial results are merged once, at the end.
+pub struct PerThread<T> {
+    slots: Vec<Mutex<T>>,
+}
+
+impl<T: Send> PerThread<T> {
+    /// One accumulator per thread of the current pool (and at least one per core).
+    pub fn new(init: impl Fn() -> T) -> PerThread<T> {
+        let n = rayon::current_num_threads().max(crate::parallel::default_threads());
+        PerThread {
+            slots: (0..n).map(|_| Mutex::new(init())).collect(),
+        }
+    }
+
+    /// Runs `f` on the calling thread's accumulator.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let i = rayon::current_thread_index().unwrap_or(0) % self.slots.len();
+        f(&mut self.slots[i].lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Merges all accumulators into one.
+    pub fn into_merged(self, merge: impl Fn(T, T) -> T) -> T {
+        let mut all = self.slots.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
+        let first = all.next();
+        all.fold(first.unwrap_or_else(|| unreachable!("at least one slot")), merge)
     }
 }
 
@@ -225,14 +244,14 @@ mod tests {
         let trainer = Trainer::new(config, &ln, &crate::monitor::Silent).unwrap();
         let one = crate::parallel::run_with_threads(Some(1), || trainer.train(&refs)).unwrap().unwrap();
         let three = crate::parallel::run_with_threads(Some(3), || {
-            let mut counts = trainer.new_counts();
+            let counter = trainer.ngram_counter();
             for part in refs.chunks(17) {
-                trainer.count_ngrams(&mut counts, part).unwrap();
+                trainer.count_ngrams(&counter, part).unwrap();
             }
-            let model = trainer.ngram_model(counts).unwrap();
-            let mut pieces = PieceCounts::new();
+            let model = trainer.ngram_model(counter).unwrap();
+            let pieces = trainer.piece_counter();
             for part in refs.chunks(5) {
-                trainer.count_pieces(&model, &mut pieces, part).unwrap();
+                trainer.count_pieces(&model, &pieces, part).unwrap();
             }
             trainer.prune(pieces).unwrap()
         })
