@@ -303,7 +303,7 @@ fn split_block(block: &str) -> Vec<&str> {
 #[pyfunction]
 pub fn prune_to_model(py: Python<'_>, pieces: Vec<(Vec<u8>, u64)>, path: PathBuf) -> PyResult<()> {
     let n = pieces.len();
-    let mut counts = PieceCounts::new();
+    let mut counts = PieceCounts::default();
     for (p, c) in pieces {
         *counts.entry(p).or_insert(0) += c;
     }

@@ -14,7 +14,7 @@ use crate::monitor::Monitor;
 use crate::vocab::{Entry, Vocab, NUM_RESERVED};
 
 /// Piece counts: piece bytes -> count.
-pub type PieceCounts = HashMap<Vec<u8>, u64>;
+pub type PieceCounts = HashMap<Vec<u8>, u64, rustc_hash::FxBuildHasher>;
 
 /// The rules of piece pruning.
 #[derive(Debug, Clone)]
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn rare_and_long_pieces_give_their_counts_to_their_parts() {
-        let mut pieces = PieceCounts::new();
+        let mut pieces = PieceCounts::default();
         pieces.insert(b"ab".to_vec(), 50);
         pieces.insert(b"abc".to_vec(), 1); // rare: split into ab + c
         pieces.insert(b"abababab".to_vec(), 10); // too long: split into ab x4
@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn each_size_keeps_the_most_frequent_pieces() {
-        let mut pieces = PieceCounts::new();
+        let mut pieces = PieceCounts::default();
         for (i, p) in [b"xa", b"xb", b"xc", b"xd"].iter().enumerate() {
             pieces.insert(p.to_vec(), 100 * (i as u64 + 1));
         }
@@ -187,6 +187,6 @@ mod tests {
         let out = prune_pieces(pieces, &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.iter().map(|v| v.len()).collect::<Vec<_>>(), [260, 258, 257]);
         assert!(out[2].contains_key(&b"xd".to_vec()));
-        assert!(prune_pieces(PieceCounts::new(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &crate::monitor::Silent).is_err());
+        assert!(prune_pieces(PieceCounts::default(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &crate::monitor::Silent).is_err());
     }
 }
