@@ -49,6 +49,12 @@ def test_same_model_for_any_workers_and_batch_size(docs, workers, batch_size):
     assert model_json(train(docs, workers, batch_size)) == model_json(train(docs))
 
 
+def test_a_small_count_memory_spills_to_disk_and_changes_nothing(docs):
+    assert model_json(train(docs, count_memory_mb=1)) == model_json(train(docs))
+    leftovers = [f for f in os.listdir("/tmp") if f.startswith(f"bytepiece-ngrams-{os.getpid()}-")]
+    assert not leftovers
+
+
 def test_trained_model_tokenizes_and_saves_in_the_original_format(docs, tmp_path):
     t = train(docs)
     path = tmp_path / "m.model"

@@ -35,7 +35,9 @@ class Trainer:
     - ``ensure_unicode``: no piece starts inside a UTF-8 character.
 
     ``progress`` shows a bar per stage on stderr: ``None`` (default) when it is a terminal,
-    ``False`` never, ``True`` always.
+    ``False`` never, ``True`` always. ``count_memory_mb`` bounds the memory of the n-gram count
+    tables: past it, counts are spilled to temporary files as sorted runs and merged at the end
+    (the model is the same; only the time changes).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class Trainer:
         isolate_digits: bool = False,
         ensure_unicode: bool = True,
         progress: Optional[bool] = None,
+        count_memory_mb: int = 4096,
     ) -> None:
         sizes = list(max_vocab_size) if isinstance(max_vocab_size, (list, tuple)) else [max_vocab_size]
         self._core = TrainerCore(
@@ -56,6 +59,7 @@ class Trainer:
             _length(min_count, "min_count"),
             bool(isolate_digits),
             bool(ensure_unicode),
+            _length(count_memory_mb, "count_memory_mb"),
         )
         self.order = order
         self.max_vocab_size: List[int] = self._core.max_vocab_sizes

@@ -133,7 +133,8 @@ fn as_strs<'a>(batch: &'a [Bound<'_, PyBytes>]) -> Vec<&'a str> {
 #[pymethods]
 impl PyTrainer {
     #[new]
-    #[pyo3(signature = (order, max_vocab_sizes, max_piece_length, min_count, isolate_digits, ensure_unicode))]
+    #[pyo3(signature = (order, max_vocab_sizes, max_piece_length, min_count, isolate_digits, ensure_unicode, count_memory_mb))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         order: usize,
         max_vocab_sizes: Vec<usize>,
@@ -141,6 +142,7 @@ impl PyTrainer {
         min_count: u64,
         isolate_digits: bool,
         ensure_unicode: bool,
+        count_memory_mb: usize,
     ) -> PyResult<PyTrainer> {
         let config = TrainerConfig {
             order,
@@ -149,6 +151,7 @@ impl PyTrainer {
             min_count,
             isolate_digits,
             ensure_unicode,
+            count_memory_mb,
         }
         .validated()
         .map_err(to_py)?;

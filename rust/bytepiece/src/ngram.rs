@@ -43,22 +43,36 @@ pub fn pack(bytes: &[u8]) -> u64 {
 }
 
 /// Counts of every byte n-gram of length 1 to `order`, and of the positions.
-#[derive(Debug, Clone)]
+///
+/// The tables stay within a budget of entries: past it they are written to disk as runs sorted
+/// by key and emptied, and the runs are merged when the model is built (so that counting needs
+/// bounded memory whatever the corpus; the result is the same).
+#[derive(Debug)]
 pub struct NgramCounts {
     order: usize,
     /// `tables[j - 1]`: the n-grams of length `j`.
     tables: Vec<KeyMap<u64>>,
     positions: u64,
+    budget: usize,
+    /// `runs[j - 1]`: sorted runs of the n-grams of length `j` written to disk.
+    runs: Vec<Vec<Run>>,
 }
 
 impl NgramCounts {
-    /// Empty counts for n-grams up to `order` bytes (1 to [`MAX_ORDER`]).
+    /// Empty counts for n-grams up to `order` bytes (1 to [`MAX_ORDER`]), with no budget.
     pub fn new(order: usize) -> Result<NgramCounts> {
+        NgramCounts::with_budget(order, usize::MAX)
+    }
+
+    /// Empty counts that spill to disk whenever their tables hold more than `budget` entries.
+    pub fn with_budget(order: usize, budget: usize) -> Result<NgramCounts> {
         check_order(order)?;
         Ok(NgramCounts {
             order,
             tables: vec![KeyMap::default(); order],
             positions: 0,
+            budget: budget.max(1),
+            runs: (0..order).map(|_| Vec::new()).collect(),
         })
     }
 
@@ -67,8 +81,9 @@ impl NgramCounts {
         self.order
     }
 
-    /// Counts the n-grams of one chunk (n-grams do not cross chunks).
-    pub fn add_chunk(&mut self, chunk: &[u8]) {
+    /// Counts the n-grams of one chunk (n-grams do not cross chunks), spilling the tables to disk
+    /// if they outgrow the budget.
+    pub fn add_chunk(&mut self, chunk: &[u8]) -> Result<()> {
         self.positions += chunk.len() as u64;
         for i in 0..chunk.len() {
             let mut key = 0u64;
@@ -77,11 +92,40 @@ impl NgramCounts {
                 *self.tables[j].entry(key).or_insert(0) += 1;
             }
         }
+        if self.tables.iter().map(|t| t.len()).sum::<usize>() > self.budget {
+            self.spill()?;
+        }
+        Ok(())
     }
 
-    /// Adds `other`'s counts to these.
-    pub fn merge(&mut self, mut other: NgramCounts) {
+    /// Writes every table to disk as a sorted run and empties it (its memory is kept for reuse).
+    fn spill(&mut self) -> Result<()> {
+        for (table, runs) in self.tables.iter_mut().zip(&mut self.runs) {
+            if !table.is_empty() {
+                let mut entries: Vec<(u64, u64)> = table.drain().collect();
+                entries.sort_unstable();
+                runs.push(Run::write(&entries)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// True when some counts are on disk.
+    pub fn spilled(&self) -> bool {
+        self.runs.iter().any(|r| !r.is_empty())
+    }
+
+    /// Adds `other`'s counts to these (in memory, or as runs if either has spilled).
+    pub fn merge(&mut self, mut other: NgramCounts) -> Result<()> {
         self.positions += other.positions;
+        if self.spilled() || other.spilled() {
+            self.spill()?;
+            other.spill()?;
+            for (mine, theirs) in self.runs.iter_mut().zip(other.runs) {
+                mine.extend(theirs);
+            }
+            return Ok(());
+        }
         for (mine, theirs) in self.tables.iter_mut().zip(other.tables.iter_mut()) {
             if mine.len() < theirs.len() {
                 std::mem::swap(mine, theirs);
@@ -90,6 +134,33 @@ impl NgramCounts {
                 *mine.entry(k).or_insert(0) += v;
             }
         }
+        Ok(())
+    }
+
+    /// The tables with every count of the runs merged in, keeping only the n-grams of length `j`
+    /// counted at least `threshold(j)` times (the runs are read once, in key order).
+    fn into_tables(mut self, threshold: impl Fn(usize) -> u64) -> Result<(Vec<KeyMap<u64>>, u64)> {
+        if !self.spilled() {
+            for (j, table) in self.tables.iter_mut().enumerate() {
+                let t = threshold(j + 1);
+                table.retain(|_, c| *c >= t);
+                table.shrink_to_fit();
+            }
+            return Ok((self.tables, self.positions));
+        }
+        self.spill()?;
+        let mut tables = Vec::with_capacity(self.order);
+        for (j, runs) in self.runs.iter().enumerate() {
+            let t = threshold(j + 1);
+            let mut table = KeyMap::default();
+            merge_runs(runs, |k, c| {
+                if c >= t {
+                    table.insert(k, c);
+                }
+            })?;
+            tables.push(table);
+        }
+        Ok((tables, self.positions))
     }
 
     /// The count of an n-gram (0 if unseen).
@@ -105,6 +176,90 @@ impl NgramCounts {
     pub fn distinct(&self) -> Vec<usize> {
         self.tables.iter().map(|t| t.len()).collect()
     }
+}
+
+/// A run of (key, count) pairs sorted by key, in a temporary file deleted when dropped.
+#[derive(Debug)]
+struct Run {
+    path: std::path::PathBuf,
+}
+
+impl Run {
+    fn write(entries: &[(u64, u64)]) -> Result<Run> {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "bytepiece-ngrams-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let run = Run { path };
+        let file = std::fs::File::create(&run.path).map_err(|e| Error::io(&run.path, e))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        for &(k, c) in entries {
+            w.write_all(&k.to_le_bytes())
+                .and_then(|()| w.write_all(&c.to_le_bytes()))
+                .map_err(|e| Error::io(&run.path, e))?;
+        }
+        w.flush().map_err(|e| Error::io(&run.path, e))?;
+        Ok(run)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Merges sorted runs, calling `f(key, total count)` once per key, in key order.
+fn merge_runs(runs: &[Run], mut f: impl FnMut(u64, u64)) -> Result<()> {
+    use std::cmp::Reverse;
+    use std::io::Read;
+    let mut readers = runs
+        .iter()
+        .map(|r| {
+            std::fs::File::open(&r.path)
+                .map(|file| std::io::BufReader::with_capacity(1 << 16, file))
+                .map_err(|e| Error::io(&r.path, e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut next = |i: usize| -> Result<Option<(u64, u64)>> {
+        let mut buf = [0u8; 16];
+        match readers[i].read_exact(&mut buf) {
+            Ok(()) => Ok(Some((
+                u64::from_le_bytes(buf[..8].try_into().unwrap_or_default()),
+                u64::from_le_bytes(buf[8..].try_into().unwrap_or_default()),
+            ))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(Error::io(&runs[i].path, e)),
+        }
+    };
+    let mut heap = std::collections::BinaryHeap::new();
+    for i in 0..runs.len() {
+        if let Some((k, c)) = next(i)? {
+            heap.push(Reverse((k, c, i)));
+        }
+    }
+    let mut current: Option<(u64, u64)> = None;
+    while let Some(Reverse((k, c, i))) = heap.pop() {
+        current = match current {
+            Some((ck, cc)) if ck == k => Some((ck, cc + c)),
+            Some((ck, cc)) => {
+                f(ck, cc);
+                Some((k, c))
+            }
+            None => Some((k, c)),
+        };
+        if let Some((k2, c2)) = next(i)? {
+            heap.push(Reverse((k2, c2, i)));
+        }
+    }
+    if let Some((k, c)) = current {
+        f(k, c);
+    }
+    Ok(())
 }
 
 fn check_order(order: usize) -> Result<()> {
@@ -134,35 +289,32 @@ impl NgramModel {
     /// NumPy's, which the original uses). The counts' tables are reused in place, so that the
     /// peak memory is that of the counts (measured: 20% less than with separate tables).
     pub fn from_counts(
-        mut counts: NgramCounts,
+        counts: NgramCounts,
         min_count: u64,
         ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
     ) -> Result<NgramModel> {
+        let (mut tables, mut positions) = counts.into_tables(|len| if len == 1 { 0 } else { min_count })?;
         for b in 0..=255u64 {
-            counts.tables[0].entry(b).or_insert_with(|| {
-                counts.positions += 1;
+            tables[0].entry(b).or_insert_with(|| {
+                positions += 1;
                 1
             });
         }
-        for table in counts.tables.iter_mut().skip(1) {
-            table.retain(|_, c| *c >= min_count);
-            table.shrink_to_fit();
-        }
         // One call for every logarithm; a table's values are visited in the same order when
         // read and when written back, as it is not changed in between.
-        let kept: usize = counts.tables.iter().map(|t| t.len()).sum();
+        let kept: usize = tables.iter().map(|t| t.len()).sum();
         let mut xs: Vec<f64> = Vec::with_capacity(kept + 1);
-        for table in &counts.tables {
+        for table in &tables {
             xs.extend(table.values().map(|&c| c as f64));
         }
-        xs.push(counts.positions as f64);
+        xs.push(positions as f64);
         let logs = ln(&xs)?;
         drop(xs);
         if logs.len() != kept + 1 {
             return Err(Error::InvalidArgument("the logarithm function gave a wrong number of values".into()));
         }
         let mut next = logs.iter();
-        for table in counts.tables.iter_mut() {
+        for table in tables.iter_mut() {
             for (v, l) in table.values_mut().zip(next.by_ref()) {
                 *v = l.to_bits();
             }
@@ -171,8 +323,9 @@ impl NgramModel {
         drop(logs);
         // Condition from the longest n-grams down, so that each level still holds the raw log
         // counts of its prefixes when it is used.
-        for j in (0..counts.order).rev() {
-            let (shorter, rest) = counts.tables.split_at_mut(j);
+        let order = tables.len();
+        for j in (0..order).rev() {
+            let (shorter, rest) = tables.split_at_mut(j);
             for (&k, v) in rest[0].iter_mut() {
                 let prefix = match shorter.last() {
                     None => log_positions,
@@ -183,10 +336,7 @@ impl NgramModel {
                 *v = (f64::from_bits(*v) - prefix).to_bits();
             }
         }
-        Ok(NgramModel {
-            order: counts.order,
-            tables: counts.tables,
-        })
+        Ok(NgramModel { order, tables })
     }
 
     /// The order of the model.
@@ -217,13 +367,13 @@ mod tests {
     #[test]
     fn counts_every_ngram_within_chunks_and_merges() {
         let mut a = NgramCounts::new(3).unwrap();
-        a.add_chunk(b"abab");
+        a.add_chunk(b"abab").unwrap();
         let mut b = NgramCounts::new(3).unwrap();
-        b.add_chunk(b"ba");
+        b.add_chunk(b"ba").unwrap();
         assert_eq!(a.count(b"ab"), 2);
         assert_eq!(a.count(b"aba"), 1);
         assert_eq!(a.count(b""), 4);
-        a.merge(b);
+        a.merge(b).unwrap();
         assert_eq!(a.count(b"ba"), 2);
         assert_eq!(a.count(b"b"), 3);
         assert_eq!(a.count(b""), 6);
@@ -234,9 +384,44 @@ mod tests {
     }
 
     #[test]
+    fn spilled_counts_give_the_same_model() {
+        let mut x = 7u64;
+        let text: Vec<u8> = (0..20_000)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                b"abcdefgh"[(x >> 61) as usize]
+            })
+            .collect();
+        let build = |budget: usize| {
+            let mut parts: Vec<NgramCounts> = (0..3).map(|_| NgramCounts::with_budget(4, budget).unwrap()).collect();
+            for (i, chunk) in text.chunks(333).enumerate() {
+                parts[i % 3].add_chunk(chunk).unwrap();
+            }
+            let mut all = parts.pop().unwrap();
+            for p in parts {
+                all.merge(p).unwrap();
+            }
+            let spilled = all.spilled();
+            let m = NgramModel::from_counts(all, 3, &ln).unwrap();
+            let mut probs: Vec<(usize, u64, u64)> = vec![];
+            for (j, t) in m.tables.iter().enumerate() {
+                probs.extend(t.iter().map(|(&k, &v)| (j, k, v)));
+            }
+            probs.sort_unstable();
+            (spilled, probs)
+        };
+        let (spilled, in_memory) = build(usize::MAX);
+        assert!(!spilled);
+        let (spilled, on_disk) = build(50);
+        assert!(spilled);
+        assert_eq!(in_memory, on_disk);
+        assert!(in_memory.len() > 300);
+    }
+
+    #[test]
     fn model_is_conditional_and_pruned() {
         let mut c = NgramCounts::new(2).unwrap();
-        c.add_chunk(b"aab");
+        c.add_chunk(b"aab").unwrap();
         let m = NgramModel::from_counts(c, 2, &ln).unwrap();
         // 3 positions + 254 missing bytes counted once each
         let total = (3.0f64 + 254.0).ln();
@@ -244,7 +429,7 @@ mod tests {
         assert_eq!(m.log_prob(1, pack(b"z")), Some(0.0 - total));
         assert_eq!(m.log_prob(2, pack(b"aa")), None, "count 1 < min_count 2");
         let mut c = NgramCounts::new(2).unwrap();
-        c.add_chunk(b"aaa");
+        c.add_chunk(b"aaa").unwrap();
         let m = NgramModel::from_counts(c, 2, &ln).unwrap();
         assert_eq!(m.log_prob(2, pack(b"aa")), Some(2f64.ln() - 3f64.ln()));
         assert_eq!(m.sizes(), [256, 1]);

@@ -33,6 +33,9 @@ pub struct TrainerConfig {
     pub isolate_digits: bool,
     /// Never start a piece on a UTF-8 continuation byte.
     pub ensure_unicode: bool,
+    /// Memory for the n-gram count tables, in MB; past it, counts are spilled to disk as sorted
+    /// runs (same result, bounded memory).
+    pub count_memory_mb: usize,
 }
 
 impl Default for TrainerConfig {
@@ -44,6 +47,7 @@ impl Default for TrainerConfig {
             min_count: 2,
             isolate_digits: false,
             ensure_unicode: true,
+            count_memory_mb: 4096,
         }
     }
 }
@@ -99,23 +103,25 @@ impl<'a> Trainer<'a> {
         &self.config
     }
 
-    /// Stage 1's accumulator of n-gram counts, one per thread.
+    /// Stage 1's accumulator of n-gram counts, one per thread, each within its share of
+    /// `count_memory_mb`.
     pub fn ngram_counter(&self) -> PerThread<NgramCounts> {
+        let slots = PerThread::<()>::slots();
+        // about 40 bytes of hash table per entry, with its growth
+        let budget = (self.config.count_memory_mb << 20) / 40 / slots;
         // the order was validated
-        PerThread::new(|| NgramCounts::new(self.config.order).unwrap_or_else(|_| unreachable!()))
+        PerThread::new(|| NgramCounts::with_budget(self.config.order, budget).unwrap_or_else(|_| unreachable!()))
     }
 
     /// Stage 1: adds the n-grams of `texts` to `counter`, in parallel.
     pub fn count_ngrams(&self, counter: &PerThread<NgramCounts>, texts: &[&str]) -> Result<()> {
         let isolate = self.config.isolate_digits;
-        texts.par_iter().for_each(|text| {
+        texts.par_iter().try_for_each(|text| {
             let text = nfc(text);
             counter.with(|counts| {
-                for chunk in normalize::split_for_training(&text, isolate) {
-                    counts.add_chunk(chunk);
-                }
+                normalize::split_for_training(&text, isolate).try_for_each(|chunk| counts.add_chunk(chunk))
             })
-        });
+        })?;
         self.monitor.advance(texts.len() as u64);
         self.monitor.check()
     }
@@ -123,10 +129,11 @@ impl<'a> Trainer<'a> {
     /// Stage 2: the n-gram model of the counts.
     pub fn ngram_model(&self, counter: PerThread<NgramCounts>) -> Result<NgramModel> {
         self.monitor.stage("Prune Ngrams", None);
-        let counts = counter.into_merged(|mut a, b| {
-            a.merge(b);
-            a
-        });
+        let mut parts = counter.into_inner().into_iter();
+        let mut counts = parts.next().unwrap_or_else(|| unreachable!("at least one slot"));
+        for part in parts {
+            counts.merge(part)?;
+        }
         NgramModel::from_counts(counts, self.config.min_count, &|xs| (self.ln)(xs))
     }
 
@@ -195,10 +202,19 @@ pub struct PerThread<T> {
 impl<T: Send> PerThread<T> {
     /// One accumulator per thread of the current pool (and at least one per core).
     pub fn new(init: impl Fn() -> T) -> PerThread<T> {
-        let n = rayon::current_num_threads().max(crate::parallel::default_threads());
         PerThread {
-            slots: (0..n).map(|_| Mutex::new(init())).collect(),
+            slots: (0..Self::slots()).map(|_| Mutex::new(init())).collect(),
         }
+    }
+
+    /// How many accumulators [`PerThread::new`] makes.
+    pub fn slots() -> usize {
+        rayon::current_num_threads().max(crate::parallel::default_threads())
+    }
+
+    /// The accumulators.
+    pub fn into_inner(self) -> Vec<T> {
+        self.slots.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect()
     }
 
     /// Runs `f` on the calling thread's accumulator.
@@ -209,7 +225,7 @@ impl<T: Send> PerThread<T> {
 
     /// Merges all accumulators into one.
     pub fn into_merged(self, merge: impl Fn(T, T) -> T) -> T {
-        let mut all = self.slots.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()));
+        let mut all = self.into_inner().into_iter();
         let first = all.next();
         all.fold(first.unwrap_or_else(|| unreachable!("at least one slot")), merge)
     }
@@ -261,6 +277,18 @@ mod tests {
             assert_eq!(crate::model_io::to_json(a), crate::model_io::to_json(b));
         }
         assert!(one[0].len() <= 397 && one[1].len() <= 297 && one[0].len() > 256);
+    }
+
+    #[test]
+    fn a_small_count_memory_spills_and_changes_nothing() {
+        let texts: Vec<String> = (0..300).map(|i| format!("line {i} of text, with {} words\n", i * 37 % 101)).collect();
+        let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+        let model = |mb| {
+            let config = TrainerConfig { max_vocab_sizes: vec![500], count_memory_mb: mb, ..Default::default() };
+            let trainer = Trainer::new(config, &ln, &crate::monitor::Silent).unwrap();
+            crate::model_io::to_json(&trainer.train(&refs).unwrap()[0])
+        };
+        assert_eq!(model(0), model(4096));
     }
 
     #[test]
