@@ -110,5 +110,9 @@ def convert_to_bytepiece(pieces: Dict[Union[str, bytes], int], path: PathLike) -
     """Turns a {piece: count} dict (``str`` or ``bytes`` pieces) into a BytePiece model at
     ``path``, as the original's function: every byte is added, and pieces that the Unigram
     tokenizer of the others splits are dropped."""
-    items = [(k.encode() if isinstance(k, str) else bytes(k), int(v)) for k, v in pieces.items()]
-    prune_to_model(items, os.fspath(path))
+    # as in the original, a bytes key replaces an earlier str key with the same bytes
+    merged = {k.encode() if isinstance(k, str) else bytes(k): int(v) for k, v in pieces.items()}
+    negative = [k for k, v in merged.items() if v < 0]
+    if negative:
+        raise ValueError(f"piece counts must not be negative: {negative[0]!r} has {merged[negative[0]]}")
+    prune_to_model(list(merged.items()), os.fspath(path))
