@@ -44,6 +44,17 @@ def test_any_iterable_read_once_gives_the_same_model(docs):
     assert model_json(train(tuple(docs))) == reference
 
 
+def test_datasets_column_and_iterable_dataset(docs, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    ds = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
+    reference = model_json(train(docs))
+    assert model_json(train(ds["text"])) == reference
+    streamed = ds.to_iterable_dataset()
+    assert model_json(train(row["text"] for row in streamed)) == reference
+
+
 @pytest.mark.parametrize("workers, batch_size", [(2, 1000), (3, 7), (1, 1), (2, 100_000)])
 def test_same_model_for_any_workers_and_batch_size(docs, workers, batch_size):
     assert model_json(train(docs, workers, batch_size)) == model_json(train(docs))
