@@ -77,6 +77,9 @@ fn options(add_bos: bool, add_eos: bool, alpha: f64) -> PyResult<EncodeOptions> 
     Ok(options)
 }
 
+/// A flat array of ids and the offsets of each text's ids in it.
+type IdsAndOffsets<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>);
+
 /// The compiled tokenizer behind `bytepiece_rs.Tokenizer`.
 #[pyclass(module = "bytepiece_rs._core", name = "Encoder", frozen)]
 struct PyEncoder {
@@ -229,7 +232,7 @@ impl PyEncoder {
         add_eos: bool,
         alpha: f64,
         num_threads: Option<usize>,
-    ) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)> {
+    ) -> PyResult<IdsAndOffsets<'py>> {
         let docs = self.encode_many(py, texts, &options(add_bos, add_eos, alpha)?, num_threads)?;
         let (flat, offsets) = py.detach(|| {
             let mut offsets = Vec::with_capacity(docs.len() + 1);

@@ -186,7 +186,7 @@ mod tests {
         let config = PruneConfig { max_piece_length: 36, min_count: 2, max_vocab_sizes: vec![260, 1000, 261] };
         let out = prune_pieces(pieces, &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.iter().map(|v| v.len()).collect::<Vec<_>>(), [260, 258, 257]);
-        assert!(out[2].contains_key(&b"xd".to_vec()));
+        assert!(out[2].contains_key(b"xd".as_slice()));
         assert!(prune_pieces(PieceCounts::default(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &crate::monitor::Silent).is_err());
     }
 }
