@@ -28,13 +28,7 @@ import edge_cases as ec  # noqa: E402
 REPO_ROOT = TESTS_DIR.parent
 GOLDEN_DIR = TESTS_DIR / "golden"
 SHARED = ec.shared_dir()
-MODEL_NAMES = [
-    "bytepiece_80k",
-    "bytepiece.plus.80k",
-    "bytepiece.eu.plus.80k",
-    "bytepiece.zh.id.eu.80k",
-    "bytepiece.id.eu.plus.160k",
-]
+MODEL_NAMES = ec.MODEL_NAMES
 
 requires_oracle = pytest.mark.oracle
 requires_corpus = pytest.mark.corpus

@@ -210,3 +210,13 @@ def corpus_digest(docs: list[tuple[str, str]]) -> str:
         h.update(text.encode("utf-8"))
         h.update(b"\0")
     return h.hexdigest()
+
+
+#: The models released with the original, in ../shared/models/NAME.zip.
+MODEL_NAMES = [
+    "bytepiece_80k",
+    "bytepiece.plus.80k",
+    "bytepiece.eu.plus.80k",
+    "bytepiece.zh.id.eu.80k",
+    "bytepiece.id.eu.plus.160k",
+]

@@ -40,14 +40,10 @@ from __future__ import annotations
 
 import argparse
 import base64
-import gzip
 import hashlib
-import importlib.metadata
-import io
 import json
 import math
 import multiprocessing as mp
-import platform
 import random
 import sys
 import time
@@ -57,17 +53,13 @@ from pathlib import Path
 
 import numpy as np
 
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import edge_cases as ec  # noqa: E402
+from edge_cases import MODEL_NAMES  # noqa: E402
+from golden_io import b64, environment, write_gz  # noqa: E402
 
-MODEL_NAMES = [
-    "bytepiece_80k",
-    "bytepiece.plus.80k",
-    "bytepiece.eu.plus.80k",
-    "bytepiece.zh.id.eu.80k",
-    "bytepiece.id.eu.plus.160k",
-]
 MAX_STORED_IDS = 5000
 
 
@@ -75,48 +67,9 @@ def ids_hash(ids) -> str:
     return hashlib.blake2b(np.asarray(ids, dtype="<u4").tobytes(), digest_size=8).hexdigest()
 
 
-def b64(p: bytes) -> str:
-    return base64.b64encode(p).decode()
-
-
-def write_gz(path: Path, obj) -> None:
-    raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as f:
-        f.write(raw)
-    path.write_bytes(buf.getvalue())
-    print(f"wrote {path} ({len(buf.getvalue())} bytes, {len(raw)} raw)", flush=True)
-
-
-def cpu_flags() -> list[str]:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                return line.split(":", 1)[1].split()
-    except OSError:
-        pass
-    return []
-
-
 def meta() -> dict:
-    flags = cpu_flags()
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as feats  # numpy >= 2
-    except ImportError:  # pragma: no cover
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__ as feats
-        except ImportError:
-            feats = {}
     return {
-        "generator": "tests/golden/make_golden.py",
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-        "bytepiece": importlib.metadata.version("bytepiece"),
-        "pyahocorasick": importlib.metadata.version("pyahocorasick"),
-        "machine": platform.machine(),
-        "cpu_avx512f": "avx512f" in flags,
-        "cpu_avx2": "avx2" in flags,
-        "numpy_cpu_features_enabled": sorted(k for k, v in feats.items() if v and k.startswith("AVX")),
+        **environment("tests/golden/make_golden.py"),
         "hash": "blake2b(np.asarray(ids, dtype='<u4').tobytes(), digest_size=8).hexdigest()",
         "max_stored_ids": MAX_STORED_IDS,
     }

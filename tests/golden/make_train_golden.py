@@ -5,7 +5,8 @@ tests/test_train_parity.py trains with bytepiece_rs on the same texts (tests/tra
 compares the saved model files byte for byte with these. This script needs the original package
 (``shared/reference/install_original.sh``) and numpy; the tests do not.
 
-How the committed fixtures were made (2 CPUs, AVX512F)::
+How the committed fixtures were made (2 CPUs, AVX512F; 681 s wall, of which the two corpus
+cases ~190 s and ~290 s; the non-corpus cases are also re-run with math.log, see "libm")::
 
     python3 tests/golden/make_train_golden.py --shared /work/shared --corpus /work/corpus --jobs 2
 
@@ -56,17 +57,11 @@ _tokenize's output; it reports chunks, bytes in such tails and a few example cha
 from __future__ import annotations
 
 import argparse
-import base64
-import gzip
 import hashlib
-import importlib.metadata
-import io
 import json
-import locale
 import math
 import multiprocessing as mp
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -82,54 +77,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 import edge_cases as ec  # noqa: E402
 import train_cases as tc  # noqa: E402
+from golden_io import b64, environment, write_gz  # noqa: E402
 
 N_EXAMPLES = 8
 
 
-def b64(p: bytes) -> str:
-    return base64.b64encode(p).decode()
-
-
-def write_gz(path: Path, obj) -> None:
-    raw = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as f:
-        f.write(raw)
-    path.write_bytes(buf.getvalue())
-    print(f"wrote {path.name} ({len(buf.getvalue())} bytes, {len(raw)} raw)", flush=True)
-
-
-def cpu_flags() -> list[str]:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                return line.split(":", 1)[1].split()
-    except OSError:
-        pass
-    return []
-
-
 def meta() -> dict:
-    flags = cpu_flags()
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as feats  # numpy >= 2
-    except ImportError:  # pragma: no cover
-        try:
-            from numpy.core._multiarray_umath import __cpu_features__ as feats
-        except ImportError:
-            feats = {}
     return {
-        "generator": "tests/golden/make_train_golden.py",
-        "python": sys.version.split()[0],
-        "unicodedata": __import__("unicodedata").unidata_version,
-        "numpy": np.__version__,
-        "bytepiece": importlib.metadata.version("bytepiece"),
-        "pyahocorasick": importlib.metadata.version("pyahocorasick"),
-        "machine": platform.machine(),
-        "cpu_avx512f": "avx512f" in flags,
-        "cpu_avx2": "avx2" in flags,
-        "numpy_cpu_features_enabled": sorted(k for k, v in feats.items() if v and k.startswith("AVX")),
-        "locale_encoding": locale.getpreferredencoding(False),
+        **environment("tests/golden/make_train_golden.py"),
         "texts_sha256": 'sha256("\\x00".join(texts).encode("utf-8"))',
     }
 

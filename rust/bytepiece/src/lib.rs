@@ -33,3 +33,12 @@ pub use error::{Error, Result};
 pub use sampler::SeedSequence;
 pub use trainer::{Trainer, TrainerConfig};
 pub use vocab::{Entry, Vocab};
+
+/// Helpers shared by the unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Natural logarithms with Rust's `f64::ln`.
+    pub(crate) fn ln(xs: &[f64]) -> crate::Result<Vec<f64>> {
+        Ok(xs.iter().map(|x| x.ln()).collect())
+    }
+}

@@ -360,9 +360,7 @@ impl NgramModel {
 mod tests {
     use super::*;
 
-    fn ln(xs: &[f64]) -> Result<Vec<f64>> {
-        Ok(xs.iter().map(|x| x.ln()).collect())
-    }
+    use crate::test_support::ln;
 
     #[test]
     fn counts_every_ngram_within_chunks_and_merges() {

@@ -156,9 +156,7 @@ pub fn vocab_of(pieces: &PieceCounts, origin: &str) -> Result<Vocab> {
 mod tests {
     use super::*;
 
-    fn ln(xs: &[f64]) -> Result<Vec<f64>> {
-        Ok(xs.iter().map(|x| x.ln()).collect())
-    }
+    use crate::test_support::ln;
 
 
     #[test]

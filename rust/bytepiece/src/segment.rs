@@ -131,7 +131,7 @@ mod tests {
     fn model(text: &[u8], order: usize, min_count: u64) -> NgramModel {
         let mut c = NgramCounts::new(order).unwrap();
         c.add_chunk(text).unwrap();
-        NgramModel::from_counts(c, min_count, &|xs: &[f64]| Ok(xs.iter().map(|x| x.ln()).collect())).unwrap()
+        NgramModel::from_counts(c, min_count, &crate::test_support::ln).unwrap()
     }
 
     fn pieces(m: &NgramModel, chunk: &[u8], ensure_unicode: bool) -> Vec<Vec<u8>> {

@@ -245,9 +245,7 @@ fn merge_counts(mut a: PieceCounts, mut b: PieceCounts) -> PieceCounts {
 mod tests {
     use super::*;
 
-    fn ln(xs: &[f64]) -> Result<Vec<f64>> {
-        Ok(xs.iter().map(|x| x.ln()).collect())
-    }
+    use crate::test_support::ln;
 
 
     #[test]
