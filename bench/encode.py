@@ -186,25 +186,6 @@ def version_of(*dists):
 
 # --------------------------------------------------------------------------- timing
 
-def timed_runs(fn, repeat, budget):
-    """Run fn() until `repeat` runs are done, or after >= 1 run once `budget` s are spent.
-
-    Returns (median seconds, list of seconds, result of the first run)."""
-    times, first = [], None
-    while True:
-        gc.collect()
-        t0 = time.perf_counter()
-        r = fn()
-        dt = time.perf_counter() - t0
-        times.append(dt)
-        if first is None:
-            first = r
-        del r
-        if len(times) >= repeat or sum(times) >= budget:
-            break
-    return statistics.median(times), times, first
-
-
 def timed_loads(loader, repeat, budget):
     times, obj = [], None
     while True:
@@ -501,7 +482,7 @@ def main(argv=None):
                     help="N for the 'all cores' column [%(default)s = all cores]")
     ap.add_argument("--peers", default=",".join(ALL_PEERS),
                     help="comma list out of %s [all]" % ",".join(ALL_PEERS))
-    ap.add_argument("--repeat", type=int, default=3, help="runs per measurement (median) [%(default)s]")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per measurement (median) [%(default)s]")
     ap.add_argument("--budget", type=float, default=60.0,
                     help="stop repeating a measurement once its runs took this many seconds [%(default)s]")
     ap.add_argument("--peer-parallel", choices=["threads", "processes"], default="threads",
@@ -564,73 +545,105 @@ def main(argv=None):
     busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()
     wall0 = time.perf_counter()
 
-    rows, ref = [], None
-    with tempfile.TemporaryDirectory() as tmpdir:
-        args.tmpdir = tmpdir
-        order = [p for p in ALL_PEERS if p in peers]  # original first: it is the reference
-        for name in order:
-            for cls in PEER_CLASSES[name]:
-                peer = cls(args)
-                row = {"key": peer.key, "tokenizer": PEER_TITLES[name], "api1": peer.api1,
-                       "apin": peer.apin, "load_s": None, "mbps1": None, "mbpsn": None,
-                       "runs1": [], "runsn": [], "tokens": None, "tokens_n": None,
-                       "same_docs": None, "same_docs_n": None, "error": None, "notes": ""}
-                rows.append(row)
-                print("== %s %s" % (row["tokenizer"], peer.api1), flush=True)
-                if args.wait_idle > 0:
-                    wait_idle(args.wait_idle)
-                rb0, ro0, rt0 = cpu_busy_seconds(), own_cpu_seconds(), time.perf_counter()
-                try:
-                    if isinstance(peer, SentencePiece):
-                        peer.prepare()
-                    load_s, load_runs, tok = timed_loads(peer.load, 3, 15.0)
-                    row["load_s"], row["load_runs"] = load_s, load_runs
-                    print("   load %.3f s %s" % (load_s, ["%.3f" % x for x in load_runs]), flush=True)
-                    # warm-up (lazy initialisation, caches), untimed
-                    peer.one(tok, warm)()
-                    sec, runs, res = timed_runs(peer.one(tok, docs), args.repeat, args.budget)
-                    res = cls.as_lists(res)
-                    row["mbps1"], row["runs1"] = nbytes / sec / MB, runs
-                    row["tokens"] = sum(map(len, res))
-                    if ref is None and peer.key == "original":
-                        ref = res
-                    if ref is not None:
-                        row["same_docs"] = compare(ref, res)
-                    del res
-                    print("   1 thread : %.2f MB/s (runs %s), %d ids%s" % (
-                        row["mbps1"], ["%.2f" % x for x in runs], row["tokens"],
-                        "" if row["same_docs"] is None else
-                        ", ids equal to the original on %d/%d documents" % row["same_docs"]), flush=True)
-                    run, close = peer.many(tok, docs, n)
+    rows, live, ref = [], [], None
+    tmp = tempfile.TemporaryDirectory()
+    args.tmpdir = tmp.name
+
+    def fail(row, e):
+        row["error"] = "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        print("   FAILED: %s" % row["error"], flush=True)
+        if os.environ.get("BENCH_DEBUG"):
+            traceback.print_exc()
+
+    # ---- set-up: convert, load (timed), warm up, start pools; original first (the reference)
+    if args.wait_idle > 0:
+        wait_idle(args.wait_idle)
+    for name in [p for p in ALL_PEERS if p in peers]:
+        for cls in PEER_CLASSES[name]:
+            peer = cls(args)
+            row = {"key": peer.key, "tokenizer": PEER_TITLES[name], "api1": peer.api1,
+                   "apin": peer.apin, "load_s": None, "load_runs": [], "mbps1": None, "mbpsn": None,
+                   "runs1": [], "runsn": [], "cpu1": [], "tokens": None, "tokens_n": None,
+                   "same_docs": None, "same_docs_n": None, "error": None, "notes": "",
+                   "_busy": 0.0, "_own": 0.0, "_wall": 0.0}
+            rows.append(row)
+            print("== %s %s" % (row["tokenizer"], peer.api1), flush=True)
+            try:
+                if isinstance(peer, SentencePiece):
+                    peer.prepare()
+                load_s, load_runs, tok = timed_loads(peer.load, 3, 15.0)
+                row["load_s"], row["load_runs"] = load_s, load_runs
+                print("   load %.3f s %s" % (load_s, ["%.3f" % x for x in load_runs]), flush=True)
+                peer.one(tok, warm)()  # warm-up (lazy initialisation, caches), untimed
+                run1 = peer.one(tok, docs)
+                runn, close = peer.many(tok, docs, n)
+                live.append((row, peer, {"1": run1, "n": runn}, close))
+            except Exception as e:  # a peer that cannot run is reported, not fatal
+                fail(row, e)
+                if isinstance(e, ImportError):
+                    break  # the package is missing: skip its other APIs
+            finally:
+                row["notes"] = peer.notes
+
+    # ---- measurement: interleaved rounds, so a drift in machine speed hits every row alike
+    try:
+        for rnd in range(max(1, args.repeat)):
+            if args.wait_idle > 0 and rnd:
+                wait_idle(args.wait_idle)
+            print("-- round %d/%d" % (rnd + 1, args.repeat), flush=True)
+            for mode in ("1", "n"):
+                for row, peer, runs, close in live:
+                    times = row["runs" + mode]
+                    if row["error"] or (times and sum(times) >= args.budget):
+                        continue
+                    gc.collect()
+                    b0, o0 = cpu_busy_seconds(), own_cpu_seconds()
                     try:
-                        run_w = run  # warm-up done inside runners / by the 1-thread pass
-                        sec, runs, res = timed_runs(run_w, args.repeat, args.budget)
-                    finally:
-                        close()
-                    res = cls.as_lists(res)
-                    row["mbpsn"], row["runsn"] = nbytes / sec / MB, runs
-                    row["tokens_n"] = sum(map(len, res))
-                    if ref is not None:
-                        row["same_docs_n"] = compare(ref, res)
+                        t0 = time.perf_counter()
+                        res = runs[mode]()
+                        dt = time.perf_counter() - t0
+                    except Exception as e:
+                        fail(row, e)
+                        continue
+                    row["_busy"] += cpu_busy_seconds() - b0
+                    own = own_cpu_seconds() - o0
+                    row["_own"] += own
+                    row["_wall"] += dt
+                    times.append(dt)
+                    if mode == "1":
+                        row["cpu1"].append(own)
+                    suffix = "" if mode == "1" else "_n"
+                    if len(times) == 1:  # first run: count and compare the ids
+                        res = type(peer).as_lists(res)
+                        row["tokens" + suffix] = sum(map(len, res))
+                        if ref is None and row["key"] == "original" and mode == "1":
+                            ref = res
+                        if ref is not None:
+                            row["same_docs" + suffix] = compare(ref, res)
                     del res
-                    print("   %d threads: %.2f MB/s (runs %s), %d ids%s" % (
-                        n, row["mbpsn"], ["%.2f" % x for x in runs], row["tokens_n"],
-                        "" if row["same_docs_n"] is None else
-                        ", ids equal to the original on %d/%d documents" % row["same_docs_n"]), flush=True)
-                    row["notes"] = peer.notes
-                    del tok
-                except Exception as e:  # a peer that cannot run is reported, not fatal
-                    row["error"] = "%s: %s" % (type(e).__name__, str(e).splitlines()[0] if str(e) else "")
-                    row["notes"] = peer.notes
-                    print("   FAILED: %s" % row["error"], flush=True)
-                    if os.environ.get("BENCH_DEBUG"):
-                        traceback.print_exc()
-                    if isinstance(e, (ImportError, ModuleNotFoundError)):
-                        break  # the package is missing: skip its other APIs
-                rdt = time.perf_counter() - rt0
-                rother = cpu_busy_seconds() - rb0 - (own_cpu_seconds() - ro0)
-                row["other_cpu_share"] = max(0.0, rother) / (rdt * (os.cpu_count() or 1)) if rdt > 0 else None
-                gc.collect()
+                    mbps = nbytes / dt / MB
+                    same = row["same_docs" + suffix]
+                    print("   %-14s %-10s %7.2f MB/s  %d ids%s" % (
+                        row["key"], "1 thread" if mode == "1" else "%d threads" % n, mbps,
+                        row["tokens" + suffix] or 0,
+                        "" if same is None or len(times) > 1 else
+                        ", ids = original's on %d/%d docs" % same), flush=True)
+    finally:
+        for row, peer, runs, close in live:
+            try:
+                close()
+            except Exception:
+                pass
+        live = None
+        tmp.cleanup()
+    for row in rows:
+        for mode in ("1", "n"):
+            if row["runs" + mode]:
+                row["mbps" + mode] = nbytes / statistics.median(row["runs" + mode]) / MB
+        row["mbps_cpu1"] = nbytes / statistics.median(row["cpu1"]) / MB if row["cpu1"] and min(row["cpu1"]) > 0 else None
+        other = row.pop("_busy") - row.pop("_own")
+        wall_r = row.pop("_wall")
+        row["other_cpu_share"] = max(0.0, other) / (wall_r * (os.cpu_count() or 1)) if wall_r > 0 else None
 
     wall = time.perf_counter() - wall0
     other = cpu_busy_seconds() - busy0 - (own_cpu_seconds() - own0)
@@ -683,16 +696,18 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         sha[:16]))
     L.append("- versions: " + ", ".join("%s %s" % (k, v or "not installed") for k, v in versions.items()))
     L.append("- MB/s = UTF-8 bytes of input / wall seconds (MB = 10^6 bytes), median of the runs shown "
-             "(at most %d runs; fewer once a measurement took %g s). Load = median of up to 3 loads "
+             "(at most %d runs; fewer once a measurement took %g s), the tokenizers taking turns round by "
+             "round. Load = median of up to 3 loads "
              "of the model file (in the page cache), imports excluded. N = %d. \"others' CPU\" = share of "
              "the machine's CPU time used by other processes while that row was measured (noise; "
-             "should be ~0%%)." % (args.repeat, args.budget, n))
+             "should be ~0%%). \"MB/CPU-s\" = the same bytes / CPU seconds of this process in the "
+             "1-thread runs (median): less sensitive to other load than wall time." % (args.repeat, args.budget, n))
     L.append("")
-    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | runs | ids | same ids as original (docs) | others' CPU |" % (n, n))
-    L.append("|---|---|---|---:|---:|---:|---:|---:|---|---:|")
+    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | 1 thread MB/CPU-s | runs | ids | same ids as original (docs) | others' CPU |" % (n, n))
+    L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
         if r["error"]:
-            L.append("| %s | %s | %s | %s | — | — | — | — | failed: %s | |" % (
+            L.append("| %s | %s | %s | %s | — | — | — | — | — | failed: %s | |" % (
                 r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), r["error"].replace("|", "\\|")))
             continue
         same = []
@@ -703,8 +718,9 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         if r["key"] == "original":
             same_s = "reference (Pool: %s)" % ("%d/%d" % r["same_docs_n"] if r["same_docs_n"] else "?")
         oc = r.get("other_cpu_share")
-        L.append("| %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s |" % (
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s |" % (
             r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), fmt(r["mbps1"]), fmt(r["mbpsn"]),
+            fmt(r.get("mbps_cpu1")),
             len(r["runs1"]), len(r["runsn"]), "{:,}".format(r["tokens"]) if r["tokens"] is not None else "—",
             same_s, "—" if oc is None else "%.0f%%" % (100 * oc)))
     notes = [(r["tokenizer"], r["notes"]) for r in rows if r["notes"]]
@@ -716,17 +732,24 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
     by = {r["key"]: r for r in rows if not r["error"]}
 
     def ratio(a, ka, b, kb):
+        """speed of a / speed of b: (ratio of the medians, (min, max) over the rounds)"""
         ra, rb = by.get(a), by.get(b)
         if not ra or not rb or not ra.get(ka) or not rb.get(kb):
             return None
-        return ra[ka] / rb[kb]
+        src = lambda k: "cpu1" if k == "mbps_cpu1" else "runs" + k[4:]
+        ta, tb = ra[src(ka)], rb[src(kb)]
+        per = [y / x for x, y in zip(ta, tb)]  # runs are paired by round
+        return ra[ka] / rb[kb], (min(per), max(per)) if per else None
 
     L.append("")
-    L.append("| ratio (ours = `encode_batch`) | value | target | met |")
-    L.append("|---|---:|---:|---|")
+    L.append("| ratio (ours = `encode_batch`) | value | per round (min–max) | target | met |")
+    L.append("|---|---:|---:|---:|---|")
     checks = [
         ("ours / original, 1 thread", ratio("ours", "mbps1", "original", "mbps1"), 15.0),
         ("ours / SentencePiece, 1 thread", ratio("ours", "mbps1", "sentencepiece", "mbps1"), 4.0),
+        ("ours / original, 1 thread, by CPU time", ratio("ours", "mbps_cpu1", "original", "mbps_cpu1"), None),
+        ("ours / SentencePiece, 1 thread, by CPU time",
+         ratio("ours", "mbps_cpu1", "sentencepiece", "mbps_cpu1"), None),
         ("ours %d threads / ours 1 thread" % n, ratio("ours", "mbpsn", "ours", "mbps1"), 1.8 if n >= 2 else None),
         ("ours / original, %d threads (original: Pool of %d processes)" % (n, n),
          ratio("ours", "mbpsn", "original", "mbpsn"), None),
@@ -736,14 +759,19 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         ("ours `encode_batch_numpy` / `encode_batch`, 1 thread",
          ratio("ours-numpy", "mbps1", "ours", "mbps1"), None),
     ]
-    for label, v, target in checks:
-        L.append("| %s | %s | %s | %s |" % (label, "—" if v is None else "%.2f×" % v,
-                                           "—" if target is None else "≥ %g×" % target,
-                                           "" if target is None or v is None else ("yes" if v >= target else "**no**")))
+    for label, rv, target in checks:
+        v, rng = rv if rv else (None, None)
+        L.append("| %s | %s | %s | %s | %s |" % (
+            label, "—" if v is None else "%.2f×" % v,
+            "—" if not rng else "%.2f–%.2f" % rng,
+            "—" if target is None else "≥ %g×" % target,
+            "" if target is None or v is None else ("yes" if v >= target else "**no**")))
     o = by.get("ours")
     load = o["load_s"] if o else None
-    L.append("| ours model load (s) | %s | ≤ 0.1 s | %s |" % (
-        "—" if load is None else "%.3f" % load, "" if load is None else ("yes" if load <= 0.1 else "**no**")))
+    L.append("| ours model load (s) | %s | %s | ≤ 0.1 s | %s |" % (
+        "—" if load is None else "%.3f" % load,
+        "—" if not o or not o.get("load_runs") else "%.3f–%.3f" % (min(o["load_runs"]), max(o["load_runs"])),
+        "" if load is None else ("yes" if load <= 0.1 else "**no**")))
     if o and by.get("original"):
         L.append("")
         L.append("ids: ours %s, original %s -> %s." % (
