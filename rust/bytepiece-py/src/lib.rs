@@ -8,6 +8,7 @@ use bytepiece::{
     model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab,
 };
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
+use bytepiece::rayon::prelude::*;
 use pyo3::exceptions::{PyFileNotFoundError, PyKeyError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
@@ -216,9 +217,58 @@ impl PyEncoder {
         alpha: f64,
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let docs = self.encode_many(py, texts, &options(add_bos, add_eos, alpha)?, num_threads)?;
-        let lists = docs.iter().map(|d| self.id_list(py, d)).collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, lists)
+        let options = options(add_bos, add_eos, alpha)?;
+        let objs: Vec<Bound<'_, PyAny>> = texts.try_iter()?.collect::<PyResult<_>>()?;
+        let owned = objs.iter().map(extract_text).collect::<PyResult<Vec<_>>>()?;
+        let inputs: Vec<Text<'_>> = owned.iter().map(PyText::as_text).collect();
+        let seed = self.seed_for(&options);
+        // Blocks of documents are encoded on the pool while this thread turns the finished
+        // ones, in order, into Python lists (which needs the GIL): the conversion overlaps the
+        // encoding instead of following it.
+        let threads = num_threads.unwrap_or_else(parallel::default_threads);
+        if threads <= 1 {
+            // one thread does it all, encoding then conversion
+            let docs = py
+                .detach(|| parallel::run_with_threads(num_threads, || self.inner.encode_batch(&inputs, &options, seed)))
+                .and_then(|r| r)
+                .map_err(to_py)?;
+            let lists = docs.iter().map(|d| self.id_list(py, d)).collect::<PyResult<Vec<_>>>()?;
+            return PyList::new(py, lists);
+        }
+        let block = (inputs.len() / (8 * threads)).clamp(1, 4096);
+        let out = PyList::empty(py);
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Vec<Vec<u32>>)>();
+        // waited on without the GIL, from this thread only
+        let rx = std::sync::Mutex::new(rx);
+        std::thread::scope(|scope| -> PyResult<()> {
+            let inputs = &inputs;
+            let options = &options;
+            let worker = scope.spawn(move || {
+                parallel::run_with_threads(num_threads, || {
+                    inputs.par_chunks(block).enumerate().try_for_each_with(tx, |tx, (b, docs)| {
+                        let ids = self.inner.encode_batch_at(docs, options, seed, b * block)?;
+                        // the receiver only hangs up on an error of its own
+                        let _ = tx.send((b, ids));
+                        Ok(())
+                    })
+                })?
+            });
+            let mut pending = std::collections::BTreeMap::new();
+            let mut next = 0;
+            while let Ok((b, ids)) = py.detach(|| rx.lock().unwrap_or_else(|p| p.into_inner()).recv()) {
+                pending.insert(b, ids);
+                while let Some(docs) = pending.remove(&next) {
+                    for d in &docs {
+                        out.append(self.id_list(py, d)?)?;
+                    }
+                    next += 1;
+                }
+            }
+            py.detach(|| worker.join())
+                .unwrap_or_else(|_| Err(Error::InvalidArgument("encoding failed unexpectedly (a worker panicked)".into())))
+                .map_err(to_py)
+        })?;
+        Ok(out)
     }
 
     /// Ids of many texts as one flat `uint32` array, and `int64` offsets (`len(texts) + 1` of

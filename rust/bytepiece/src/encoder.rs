@@ -222,12 +222,24 @@ impl Encoder {
         options: &EncodeOptions,
         seed: u64,
     ) -> Result<Vec<Vec<u32>>> {
+        self.encode_batch_at(texts, options, seed, 0)
+    }
+
+    /// [`Encoder::encode_batch`] for a slice of a larger batch that starts at index `first`
+    /// (documents are seeded by their index in the whole batch).
+    pub fn encode_batch_at(
+        &self,
+        texts: &[Text<'_>],
+        options: &EncodeOptions,
+        seed: u64,
+        first: usize,
+    ) -> Result<Vec<Vec<u32>>> {
         options.validate()?;
         Ok(texts
             .par_iter()
             .enumerate()
             .with_min_len(1)
-            .map(|(i, t)| self.encode_unchecked(*t, options, document_seed(seed, i)))
+            .map(|(i, t)| self.encode_unchecked(*t, options, document_seed(seed, first + i)))
             .collect())
     }
 

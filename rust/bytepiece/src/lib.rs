@@ -28,6 +28,8 @@ pub mod segment;
 pub mod trainer;
 pub mod vocab;
 
+/// The thread-pool crate the core runs on (for callers that add their own parallel work).
+pub use rayon;
 pub use encoder::{EncodeOptions, Encoder, Lattice, Text};
 pub use error::{Error, Result};
 pub use sampler::SeedSequence;
