@@ -17,7 +17,7 @@ Results go to stdout and to bench/results/encode.md (+ encode.json).
 
     python3 bench/encode.py                         # defaults: plus.80k model, 20 MB mix
     python3 bench/encode.py --mb 5 --peers ours,original
-    python3 bench/encode.py --text some.txt --model /work/models/bytepiece_80k.model
+    python3 bench/encode.py --text some.txt --model bytepiece_80k.model
 
 Exit status: 0; 1 if bytepiece-rs (ours) gives ids different from the original
 (unless --no-check); 2 on a usage error.
@@ -468,11 +468,30 @@ def fmt(x, nd=2):
     return str(x)
 
 
+def released_model(name):
+    """NAME.model unzipped from ../shared/models/NAME.zip into a cache folder; its path."""
+    import tempfile
+    import zipfile
+
+    cache = os.path.join(tempfile.gettempdir(), "bytepiece-bench-models")
+    out = os.path.join(cache, name + ".model")
+    if not os.path.exists(out):
+        archive = os.path.join(HERE, "..", "..", "shared", "models", name + ".zip")
+        os.makedirs(cache, exist_ok=True)
+        with zipfile.ZipFile(archive) as z:
+            member = next(m for m in z.namelist() if m.endswith(".model"))
+            with open(out + ".tmp", "wb") as f:
+                f.write(z.read(member))
+        os.replace(out + ".tmp", out)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=os.environ.get("BYTEPIECE_MODEL", "/work/models/bytepiece.plus.80k.model"),
-                    help="BytePiece model (JSON) [%(default)s]")
-    ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "/work/corpus"),
+    ap.add_argument("--model", default=os.environ.get("BYTEPIECE_MODEL"),
+                    help="BytePiece model (JSON) [$BYTEPIECE_MODEL, else bytepiece.plus.80k unzipped "
+                    "from ../shared/models]")
+    ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
                     help="corpus dir with {zh,en,code}.{test,train}.jsonl [%(default)s]")
     ap.add_argument("--text", help="encode this file instead (a .jsonl's \"text\" fields, "
                     "else paragraphs grouped into documents of ~--doc-kb)")
@@ -499,6 +518,8 @@ def main(argv=None):
     bad = [p for p in peers if p not in ALL_PEERS]
     if bad:
         ap.error("unknown peers: %s" % ", ".join(bad))
+    if args.model is None:
+        args.model = released_model("bytepiece.plus.80k")
     if not os.path.exists(args.model):
         ap.error("model not found: %s" % args.model)
     n = max(1, args.threads)
