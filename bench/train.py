@@ -1,0 +1,1089 @@
+#!/usr/bin/env python3
+"""Training benchmark: bytepiece-rs' Trainer against the original BytePiece and other trainers.
+
+One run, one machine, the same training text and the same held-out text for every trainer.
+For each trainer it measures
+  * wall time of training (+ saving the model), and the CPU time of its whole process tree,
+  * peak memory of the whole process tree: every trainer runs in its own subprocess and
+    /proc is polled (every --poll s) for the RSS (and PSS, from /proc/PID/smaps_rollup) of
+    that process and all its descendants, summed at each poll (the original forks workers),
+  * compression on held-out text: UTF-8 bytes / tokens, for zh, en, code and the mixed text,
+  * a round-trip check on every held-out document: decode(encode(x)) == x
+    (== NFC(x) for BytePiece, which normalises to NFC).
+
+Trainers (--peers): ours (bytepiece-rs), original (bytepiece 0.6.3), spm-bpe, spm-unigram
+(SentencePiece), hf-bpe, hf-unigram (HuggingFace tokenizers). Settings: see PEER_SETTINGS.
+
+Text: the corpus built by shared/corpus/build_corpus.sh (--corpus, default $BYTEPIECE_CORPUS):
+
+    bash ../shared/corpus/build_corpus.sh corpus       # full corpus, ~157 MB mix.train.txt
+    export BYTEPIECE_CORPUS=$PWD/corpus
+
+Training text of X MB = the first X MB of mix.train.txt (zh:en:code = 3:5:0.5 by bytes),
+cut at a blank line; beyond its 157 MB it continues with the en / code training documents that
+mix.train.txt does not hold (zh has run out), at en:code = 5:0.5.
+Held-out text = {zh,en,code}.test.jsonl (documents) and mix.test.txt (cut at blank lines into
+~16 KB documents), each capped at --test-mb.
+
+    python3 bench/train.py --quick                              # < 10 min: 5 MB, all trainers
+    python3 bench/train.py --mb 100 --sizes 25,50,100,200       # the full run (hours)
+    python3 bench/train.py --mb 10 --sizes 10 --peers ours,spm-bpe
+
+Results go to stdout and to bench/results/train.md (+ train.json with every measurement).
+Exit status: 0; 1 if a trainer failed; 2 on a usage error.
+"""
+
+import argparse
+import datetime
+import gc
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import unicodedata
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MB = 1e6
+CLK = os.sysconf("SC_CLK_TCK")
+
+ALL_PEERS = ["ours", "original", "spm-bpe", "spm-unigram", "hf-bpe", "hf-unigram"]
+TITLES = {
+    "ours": "bytepiece-rs (ours)",
+    "original": "bytepiece 0.6.3 (original)",
+    "spm-bpe": "SentencePiece BPE",
+    "spm-unigram": "SentencePiece Unigram",
+    "hf-bpe": "HF tokenizers BPE",
+    "hf-unigram": "HF tokenizers Unigram",
+}
+LANGS = ("zh", "en", "code")
+HELD_OUT = ("mix",) + LANGS
+
+
+def peer_settings(a):
+    """What each trainer is told, in words (for the report)."""
+    bp = ("order=%d, max_vocab_size=%d, max_piece_length=%d, min_count=%d, isolate_digits=False, "
+          "ensure_unicode=True" % (a.order, a.vocab, a.max_piece_length, a.min_count))
+    spm = ("vocab_size=%d, byte_fallback=True, normalization_rule_name='identity', "
+           "remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=False, "
+           "character_coverage=%s, input_sentence_size=0 (all lines), shuffle_input_sentence=False, "
+           "max_sentence_length=<longest line in bytes + 1>, num_threads=%d; other options default "
+           "(max_sentencepiece_length=16, split_by_whitespace=True, split_by_unicode_script=True, "
+           "split_by_number=True)" % (a.vocab, a.spm_coverage, a.workers))
+    hf = ("ByteLevel(add_prefix_space=False, use_regex=True) pre-tokenizer (GPT-2 regex; every "
+          "byte is a symbol, so no unknown tokens and lossless), ByteLevel decoder, no normalizer, "
+          "initial_alphabet=ByteLevel.alphabet(), RAYON_NUM_THREADS=%d" % a.workers)
+    return {
+        "ours": "`Trainer(%s).train_from_files(file, workers=%d)`" % (bp, a.workers),
+        "original": "`Trainer(%s).train(docs, workers=%d)` (batch_size=1000); docs = the training "
+                    "file cut after each blank line (separators kept, so the docs joined are the "
+                    "file); cutting them is not timed" % (bp, a.workers),
+        "spm-bpe": "`SentencePieceTrainer.train(model_type='bpe', %s)`" % spm,
+        "spm-unigram": "`SentencePieceTrainer.train(model_type='unigram', %s)`" % spm,
+        "hf-bpe": "`BpeTrainer(vocab_size=%d, min_frequency=%d)`; %s" % (a.vocab, a.min_count, hf),
+        "hf-unigram": "`UnigramTrainer(vocab_size=%d, unk_token='<unk>', special_tokens=['<unk>'])` "
+                      "(max_piece_length=16, shrinking_factor=0.75, n_sub_iterations=2: defaults); %s; "
+                      "trained in a thread with a %d MB stack, `ulimit -s unlimited` and "
+                      "RUST_MIN_STACK=%d MB, as a precaution (HF Unigram is known to overflow the default 8 MB stack on long inputs; with this ByteLevel set-up a 25 MB test also ran with the default)"
+                      % (a.vocab, hf, a.stack_mb, a.stack_mb),
+    }
+
+
+# --------------------------------------------------------------------------- machine
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def meminfo():
+    out = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                k, v = line.split(":", 1)
+                out[k] = int(v.split()[0]) * 1024
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def cpu_times():
+    """(busy, steal) CPU seconds of the whole machine (all cores), from /proc/stat. Steal: time
+    the hypervisor gave this VM's virtual CPUs to someone else."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK, (v[7] if len(v) > 7 else 0) / CLK
+    except (OSError, ValueError, IndexError):
+        return float("nan"), float("nan")
+
+
+def cpu_busy_seconds():
+    """Busy CPU seconds of the whole machine (all cores), steal included."""
+    return sum(cpu_times())
+
+
+def own_cpu_seconds():
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def other_cpu_share(window):
+    """Share of the machine's CPU used by other processes over `window` seconds (0..1)."""
+    b0, o0, t0 = cpu_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+    time.sleep(window)
+    other = cpu_busy_seconds() - b0 - (own_cpu_seconds() - o0)
+    return max(0.0, other) / ((time.perf_counter() - t0) * (os.cpu_count() or 1))
+
+
+def wait_idle(max_wait, threshold, window=5.0):
+    """Wait (at most max_wait s) until other processes use < threshold of the machine."""
+    t0 = time.perf_counter()
+    while True:
+        share = other_cpu_share(window)
+        if share < threshold or time.perf_counter() - t0 >= max_wait:
+            return share
+        print("   machine busy (%.0f%% used by other processes, load %s), waiting ..."
+              % (100 * share, loadavg()), flush=True)
+
+
+def wait_load(max_wait, max_load):
+    """Wait (at most max_wait s) until the 1-minute load average is below max_load."""
+    t0 = time.perf_counter()
+    while os.getloadavg()[0] >= max_load and time.perf_counter() - t0 < max_wait:
+        print("   load average %s >= %.2f, waiting ..." % (loadavg(), max_load), flush=True)
+        time.sleep(30)
+    return os.getloadavg()[0]
+
+
+def loadavg():
+    return "%.2f %.2f %.2f" % os.getloadavg()
+
+
+def version_of(*dists):
+    for d in dists:
+        try:
+            return importlib.metadata.version(d)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+# --------------------------------------------------------------------------- process-tree memory
+
+def _children_map():
+    kids = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name, "rb") as f:
+                s = f.read()
+        except OSError:
+            continue
+        ppid = int(s[s.rindex(b")") + 2:].split(None, 2)[1])
+        kids.setdefault(ppid, []).append(int(name))
+    return kids
+
+
+def tree_pids(root):
+    kids = _children_map()
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, ()))
+    return out
+
+
+def rss_hwm(pid):
+    """(VmRSS, VmHWM) of a process in bytes, from /proc/PID/status; (0, 0) if it is gone."""
+    rss = hwm = 0
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) * 1024
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss, hwm
+
+
+def pss_bytes(pid):
+    """PSS of a process; 0 if it is gone, None if the kernel has no smaps_rollup."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+        return 0  # exiting process: empty file
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+PSS_SUPPORTED = os.path.exists("/proc/self/smaps_rollup")
+
+
+class TreeMonitor(threading.Thread):
+    """Polls the RSS / PSS of a process and its descendants; keeps the peaks of the sums."""
+
+    def __init__(self, pid, interval, min_available):
+        super().__init__(daemon=True)
+        self.pid, self.interval, self.min_available = pid, interval, min_available
+        self.peak_rss = self.peak_pss = 0
+        self.peak_hwm = 0  # largest VmHWM of a single process of the tree
+        self.peak_procs = 0
+        self.samples = 0
+        self.pss_ok = PSS_SUPPORTED
+        self.low_memory = False
+        self._halt = threading.Event()
+
+    def run(self):
+        while not self._halt.is_set():
+            pids = tree_pids(self.pid)
+            rss = 0
+            for p in pids:
+                r, h = rss_hwm(p)
+                rss += r
+                self.peak_hwm = max(self.peak_hwm, h)
+            pss = 0
+            if PSS_SUPPORTED:
+                for p in pids:
+                    pss += pss_bytes(p) or 0
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_pss = max(self.peak_pss, pss)
+            self.peak_procs = max(self.peak_procs, len(pids))
+            self.samples += 1
+            avail = meminfo().get("MemAvailable")
+            if avail is not None and avail < self.min_available and not self.low_memory:
+                self.low_memory = True
+                try:
+                    os.killpg(self.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            self._halt.wait(self.interval)
+
+    def stop(self):
+        self._halt.set()
+        self.join()
+
+
+# --------------------------------------------------------------------------- text
+
+def _jsonl_texts(path):
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                yield json.loads(line)["text"]
+
+
+def _cut_at_blank_line(data, cap):
+    """The longest prefix of `data` (bytes) of at most cap bytes that ends at a blank line
+    (else at a line end)."""
+    if len(data) <= cap:
+        return data
+    head = data[:cap]
+    i = head.rfind(b"\n\n")
+    if i > cap // 2:
+        return head[:i + 2]
+    return head[:head.rfind(b"\n") + 1]
+
+
+def _mix_extension(corpus, need, log):
+    """Training documents (bytes, each + b"\\n") that mix.train.txt does not hold, interleaved
+    en:code = 5:0.5 by bytes, continuing the corpus' greedy rule; at most `need` bytes."""
+    W = {"zh": 3.0, "en": 5.0, "code": 0.5}
+    lens = {}
+    for l in W:
+        lens[l] = [len(t.encode("utf-8")) + 1 for t in _jsonl_texts(os.path.join(corpus, "%s.train.jsonl" % l))]
+    pos = {l: 0 for l in W}
+    got = {l: 0 for l in W}
+    while all(pos[l] < len(lens[l]) for l in W):  # replay build_corpus.sh's mix
+        l = min(W, key=lambda k: (got[k] / W[k], k))
+        got[l] += lens[l][pos[l]]
+        pos[l] += 1
+    mix_size = os.path.getsize(os.path.join(corpus, "mix.train.txt"))
+    if sum(got.values()) != mix_size:
+        raise SystemExit("cannot extend mix.train.txt: replaying its mix gives %d bytes, not %d"
+                         % (sum(got.values()), mix_size))
+    log("   mix.train.txt ends at en document %d, code document %d; extending with the rest"
+        % (pos["en"], pos["code"]))
+    files = {l: open(os.path.join(corpus, "%s.train.txt" % l), "rb") for l in ("en", "code")}
+    for l in files:
+        files[l].seek(sum(lens[l][:pos[l]]))
+    W2 = {"en": 5.0, "code": 0.5}
+    out, total = [], 0
+    while total < need and any(pos[l] < len(lens[l]) for l in W2):
+        l = min((k for k in W2 if pos[k] < len(lens[k])), key=lambda k: (got[k] / W2[k], k))
+        n = lens[l][pos[l]]
+        out.append(files[l].read(n))
+        got[l] += n
+        pos[l] += 1
+        total += n
+    for f in files.values():
+        f.close()
+    return b"".join(out)
+
+
+def build_training_files(corpus, sizes, workdir, log):
+    """One file per size (nested prefixes). Returns {size: info}."""
+    src = os.path.join(corpus, "mix.train.txt")
+    if not os.path.exists(src):
+        raise SystemExit("no mix.train.txt in %s: build the corpus with "
+                         "`bash shared/corpus/build_corpus.sh DIR` and pass --corpus DIR "
+                         "(or set BYTEPIECE_CORPUS)" % corpus)
+    biggest = int(max(sizes) * MB)
+    with open(src, "rb") as f:
+        data = f.read(biggest + 1)
+    if len(data) < biggest:
+        data += _mix_extension(corpus, biggest - len(data) + 1, log)
+    out = {}
+    for s in sorted(sizes):
+        part = _cut_at_blank_line(data, int(s * MB))
+        part.decode("utf-8")  # strict: must be valid UTF-8
+        path = os.path.join(workdir, "train.%gMB.txt" % s)
+        with open(path, "wb") as f:
+            f.write(part)
+        lines = part.split(b"\n")
+        out[s] = {
+            "path": path,
+            "bytes": len(part),
+            "lines": part.count(b"\n"),
+            "longest_line_bytes": max(len(x) for x in lines),
+            "blank_line_docs": len(split_docs(part.decode("utf-8"))),
+            "extended": len(part) > os.path.getsize(src),
+        }
+        if out[s]["bytes"] < s * MB * 0.98:
+            log("   note: only %.1f MB of training text for --sizes %g" % (out[s]["bytes"] / MB, s))
+    return out
+
+
+def split_docs(text):
+    """Cut after each blank line (runs of >= 2 newlines); separators kept, "".join(docs) == text."""
+    return [d for d in re.findall(r"(?s).*?(?:\n\n+|\Z)", text) if d]
+
+
+def group_docs(paras, doc_bytes):
+    docs, cur, n = [], [], 0
+    for p in paras:
+        cur.append(p)
+        n += len(p.encode("utf-8"))
+        if n >= doc_bytes:
+            docs.append("".join(cur))
+            cur, n = [], 0
+    if cur:
+        docs.append("".join(cur))
+    return docs
+
+
+def load_held_out(corpus, cap_mb):
+    cap = float("inf") if cap_mb is None else cap_mb * MB
+    sets, files = {}, {}
+    for lang in LANGS:
+        p = os.path.join(corpus, "%s.test.jsonl" % lang)
+        docs, total = [], 0
+        for t in _jsonl_texts(p):
+            n = len(t.encode("utf-8"))
+            if total + n > cap and docs:
+                break
+            docs.append(t)
+            total += n
+        sets[lang] = docs
+        files[lang] = os.path.basename(p)
+    p = os.path.join(corpus, "mix.test.txt")
+    with open(p, "rb") as f:
+        data = f.read() if cap_mb is None else _cut_at_blank_line(f.read(int(cap) + 1), int(cap))
+    sets["mix"] = group_docs(split_docs(data.decode("utf-8")), 16000)
+    files["mix"] = os.path.basename(p)
+    return sets, files
+
+
+# --------------------------------------------------------------------------- worker (subprocess)
+
+def worker_main(a):
+    """Trains one model; runs in its own process. Writes a JSON with its own timings and
+    memory (VmRSS before training, VmHWM = its own peak RSS, at the end)."""
+    res = {"peer": a.worker}
+    t0 = time.perf_counter()
+    name, path, model = a.worker, a.train_file, a.model_out
+    if name == "ours":
+        import bytepiece_rs
+        res["import_s"] = time.perf_counter() - t0
+        res["rss_before"] = rss_hwm(os.getpid())[0]
+        t1 = time.perf_counter()
+        tr = bytepiece_rs.Trainer(order=a.order, max_vocab_size=a.vocab, max_piece_length=a.max_piece_length,
+                                  min_count=a.min_count, progress=False)
+        tr.train_from_files(path, workers=a.workers)
+        tr.save(model)
+    elif name == "original":
+        import bytepiece
+        res["import_s"] = time.perf_counter() - t0
+        tp = time.perf_counter()
+        with open(path, encoding="utf-8") as f:
+            docs = split_docs(f.read())
+        res["prep_s"] = time.perf_counter() - tp
+        res["docs"] = len(docs)
+        gc.collect()
+        res["rss_before"] = rss_hwm(os.getpid())[0]
+        t1 = time.perf_counter()
+        tr = bytepiece.Trainer(order=a.order, max_vocab_size=a.vocab, max_piece_length=a.max_piece_length,
+                               min_count=a.min_count)
+        tr.train(docs, workers=a.workers)
+        tr.save(model)
+    elif name in ("spm-bpe", "spm-unigram"):
+        import sentencepiece as spm
+        res["import_s"] = time.perf_counter() - t0
+        res["rss_before"] = rss_hwm(os.getpid())[0]
+        t1 = time.perf_counter()
+        assert model.endswith(".model")
+        spm.SentencePieceTrainer.train(
+            input=path, model_prefix=model[:-len(".model")], model_type=name[4:],
+            vocab_size=a.vocab, byte_fallback=True, normalization_rule_name="identity",
+            remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=False,
+            character_coverage=a.spm_coverage, input_sentence_size=0, shuffle_input_sentence=False,
+            max_sentence_length=a.max_line + 1, num_threads=a.workers, minloglevel=1)
+    elif name in ("hf-bpe", "hf-unigram"):
+        from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
+        res["import_s"] = time.perf_counter() - t0
+        res["rss_before"] = rss_hwm(os.getpid())[0]
+        t1 = time.perf_counter()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+        if name == "hf-bpe":
+            tok = Tokenizer(models.BPE())
+            trainer = trainers.BpeTrainer(vocab_size=a.vocab, min_frequency=a.min_count, show_progress=False,
+                                          initial_alphabet=alphabet, special_tokens=[])
+        else:
+            tok = Tokenizer(models.Unigram())
+            trainer = trainers.UnigramTrainer(vocab_size=a.vocab, show_progress=False, unk_token="<unk>",
+                                              special_tokens=["<unk>"], initial_alphabet=alphabet)
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tok.decoder = decoders.ByteLevel()
+        err = []
+
+        def run():
+            try:
+                tok.train([path], trainer)
+                tok.save(model)
+            except BaseException as e:  # noqa: BLE001 - reported by the parent
+                err.append(e)
+        if name == "hf-unigram":
+            threading.stack_size(a.stack_mb << 20)
+        th = threading.Thread(target=run)
+        th.start()
+        th.join()
+        if err:
+            raise err[0]
+    else:
+        raise SystemExit("unknown trainer %r" % name)
+    res["train_s"] = time.perf_counter() - t1
+    res["model_bytes"] = os.path.getsize(model)
+    res["hwm_self"] = rss_hwm(os.getpid())[1]
+    with open(a.result, "w") as f:
+        json.dump(res, f)
+
+
+def _unlimited_stack():
+    try:
+        resource.setrlimit(resource.RLIMIT_STACK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+        resource.setrlimit(resource.RLIMIT_STACK, (hard, hard))
+
+
+def run_trainer(peer, size, info, a, workdir, log):
+    ext = {"spm-bpe": ".model", "spm-unigram": ".model"}.get(peer, ".json")
+    base = os.path.join(workdir, "%s.%gMB" % (peer, size))
+    model, result, logf = base + ext, base + ".result.json", base + ".log"
+    for p in (model, result):
+        if os.path.exists(p):
+            os.remove(p)
+    cmd = [sys.executable, os.path.abspath(__file__), "--_worker", peer, "--_train-file", info["path"],
+           "--_model-out", model, "--_result", result, "--_max-line", str(info["longest_line_bytes"]),
+           "--workers", str(a.workers), "--vocab", str(a.vocab), "--order", str(a.order),
+           "--min-count", str(a.min_count), "--max-piece-length", str(a.max_piece_length),
+           "--spm-coverage", str(a.spm_coverage), "--stack-mb", str(a.stack_mb)]
+    env = dict(os.environ)
+    env["RAYON_NUM_THREADS"] = str(a.workers)
+    env["TOKENIZERS_PARALLELISM"] = "true"
+    preexec = None
+    if peer == "hf-unigram":
+        env["RUST_MIN_STACK"] = str(a.stack_mb << 20)
+        preexec = _unlimited_stack
+    rec = {"peer": peer, "size_mb": size, "train_bytes": info["bytes"], "model": model, "log": logf}
+    if a.wait_idle > 0:
+        rec["others_cpu_before"] = wait_idle(a.wait_idle, a.idle_threshold)
+    rec["load_before"] = loadavg()
+    (b0, st0), o0 = cpu_times(), os.times()
+    t0 = time.perf_counter()
+    with open(logf, "wb") as lf:
+        proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, preexec_fn=preexec)
+        mon = TreeMonitor(proc.pid, a.poll, a.min_available_mb * 2**20)
+        mon.start()
+        status, ru, timed_out = None, None, False
+        while True:
+            pid, st, r = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                status, ru = st, r
+                break
+            if time.perf_counter() - t0 > a.timeout:
+                timed_out = True
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                _, status, ru = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        proc.returncode = 0  # reaped by wait4 above
+        wall = time.perf_counter() - t0
+        mon.stop()
+    # kill strays of the tree (none expected: the trainers join their workers)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    o1 = os.times()
+    own = (o1.user - o0.user) + (o1.system - o0.system)
+    tree_cpu = ru.ru_utime + ru.ru_stime
+    b1, st1 = cpu_times()
+    ncpu = os.cpu_count() or 1
+    rec.update({
+        "process_wall_s": wall,
+        "tree_cpu_s": tree_cpu,
+        "peak_rss_tree": mon.peak_rss,
+        "peak_pss_tree": mon.peak_pss if mon.pss_ok else None,
+        "peak_hwm_one_process": mon.peak_hwm,
+        "peak_processes": mon.peak_procs,
+        "samples": mon.samples,
+        "others_cpu": max(0.0, b1 - b0 - tree_cpu - own) / (wall * ncpu),
+        "steal": max(0.0, st1 - st0) / (wall * ncpu),
+        "load_after": loadavg(),
+        "exit": os.waitstatus_to_exitcode(status),
+    })
+    ok = rec["exit"] == 0 and os.path.exists(result) and os.path.exists(model)
+    if ok:
+        with open(result) as f:
+            rec.update({k: v for k, v in json.load(f).items() if k != "peer"})
+        # the worker's own peak (VmHWM) is exact; polling can miss a short peak
+        rec["peak_rss_polled"] = rec["peak_rss_tree"]
+        rec["peak_rss_tree"] = max(rec["peak_rss_tree"], rec.get("hwm_self", 0))
+        rec["peak_hwm_one_process"] = max(rec["peak_hwm_one_process"], rec.get("hwm_self", 0))
+    else:
+        with open(logf, "rb") as f:
+            tail = f.read()[-3000:].decode("utf-8", "replace")
+        tail = "\n".join(l for l in re.split(r"[\r\n]", tail) if l.strip())[-1500:]
+        why = ("timeout after %d s" % a.timeout if timed_out else
+               "killed: less than %d MB of memory left" % a.min_available_mb if mon.low_memory else
+               "exit %s" % rec["exit"])
+        rec["error"] = why
+        rec["log_tail"] = tail
+    rec["ok"] = ok
+    return rec
+
+
+# --------------------------------------------------------------------------- evaluation
+
+class Model:
+    """Encoder / decoder of a trained model, for held-out evaluation."""
+
+    def __init__(self, peer, path, workers):
+        self.peer, self.path, self.n = peer, path, workers
+        if peer in ("ours", "original"):
+            import bytepiece_rs
+            self.tok = bytepiece_rs.Tokenizer(path)
+            self.vocab_size = self.tok.vocab_size
+        elif peer.startswith("spm-"):
+            import sentencepiece as spm
+            self.tok = spm.SentencePieceProcessor(model_file=path)
+            self.vocab_size = self.tok.get_piece_size()
+        else:
+            from tokenizers import Tokenizer
+            self.tok = Tokenizer.from_file(path)
+            self.vocab_size = self.tok.get_vocab_size()
+
+    def encode(self, docs):
+        """-> list of id lists"""
+        if self.peer in ("ours", "original"):
+            flat, off = self.tok.encode_batch_numpy(docs, num_threads=self.n)
+            flat = flat.tolist()
+            off = [int(o) for o in off]
+            return [flat[x:y] for x, y in zip(off, off[1:])]
+        if self.peer.startswith("spm-"):
+            return self.tok.encode(docs, out_type=int, num_threads=self.n)
+        return [e.ids for e in self.tok.encode_batch(docs, add_special_tokens=False)]
+
+    def roundtrip(self, ids, doc):
+        if self.peer in ("ours", "original"):
+            return self.tok.decode_bytes(ids) == unicodedata.normalize("NFC", doc).encode("utf-8")
+        if self.peer.startswith("spm-"):
+            return self.tok.decode(ids) == doc
+        return self.tok.decode(ids, skip_special_tokens=False) == doc
+
+
+def evaluate(peer, model_path, held, workers):
+    m = Model(peer, model_path, workers)
+    out = {"vocab_size": m.vocab_size}
+    t0 = time.perf_counter()
+    for name in HELD_OUT:
+        docs = held[name]
+        nbytes = ntok = bad = 0
+        first_bad = None
+        for i in range(0, len(docs), 500):
+            chunk = docs[i:i + 500]
+            ids = m.encode(chunk)
+            for d, x in zip(chunk, ids):
+                nbytes += len(d.encode("utf-8"))
+                ntok += len(x)
+                if not m.roundtrip(x, d):
+                    bad += 1
+                    if first_bad is None:
+                        first_bad = i + chunk.index(d)
+        out[name] = {"bytes": nbytes, "tokens": ntok, "bytes_per_token": nbytes / max(ntok, 1),
+                     "docs": len(docs), "roundtrip_fail": bad, "first_fail_doc": first_bad}
+    out["eval_s"] = time.perf_counter() - t0
+    return out
+
+
+def check_against_original_encoder(model_path, docs):
+    """Do bytepiece-rs' Tokenizer and the original's give the same ids with this model?"""
+    try:
+        import bytepiece
+        import bytepiece_rs
+        a = bytepiece.Tokenizer(model_path)
+        b = bytepiece_rs.Tokenizer(model_path)
+        same = sum(a.encode(d) == b.encode(d) for d in docs)
+        return "%d/%d" % (same, len(docs))
+    except Exception as e:  # noqa: BLE001
+        return "error: %s" % e
+
+
+def same_model(path_a, path_b):
+    try:
+        with open(path_a) as f:
+            x = json.load(f)
+        with open(path_b) as f:
+            y = json.load(f)
+        if x == y:
+            return "identical"
+        if set(x) == set(y):
+            return "same pieces, %d counts differ" % sum(x[k] != y[k] for k in x)
+        return "different: %d pieces only in ours, %d only in the original" % (len(set(x) - set(y)), len(set(y) - set(x)))
+    except Exception as e:  # noqa: BLE001
+        return "error: %s" % e
+
+
+# --------------------------------------------------------------------------- report
+
+def fmt_mb(b):
+    return "—" if b is None else "{:,.0f}".format(b / 2**20)
+
+
+def fmt_s(s):
+    if s is None:
+        return "—"
+    return "%.2f" % s if s < 10 else "%.1f" % s if s < 100 else "{:,.0f}".format(s)
+
+
+def ratio(x, y):
+    return None if not x or not y else x / y
+
+
+def skip_reason(p, a):
+    lim = a.skip_above.get(p)
+    if p == "original":
+        return "--skip-original-above %g" % a.skip_original_above
+    return "--skip-above %s=%g" % (p, lim) if lim is not None else "not requested"
+
+
+def build_report(meta, runs, a):
+    L = []
+    w = L.append
+    w("# Training benchmark\n")
+    for k, v in meta["header"]:
+        w("- %s: %s" % (k, v))
+    w("")
+    main = a.mb
+    by = {(r["peer"], r["size_mb"]): r for r in runs}
+    peers = [p for p in a.peers]
+    w("## Training on %g MB (%s bytes), vocabulary %d\n" % (main, "{:,}".format(meta["train"][main]["bytes"]), a.vocab))
+    w("| trainer | train time (s) | CPU time (s) | peak RSS, tree (MiB) | peak PSS, tree (MiB) | "
+      "largest process peak (MiB) | RSS before training (MiB) | procs | vocab | bytes/token mix | zh | en | code | "
+      "round-trip fails | others' CPU / steal |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    for p in peers:
+        r = by.get((p, main))
+        if r is None:
+            w("| %s | not run at %g MB (%s) ||||||||||||||" % (TITLES[p], main, skip_reason(p, a)))
+            continue
+        if not r["ok"]:
+            w("| %s | **failed**: %s (after %s s, peak RSS %s MiB) ||||||||||||||"
+              % (TITLES[p], r["error"], fmt_s(r["process_wall_s"]), fmt_mb(r["peak_rss_tree"])))
+            continue
+        e = r.get("eval", {})
+        bpt = ["%.3f" % e[n]["bytes_per_token"] if n in e else "—" for n in HELD_OUT]
+        fails = "/".join(str(e[n]["roundtrip_fail"]) for n in HELD_OUT) if e else "—"
+        w("| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %.0f%% / %.0f%% |" % (
+            TITLES[p], fmt_s(r["train_s"]), fmt_s(r["tree_cpu_s"]), fmt_mb(r["peak_rss_tree"]),
+            fmt_mb(r["peak_pss_tree"]), fmt_mb(r["peak_hwm_one_process"]), fmt_mb(r.get("rss_before")),
+            r["peak_processes"], "{:,}".format(e.get("vocab_size", 0)), *bpt, fails,
+            100 * r["others_cpu"], 100 * r.get("steal", 0)))
+    w("")
+    w("- train time: wall time of the training call + saving the model, inside the trainer's "
+      "subprocess (interpreter start and imports excluded; the original's cutting of the file into "
+      "documents excluded, reading the file included for all others). CPU time: user + system of "
+      "the subprocess and all its descendants.")
+    w("- peak RSS / PSS, tree: the largest sum over the trainer's subprocess and all its descendants, "
+      "polled every %g s from /proc (VmRSS of status, Pss of smaps_rollup); the RSS peak is raised to "
+      "the subprocess' own VmHWM if polling missed a short peak. RSS counts the pages that forked "
+      "workers share with their parent once per process; PSS divides them among the sharers. Largest "
+      "process peak: the largest VmHWM of one process of the tree. RSS before training: the subprocess "
+      "after its imports (and, for the original, after reading the documents): Python, the library, "
+      "numpy for the BytePiece packages." % a.poll)
+    w("- bytes/token: UTF-8 bytes of the held-out documents (before any normalisation) / tokens; "
+      "higher is better. Held-out: %s." % meta["held_out_desc"])
+    w("- round-trip fails: documents (mix/zh/en/code) where decode(encode(x)) != x (!= NFC(x) for the "
+      "BytePiece models). BytePiece models are encoded with bytepiece-rs' Tokenizer (ids equal to "
+      "the original's Tokenizer: %s)." % meta.get("encoder_check", "not checked"))
+    w("- others' CPU / steal: share of the machine's CPU used by other processes during that training, "
+      "and share stolen by the hypervisor (this is a VM); both are noise and should be ~0%%. A run "
+      "disturbed by more than %d%% is repeated (up to %d times) and the least disturbed run is kept "
+      "(all are in the .json)." % (100 * a.retry_above, a.retries))
+    if meta.get("same_model"):
+        w("- ours vs original model (%s): %s" % (meta["same_model"][0], meta["same_model"][1]))
+    w("")
+
+    # ratio / target table
+    ours_sizes = {r["size_mb"] for r in runs if r["peer"] == "ours" and r["ok"]}
+
+    def common(p):
+        """size where both ours and p succeeded: the main size if possible, else the largest."""
+        sizes = sorted(s for s in ours_sizes if by.get((p, s), {}).get("ok"))
+        if not sizes:
+            return None
+        return main if main in sizes else sizes[-1]
+
+    rows = []
+    s = common("original")
+    if s is not None and "original" in peers:
+        o, u = by[("original", s)], by[("ours", s)]
+        rows.append(("time: original / ours (same %d workers)" % a.workers, s, ratio(o["train_s"], u["train_s"]), "≥ 20×", lambda v: v >= 20))
+        rows.append(("peak RSS tree: ours / original", s, ratio(u["peak_rss_tree"], o["peak_rss_tree"]), "≤ 0.25", lambda v: v <= 0.25))
+        rows.append(("peak PSS tree: ours / original", s, ratio(u["peak_pss_tree"], o["peak_pss_tree"]), "≤ 0.25", lambda v: v <= 0.25))
+        if "eval" in u and "eval" in o:
+            rows.append(("bytes/token mix: ours / original", s,
+                         ratio(u["eval"]["mix"]["bytes_per_token"], o["eval"]["mix"]["bytes_per_token"]),
+                         "= 1 (±0.2 %)", lambda v: abs(v - 1) <= 0.002))
+    for p in peers:
+        if p in ("ours", "original"):
+            continue
+        s = common(p)
+        if s is None:
+            continue
+        o, u = by[(p, s)], by[("ours", s)]
+        rows.append(("time: %s / ours" % TITLES[p], s, ratio(o["train_s"], u["train_s"]), "> 1×", lambda v: v > 1))
+        rows.append(("peak RSS tree: ours / %s" % TITLES[p], s, ratio(u["peak_rss_tree"], o["peak_rss_tree"]), "< 1", lambda v: v < 1))
+        if p == "spm-bpe" and "eval" in u and "eval" in o:
+            rows.append(("bytes/token mix: ours / %s" % TITLES[p], s,
+                         ratio(u["eval"]["mix"]["bytes_per_token"], o["eval"]["mix"]["bytes_per_token"]),
+                         "> 1", lambda v: v > 1))
+    if rows:
+        w("### Targets\n")
+        w("| ratio | at MB | value | target | met |")
+        w("|---|---:|---:|---|---|")
+        for name, s, v, target, test in rows:
+            if v is None:
+                w("| %s | %g | — | %s | — |" % (name, s, target))
+            else:
+                met = test(v)
+                w("| %s | %g | %s | %s | %s |" % (name, s, ("%.2f×" % v if "time" in name else "%.3f" % v),
+                                                  target, "yes" if met else "**no**"))
+        w("")
+
+    sizes = sorted({r["size_mb"] for r in runs})
+    if len(sizes) > 1 or sizes != [main]:
+        w("### Scaling: train time (s) / peak RSS of the tree (MiB) / bytes per token on mix\n")
+        w("| MB | " + " | ".join(TITLES[p] for p in peers) + " |")
+        w("|---:|" + "---|" * len(peers))
+        for s in sizes:
+            cells = []
+            for p in peers:
+                r = by.get((p, s))
+                if r is None:
+                    cells.append("not run")
+                elif not r["ok"]:
+                    cells.append("failed (%s)" % r["error"])
+                else:
+                    bpt = r.get("eval", {}).get("mix", {}).get("bytes_per_token")
+                    cells.append("%s / %s / %s" % (fmt_s(r["train_s"]), fmt_mb(r["peak_rss_tree"]),
+                                                   "%.3f" % bpt if bpt else "—"))
+            w("| %g | %s |" % (s, " | ".join(cells)))
+        w("")
+
+    w("### Trainer settings\n")
+    st = peer_settings(a)
+    for p in peers:
+        w("- **%s**: %s" % (TITLES[p], st[p]))
+    w("")
+    fails = [r for r in runs if not r["ok"]]
+    if fails:
+        w("### Failures\n")
+        for r in fails:
+            w("- %s at %g MB: %s\n\n```\n%s\n```" % (TITLES[r["peer"]], r["size_mb"], r["error"], r.get("log_tail", "")))
+        w("")
+    return "\n".join(L) + "\n"
+
+
+# --------------------------------------------------------------------------- main
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
+                    help="output dir of shared/corpus/build_corpus.sh (default $BYTEPIECE_CORPUS or ./corpus)")
+    ap.add_argument("--mb", type=float, default=None, help="MB of training text of the main table (default 25; --quick 5)")
+    ap.add_argument("--sizes", default=None, help="comma list of MB for the scaling table (default: only --mb)")
+    ap.add_argument("--vocab", type=int, default=32000, help="vocabulary size of every trainer (default 32000)")
+    ap.add_argument("--peers", default=",".join(ALL_PEERS), help="comma list of: " + ",".join(ALL_PEERS))
+    ap.add_argument("--skip-original-above", type=float, default=25,
+                    help="do not run the original on more than this many MB (default 25)")
+    ap.add_argument("--skip-above", dest="skip_above_str", default="", metavar="PEER=MB,...",
+                    help="PEER=MB[,PEER=MB]: do not run PEER on more than MB (e.g. hf-unigram=50)")
+    ap.add_argument("--quick", action="store_true",
+                    help="< 10 min on 2 cores: --mb 5 --sizes 2,5 --test-mb 2 (unless given)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="workers / threads of every trainer (default: all cores)")
+    ap.add_argument("--test-mb", type=float, default=None,
+                    help="cap of each held-out set (mix, zh, en, code) in MB (default: all of it)")
+    ap.add_argument("--order", type=int, default=6)
+    ap.add_argument("--min-count", type=int, default=2, help="BytePiece min_count (and HF BPE min_frequency)")
+    ap.add_argument("--max-piece-length", type=int, default=36)
+    ap.add_argument("--spm-coverage", type=float, default=0.9995, help="SentencePiece character_coverage")
+    ap.add_argument("--stack-mb", type=int, default=1024, help="stack of the HF Unigram training thread")
+    ap.add_argument("--timeout", type=float, default=3 * 3600, help="per training run, seconds (default 3 h)")
+    ap.add_argument("--retries", type=int, default=1,
+                    help="re-run a training disturbed by other processes / steal (default 1)")
+    ap.add_argument("--retry-above", type=float, default=0.25,
+                    help="disturbance (others' CPU + steal, share of the machine) that triggers a re-run")
+    ap.add_argument("--min-available-mb", type=int, default=800,
+                    help="kill a trainer when the machine has less memory available than this")
+    ap.add_argument("--poll", type=float, default=0.1, help="memory polling interval, seconds")
+    ap.add_argument("--wait-idle", type=float, default=600,
+                    help="before each training wait up to S s until other processes use < --idle-threshold "
+                         "of the CPU (default 600; 0: do not wait)")
+    ap.add_argument("--idle-threshold", type=float, default=0.1)
+    ap.add_argument("--max-load", type=float, default=0.5,
+                    help="before the first training wait (up to --wait-idle s) for the 1-min load average "
+                         "to drop below this")
+    ap.add_argument("--workdir", default=None, help="keep training files, models and logs here (default: a temp dir, removed)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "train.md"))
+    ap.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_train-file", dest="train_file", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_model-out", dest="model_out", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_result", dest="result", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_max-line", dest="max_line", type=int, default=0, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    a.worker = a._worker
+    if a.worker:
+        return a
+    if a.quick:
+        a.mb = 5 if a.mb is None else a.mb
+        a.sizes = a.sizes or "2,5"
+        a.test_mb = 2 if a.test_mb is None else a.test_mb
+    a.mb = 25 if a.mb is None else a.mb
+    try:
+        a.sizes = sorted({float(x) for x in a.sizes.split(",") if x.strip()} | {a.mb}) if a.sizes else [a.mb]
+    except ValueError:
+        ap.error("--sizes: a comma list of numbers")
+    a.sizes = [int(s) if s == int(s) else s for s in a.sizes]
+    a.mb = int(a.mb) if a.mb == int(a.mb) else a.mb
+    a.peers = [p.strip() for p in a.peers.split(",") if p.strip()]
+    bad = [p for p in a.peers if p not in ALL_PEERS]
+    if bad:
+        ap.error("unknown peer(s) %s; choose from %s" % (",".join(bad), ",".join(ALL_PEERS)))
+    if "ours" not in a.peers:
+        a.peers.insert(0, "ours")
+    a.skip_above = {}
+    for item in filter(None, (x.strip() for x in a.skip_above_str.split(","))):
+        k, _, v = item.partition("=")
+        if k not in ALL_PEERS:
+            ap.error("--skip-above: unknown peer %r" % k)
+        try:
+            a.skip_above[k] = float(v)
+        except ValueError:
+            ap.error("--skip-above: PEER=MB")
+    a.skip_above.setdefault("original", a.skip_original_above)
+    a.skip_above["original"] = min(a.skip_above["original"], a.skip_original_above)
+    return a
+
+
+def main(argv=None):
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    if a.worker:
+        worker_main(a)
+        return 0
+
+    def log(msg):
+        print(msg, flush=True)
+
+    if not os.path.isdir(a.corpus):
+        log("no corpus at %s: build it with `bash shared/corpus/build_corpus.sh DIR` "
+            "(downloads from PyPI and Debian only; ~157 MB mix.train.txt) and pass --corpus DIR "
+            "or set BYTEPIECE_CORPUS" % a.corpus)
+        return 2
+    t_start = time.perf_counter()
+    started = datetime.datetime.now(datetime.timezone.utc).astimezone()
+    own_tmp = a.workdir is None
+    workdir = tempfile.mkdtemp(prefix="bench-train-") if own_tmp else a.workdir
+    os.makedirs(workdir, exist_ok=True)
+    try:
+        log("== training files (%s MB) in %s" % (",".join(map(str, a.sizes)), workdir))
+        train = build_training_files(a.corpus, a.sizes, workdir, log)
+        for s, i in train.items():
+            log("   %g MB: %s bytes, %s lines, longest line %s bytes, %s blank-line documents"
+                % (s, "{:,}".format(i["bytes"]), "{:,}".format(i["lines"]), "{:,}".format(i["longest_line_bytes"]),
+                   "{:,}".format(i["blank_line_docs"])))
+        held, held_files = load_held_out(a.corpus, a.test_mb)
+        held_desc = ", ".join("%s = %s (%d docs, %.2f MB)" % (n, held_files[n], len(held[n]),
+                                                              sum(len(d.encode()) for d in held[n]) / MB)
+                              for n in HELD_OUT)
+        if a.test_mb is not None:
+            held_desc += "; each capped at %g MB (--test-mb)" % a.test_mb
+        log("== held-out: " + held_desc)
+
+        load0 = loadavg()
+        if a.wait_idle > 0 and a.max_load > 0:
+            wait_load(a.wait_idle, a.max_load)
+        runs = []
+        for s in a.sizes:
+            for p in a.peers:
+                if s > a.skip_above.get(p, float("inf")):
+                    continue
+                attempts = []
+                while True:
+                    log("== %s, %g MB ...%s" % (TITLES[p], s, " (again)" if attempts else ""))
+                    try:
+                        r = run_trainer(p, s, train[s], a, workdir, log)
+                    except Exception:  # noqa: BLE001
+                        r = {"peer": p, "size_mb": s, "ok": False, "error": "benchmark error",
+                             "log_tail": traceback.format_exc(), "process_wall_s": None, "peak_rss_tree": None}
+                    attempts.append(r)
+                    noise = r.get("others_cpu", 0) + r.get("steal", 0)
+                    if not r["ok"] or noise <= a.retry_above or len(attempts) > a.retries:
+                        break
+                    log("   disturbed: others' CPU %.0f%%, steal %.0f%% (%.2f s, peak RSS %s MiB); running it again"
+                        % (100 * r["others_cpu"], 100 * r["steal"], r["train_s"], fmt_mb(r["peak_rss_tree"])))
+                ok_attempts = [x for x in attempts if x["ok"]]
+                if ok_attempts:
+                    r = min(ok_attempts, key=lambda x: x["others_cpu"] + x["steal"])
+                if len(attempts) > 1:
+                    r = dict(r)
+                    r["attempts"] = [{k: v for k, v in x.items() if k != "log_tail"} for x in attempts]
+                if r["ok"]:
+                    try:
+                        r["eval"] = evaluate(p, r["model"], held, a.workers)
+                    except Exception:  # noqa: BLE001
+                        r["eval_error"] = traceback.format_exc()
+                        log(r["eval_error"])
+                    e = r.get("eval", {})
+                    log("   %.2f s (CPU %.1f s), peak RSS %s MiB, PSS %s MiB, vocab %s, bytes/token mix %s, "
+                        "round-trip fails %s, others' CPU %.0f%%, steal %.0f%%" % (
+                            r["train_s"], r["tree_cpu_s"], fmt_mb(r["peak_rss_tree"]), fmt_mb(r["peak_pss_tree"]),
+                            e.get("vocab_size"), "%.3f" % e["mix"]["bytes_per_token"] if e else "—",
+                            "/".join(str(e[n]["roundtrip_fail"]) for n in HELD_OUT) if e else "—",
+                            100 * r["others_cpu"], 100 * r["steal"]))
+                else:
+                    log("   FAILED: %s\n%s" % (r["error"], r.get("log_tail", "")))
+                runs.append(r)
+
+        meta = {"header": []}
+        # cross-checks of the BytePiece models
+        sample = held["mix"][:40]
+        checks = []
+        for r in runs:
+            if r["ok"] and r["peer"] in ("ours", "original") and r["size_mb"] == max(
+                    x["size_mb"] for x in runs if x["ok"] and x["peer"] == r["peer"]):
+                checks.append("%s %g MB model: %s docs" % (r["peer"], r["size_mb"],
+                                                          check_against_original_encoder(r["model"], sample)))
+        meta["encoder_check"] = "; ".join(checks) + " (first %d mix documents)" % len(sample) if checks else "not checked"
+        ok_o = {r["size_mb"]: r for r in runs if r["peer"] == "original" and r["ok"]}
+        ok_u = {r["size_mb"]: r for r in runs if r["peer"] == "ours" and r["ok"]}
+        both = sorted(set(ok_o) & set(ok_u))
+        if both:
+            s = both[-1]
+            meta["same_model"] = ("%g MB" % s, same_model(ok_u[s]["model"], ok_o[s]["model"]))
+
+        mem = meminfo()
+        versions = {
+            "bytepiece-rs (ours)": version_of("bytepiece-rs", "bytepiece_rs"),
+            "bytepiece": version_of("bytepiece"),
+            "sentencepiece": version_of("sentencepiece"),
+            "tokenizers": version_of("tokenizers"),
+            "numpy": version_of("numpy"),
+            "pyahocorasick": version_of("pyahocorasick"),
+        }
+        corpus_files = {}
+        for fn in sorted(os.listdir(a.corpus)):
+            if fn.endswith((".txt", ".jsonl")):
+                corpus_files[fn] = os.path.getsize(os.path.join(a.corpus, fn))
+        meta["header"] = [
+            ("date", started.isoformat(timespec="seconds")),
+            ("machine", "%s, %d cores, %.1f GiB RAM, %s; Python %s" % (
+                cpu_model(), os.cpu_count() or 0, mem.get("MemTotal", 0) / 2**30, platform.platform(),
+                platform.python_version())),
+            ("command", "`python3 bench/train.py %s`" % " ".join(sys.argv[1:])),
+            ("load average at start / end", "%s / %s" % (load0, loadavg())),
+            ("versions", ", ".join("%s %s" % (k, v) for k, v in versions.items())),
+            ("corpus", "`%s`: %s" % (a.corpus, ", ".join("%s %.1f MB" % (k, v / MB) for k, v in corpus_files.items()))),
+            ("training text", "; ".join("%g MB = %s bytes, %s lines (longest %s bytes), %s documents for the original%s"
+                                        % (s, "{:,}".format(i["bytes"]), "{:,}".format(i["lines"]),
+                                           "{:,}".format(i["longest_line_bytes"]), "{:,}".format(i["blank_line_docs"]),
+                                           " (beyond mix.train.txt: + en/code training documents)" if i["extended"] else "")
+                                        for s, i in train.items()) +
+             "; the first bytes of mix.train.txt cut at a blank line (MB = 10^6 bytes)"),
+            ("workers", "%d for every trainer" % a.workers),
+            ("total run time", "%.0f s" % (time.perf_counter() - t_start)),
+        ]
+        meta["held_out_desc"] = held_desc
+        meta["train"] = train
+        report = build_report(meta, runs, a)
+        print()
+        print(report)
+        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+        with open(a.out, "w", encoding="utf-8") as f:
+            f.write(report)
+        js = os.path.splitext(a.out)[0] + ".json"
+        with open(js, "w", encoding="utf-8") as f:
+            json.dump({"args": {k: v for k, v in vars(a).items() if not k.startswith("_")},
+                       "meta": meta, "versions": versions, "corpus_files": corpus_files,
+                       "settings": peer_settings(a), "runs": runs}, f, indent=1, default=str)
+        log("wrote %s and %s" % (a.out, js))
+        return 0 if all(r["ok"] for r in runs) else 1
+    finally:
+        if own_tmp:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
