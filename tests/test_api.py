@@ -301,3 +301,27 @@ def test_many_python_threads_share_one_tokenizer(default):
 def test_version_and_unicode_version():
     assert isinstance(bytepiece_rs.__version__, str)
     assert len(bytepiece_rs.UNICODE_VERSION) == 3
+
+
+def test_the_readme_main_command_runs_on_the_bundled_model():
+    import subprocess
+    import sys
+
+    text = "BytePiece 是一个字节级的 Unigram 分词器。"
+    out = subprocess.run(
+        [sys.executable, "-m", "bytepiece_rs", "encode", text, "--pieces"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "".join(json.loads(out.stdout)) == text
+    ids = subprocess.run(
+        [sys.executable, "-m", "bytepiece_rs", "encode"], input="hello\nworld\n",
+        capture_output=True, text=True, timeout=120,
+    )
+    assert [list(map(int, line.split())) for line in ids.stdout.splitlines()] == [
+        Tokenizer().encode("hello"), Tokenizer().encode("world")]
+    bad = subprocess.run(
+        [sys.executable, "-m", "bytepiece_rs", "encode", "-m", "/no/such.model", "x"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert bad.returncode == 2 and "no such file" in bad.stderr
