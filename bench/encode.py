@@ -27,8 +27,6 @@ import argparse
 import datetime
 import gc
 import hashlib
-import importlib
-import importlib.metadata
 import json
 import multiprocessing
 import os
@@ -40,6 +38,10 @@ import tempfile
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import cpu_busy_seconds, cpu_model, own_cpu_seconds, version_of, wait_idle  # noqa: E402
+
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MB = 1e6
@@ -128,60 +130,6 @@ def file_docs(path, cap_bytes, doc_bytes):
 
 
 # --------------------------------------------------------------------------- machine
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def cpu_busy_seconds():
-    """Busy CPU seconds of the whole machine (all cores), from /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            parts = f.readline().split()
-        v = [int(x) for x in parts[1:]]
-        busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
-        return busy / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-def own_cpu_seconds():
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def other_cpu_share(window):
-    """Share of the machine's CPU used by other processes over `window` seconds (0..1)."""
-    b0, o0, t0 = cpu_busy_seconds(), own_cpu_seconds(), time.perf_counter()
-    time.sleep(window)
-    other = cpu_busy_seconds() - b0 - (own_cpu_seconds() - o0)
-    return max(0.0, other) / ((time.perf_counter() - t0) * (os.cpu_count() or 1))
-
-
-def wait_idle(max_wait, threshold=0.1, window=5.0):
-    """Wait (at most max_wait s) until other processes use < threshold of the machine."""
-    t0 = time.perf_counter()
-    while True:
-        share = other_cpu_share(window)
-        if share < threshold or time.perf_counter() - t0 >= max_wait:
-            return share
-        print("   machine busy (%.0f%% used by other processes), waiting ..." % (100 * share), flush=True)
-
-
-def version_of(*dists):
-    for d in dists:
-        try:
-            return importlib.metadata.version(d)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 # --------------------------------------------------------------------------- timing

@@ -36,7 +36,6 @@ Exit status: 0; 1 if a trainer failed; 2 on a usage error.
 import argparse
 import datetime
 import gc
-import importlib.metadata
 import json
 import os
 import platform
@@ -51,6 +50,10 @@ import threading
 import time
 import traceback
 import unicodedata
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import cpu_model, cpu_times, loadavg, version_of, wait_idle  # noqa: E402
+
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MB = 1e6
@@ -100,16 +103,6 @@ def peer_settings(a):
 
 # --------------------------------------------------------------------------- machine
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
 
 def meminfo():
     out = {}
@@ -123,46 +116,6 @@ def meminfo():
     return out
 
 
-def cpu_times():
-    """(busy, steal) CPU seconds of the whole machine (all cores), from /proc/stat. Steal: time
-    the hypervisor gave this VM's virtual CPUs to someone else."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK, (v[7] if len(v) > 7 else 0) / CLK
-    except (OSError, ValueError, IndexError):
-        return float("nan"), float("nan")
-
-
-def cpu_busy_seconds():
-    """Busy CPU seconds of the whole machine (all cores), steal included."""
-    return sum(cpu_times())
-
-
-def own_cpu_seconds():
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def other_cpu_share(window):
-    """Share of the machine's CPU used by other processes over `window` seconds (0..1)."""
-    b0, o0, t0 = cpu_busy_seconds(), own_cpu_seconds(), time.perf_counter()
-    time.sleep(window)
-    other = cpu_busy_seconds() - b0 - (own_cpu_seconds() - o0)
-    return max(0.0, other) / ((time.perf_counter() - t0) * (os.cpu_count() or 1))
-
-
-def wait_idle(max_wait, threshold, window=5.0):
-    """Wait (at most max_wait s) until other processes use < threshold of the machine."""
-    t0 = time.perf_counter()
-    while True:
-        share = other_cpu_share(window)
-        if share < threshold or time.perf_counter() - t0 >= max_wait:
-            return share
-        print("   machine busy (%.0f%% used by other processes, load %s), waiting ..."
-              % (100 * share, loadavg()), flush=True)
-
-
 def wait_load(max_wait, max_load):
     """Wait (at most max_wait s) until the 1-minute load average is below max_load."""
     t0 = time.perf_counter()
@@ -170,19 +123,6 @@ def wait_load(max_wait, max_load):
         print("   load average %s >= %.2f, waiting ..." % (loadavg(), max_load), flush=True)
         time.sleep(30)
     return os.getloadavg()[0]
-
-
-def loadavg():
-    return "%.2f %.2f %.2f" % os.getloadavg()
-
-
-def version_of(*dists):
-    for d in dists:
-        try:
-            return importlib.metadata.version(d)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 # --------------------------------------------------------------------------- process-tree memory

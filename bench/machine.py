@@ -1,0 +1,74 @@
+"""What the benchmarks share: the machine's description and how busy other processes keep it."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import time
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def version_of(*dists):
+    """The installed version of the first of `dists` that is installed, or None."""
+    for d in dists:
+        try:
+            return importlib.metadata.version(d)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def cpu_times():
+    """(busy, steal) CPU seconds of the whole machine (all cores), from /proc/stat. Steal: time
+    the hypervisor gave this VM's virtual CPUs to someone else."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return (v[0] + v[1] + v[2] + v[5] + v[6]) / CLK, (v[7] if len(v) > 7 else 0) / CLK
+    except (OSError, ValueError, IndexError):
+        return float("nan"), float("nan")
+
+
+def cpu_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine (all cores), steal included."""
+    return sum(cpu_times())
+
+
+def own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def loadavg() -> str:
+    return "%.2f %.2f %.2f" % os.getloadavg()
+
+
+def other_cpu_share(window: float) -> float:
+    """Share of the machine's CPU used by other processes over `window` seconds (0..1)."""
+    b0, o0, t0 = cpu_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+    time.sleep(window)
+    other = cpu_busy_seconds() - b0 - (own_cpu_seconds() - o0)
+    return max(0.0, other) / ((time.perf_counter() - t0) * (os.cpu_count() or 1))
+
+
+def wait_idle(max_wait: float, threshold: float = 0.1, window: float = 5.0) -> float:
+    """Wait (at most max_wait s) until other processes use < threshold of the machine."""
+    t0 = time.perf_counter()
+    while True:
+        share = other_cpu_share(window)
+        if share < threshold or time.perf_counter() - t0 >= max_wait:
+            return share
+        print("   machine busy (%.0f%% used by other processes, load %s), waiting ..."
+              % (100 * share, loadavg()), flush=True)
