@@ -59,6 +59,11 @@ fn extract_text<'py>(obj: &Bound<'py, PyAny>) -> PyResult<PyText<'py>> {
     }
 }
 
+/// Reads every text of an iterable, as [`extract_text`].
+fn extract_texts<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<PyText<'py>>> {
+    texts.try_iter()?.map(|t| extract_text(&t?)).collect()
+}
+
 /// NumPy's `log`, elementwise: what the original uses to score pieces.
 pub(crate) fn numpy_log(py: Python<'_>, xs: &[f64]) -> PyResult<Vec<f64>> {
     let numpy = py.import("numpy")?;
@@ -145,10 +150,7 @@ impl PyEncoder {
         options: &EncodeOptions,
         num_threads: Option<usize>,
     ) -> PyResult<Vec<Vec<u32>>> {
-        let objs: Vec<Bound<'_, PyAny>> = texts
-            .try_iter()?
-            .collect::<PyResult<_>>()?;
-        let owned = objs.iter().map(extract_text).collect::<PyResult<Vec<_>>>()?;
+        let owned = extract_texts(texts)?;
         let inputs: Vec<Text<'_>> = owned.iter().map(PyText::as_text).collect();
         let seed = self.seed_for(options);
         py.detach(|| {
@@ -218,8 +220,7 @@ impl PyEncoder {
         num_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyList>> {
         let options = options(add_bos, add_eos, alpha)?;
-        let objs: Vec<Bound<'_, PyAny>> = texts.try_iter()?.collect::<PyResult<_>>()?;
-        let owned = objs.iter().map(extract_text).collect::<PyResult<Vec<_>>>()?;
+        let owned = extract_texts(texts)?;
         let inputs: Vec<Text<'_>> = owned.iter().map(PyText::as_text).collect();
         let seed = self.seed_for(&options);
         // Blocks of documents are encoded on the pool while this thread turns the finished

@@ -218,10 +218,11 @@ impl PyTrainer {
         let progress = Progress::new(progress);
         let threads = Some(workers.max(1));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
+        let mut total = 0u64;
         for path in &paths {
-            std::fs::metadata(path).map_err(|e| to_py(Error::io(path, e)))?;
+            let meta = std::fs::metadata(path).map_err(|e| to_py(Error::io(path, e)))?;
+            total += meta.len() / FILE_BLOCK as u64 + 1;
         }
-        let total: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len() / FILE_BLOCK as u64 + 1).sum();
         let each_block = |f: &mut dyn FnMut(&[&str]) -> CoreResult<()>| -> CoreResult<()> {
             for path in &paths {
                 let mut blocks = FileBlocks::open(path, FILE_BLOCK)?;

@@ -98,11 +98,6 @@ impl<'a> Trainer<'a> {
         self.monitor
     }
 
-    /// The (validated) parameters.
-    pub fn config(&self) -> &TrainerConfig {
-        &self.config
-    }
-
     /// Stage 1's accumulator of n-gram counts, one per thread, each within its share of
     /// `count_memory_mb`.
     pub fn ngram_counter(&self) -> PerThread<NgramCounts> {
