@@ -7,7 +7,10 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use rayon::prelude::*;
+
 use crate::error::{Error, Result};
+use crate::keytable::KeyTable;
 
 /// The longest n-gram (and so the highest `order`) the trainer supports: 8 bytes fill a `u64`.
 pub const MAX_ORDER: usize = 8;
@@ -44,13 +47,19 @@ pub fn pack(bytes: &[u8]) -> u64 {
 
 /// Counts of every byte n-gram of length 1 to `order`, and of the positions.
 ///
-/// The tables stay within a budget of entries: past it they are written to disk as runs sorted
-/// by key and emptied, and the runs are merged when the model is built (so that counting needs
-/// bounded memory whatever the corpus; the result is the same).
+/// Counting touches one table entry per byte: it counts *windows*, the `order` bytes starting at
+/// each position (shorter where a chunk ends). An n-gram's count is the sum of the counts of the
+/// windows it begins, which [`propagate`] adds up, longest n-grams first, once per table rather
+/// than once per byte.
+///
+/// The tables stay within a budget of entries: past it they are completed, written to disk as
+/// runs sorted by key and emptied, and the runs are merged when the model is built (so that
+/// counting needs bounded memory whatever the corpus; the result is the same).
 #[derive(Debug)]
 pub struct NgramCounts {
     order: usize,
-    /// `tables[j - 1]`: the n-grams of length `j`.
+    /// `tables[j - 1]`: the windows of length `j` (all of length `order` but those at the end of
+    /// a chunk).
     tables: Vec<KeyMap<u64>>,
     positions: u64,
     budget: usize,
@@ -84,13 +93,19 @@ impl NgramCounts {
     /// Counts the n-grams of one chunk (n-grams do not cross chunks), spilling the tables to disk
     /// if they outgrow the budget.
     pub fn add_chunk(&mut self, chunk: &[u8]) -> Result<()> {
-        self.positions += chunk.len() as u64;
-        for i in 0..chunk.len() {
-            let mut key = 0u64;
-            for (j, &b) in chunk[i..].iter().take(self.order).enumerate() {
-                key = (key << 8) | u64::from(b);
-                *self.tables[j].entry(key).or_insert(0) += 1;
+        let (n, order) = (chunk.len(), self.order);
+        self.positions += n as u64;
+        let mask = u64::MAX >> (64 - 8 * order);
+        let mut key = 0u64;
+        let full = &mut self.tables[order - 1];
+        for (i, &b) in chunk.iter().enumerate() {
+            key = ((key << 8) | u64::from(b)) & mask;
+            if i + 1 >= order {
+                *full.entry(key).or_insert(0) += 1;
             }
+        }
+        for start in n.saturating_sub(order - 1)..n {
+            *self.tables[n - start - 1].entry(pack(&chunk[start..])).or_insert(0) += 1;
         }
         if self.tables.iter().map(|t| t.len()).sum::<usize>() > self.budget {
             self.spill()?;
@@ -98,8 +113,10 @@ impl NgramCounts {
         Ok(())
     }
 
-    /// Writes every table to disk as a sorted run and empties it (its memory is kept for reuse).
+    /// Writes every table to disk as a sorted run of n-gram counts and empties it (its memory is
+    /// kept for reuse).
     fn spill(&mut self) -> Result<()> {
+        propagate(&mut self.tables);
         for (table, runs) in self.tables.iter_mut().zip(&mut self.runs) {
             if !table.is_empty() {
                 let mut entries: Vec<(u64, u64)> = table.drain().collect();
@@ -139,13 +156,14 @@ impl NgramCounts {
 
     /// The tables with every count of the runs merged in, keeping only the n-grams of length `j`
     /// counted at least `threshold(j)` times (the runs are read once, in key order).
-    fn into_tables(mut self, threshold: impl Fn(usize) -> u64) -> Result<(Vec<KeyMap<u64>>, u64)> {
+    fn into_tables(mut self, threshold: impl Fn(usize) -> u64 + Sync) -> Result<(Vec<KeyMap<u64>>, u64)> {
         if !self.spilled() {
-            for (j, table) in self.tables.iter_mut().enumerate() {
+            propagate(&mut self.tables);
+            self.tables.par_iter_mut().enumerate().for_each(|(j, table)| {
                 let t = threshold(j + 1);
                 table.retain(|_, c| *c >= t);
                 table.shrink_to_fit();
-            }
+            });
             return Ok((self.tables, self.positions));
         }
         self.spill()?;
@@ -162,19 +180,18 @@ impl NgramCounts {
         }
         Ok((tables, self.positions))
     }
+}
 
-    /// The count of an n-gram (0 if unseen).
-    pub fn count(&self, ngram: &[u8]) -> u64 {
-        match ngram.len() {
-            0 => self.positions,
-            n if n <= self.order => self.tables[n - 1].get(&pack(ngram)).copied().unwrap_or(0),
-            _ => 0,
+/// Turns window counts into n-gram counts: every n-gram adds its count to its prefix one byte
+/// shorter, longest first, so that each table is complete before it is added down.
+fn propagate(tables: &mut [KeyMap<u64>]) {
+    for j in (1..tables.len()).rev() {
+        let (shorter, rest) = tables.split_at_mut(j);
+        let prefixes = &mut shorter[j - 1];
+        prefixes.reserve(rest[0].len() / 2);
+        for (&k, &c) in rest[0].iter() {
+            *prefixes.entry(k >> 8).or_insert(0) += c;
         }
-    }
-
-    /// Number of distinct n-grams of each length, 1 to `order`.
-    pub fn distinct(&self) -> Vec<usize> {
-        self.tables.iter().map(|t| t.len()).collect()
     }
 }
 
@@ -279,7 +296,7 @@ fn check_order(order: usize) -> Result<()> {
 pub struct NgramModel {
     order: usize,
     /// `tables[j - 1]`: the kept n-grams of length `j`, their values the bits of an `f64`.
-    tables: Vec<KeyMap<u64>>,
+    tables: Vec<KeyTable>,
 }
 
 impl NgramModel {
@@ -336,6 +353,8 @@ impl NgramModel {
                 *v = (f64::from_bits(*v) - prefix).to_bits();
             }
         }
+        // Flat tables for the lookups of the segmentation, one at a time to bound the peak.
+        let tables = tables.into_par_iter().map(|t| KeyTable::from_entries(t.into_iter())).collect();
         Ok(NgramModel { order, tables })
     }
 
@@ -352,7 +371,18 @@ impl NgramModel {
     /// The conditional log-probability of the packed n-gram `key` of `len` bytes, if kept.
     #[inline]
     pub fn log_prob(&self, len: usize, key: u64) -> Option<f64> {
-        self.tables[len - 1].get(&key).map(|&b| f64::from_bits(b))
+        self.tables[len - 1].get(key).map(f64::from_bits)
+    }
+
+    /// Starts loading what [`NgramModel::log_prob`] reads for the n-grams that end at byte `i`
+    /// of `text` (a hint for the CPU: it changes no result).
+    #[inline]
+    pub fn prefetch_ending_at(&self, text: &[u8], i: usize) {
+        let mut key = 0u64;
+        for (j, &b) in text[..=i].iter().rev().take(self.order).enumerate() {
+            key |= u64::from(b) << (8 * j);
+            self.tables[j].prefetch(key);
+        }
     }
 }
 
@@ -362,23 +392,66 @@ mod tests {
 
     use crate::test_support::ln;
 
+    /// The n-gram counts of `c` (which must not have spilled): `(count of n-gram, distinct per length)`.
+    fn complete(c: &NgramCounts) -> (impl Fn(&[u8]) -> u64, Vec<usize>) {
+        assert!(!c.spilled());
+        let mut tables = c.tables.clone();
+        propagate(&mut tables);
+        let distinct = tables.iter().map(|t| t.len()).collect();
+        let positions = c.positions;
+        let count = move |g: &[u8]| match g.len() {
+            0 => positions,
+            n if n <= tables.len() => tables[n - 1].get(&pack(g)).copied().unwrap_or(0),
+            _ => 0,
+        };
+        (count, distinct)
+    }
+
     #[test]
     fn counts_every_ngram_within_chunks_and_merges() {
         let mut a = NgramCounts::new(3).unwrap();
         a.add_chunk(b"abab").unwrap();
         let mut b = NgramCounts::new(3).unwrap();
         b.add_chunk(b"ba").unwrap();
-        assert_eq!(a.count(b"ab"), 2);
-        assert_eq!(a.count(b"aba"), 1);
-        assert_eq!(a.count(b""), 4);
+        let (count, _) = complete(&a);
+        assert_eq!(count(b"ab"), 2);
+        assert_eq!(count(b"aba"), 1);
+        assert_eq!(count(b"b"), 2);
+        assert_eq!(count(b""), 4);
         a.merge(b).unwrap();
-        assert_eq!(a.count(b"ba"), 2);
-        assert_eq!(a.count(b"b"), 3);
-        assert_eq!(a.count(b""), 6);
-        assert_eq!(a.count(b"abab"), 0);
-        assert_eq!(a.distinct(), [2, 2, 2]);
+        let (count, distinct) = complete(&a);
+        assert_eq!(count(b"ba"), 2);
+        assert_eq!(count(b"b"), 3);
+        assert_eq!(count(b""), 6);
+        assert_eq!(count(b"abab"), 0);
+        assert_eq!(distinct, [2, 2, 2]);
         assert!(NgramCounts::new(9).is_err());
         assert!(NgramCounts::new(0).is_err());
+    }
+
+    #[test]
+    fn window_counts_equal_direct_counts() {
+        // every order, chunks shorter and longer than the order, bytes 0 and 255 in keys
+        let text: Vec<u8> = (0..3000u32).map(|i| [0u8, 255, 7, 7, 0, 1][(i * i % 7 % 6) as usize]).collect();
+        for order in 1..=MAX_ORDER {
+            let mut c = NgramCounts::new(order).unwrap();
+            let mut direct: Vec<std::collections::HashMap<Vec<u8>, u64>> = vec![Default::default(); order];
+            for chunk in text.chunks(1 + order * 3 / 2).chain([&text[..1], &text[..order]]) {
+                c.add_chunk(chunk).unwrap();
+                for i in 0..chunk.len() {
+                    for j in 1..=order.min(chunk.len() - i) {
+                        *direct[j - 1].entry(chunk[i..i + j].to_vec()).or_insert(0) += 1;
+                    }
+                }
+            }
+            let (count, distinct) = complete(&c);
+            assert_eq!(distinct, direct.iter().map(|t| t.len()).collect::<Vec<_>>(), "order {order}");
+            for table in &direct {
+                for (g, &n) in table {
+                    assert_eq!(count(g), n, "order {order}, {g:?}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -403,7 +476,7 @@ mod tests {
             let m = NgramModel::from_counts(all, 3, &ln).unwrap();
             let mut probs: Vec<(usize, u64, u64)> = vec![];
             for (j, t) in m.tables.iter().enumerate() {
-                probs.extend(t.iter().map(|(&k, &v)| (j, k, v)));
+                probs.extend(t.iter().map(|(k, v)| (j, k, v)));
             }
             probs.sort_unstable();
             (spilled, probs)

@@ -16,6 +16,61 @@ use crate::vocab::{Entry, Vocab, NUM_RESERVED};
 /// Piece counts: piece bytes -> count.
 pub type PieceCounts = HashMap<Vec<u8>, u64, rustc_hash::FxBuildHasher>;
 
+/// Piece counts as the segmentation makes them, millions of times per corpus: a piece of up to
+/// 15 bytes is packed with its length into a `u128` key, so that counting it touches no heap
+/// object; longer ones are kept by their bytes.
+#[derive(Debug, Default)]
+pub struct PieceCounter {
+    short: HashMap<u128, u64, rustc_hash::FxBuildHasher>,
+    long: PieceCounts,
+}
+
+impl PieceCounter {
+    /// The longest piece packed in a key.
+    const SHORT: usize = 15;
+
+    /// Counts one more `piece`.
+    #[inline]
+    pub fn add(&mut self, piece: &[u8]) {
+        if piece.len() <= Self::SHORT {
+            let mut key = [0u8; 16];
+            key[..piece.len()].copy_from_slice(piece);
+            key[Self::SHORT] = piece.len() as u8;
+            *self.short.entry(u128::from_le_bytes(key)).or_insert(0) += 1;
+        } else if let Some(c) = self.long.get_mut(piece) {
+            *c += 1;
+        } else {
+            self.long.insert(piece.to_vec(), 1);
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(mut self, mut other: PieceCounter) -> PieceCounter {
+        fn add_into<K: std::hash::Hash + Eq>(a: &mut HashMap<K, u64, rustc_hash::FxBuildHasher>, mut b: HashMap<K, u64, rustc_hash::FxBuildHasher>) {
+            if a.len() < b.len() {
+                std::mem::swap(a, &mut b);
+            }
+            for (k, v) in b {
+                *a.entry(k).or_insert(0) += v;
+            }
+        }
+        add_into(&mut self.short, other.short);
+        add_into(&mut self.long, std::mem::take(&mut other.long));
+        self
+    }
+
+    /// The counts by piece bytes.
+    pub fn into_counts(self) -> PieceCounts {
+        let mut counts = self.long;
+        counts.reserve(self.short.len());
+        for (key, c) in self.short {
+            let key = key.to_le_bytes();
+            counts.insert(key[..usize::from(key[Self::SHORT])].to_vec(), c);
+        }
+        counts
+    }
+}
+
 /// The rules of piece pruning.
 #[derive(Debug, Clone)]
 pub struct PruneConfig {
@@ -155,6 +210,31 @@ pub fn vocab_of(pieces: &PieceCounts, origin: &str) -> Result<Vocab> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn piece_counter_counts_short_and_long_pieces_and_merges() {
+        let long = [7u8; 40];
+        let mut a = PieceCounter::default();
+        for p in [&b""[..], b"a", b"a", b"\0", b"\0\0", &long[..15], &long[..16], &long] {
+            a.add(p);
+        }
+        let mut b = PieceCounter::default();
+        b.add(b"a");
+        b.add(&long);
+        let counts = a.merge(b).into_counts();
+        let expect: PieceCounts = [
+            (b"".to_vec(), 1),
+            (b"a".to_vec(), 3),
+            (b"\0".to_vec(), 1),
+            (b"\0\0".to_vec(), 1),
+            (long[..15].to_vec(), 1),
+            (long[..16].to_vec(), 1),
+            (long.to_vec(), 2),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(counts, expect);
+    }
 
     use crate::test_support::ln;
 

@@ -12,6 +12,9 @@ use crate::ngram::NgramModel;
 
 const NEG_INF: f64 = f64::NEG_INFINITY;
 
+/// How many bytes ahead the n-gram lookups are prefetched.
+const PREFETCH: usize = 8;
+
 /// Reusable buffers for [`segment`].
 #[derive(Debug, Default)]
 pub struct Workspace {
@@ -35,8 +38,15 @@ pub fn segment(model: &NgramModel, chunk: &[u8], ensure_unicode: bool, ws: &mut 
     ws.cur.resize(order, NEG_INF);
     ws.routes.clear();
     ws.routes.resize((n - 1) * order, 0);
+    for i in 0..PREFETCH.min(n) {
+        model.prefetch_ending_at(chunk, i);
+    }
     emissions(model, chunk, 0, ensure_unicode, &mut ws.prev);
     for i in 1..n {
+        // the tables are far larger than the caches, and the keys depend on the text alone
+        if i + PREFETCH < n {
+            model.prefetch_ending_at(chunk, i + PREFETCH);
+        }
         emissions(model, chunk, i, ensure_unicode, &mut ws.cur);
         let routes = &mut ws.routes[(i - 1) * order..i * order];
         let (prev, cur) = (&ws.prev, &mut ws.cur);

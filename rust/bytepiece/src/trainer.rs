@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::monitor::Monitor;
 use crate::ngram::{NgramCounts, NgramModel, MAX_ORDER};
 use crate::normalize::{self, nfc};
-use crate::prune::{self, LogFn, PieceCounts, PruneConfig, MIN_VOCAB_SIZE};
+use crate::prune::{self, LogFn, PieceCounter, PruneConfig, MIN_VOCAB_SIZE};
 use crate::segment::{segment, Workspace};
 use crate::vocab::Vocab;
 
@@ -133,12 +133,12 @@ impl<'a> Trainer<'a> {
     }
 
     /// Stage 3's accumulator of piece counts, one per thread.
-    pub fn piece_counter(&self) -> PerThread<(PieceCounts, Workspace)> {
+    pub fn piece_counter(&self) -> PerThread<(PieceCounter, Workspace)> {
         PerThread::new(Default::default)
     }
 
     /// Stage 3: segments `texts` with the model and adds the pieces to `counter`, in parallel.
-    pub fn count_pieces(&self, model: &NgramModel, counter: &PerThread<(PieceCounts, Workspace)>, texts: &[&str]) -> Result<()> {
+    pub fn count_pieces(&self, model: &NgramModel, counter: &PerThread<(PieceCounter, Workspace)>, texts: &[&str]) -> Result<()> {
         let TrainerConfig {
             isolate_digits,
             ensure_unicode,
@@ -148,12 +148,7 @@ impl<'a> Trainer<'a> {
             let text = nfc(text);
             counter.with(|(counts, ws)| {
                 for chunk in normalize::split_for_training(&text, isolate_digits) {
-                    segment(model, chunk, ensure_unicode, ws, |p| match counts.get_mut(p) {
-                        Some(c) => *c += 1,
-                        None => {
-                            counts.insert(p.to_vec(), 1);
-                        }
-                    });
+                    segment(model, chunk, ensure_unicode, ws, |p| counts.add(p));
                 }
             })
         });
@@ -162,8 +157,8 @@ impl<'a> Trainer<'a> {
     }
 
     /// Stage 4: prunes the pieces into one vocabulary per size, largest first.
-    pub fn prune(&self, counter: PerThread<(PieceCounts, Workspace)>) -> Result<Vec<Vocab>> {
-        let pieces = counter.into_merged(|(a, ws), (b, _)| (merge_counts(a, b), ws)).0;
+    pub fn prune(&self, counter: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<Vocab>> {
+        let pieces = counter.into_merged(|(a, ws), (b, _)| (a.merge(b), ws)).0.into_counts();
         let config = PruneConfig {
             max_piece_length: self.config.max_piece_length,
             min_count: self.config.min_count,
@@ -224,16 +219,6 @@ impl<T: Send> PerThread<T> {
         let first = all.next();
         all.fold(first.unwrap_or_else(|| unreachable!("at least one slot")), merge)
     }
-}
-
-fn merge_counts(mut a: PieceCounts, mut b: PieceCounts) -> PieceCounts {
-    if a.len() < b.len() {
-        std::mem::swap(&mut a, &mut b);
-    }
-    for (k, v) in b {
-        *a.entry(k).or_insert(0) += v;
-    }
-    a
 }
 
 #[cfg(test)]

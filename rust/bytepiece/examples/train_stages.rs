@@ -1,0 +1,49 @@
+//! Times each stage of training on a text file (one text per line):
+//! `cargo run --release --example train_stages -- FILE [MB] [THREADS] [VOCAB]`.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytepiece::monitor::Monitor;
+use bytepiece::{Trainer, TrainerConfig};
+
+/// Prints the time each stage took.
+struct Timer(Mutex<(String, Instant)>);
+
+impl Monitor for Timer {
+    fn check(&self) -> bytepiece::Result<()> {
+        Ok(())
+    }
+    fn stage(&self, name: &str, _total: Option<u64>) {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        eprintln!("{:<14} {:7.2} s", s.0, s.1.elapsed().as_secs_f64());
+        *s = (name.to_string(), Instant::now());
+    }
+}
+
+fn main() -> bytepiece::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let path = args.get(1).expect("usage: train_stages FILE [MB] [THREADS] [VOCAB]");
+    let mb: usize = args.get(2).map_or(25, |s| s.parse().expect("MB"));
+    let threads: usize = args.get(3).map_or(2, |s| s.parse().expect("THREADS"));
+    let vocab: usize = args.get(4).map_or(32_000, |s| s.parse().expect("VOCAB"));
+    let text = std::fs::read_to_string(path).map_err(|e| bytepiece::Error::io(path, e))?;
+    let mut end = text.len().min(mb << 20);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let texts: Vec<&str> = text[..end].lines().collect();
+    let config = TrainerConfig {
+        max_vocab_sizes: vec![vocab],
+        ..TrainerConfig::default()
+    };
+    let ln = |xs: &[f64]| -> bytepiece::Result<Vec<f64>> { Ok(xs.iter().map(|x| x.ln()).collect()) };
+    let timer = Timer(Mutex::new(("start".into(), Instant::now())));
+    let t0 = Instant::now();
+    let vocabs = bytepiece::parallel::run_with_threads(Some(threads), || {
+        Trainer::new(config, &ln, &timer)?.train(&texts)
+    })??;
+    timer.stage("", None);
+    eprintln!("total          {:7.2} s, {} pieces", t0.elapsed().as_secs_f64(), vocabs[0].len());
+    Ok(())
+}
