@@ -15,6 +15,10 @@ use pyo3::types::{PyBytes, PyList, PyString};
 
 mod trainer;
 
+/// Huge pages for the trainer's large tables (see the core's `hugepages`).
+#[global_allocator]
+static ALLOCATOR: bytepiece::hugepages::HugePageAlloc = bytepiece::hugepages::HugePageAlloc;
+
 /// Maps a core error to the Python exception a user expects.
 pub(crate) fn to_py(err: Error) -> PyErr {
     match err {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytepiece::corpus::{FileBlocks, Spill};
 use bytepiece::monitor::Monitor;
-use bytepiece::prune::{self, PieceCounts, PruneConfig};
+use bytepiece::prune::{self, PieceCounter, PruneConfig};
 use bytepiece::{model_io, parallel, Error, Result as CoreResult, Trainer, TrainerConfig, Vocab};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pyo3::exceptions::PyTypeError;
@@ -307,9 +307,9 @@ fn split_block(block: &str) -> Vec<&str> {
 #[pyfunction]
 pub fn prune_to_model(py: Python<'_>, pieces: Vec<(Vec<u8>, u64)>, path: PathBuf) -> PyResult<()> {
     let n = pieces.len();
-    let mut counts = PieceCounts::default();
+    let mut counts = PieceCounter::default();
     for (p, c) in pieces {
-        *counts.entry(p).or_insert(0) += c;
+        counts.add_count(&p, c);
     }
     let config = PruneConfig {
         max_piece_length: usize::MAX,

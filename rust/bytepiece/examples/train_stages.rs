@@ -47,3 +47,6 @@ fn main() -> bytepiece::Result<()> {
     eprintln!("total          {:7.2} s, {} pieces", t0.elapsed().as_secs_f64(), vocabs[0].len());
     Ok(())
 }
+
+#[global_allocator]
+static GLOBAL: bytepiece::hugepages::HugePageAlloc = bytepiece::hugepages::HugePageAlloc;

@@ -16,6 +16,7 @@ pub mod corpus;
 pub mod digits;
 pub mod encoder;
 pub mod error;
+pub mod hugepages;
 pub mod keytable;
 pub mod matcher;
 pub mod model_io;

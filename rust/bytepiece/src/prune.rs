@@ -32,15 +32,21 @@ impl PieceCounter {
     /// Counts one more `piece`.
     #[inline]
     pub fn add(&mut self, piece: &[u8]) {
+        self.add_count(piece, 1);
+    }
+
+    /// Counts `piece` `n` more times.
+    #[inline]
+    pub fn add_count(&mut self, piece: &[u8], n: u64) {
         if piece.len() <= Self::SHORT {
             let mut key = [0u8; 16];
             key[..piece.len()].copy_from_slice(piece);
             key[Self::SHORT] = piece.len() as u8;
-            *self.short.entry(u128::from_le_bytes(key)).or_insert(0) += 1;
+            *self.short.entry(u128::from_le_bytes(key)).or_insert(0) += n;
         } else if let Some(c) = self.long.get_mut(piece) {
-            *c += 1;
+            *c += n;
         } else {
-            self.long.insert(piece.to_vec(), 1);
+            self.long.insert(piece.to_vec(), n);
         }
     }
 
@@ -59,15 +65,22 @@ impl PieceCounter {
         self
     }
 
-    /// The counts by piece bytes.
-    pub fn into_counts(self) -> PieceCounts {
-        let mut counts = self.long;
-        counts.reserve(self.short.len());
-        for (key, c) in self.short {
+    /// Splits the counts into those of the pieces that `keep(piece, count)` selects, by piece,
+    /// and a list of the others (which are only read, so they are not hashed again).
+    pub fn partition(self, keep: impl Fn(&[u8], u64) -> bool) -> (PieceCounts, Vec<(Vec<u8>, u64)>) {
+        let (mut kept, mut others) = (PieceCounts::default(), Vec::new());
+        let short = self.short.into_iter().map(|(key, c)| {
             let key = key.to_le_bytes();
-            counts.insert(key[..usize::from(key[Self::SHORT])].to_vec(), c);
+            (key[..usize::from(key[Self::SHORT])].to_vec(), c)
+        });
+        for (piece, c) in short.chain(self.long) {
+            if keep(&piece, c) {
+                kept.insert(piece, c);
+            } else {
+                others.push((piece, c));
+            }
         }
-        counts
+        (kept, others)
     }
 }
 
@@ -91,7 +104,7 @@ pub type LogFn<'a> = &'a (dyn Fn(&[f64]) -> Result<Vec<f64>> + Sync);
 /// Prunes `pieces` and returns one vocabulary (piece -> count) per size of
 /// `config.max_vocab_sizes`, largest first, reporting to `monitor`.
 pub fn prune_pieces(
-    mut pieces: PieceCounts,
+    pieces: PieceCounter,
     config: &PruneConfig,
     ln: LogFn<'_>,
     monitor: &dyn Monitor,
@@ -103,12 +116,13 @@ pub fn prune_pieces(
         )));
     }
     sizes.sort_unstable_by(|a, b| b.cmp(a));
+    let (mut keep, drop) =
+        pieces.partition(|p, c| p.len() == 1 || (p.len() <= config.max_piece_length && c >= config.min_count));
+    // every byte is a piece: one never seen counts 1
     for b in 0..=255u8 {
-        pieces.entry(vec![b]).or_insert(1);
+        keep.entry(vec![b]).or_insert(1);
     }
-    let (mut keep, drop): (PieceCounts, PieceCounts) = pieces
-        .into_iter()
-        .partition(|(p, c)| p.len() == 1 || (p.len() <= config.max_piece_length && *c >= config.min_count));
+    let drop: Vec<(&[u8], u64)> = drop.iter().map(|(p, c)| (&p[..], *c)).collect();
     for (p, c) in split_pieces(&keep, &drop, ln, monitor)? {
         *keep.entry(p).or_insert(0) += c;
     }
@@ -121,8 +135,9 @@ pub fn prune_pieces(
                 (pa.len() > 1, std::cmp::Reverse(*ca), std::cmp::Reverse(pa.len()), pa)
                     .cmp(&(pb.len() > 1, std::cmp::Reverse(*cb), std::cmp::Reverse(pb.len()), pb))
             });
-            let dropped: PieceCounts = ranked.split_off(size - NUM_RESERVED as usize).into_iter().collect();
+            let dropped = ranked.split_off(size - NUM_RESERVED as usize);
             keep = ranked.into_iter().collect();
+            let dropped: Vec<(&[u8], u64)> = dropped.iter().map(|(p, c)| (&p[..], *c)).collect();
             for (p, c) in split_pieces(&keep, &dropped, ln, monitor)? {
                 *keep.entry(p).or_insert(0) += c;
             }
@@ -138,7 +153,8 @@ pub fn prune_pieces(
 fn drop_wasted(mut keep: PieceCounts, ln: LogFn<'_>, monitor: &dyn Monitor) -> Result<PieceCounts> {
     loop {
         let before = keep.len();
-        keep = split_pieces(&keep, &keep, ln, monitor)?.into_iter().collect();
+        let all: Vec<(&[u8], u64)> = keep.iter().map(|(p, c)| (&p[..], *c)).collect();
+        keep = split_pieces(&keep, &all, ln, monitor)?.into_iter().collect();
         if keep.len() == before {
             return Ok(keep);
         }
@@ -149,7 +165,7 @@ fn drop_wasted(mut keep: PieceCounts, ln: LogFn<'_>, monitor: &dyn Monitor) -> R
 /// of the pieces produced (the counts of `drop` flowing to them).
 fn split_pieces(
     keep: &PieceCounts,
-    drop: &PieceCounts,
+    drop: &[(&[u8], u64)],
     ln: LogFn<'_>,
     monitor: &dyn Monitor,
 ) -> Result<Vec<(Vec<u8>, u64)>> {
@@ -157,14 +173,13 @@ fn split_pieces(
     monitor.stage("Prune Pieces", Some(drop.len() as u64));
     let encoder = Encoder::with_log(vocab_of(keep, "kept pieces")?, |xs| ln(xs))?;
     let n = encoder.vocab().len();
-    let work: Vec<(&Vec<u8>, &u64)> = drop.iter().collect();
-    let counts = work
+    let counts = drop
         .par_chunks(4096)
         .map(|part| {
             let mut counts = vec![0u64; n];
             let mut lattice = Lattice::default();
             let mut ids = Vec::new();
-            for (piece, &count) in part {
+            for &(piece, count) in part {
                 ids.clear();
                 encoder.encode_chunk(piece, &mut lattice, &mut ids);
                 for &id in &ids {
@@ -221,7 +236,8 @@ mod tests {
         let mut b = PieceCounter::default();
         b.add(b"a");
         b.add(&long);
-        let counts = a.merge(b).into_counts();
+        let (counts, none) = a.merge(b).partition(|_, _| true);
+        assert!(none.is_empty());
         let expect: PieceCounts = [
             (b"".to_vec(), 1),
             (b"a".to_vec(), 3),
@@ -238,13 +254,12 @@ mod tests {
 
     use crate::test_support::ln;
 
-
     #[test]
     fn rare_and_long_pieces_give_their_counts_to_their_parts() {
-        let mut pieces = PieceCounts::default();
-        pieces.insert(b"ab".to_vec(), 50);
-        pieces.insert(b"abc".to_vec(), 1); // rare: split into ab + c
-        pieces.insert(b"abababab".to_vec(), 10); // too long: split into ab x4
+        let mut pieces = PieceCounter::default();
+        pieces.add_count(b"ab", 50);
+        pieces.add_count(b"abc", 1); // rare: split into ab + c
+        pieces.add_count(b"abababab", 10); // too long: split into ab x4
         let config = PruneConfig { max_piece_length: 4, min_count: 2, max_vocab_sizes: vec![1000] };
         let out = prune_pieces(pieces, &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.len(), 1);
@@ -257,14 +272,14 @@ mod tests {
 
     #[test]
     fn each_size_keeps_the_most_frequent_pieces() {
-        let mut pieces = PieceCounts::default();
+        let mut pieces = PieceCounter::default();
         for (i, p) in [b"xa", b"xb", b"xc", b"xd"].iter().enumerate() {
-            pieces.insert(p.to_vec(), 100 * (i as u64 + 1));
+            pieces.add_count(*p, 100 * (i as u64 + 1));
         }
         let config = PruneConfig { max_piece_length: 36, min_count: 2, max_vocab_sizes: vec![260, 1000, 261] };
         let out = prune_pieces(pieces, &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.iter().map(|v| v.len()).collect::<Vec<_>>(), [260, 258, 257]);
         assert!(out[2].contains_key(b"xd".as_slice()));
-        assert!(prune_pieces(PieceCounts::default(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &crate::monitor::Silent).is_err());
+        assert!(prune_pieces(PieceCounter::default(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &crate::monitor::Silent).is_err());
     }
 }

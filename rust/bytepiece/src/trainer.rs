@@ -158,7 +158,7 @@ impl<'a> Trainer<'a> {
 
     /// Stage 4: prunes the pieces into one vocabulary per size, largest first.
     pub fn prune(&self, counter: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<Vocab>> {
-        let pieces = counter.into_merged(|(a, ws), (b, _)| (a.merge(b), ws)).0.into_counts();
+        let pieces = counter.into_merged(|(a, ws), (b, _)| (a.merge(b), ws)).0;
         let config = PruneConfig {
             max_piece_length: self.config.max_piece_length,
             min_count: self.config.min_count,
