@@ -143,14 +143,15 @@ impl NgramCounts {
             }
             return Ok(());
         }
-        for (mine, theirs) in self.tables.iter_mut().zip(other.tables.iter_mut()) {
+        self.tables.par_iter_mut().zip(other.tables.par_iter_mut()).for_each(|(mine, theirs)| {
             if mine.len() < theirs.len() {
                 std::mem::swap(mine, theirs);
             }
+            mine.reserve(theirs.len());
             for (k, v) in theirs.drain() {
                 *mine.entry(k).or_insert(0) += v;
             }
-        }
+        });
         Ok(())
     }
 

@@ -56,6 +56,7 @@ impl PieceCounter {
             if a.len() < b.len() {
                 std::mem::swap(a, &mut b);
             }
+            a.reserve(b.len());
             for (k, v) in b {
                 *a.entry(k).or_insert(0) += v;
             }
