@@ -1,14 +1,15 @@
-//! A read-only hash table from packed n-gram keys to 64-bit values, built for the trainer's
-//! segmentation, which looks up several n-grams per byte of the corpus in tables far larger than
-//! the CPU caches.
+//! A hash table from packed n-gram keys to 64-bit values (counts, or the bits of log-probabilities),
+//! built for the trainer, which adds or looks up one or several n-grams per byte of the corpus in
+//! tables far larger than the CPU caches.
 //!
 //! Open addressing with linear probing in one flat array of `(key, value)` slots, at most half
-//! full, so that a lookup almost always reads one cache line; and [`KeyTable::prefetch`], so
-//! that a caller who knows its next keys (the segmentation does: they depend on the text only)
-//! can have their lines on the way while it works on the current ones.
+//! full, so that an access almost always touches one cache line; and [`KeyTable::prefetch`], so
+//! that a caller who knows its next keys (the trainer does: they depend on the text only) can
+//! have their lines on the way while it works on the current ones.
 
-/// Marks an empty slot. A key equal to it is kept aside, so every `u64` is a valid key.
-const EMPTY: u64 = u64::MAX;
+/// Marks an empty slot. A key equal to it is kept aside, so every `u64` is a valid key. Zero, so
+/// that a new table is zeroed memory, which the system gives without writing it.
+const EMPTY: u64 = 0;
 
 /// Fibonacci hashing: the high bits of the key times 2^64 / φ.
 #[inline]
@@ -27,29 +28,22 @@ pub struct KeyTable {
     empty_key: Option<u64>,
 }
 
+impl Default for KeyTable {
+    fn default() -> Self {
+        KeyTable::with_capacity(0)
+    }
+}
+
 impl KeyTable {
-    /// A table holding `entries` (each key once).
-    pub fn from_entries(entries: impl ExactSizeIterator<Item = (u64, u64)>) -> KeyTable {
-        let capacity = (entries.len() * 2).next_power_of_two().max(2);
-        let mut table = KeyTable {
+    /// An empty table with room for `n` keys before it grows.
+    pub fn with_capacity(n: usize) -> KeyTable {
+        let capacity = (n * 2).next_power_of_two().max(16);
+        KeyTable {
             slots: vec![(EMPTY, 0); capacity],
             shift: 64 - capacity.trailing_zeros(),
-            len: entries.len(),
+            len: 0,
             empty_key: None,
-        };
-        let mask = capacity - 1;
-        for (key, value) in entries {
-            if key == EMPTY {
-                table.empty_key = Some(value);
-                continue;
-            }
-            let mut i = slot_of(key, table.shift);
-            while table.slots[i].0 != EMPTY {
-                i = (i + 1) & mask;
-            }
-            table.slots[i] = (key, value);
         }
-        table
     }
 
     /// Number of keys.
@@ -62,28 +56,85 @@ impl KeyTable {
         self.len == 0
     }
 
+    /// The slot of `key` (not [`EMPTY`]): where it is, or the empty slot where it would go.
+    #[inline]
+    fn find(&self, key: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = slot_of(key, self.shift);
+        loop {
+            let k = self.slots[i].0;
+            if k == key || k == EMPTY {
+                return i;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// The value of `key`, if present.
     #[inline]
     pub fn get(&self, key: u64) -> Option<u64> {
         if key == EMPTY {
             return self.empty_key;
         }
-        let mask = self.slots.len() - 1;
-        let mut i = slot_of(key, self.shift);
-        loop {
-            let (k, v) = self.slots[i];
-            if k == key {
-                return Some(v);
+        let (k, v) = self.slots[self.find(key)];
+        (k == key).then_some(v)
+    }
+
+    /// Adds `n` to the value of `key` (inserted with 0 if absent), with wrapping arithmetic.
+    #[inline]
+    pub fn add(&mut self, key: u64, n: u64) {
+        if key == EMPTY {
+            if self.empty_key.is_none() {
+                self.len += 1;
             }
-            if k == EMPTY {
-                return None;
+            let v = self.empty_key.get_or_insert(0);
+            *v = v.wrapping_add(n);
+            return;
+        }
+        let mut i = self.find(key);
+        if self.slots[i].0 == EMPTY {
+            if (self.len + 1) * 2 > self.slots.len() {
+                self.reserve(1);
+                i = self.find(key);
             }
-            i = (i + 1) & mask;
+            self.slots[i].0 = key;
+            self.len += 1;
+        }
+        self.slots[i].1 = self.slots[i].1.wrapping_add(n);
+    }
+
+    /// Makes room for `additional` more keys without growing again.
+    pub fn reserve(&mut self, additional: usize) {
+        if (self.len + additional) * 2 <= self.slots.len() {
+            return;
+        }
+        let old = std::mem::replace(self, KeyTable::with_capacity(self.len + additional));
+        self.empty_key = old.empty_key;
+        self.len = old.len;
+        for (key, value) in old.slots.into_iter().filter(|&(k, _)| k != EMPTY) {
+            let i = self.find(key);
+            self.slots[i] = (key, value);
         }
     }
 
-    /// Asks the CPU to start loading the slot where a lookup of `key` begins (a hint: it changes
-    /// no result).
+    /// Keeps the keys whose value passes `keep`, in a table sized for them.
+    pub fn retain(&mut self, keep: impl Fn(u64) -> bool) {
+        let kept = self.iter().filter(|&(_, v)| keep(v)).count();
+        let old = std::mem::replace(self, KeyTable::with_capacity(kept));
+        for (key, value) in old.iter().filter(|&(_, v)| keep(v)) {
+            self.add(key, value);
+        }
+    }
+
+    /// Removes every key, keeping the memory.
+    pub fn clear(&mut self) {
+        self.slots.fill((EMPTY, 0));
+        self.len = 0;
+        self.empty_key = None;
+    }
+
+    /// Asks the CPU to start loading the slot where an access to `key` begins (a hint: it
+    /// changes no result).
     #[inline]
     pub fn prefetch(&self, key: u64) {
         let slot = &self.slots[slot_of(key, self.shift)];
@@ -97,13 +148,23 @@ impl KeyTable {
         let _ = slot;
     }
 
-    /// Every `(key, value)`, in no particular order.
+    /// Every `(key, value)`, in slot order (the same for [`KeyTable::iter_mut`] while the
+    /// table is not changed).
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.slots
             .iter()
             .copied()
             .filter(|&(k, _)| k != EMPTY)
             .chain(self.empty_key.map(|v| (EMPTY, v)))
+    }
+
+    /// Every key with its value to change, in the order of [`KeyTable::iter`].
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut u64)> + '_ {
+        self.slots
+            .iter_mut()
+            .filter(|(k, _)| *k != EMPTY)
+            .map(|(k, v)| (*k, v))
+            .chain(self.empty_key.as_mut().map(|v| (EMPTY, v)))
     }
 }
 
@@ -112,16 +173,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_every_key_and_no_other() {
-        let keys: Vec<u64> = (0..5000u64).map(|i| i.wrapping_mul(0x1234_5678_9ABC_DEF1) >> (i % 60)).chain([0, EMPTY]).collect();
+    fn adds_finds_every_key_and_no_other() {
+        let keys: Vec<u64> = (0..5000u64).map(|i| i.wrapping_mul(0x1234_5678_9ABC_DEF1) >> (i % 60)).chain([0, u64::MAX]).collect();
         let mut unique = keys.clone();
         unique.sort_unstable();
         unique.dedup();
-        let table = KeyTable::from_entries(unique.iter().map(|&k| (k, k ^ 7)));
-        assert_eq!(table.len(), unique.len());
-        for &k in &unique {
+        // grows from empty, or not
+        let mut table = KeyTable::default();
+        for &k in &keys {
             table.prefetch(k);
-            assert_eq!(table.get(k), Some(k ^ 7));
+            table.add(k, k ^ 7);
+        }
+        let mut doubled = KeyTable::with_capacity(keys.len());
+        for &k in keys.iter().chain(&keys) {
+            doubled.add(k, k ^ 7);
+        }
+        assert_eq!(table.len(), unique.len());
+        assert_eq!(doubled.len(), unique.len());
+        for &k in &unique {
+            let n = keys.iter().filter(|&&x| x == k).count() as u64;
+            assert_eq!(table.get(k), Some((k ^ 7).wrapping_mul(n)));
+            assert_eq!(doubled.get(k), Some((k ^ 7).wrapping_mul(2 * n)));
         }
         for k in 1..2000u64 {
             let probe = k.wrapping_mul(0x5555_1111_3333_7777);
@@ -131,10 +203,20 @@ mod tests {
         }
         let mut all: Vec<(u64, u64)> = table.iter().collect();
         all.sort_unstable();
-        assert_eq!(all, unique.iter().map(|&k| (k, k ^ 7)).collect::<Vec<_>>());
-        let empty = KeyTable::from_entries(std::iter::empty());
-        assert!(empty.is_empty());
-        assert_eq!(empty.get(3), None);
-        assert_eq!(empty.get(EMPTY), None);
+        assert_eq!(all.iter().map(|e| e.0).collect::<Vec<_>>(), unique);
+        // iter_mut visits what iter does, in the same order
+        let before: Vec<(u64, u64)> = doubled.iter().collect();
+        for (k, v) in doubled.iter_mut() {
+            *v = k;
+        }
+        assert_eq!(doubled.iter().collect::<Vec<_>>(), before.iter().map(|&(k, _)| (k, k)).collect::<Vec<_>>());
+        doubled.retain(|v| v % 2 == 0);
+        assert_eq!(doubled.len(), unique.iter().filter(|&&k| k % 2 == 0).count());
+        assert_eq!(doubled.get(u64::MAX), None);
+        assert_eq!(doubled.get(0), Some(0));
+        doubled.clear();
+        assert!(doubled.is_empty());
+        assert_eq!(doubled.get(0), None);
+        assert_eq!(doubled.iter().count(), 0);
     }
 }

@@ -4,9 +4,6 @@
 //! one flat hash table per length: no heap object per n-gram. Counting is a sum, so tables
 //! counted on any split of the text merge into the same result in any order.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -15,29 +12,8 @@ use crate::keytable::KeyTable;
 /// The longest n-gram (and so the highest `order`) the trainer supports: 8 bytes fill a `u64`.
 pub const MAX_ORDER: usize = 8;
 
-/// A hasher for packed n-gram keys: one multiply-xorshift round (keys are already well spread
-/// in their low bytes).
-#[derive(Default, Clone, Copy)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, key: u64) {
-        let x = (self.0 ^ key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = x ^ (x >> 29);
-    }
-}
-
-/// A hash map keyed by packed n-grams.
-pub type KeyMap<V> = HashMap<u64, V, BuildHasherDefault<KeyHasher>>;
+/// How many bytes ahead the table slots of n-grams are prefetched.
+pub(crate) const PREFETCH: usize = 8;
 
 /// Packs up to 8 bytes, first byte most significant.
 #[inline]
@@ -60,7 +36,7 @@ pub struct NgramCounts {
     order: usize,
     /// `tables[j - 1]`: the windows of length `j` (all of length `order` but those at the end of
     /// a chunk).
-    tables: Vec<KeyMap<u64>>,
+    tables: Vec<KeyTable>,
     positions: u64,
     budget: usize,
     /// `runs[j - 1]`: sorted runs of the n-grams of length `j` written to disk.
@@ -78,7 +54,7 @@ impl NgramCounts {
         check_order(order)?;
         Ok(NgramCounts {
             order,
-            tables: vec![KeyMap::default(); order],
+            tables: vec![KeyTable::default(); order],
             positions: 0,
             budget: budget.max(1),
             runs: (0..order).map(|_| Vec::new()).collect(),
@@ -96,16 +72,22 @@ impl NgramCounts {
         let (n, order) = (chunk.len(), self.order);
         self.positions += n as u64;
         let mask = u64::MAX >> (64 - 8 * order);
-        let mut key = 0u64;
         let full = &mut self.tables[order - 1];
+        // the key of the window that ends PREFETCH bytes ahead, whose slot is loaded meanwhile
+        let mut ahead = chunk.iter().take(PREFETCH).fold(0u64, |k, &b| (k << 8) | u64::from(b)) & mask;
+        let mut key = 0u64;
         for (i, &b) in chunk.iter().enumerate() {
+            if let Some(&next) = chunk.get(i + PREFETCH) {
+                ahead = ((ahead << 8) | u64::from(next)) & mask;
+                full.prefetch(ahead);
+            }
             key = ((key << 8) | u64::from(b)) & mask;
             if i + 1 >= order {
-                *full.entry(key).or_insert(0) += 1;
+                full.add(key, 1);
             }
         }
         for start in n.saturating_sub(order - 1)..n {
-            *self.tables[n - start - 1].entry(pack(&chunk[start..])).or_insert(0) += 1;
+            self.tables[n - start - 1].add(pack(&chunk[start..]), 1);
         }
         if self.tables.iter().map(|t| t.len()).sum::<usize>() > self.budget {
             self.spill()?;
@@ -119,7 +101,8 @@ impl NgramCounts {
         propagate(&mut self.tables);
         for (table, runs) in self.tables.iter_mut().zip(&mut self.runs) {
             if !table.is_empty() {
-                let mut entries: Vec<(u64, u64)> = table.drain().collect();
+                let mut entries: Vec<(u64, u64)> = table.iter().collect();
+                table.clear();
                 entries.sort_unstable();
                 runs.push(Run::write(&entries)?);
             }
@@ -148,8 +131,8 @@ impl NgramCounts {
                 std::mem::swap(mine, theirs);
             }
             mine.reserve(theirs.len());
-            for (k, v) in theirs.drain() {
-                *mine.entry(k).or_insert(0) += v;
+            for (k, v) in std::mem::take(theirs).iter() {
+                mine.add(k, v);
             }
         });
         Ok(())
@@ -157,13 +140,12 @@ impl NgramCounts {
 
     /// The tables with every count of the runs merged in, keeping only the n-grams of length `j`
     /// counted at least `threshold(j)` times (the runs are read once, in key order).
-    fn into_tables(mut self, threshold: impl Fn(usize) -> u64 + Sync) -> Result<(Vec<KeyMap<u64>>, u64)> {
+    fn into_tables(mut self, threshold: impl Fn(usize) -> u64 + Sync) -> Result<(Vec<KeyTable>, u64)> {
         if !self.spilled() {
             propagate(&mut self.tables);
             self.tables.par_iter_mut().enumerate().for_each(|(j, table)| {
                 let t = threshold(j + 1);
-                table.retain(|_, c| *c >= t);
-                table.shrink_to_fit();
+                table.retain(|c| c >= t);
             });
             return Ok((self.tables, self.positions));
         }
@@ -171,10 +153,10 @@ impl NgramCounts {
         let mut tables = Vec::with_capacity(self.order);
         for (j, runs) in self.runs.iter().enumerate() {
             let t = threshold(j + 1);
-            let mut table = KeyMap::default();
+            let mut table = KeyTable::default();
             merge_runs(runs, |k, c| {
                 if c >= t {
-                    table.insert(k, c);
+                    table.add(k, c);
                 }
             })?;
             tables.push(table);
@@ -185,13 +167,17 @@ impl NgramCounts {
 
 /// Turns window counts into n-gram counts: every n-gram adds its count to its prefix one byte
 /// shorter, longest first, so that each table is complete before it is added down.
-fn propagate(tables: &mut [KeyMap<u64>]) {
+fn propagate(tables: &mut [KeyTable]) {
     for j in (1..tables.len()).rev() {
         let (shorter, rest) = tables.split_at_mut(j);
         let prefixes = &mut shorter[j - 1];
         prefixes.reserve(rest[0].len() / 2);
-        for (&k, &c) in rest[0].iter() {
-            *prefixes.entry(k >> 8).or_insert(0) += c;
+        let mut ahead = rest[0].iter().skip(PREFETCH);
+        for (k, c) in rest[0].iter() {
+            if let Some((next, _)) = ahead.next() {
+                prefixes.prefetch(next >> 8);
+            }
+            prefixes.add(k >> 8, c);
         }
     }
 }
@@ -313,17 +299,17 @@ impl NgramModel {
     ) -> Result<NgramModel> {
         let (mut tables, mut positions) = counts.into_tables(|len| if len == 1 { 0 } else { min_count })?;
         for b in 0..=255u64 {
-            tables[0].entry(b).or_insert_with(|| {
+            if tables[0].get(b).is_none() {
+                tables[0].add(b, 1);
                 positions += 1;
-                1
-            });
+            }
         }
         // One call for every logarithm; a table's values are visited in the same order when
         // read and when written back, as it is not changed in between.
         let kept: usize = tables.iter().map(|t| t.len()).sum();
         let mut xs: Vec<f64> = Vec::with_capacity(kept + 1);
         for table in &tables {
-            xs.extend(table.values().map(|&c| c as f64));
+            xs.extend(table.iter().map(|(_, c)| c as f64));
         }
         xs.push(positions as f64);
         let logs = ln(&xs)?;
@@ -333,7 +319,7 @@ impl NgramModel {
         }
         let mut next = logs.iter();
         for table in tables.iter_mut() {
-            for (v, l) in table.values_mut().zip(next.by_ref()) {
+            for ((_, v), l) in table.iter_mut().zip(next.by_ref()) {
                 *v = l.to_bits();
             }
         }
@@ -344,18 +330,16 @@ impl NgramModel {
         let order = tables.len();
         for j in (0..order).rev() {
             let (shorter, rest) = tables.split_at_mut(j);
-            for (&k, v) in rest[0].iter_mut() {
+            for (k, v) in rest[0].iter_mut() {
                 let prefix = match shorter.last() {
                     None => log_positions,
                     // A prefix occurs wherever its n-gram does, so it was counted at least as
                     // often and is kept too.
-                    Some(t) => t.get(&(k >> 8)).map_or(f64::NAN, |&b| f64::from_bits(b)),
+                    Some(t) => t.get(k >> 8).map_or(f64::NAN, f64::from_bits),
                 };
                 *v = (f64::from_bits(*v) - prefix).to_bits();
             }
         }
-        // Flat tables for the lookups of the segmentation, one at a time to bound the peak.
-        let tables = tables.into_par_iter().map(|t| KeyTable::from_entries(t.into_iter())).collect();
         Ok(NgramModel { order, tables })
     }
 
@@ -402,7 +386,7 @@ mod tests {
         let positions = c.positions;
         let count = move |g: &[u8]| match g.len() {
             0 => positions,
-            n if n <= tables.len() => tables[n - 1].get(&pack(g)).copied().unwrap_or(0),
+            n if n <= tables.len() => tables[n - 1].get(pack(g)).unwrap_or(0),
             _ => 0,
         };
         (count, distinct)

@@ -8,12 +8,10 @@
 //! continuation byte. The arithmetic and the tie-breaking (the first best predecessor, state 0
 //! when every predecessor is impossible) are the original's NumPy code's, step for step.
 
-use crate::ngram::NgramModel;
+use crate::ngram::{NgramModel, PREFETCH};
 
 const NEG_INF: f64 = f64::NEG_INFINITY;
 
-/// How many bytes ahead the n-gram lookups are prefetched.
-const PREFETCH: usize = 8;
 
 /// Reusable buffers for [`segment`].
 #[derive(Debug, Default)]
