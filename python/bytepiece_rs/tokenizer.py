@@ -5,12 +5,14 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ._core import Encoder
+from ._files import write_atomic
 
 #: The model bundled with the package, used when no model is given.
 DEFAULT_MODEL = Path(__file__).with_name("data") / "default.model.gz"
@@ -172,6 +174,34 @@ class Tokenizer:
         """Writes the model in the original JSON format, atomically (a failed save leaves any
         previous file as it was)."""
         self._encoder.save(Path(path))
+
+    def convert_to_sentencepiece(self, path: Union[str, "os.PathLike[str]"], exact_original: bool = False) -> List[int]:
+        """Writes the model as a SentencePiece model (Unigram, byte fallback, identity
+        normalisation) that ``sentencepiece.SentencePieceProcessor`` loads, as the original's
+        method does (``exact_original=True``: byte for byte; by default every ASCII byte is an
+        ordinary piece, see :func:`bytepiece_rs.convert.to_sentencepiece`). Pieces that are not
+        valid UTF-8 cannot be SentencePiece pieces (the original raises ``UnicodeDecodeError``):
+        they become ``UNUSED`` placeholders, with a warning; their ids are returned."""
+        from .convert import to_sentencepiece
+
+        proto, unused = to_sentencepiece(self, exact_original)
+        write_atomic(path, proto)
+        if unused:
+            warnings.warn(
+                f"{len(unused)} pieces are not valid UTF-8 (or repeat another piece's text) and cannot be "
+                "SentencePiece pieces: they are UNUSED in the converted model, whose ids differ where "
+                "BytePiece uses them",
+                stacklevel=2,
+            )
+        return unused
+
+    def convert_to_hf(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Writes the model as an HF ``tokenizers`` ``tokenizer.json`` (byte-level Unigram with
+        the original's scores and line split), loaded by ``tokenizers.Tokenizer.from_file``; see
+        :func:`bytepiece_rs.convert.to_hf_json` for what differs."""
+        from .convert import to_hf_json
+
+        write_atomic(path, to_hf_json(self).encode("utf-8"))
 
     def to_dict(self) -> dict:
         """The model as the original's dict: base64 piece -> ``[id, text, count]``."""

@@ -1,0 +1,637 @@
+"""The ``bytepiece`` command (also ``python -m bytepiece_rs``): train, encode, decode, stats, info.
+
+Every command reports a problem as one line on stderr and exits with status 2; outputs are
+written to a temporary file beside the target and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import struct
+import sys
+import threading
+import time
+from typing import IO, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ._files import AtomicOutput
+from .tokenizer import Tokenizer
+from .trainer import Trainer
+
+#: Documents are encoded in batches of about this many bytes of text (bounded memory).
+BATCH_BYTES = 4 << 20
+
+#: Megatron-LM's ``MMapIndexedDataset`` index: magic, version, and the dtype codes we write.
+MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
+MEGATRON_DTYPE_CODES = {"uint16": 8, "uint32": 4}  # uint32 ids (< 2**31) are read as int32
+
+
+class CliError(Exception):
+    """A problem to report on one line, exit status 2."""
+
+
+def _open_output(out: AtomicOutput, target: str):
+    try:
+        return out.open(target)
+    except OSError as e:
+        raise CliError(f"{target}: cannot write ({e.strerror})") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, status 2
+        self.exit(2, f"bytepiece: error: {message} (see {self.prog} --help)\n")
+
+
+# --------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """A one-line progress bar on stderr with MB/s; silent when stderr is not a terminal or
+    when ``quiet``."""
+
+    def __init__(self, label: str, total_bytes: Optional[int], quiet: bool) -> None:
+        self.label, self.total, self.done = label, total_bytes, 0
+        self.show = not quiet and sys.stderr.isatty()
+        self.start = self.last = time.perf_counter()
+
+    def advance(self, nbytes: int) -> None:
+        self.done += nbytes
+        now = time.perf_counter()
+        if self.show and now - self.last >= 0.1:
+            self.last = now
+            self._draw(now)
+
+    def _draw(self, now: float, end: str = "") -> None:
+        rate = self.done / 1e6 / max(now - self.start, 1e-9)
+        if self.total:
+            frac = min(self.done / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            text = f"{self.label} [{bar:<30}] {frac:4.0%} {self.done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB {rate:,.1f} MB/s"
+        else:
+            text = f"{self.label} {self.done / 1e6:,.1f} MB {rate:,.1f} MB/s"
+        sys.stderr.write("\r" + text + end)
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.show:
+            self._draw(time.perf_counter(), "\n")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _is_jsonl(path: str, field: Optional[str]) -> bool:
+    return field is not None or path.endswith((".jsonl", ".json"))
+
+
+def _input_size(paths: Sequence[str]) -> Optional[int]:
+    try:
+        return sum(os.path.getsize(p) for p in paths if p != "-")
+    except OSError:
+        return None
+
+
+def _check_inputs(paths: Sequence[str]) -> None:
+    for p in paths:
+        if p != "-" and not os.path.isfile(p):
+            raise CliError(f"{p}: no such file" if not os.path.exists(p) else f"{p}: not a file")
+
+
+@contextlib.contextmanager
+def _open_binary(path: str) -> Iterator[IO[bytes]]:
+    if path == "-":
+        yield sys.stdin.buffer
+    else:
+        with open(path, "rb") as f:
+            yield f
+
+
+def read_documents(paths: Sequence[str], field: Optional[str], keep_newlines: bool = False) -> Iterator[Tuple[str, int]]:
+    """Yields ``(document, bytes read)``: each line of a text file (without its newline, unless
+    ``keep_newlines``), or the ``field`` (default ``"text"``) of each record of a ``.jsonl``
+    file."""
+    for path in paths:
+        jsonl = _is_jsonl(path, field)
+        key = field or "text"
+        pending, pending_bytes = "", 0  # keep_newlines: blank lines join the line before them
+        with _open_binary(path) as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise CliError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+                if not jsonl and keep_newlines:
+                    # texts cut where training cuts them anyway: after a run of newlines
+                    if line != "\n" and pending:
+                        yield pending, pending_bytes
+                        pending, pending_bytes = "", 0
+                    pending += line
+                    pending_bytes += len(raw)
+                    continue
+                if not jsonl:
+                    yield line[:-1] if line.endswith("\n") else line, len(raw)
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError as e:
+                    raise CliError(f"{path}:{lineno}: invalid JSON ({e})") from None
+                text = record.get(key) if isinstance(record, dict) else None
+                if not isinstance(text, str):
+                    raise CliError(f"{path}:{lineno}: no string field {key!r}")
+                yield text, len(raw)
+        if pending:
+            yield pending, pending_bytes
+
+
+def batches(docs: Iterator[Tuple[str, int]], limit: int = BATCH_BYTES) -> Iterator[Tuple[List[str], int]]:
+    """Groups documents into lists of about ``limit`` bytes; yields ``(texts, bytes read)``."""
+    texts: List[str] = []
+    size = 0
+    for text, n in docs:
+        texts.append(text)
+        size += n
+        if size >= limit:
+            yield texts, size
+            texts, size = [], 0
+    if texts:
+        yield texts, size
+
+
+def prefetched(it: Iterator, depth: int = 2) -> Iterator:
+    """Runs ``it`` in a thread, ``depth`` items ahead (reading overlaps encoding, which
+    releases the GIL); exceptions reach the consumer."""
+    import queue
+
+    q: "queue.Queue" = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def run() -> None:
+        try:
+            for item in it:
+                if stop.is_set():
+                    return
+                q.put((True, item))
+            q.put((True, done))
+        except BaseException as e:  # handed to the consumer
+            q.put((False, e))
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class Writer:
+    """Writes the ids of batches of documents in one output format."""
+
+    def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
+        self.tokenizer, self.dtype = tokenizer, dtype
+
+    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        pass
+
+
+class IdsWriter(Writer):
+    """One line per document: its ids separated by spaces."""
+
+    def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
+        super().__init__(out, path, tokenizer, dtype)
+        self.f = _open_output(out, path) if path != "-" else sys.stdout.buffer
+
+    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
+        lines = []
+        for doc in np.split(ids, offsets[1:-1]):
+            lines.append(" ".join(map(str, doc.tolist())))
+        self.f.write(("\n".join(lines) + "\n").encode())
+
+
+class PiecesWriter(IdsWriter):
+    """One line per document: a JSON list of its pieces (invalid UTF-8 as ``\\xNN``)."""
+
+    def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
+        super().__init__(out, path, tokenizer, dtype)
+        pieces = tokenizer.ids_to_pieces(range(tokenizer.vocab_size))
+        self.names = [p if isinstance(p, str) else p.decode("utf-8", "backslashreplace") for p in pieces]
+
+    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
+        names = self.names
+        lines = [json.dumps([names[i] for i in doc.tolist()], ensure_ascii=False) for doc in np.split(ids, offsets[1:-1])]
+        self.f.write(("\n".join(lines) + "\n").encode())
+
+
+class JsonlWriter(IdsWriter):
+    """One JSON object per document: ``{"ids": [...]}``."""
+
+    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
+        lines = ['{"ids": [%s]}' % ", ".join(map(str, doc.tolist())) for doc in np.split(ids, offsets[1:-1])]
+        self.f.write(("\n".join(lines) + "\n").encode())
+
+
+class NpyWriter(Writer):
+    """A ``.npy`` array of every id, and ``PATH.offsets.npy`` (``int64``): document ``i`` is
+    ``ids[offsets[i]:offsets[i + 1]]``."""
+
+    HEADER = 128  # bytes, room for any length
+
+    def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
+        super().__init__(out, path, tokenizer, dtype)
+        self.f = _open_output(out, path)
+        self.f.write(b"\0" * self.HEADER)
+        self.n = 0
+        self.offsets = [np.zeros(1, np.int64)]
+        self.offsets_path = (path[:-4] if path.endswith(".npy") else path) + ".offsets.npy"
+        self.offsets_file = _open_output(out, self.offsets_path)
+
+    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
+        self.f.write(ids.astype(self.dtype).tobytes())
+        self.offsets.append(offsets[1:] + self.n)
+        self.n += len(ids)
+
+    def finish(self) -> None:
+        self.f.seek(0)
+        self.f.write(_npy_header(self.dtype, self.n, self.HEADER))
+        np.save(self.offsets_file, np.concatenate(self.offsets))
+
+
+def _npy_header(dtype: np.dtype, n: int, size: int) -> bytes:
+    """A version 1.0 ``.npy`` header of exactly ``size`` bytes for a 1-D array."""
+    d = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (np.dtype(dtype).str, n)
+    body = d.encode("latin1").ljust(size - 10 - 1) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body
+
+
+class BinWriter(Writer):
+    """Megatron-LM's indexed dataset: ``PREFIX.bin`` (every id, little-endian) and ``PREFIX.idx``
+    (the magic ``MMIDIDX``, version 1, a dtype code, then per document its length (``int32``)
+    and byte offset (``int64``), and the document index ``0..n``)."""
+
+    def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
+        super().__init__(out, path, tokenizer, dtype)
+        prefix = path[:-4] if path.endswith(".bin") else path
+        self.f = _open_output(out, prefix + ".bin")
+        self.idx = _open_output(out, prefix + ".idx")
+        self.sizes: List[np.ndarray] = []
+
+    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
+        self.f.write(ids.astype(self.dtype).tobytes())
+        self.sizes.append(np.diff(offsets).astype(np.int32))
+
+    def finish(self) -> None:
+        sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.int32)
+        pointers = np.zeros(len(sizes), np.int64)
+        np.cumsum(sizes[:-1].astype(np.int64) * self.dtype.itemsize, out=pointers[1:])
+        doc_idx = np.arange(len(sizes) + 1, dtype=np.int64)
+        self.idx.write(MEGATRON_MAGIC + struct.pack("<QB", 1, MEGATRON_DTYPE_CODES[self.dtype.name]))
+        self.idx.write(struct.pack("<QQ", len(sizes), len(doc_idx)))
+        for a in (sizes, pointers, doc_idx):
+            self.idx.write(a.astype(a.dtype.newbyteorder("<")).tobytes())
+
+
+WRITERS = {"ids": IdsWriter, "pieces": PiecesWriter, "jsonl": JsonlWriter, "npy": NpyWriter, "bin": BinWriter}
+
+
+def read_megatron(prefix: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Reads what ``bytepiece encode --format bin`` wrote: ``(ids, offsets)``."""
+    with open(prefix + ".idx", "rb") as f:
+        head = f.read(len(MEGATRON_MAGIC) + 9 + 16)
+        if head[: len(MEGATRON_MAGIC)] != MEGATRON_MAGIC:
+            raise ValueError(f"{prefix}.idx: not a Megatron index")
+        version, code = struct.unpack_from("<QB", head, len(MEGATRON_MAGIC))
+        n, _ = struct.unpack_from("<QQ", head, len(MEGATRON_MAGIC) + 9)
+        sizes = np.frombuffer(f.read(4 * n), dtype="<i4")
+    dtype = {v: k for k, v in MEGATRON_DTYPE_CODES.items()}[code]
+    ids = np.fromfile(prefix + ".bin", dtype=np.dtype(dtype).newbyteorder("<"))
+    return ids, np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _tokenizer(model: Optional[str], seed: Optional[int] = None) -> Tokenizer:
+    if model is not None and not os.path.exists(model):
+        raise CliError(f"{model}: no such model file")
+    return Tokenizer(model, seed=seed)
+
+
+def _dtype(name: Optional[str], tokenizer: Tokenizer) -> np.dtype:
+    if name is None:
+        name = "uint16" if tokenizer.vocab_size <= 1 << 16 else "uint32"
+    if name == "uint16" and tokenizer.vocab_size > 1 << 16:
+        raise CliError(f"the model has {tokenizer.vocab_size:,} ids, more than uint16 holds: use --dtype uint32")
+    return np.dtype(name)
+
+
+def cmd_encode(a: argparse.Namespace) -> None:
+    tokenizer = _tokenizer(a.model, a.seed)
+    if a.text is None and not a.inputs:
+        raise CliError("nothing to encode: give INPUT files, - for stdin, or --text")
+    _check_inputs(a.inputs)
+    if a.format in ("npy", "bin") and a.output in (None, "-"):
+        raise CliError(f"--format {a.format} needs -o OUT")
+    dtype = _dtype(a.dtype, tokenizer)
+    out = AtomicOutput()
+    try:
+        writer = WRITERS[a.format](out, a.output or "-", tokenizer, dtype)
+        if a.text is not None:
+            docs: Iterator[Tuple[str, int]] = iter([(t, len(t.encode())) for t in a.text])
+        else:
+            docs = read_documents(a.inputs, a.field)
+        progress = Progress("encode", _input_size(a.inputs), a.quiet)
+        for texts, nbytes in prefetched(batches(docs)):
+            ids, offsets = tokenizer.encode_batch_numpy(texts, a.add_bos, a.add_eos, a.alpha, a.threads)
+            writer.write(ids, offsets)
+            progress.advance(nbytes)
+        writer.finish()
+        out.commit()
+        progress.close()
+    finally:
+        out.abort()
+
+
+def cmd_decode(a: argparse.Namespace) -> None:
+    tokenizer = _tokenizer(a.model)
+    _check_inputs(a.inputs)
+    out = AtomicOutput()
+    try:
+        f = _open_output(out, a.output) if a.output not in (None, "-") else sys.stdout.buffer
+        for path in a.inputs or ["-"]:
+            with _open_binary(path) as src:
+                for lineno, line in enumerate(src, 1):
+                    try:
+                        ids = [int(x) for x in line.split()]
+                    except ValueError:
+                        raise CliError(f"{path}:{lineno}: not a line of integer ids") from None
+                    try:
+                        f.write(tokenizer.decode(ids).encode() + b"\n")
+                    except (ValueError, KeyError, OverflowError) as e:
+                        raise CliError(f"{path}:{lineno}: {e}") from None
+        out.commit()
+    finally:
+        out.abort()
+
+
+def cmd_stats(a: argparse.Namespace) -> None:
+    tokenizer = _tokenizer(a.model)
+    _check_inputs(a.inputs)
+    used = np.zeros(tokenizer.vocab_size, np.int64)
+    n_bytes = n_tokens = n_docs = 0
+    progress = Progress("stats", _input_size(a.inputs), a.quiet)
+    for texts, nbytes in prefetched(batches(read_documents(a.inputs, a.field))):
+        ids, offsets = tokenizer.encode_batch_numpy(texts, num_threads=a.threads)
+        used += np.bincount(ids, minlength=tokenizer.vocab_size)
+        n_bytes += sum(len(t.encode()) for t in texts)
+        n_tokens += len(ids)
+        n_docs += len(texts)
+        progress.advance(nbytes)
+    progress.close()
+    stats = {
+        "documents": n_docs,
+        "bytes": n_bytes,
+        "tokens": n_tokens,
+        "bytes_per_token": n_bytes / n_tokens if n_tokens else None,
+        "vocab_size": tokenizer.vocab_size,
+        "ids_used": int(np.count_nonzero(used)),
+        "vocab_used": float(np.count_nonzero(used[3:]) / max(tokenizer.vocab_size - 3, 1)),
+    }
+    _print_report(stats, a.json)
+
+
+def cmd_info(a: argparse.Namespace) -> None:
+    tokenizer = _tokenizer(a.model)
+    model = tokenizer.to_dict()
+    pieces = [tokenizer.id_to_piece(i) for i in range(3, tokenizer.vocab_size)]
+    raw = [p if isinstance(p, bytes) else p.encode() for p in pieces]
+    lengths = np.array([len(p) for p in raw])
+    counts = np.array([v[2] for v in model.values()], dtype=np.float64)
+    invalid = 0
+    for p in raw:
+        try:
+            p.decode("utf-8")
+        except UnicodeDecodeError:
+            invalid += 1
+    info = {
+        "model": a.model or "(bundled default)",
+        "vocab_size": tokenizer.vocab_size,
+        "reserved": {"<pad>": 0, "<bos>": 1, "<eos>": 2},
+        "pieces": len(pieces),
+        "piece_bytes_mean": float(lengths.mean()) if len(lengths) else 0.0,
+        "piece_bytes_max": int(lengths.max()) if len(lengths) else 0,
+        "pieces_not_utf8": invalid,
+        "total_count": int(counts.sum()),
+    }
+    _print_report(info, a.json)
+
+
+def cmd_convert(a: argparse.Namespace) -> None:
+    tokenizer = _tokenizer(a.model)
+    target = os.path.dirname(os.path.abspath(a.output))
+    if not os.path.isdir(target):
+        raise CliError(f"{a.output}: no such directory {target}")
+    if a.to == "sentencepiece":
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            unused = tokenizer.convert_to_sentencepiece(a.output, exact_original=a.exact_original)
+        if unused and not a.quiet:
+            print(
+                f"bytepiece: note: {len(unused)} pieces are not valid UTF-8 and are UNUSED in the "
+                "SentencePiece model (its ids differ where BytePiece uses them)",
+                file=sys.stderr,
+            )
+    else:
+        tokenizer.convert_to_hf(a.output)
+
+
+def _print_report(d: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(d, ensure_ascii=False))
+        return
+    for k, v in d.items():
+        if isinstance(v, float):
+            v = f"{v:.4f}"
+        elif isinstance(v, int):
+            v = f"{v:,}"
+        print(f"{k:<18} {v}")
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    sizes = _sizes(a.vocab_size)
+    trainer = Trainer(
+        order=a.order,
+        max_vocab_size=sizes if len(sizes) > 1 else sizes[0],
+        max_piece_length=a.max_piece_length,
+        min_count=a.min_count,
+        isolate_digits=a.isolate_digits,
+        ensure_unicode=not a.no_ensure_unicode,
+        progress=False if a.quiet else None,
+    )
+    workers = a.threads or os.cpu_count() or 1
+    if a.dataset:
+        trainer.train(_dataset_texts(a.dataset, a.split, a.column), workers=workers)
+    else:
+        if not a.inputs:
+            raise CliError("nothing to train on: give INPUT files, - for stdin, or --dataset")
+        _check_inputs(a.inputs)
+        plain = [p for p in a.inputs if p != "-" and not _is_jsonl(p, a.field)]
+        if len(plain) == len(a.inputs):
+            trainer.train_from_files(plain, workers=workers)  # read by Rust, streaming
+        else:
+            trainer.train((t for t, _ in read_documents(a.inputs, a.field, keep_newlines=True)), workers=workers)
+    target = os.path.dirname(os.path.abspath(a.output))
+    if not os.path.isdir(target):
+        raise CliError(f"{a.output}: no such directory {target}")
+    trainer.save(a.output)
+
+
+def _sizes(text: str) -> List[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise CliError(f"--vocab-size: not a size or a comma list of sizes: {text!r}") from None
+    if not sizes:
+        raise CliError("--vocab-size: no size given")
+    return sizes
+
+
+def _dataset_texts(source: Sequence[str], split: str, column: str) -> Iterator[str]:
+    """The ``column`` of a ``datasets`` source on disk (a directory, or parquet / arrow / json /
+    text / csv files), streamed."""
+    try:
+        import datasets
+    except ImportError:
+        raise CliError("--dataset needs the `datasets` package (pip install datasets)") from None
+    _check_inputs([s for s in source if not os.path.isdir(s)])
+    builders = {".parquet": "parquet", ".arrow": "arrow", ".jsonl": "json", ".json": "json", ".txt": "text", ".csv": "csv"}
+    try:
+        if len(source) == 1 and os.path.isdir(source[0]):
+            ds = datasets.load_dataset(source[0], split=split, streaming=True)
+        else:
+            kinds = {builders.get(os.path.splitext(s)[1]) for s in source}
+            if len(kinds) != 1 or None in kinds:
+                raise CliError("--dataset: give files of one kind: " + ", ".join(sorted(builders)))
+            ds = datasets.load_dataset(kinds.pop(), data_files=list(source), split=split, streaming=True)
+    except (ValueError, FileNotFoundError) as e:
+        raise CliError(f"--dataset: {e}") from None
+    for i, row in enumerate(ds):
+        text = row.get(column)
+        if not isinstance(text, str):
+            raise CliError(f"--dataset: row {i} has no string column {column!r}")
+        yield text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="bytepiece", description="BytePiece tokenizer (Rust engine): train, encode, decode, inspect.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(s: argparse.ArgumentParser, model: bool = True) -> None:
+        if model:
+            s.add_argument("-m", "--model", help="model file (default: the bundled model)")
+        s.add_argument("--threads", type=_positive_int, default=None, help="threads (default: all cores)")
+        s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    t = sub.add_parser("train", help="train a model on text files, jsonl, stdin or a datasets source")
+    t.add_argument("inputs", nargs="*", metavar="INPUT", help="text files (every line is text), .jsonl files, - for stdin")
+    t.add_argument("-o", "--output", required=True, help="model file to write (with a list of sizes: OUTPUT.SIZE each)")
+    t.add_argument("--vocab-size", required=True, help="vocabulary size, or a comma list of sizes")
+    t.add_argument("--order", type=_positive_int, default=6)
+    t.add_argument("--min-count", type=_positive_int, default=2)
+    t.add_argument("--max-piece-length", type=_positive_int, default=36)
+    t.add_argument("--isolate-digits", action="store_true")
+    t.add_argument("--no-ensure-unicode", action="store_true")
+    t.add_argument("--field", help="the text field of .jsonl records (default: text)")
+    t.add_argument("--dataset", nargs="+", metavar="DIR_OR_FILE", help="a datasets source on disk")
+    t.add_argument("--split", default="train", help="the dataset split (default: train)")
+    t.add_argument("--column", default="text", help="the dataset column (default: text)")
+    common(t, model=False)
+    t.set_defaults(run=cmd_train)
+
+    e = sub.add_parser("encode", help="encode files (one document per line, or per .jsonl record)")
+    e.add_argument("inputs", nargs="*", metavar="INPUT", help="text or .jsonl files, - for stdin")
+    e.add_argument("--text", action="append", help="encode this text (repeatable) instead of files")
+    e.add_argument("-o", "--output", help="output file (default: stdout; bin: PREFIX[.bin])")
+    e.add_argument("--format", choices=sorted(WRITERS), default="ids")
+    e.add_argument("--dtype", choices=["uint16", "uint32"], help="npy / bin ids (default: uint16 if the vocabulary fits)")
+    e.add_argument("--add-bos", action="store_true")
+    e.add_argument("--add-eos", action="store_true")
+    e.add_argument("--alpha", type=float, default=-1, help="sample with this alpha (>= 0); default: best segmentation")
+    e.add_argument("--seed", type=int, default=None, help="seed of the draws when sampling")
+    e.add_argument("--field", help="the text field of .jsonl records (default: text)")
+    common(e)
+    e.set_defaults(run=cmd_encode)
+
+    d = sub.add_parser("decode", help="decode lines of ids to text")
+    d.add_argument("inputs", nargs="*", metavar="INPUT", help="files of ids, one document per line (default: stdin)")
+    d.add_argument("-o", "--output", help="output file (default: stdout)")
+    common(d)
+    d.set_defaults(run=cmd_decode)
+
+    s = sub.add_parser("stats", help="bytes, tokens, bytes/token and vocabulary use on files")
+    s.add_argument("inputs", nargs="+", metavar="INPUT")
+    s.add_argument("--field", help="the text field of .jsonl records (default: text)")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    common(s)
+    s.set_defaults(run=cmd_stats)
+
+    i = sub.add_parser("info", help="describe a model")
+    i.add_argument("-m", "--model", help="model file (default: the bundled model)")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.set_defaults(run=cmd_info)
+    c = sub.add_parser("convert", help="write the model for SentencePiece or HF tokenizers")
+    c.add_argument("-m", "--model", help="model file (default: the bundled model)")
+    c.add_argument("--to", choices=["sentencepiece", "hf"], required=True)
+    c.add_argument("-o", "--output", required=True, help="file to write (.model, or tokenizer.json)")
+    c.add_argument("--exact-original", action="store_true", help="sentencepiece: the original's conversion, byte for byte")
+    c.add_argument("-q", "--quiet", action="store_true", help="no note on unconvertible pieces")
+    c.set_defaults(run=cmd_convert)
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {v}")
+    return v
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except CliError as e:
+        print(f"bytepiece: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename and e.strerror else str(e)
+        print(f"bytepiece: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bytepiece: interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,238 @@
+"""The ``bytepiece`` command, run as a user runs it: a subprocess, on real text."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import unicodedata
+
+import numpy as np
+import pytest
+
+import edge_cases as ec
+from bytepiece_rs import Tokenizer, Trainer
+from bytepiece_rs.cli import read_megatron
+
+
+def run(*args, stdin=None, cwd=None):
+    """Runs ``python -m bytepiece_rs ARGS``; returns the CompletedProcess (bytes)."""
+    return subprocess.run([sys.executable, "-m", "bytepiece_rs", *map(str, args)], input=stdin,
+                          capture_output=True, cwd=cwd, timeout=600)
+
+
+def ok(*args, **kw):
+    r = run(*args, **kw)
+    assert r.returncode == 0, r.stderr.decode()
+    return r
+
+
+def fails(*args, **kw):
+    """Runs a command that must fail: status 2 and one line on stderr; returns that line."""
+    r = run(*args, **kw)
+    assert r.returncode == 2, (r.returncode, r.stderr.decode())
+    lines = r.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("bytepiece: error: "), lines
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def sample(shared_dir, tmp_path_factory):
+    """A text file of real lines (zh, en, code samples) and its lines."""
+    lines = []
+    for lang in ("zh", "en", "code"):
+        lines += ec.read_sample(lang, shared_dir).split("\n")[:700]
+    path = tmp_path_factory.mktemp("cli") / "sample.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, lines
+
+
+@pytest.fixture(scope="module")
+def default():
+    return Tokenizer()
+
+
+def test_encode_ids_pieces_and_jsonl_equal_the_api(sample, default, tmp_path):
+    path, lines = sample
+    expected = [default.encode(line) for line in lines]
+    ok("encode", path, "-o", tmp_path / "out.ids", "-q")
+    got = [[int(x) for x in line.split()] for line in (tmp_path / "out.ids").read_text().splitlines()]
+    assert got == expected
+    ok("encode", path, "-o", tmp_path / "out.jsonl", "--format", "jsonl", "--add-bos", "--add-eos")
+    got = [json.loads(line)["ids"] for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert got == [[1] + e + [2] for e in expected]
+    out = ok("encode", path, "--format", "pieces").stdout.decode()
+    pieces = [json.loads(line) for line in out.splitlines()]
+    assert len(pieces) == len(lines)
+    for ps, line in zip(pieces[:200], lines):
+        assert [p.encode("utf-8", "surrogateescape") for p in ps] == [
+            p.decode("utf-8", "backslashreplace").encode("utf-8", "surrogateescape") for p in default.tokenize(line)
+        ]
+
+
+def test_encode_bin_is_a_megatron_indexed_dataset(sample, default, tmp_path):
+    path, lines = sample
+    ok("encode", path, "-o", tmp_path / "corpus.bin", "--format", "bin", "--add-eos")
+    ids, offsets = read_megatron(str(tmp_path / "corpus"))
+    assert ids.dtype == np.uint16  # the default model fits
+    assert len(offsets) == len(lines) + 1
+    for i in (0, 1, len(lines) // 2, len(lines) - 1):
+        assert ids[offsets[i]:offsets[i + 1]].tolist() == default.encode(lines[i], add_eos=True)
+    # the index as Megatron-LM reads it: magic, version 1, dtype code 8 (uint16), then sizes,
+    # pointers (byte offsets) and the document index
+    raw = (tmp_path / "corpus.idx").read_bytes()
+    assert raw[:9] == b"MMIDIDX\x00\x00" and raw[9:17] == (1).to_bytes(8, "little") and raw[17] == 8
+    n = int.from_bytes(raw[18:26], "little")
+    sizes = np.frombuffer(raw, "<i4", n, 34)
+    pointers = np.frombuffer(raw, "<i8", n, 34 + 4 * n)
+    doc_idx = np.frombuffer(raw, "<i8", n + 1, 34 + 12 * n)
+    assert (np.diff(offsets) == sizes).all() and (pointers == offsets[:-1] * 2).all()
+    assert (doc_idx == np.arange(n + 1)).all()
+
+
+def test_encode_npy_and_uint16_refusal(sample, model_path, tmp_path):
+    path, lines = sample
+    big = model_path("bytepiece.plus.80k")
+    out = tmp_path / "ids.npy"
+    line = fails("encode", path, "-m", big, "-o", out, "--format", "npy", "--dtype", "uint16")
+    assert "uint16" in line and f"{Tokenizer(big).vocab_size:,}" in line
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    ok("encode", path, "-m", big, "-o", out, "--format", "npy")
+    ids = np.load(out)
+    offsets = np.load(tmp_path / "ids.offsets.npy")
+    assert ids.dtype == np.uint32 and len(offsets) == len(lines) + 1
+    tok = Tokenizer(big)
+    assert ids[offsets[5]:offsets[6]].tolist() == tok.encode(lines[5])
+    assert len(ids) == sum(len(x) for x in tok.encode_batch(lines))
+
+
+def test_encode_stdin_text_and_jsonl_with_a_field(default, tmp_path):
+    texts = ["Hello, 世界", "second\tline", "", "e\u0301"]  # NFC composes the last
+    r = ok("encode", "-", stdin="\n".join(texts).encode() + b"\n")
+    assert [list(map(int, x.split())) for x in r.stdout.decode().split("\n")[:-1]] == [default.encode(t) for t in texts]
+    r = ok("encode", "--text", texts[0], "--text", texts[1])
+    assert r.stdout.decode().splitlines() == [" ".join(map(str, default.encode(t))) for t in texts[:2]]
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"body": t, "id": i}) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
+    r = ok("encode", src, "--field", "body", "--format", "jsonl")
+    assert [json.loads(x)["ids"] for x in r.stdout.decode().splitlines()] == [default.encode(t) for t in texts]
+
+
+def test_encode_sampling_is_reproducible_with_a_seed(sample):
+    path, _ = sample
+    a = ok("encode", path, "--alpha", "0.1", "--seed", "7").stdout
+    b = ok("encode", path, "--alpha", "0.1", "--seed", "7").stdout
+    c = ok("encode", path, "--alpha", "0.1", "--seed", "8").stdout
+    best = ok("encode", path).stdout
+    assert a == b and a != c and a != best
+
+
+def test_decode_round_trips(sample, tmp_path):
+    path, lines = sample
+    ok("encode", path, "-o", tmp_path / "ids.txt")
+    ok("decode", tmp_path / "ids.txt", "-o", tmp_path / "back.txt")
+    back = (tmp_path / "back.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    assert back == [unicodedata.normalize("NFC", line) for line in lines]
+    assert "line 2" in fails("decode", "-", stdin=b"5 6 7\n5 x\n").replace(":2:", " line 2")
+
+
+def test_stats_and_info(sample, default):
+    path, lines = sample
+    stats = json.loads(ok("stats", path, "--json").stdout)
+    all_ids = default.encode_batch(lines)
+    assert stats["documents"] == len(lines)
+    assert stats["tokens"] == sum(map(len, all_ids))
+    assert stats["bytes"] == sum(len(x.encode()) for x in lines)
+    assert stats["bytes_per_token"] == pytest.approx(stats["bytes"] / stats["tokens"])
+    assert stats["ids_used"] == len({i for ids in all_ids for i in ids})
+    info = json.loads(ok("info", "--json").stdout)
+    assert info["vocab_size"] == default.vocab_size and info["pieces"] == default.vocab_size - 3
+    assert "vocab_size" in ok("info").stdout.decode()
+
+
+def test_convert_commands(model_path, tmp_path):
+    spm = pytest.importorskip("sentencepiece")
+    hf = pytest.importorskip("tokenizers")
+    m = model_path("bytepiece.plus.80k")
+    r = ok("convert", "-m", m, "--to", "sentencepiece", "-o", tmp_path / "m.model")
+    assert "UNUSED" in r.stderr.decode()
+    tok = Tokenizer(m)
+    text = "Tokenizers 很有用. Tokenizers are useful."
+    assert spm.SentencePieceProcessor(model_file=str(tmp_path / "m.model")).encode(text) == tok.encode(text)
+    ok("convert", "-m", m, "--to", "hf", "-o", tmp_path / "tokenizer.json")
+    assert hf.Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode(text).ids == tok.encode(text)
+
+
+def test_train_from_files_jsonl_stdin_and_dataset(shared_dir, tmp_path):
+    text = ec.read_sample("en", shared_dir)[:300_000]
+    # lines with their runs of newlines: where training cuts a text into chunks anyway
+    lines = re.findall(r"[^\n]*\n+|[^\n]+", text)
+    assert "".join(lines) == text
+    src = tmp_path / "train.txt"
+    src.write_text(text, encoding="utf-8")
+    args = ["--vocab-size", "600", "--order", "4", "-q"]
+    ok("train", src, "-o", tmp_path / "a.model", *args)
+    api = Trainer(order=4, max_vocab_size=600, progress=False)
+    api.train_from_files([src])
+    api.save(tmp_path / "api.model")
+    assert (tmp_path / "a.model").read_bytes() == (tmp_path / "api.model").read_bytes()
+    # the same text as jsonl records, on stdin, and as a parquet dataset: the same model
+    jsonl = tmp_path / "train.jsonl"
+    jsonl.write_text("".join(json.dumps({"text": line}) + "\n" for line in lines), encoding="utf-8")
+    ok("train", jsonl, "-o", tmp_path / "b.model", *args)
+    ok("train", "-", "-o", tmp_path / "c.model", *args, stdin=text.encode())
+    assert (tmp_path / "b.model").read_bytes() == (tmp_path / "api.model").read_bytes()
+    assert (tmp_path / "c.model").read_bytes() == (tmp_path / "api.model").read_bytes()
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"content": lines}).to_parquet(str(tmp_path / "d.parquet"))
+    ok("train", "--dataset", tmp_path / "d.parquet", "--column", "content", "-o", tmp_path / "d.model", *args)
+    assert (tmp_path / "d.model").read_bytes() == (tmp_path / "api.model").read_bytes()
+    # a list of sizes writes one model per size
+    ok("train", src, "-o", tmp_path / "s.model", "--vocab-size", "400,600", "--order", "4", "-q")
+    assert (tmp_path / "s.model.600").read_bytes() == (tmp_path / "api.model").read_bytes()
+    assert Tokenizer(tmp_path / "s.model.400").vocab_size <= 400
+
+
+def test_bad_input_gives_one_line_and_status_2(sample, tmp_path):
+    path, _ = sample
+    assert "no such file" in fails("encode", tmp_path / "missing.txt")
+    bad_model = tmp_path / "bad.model"
+    bad_model.write_text("{not json")
+    assert "bad.model" in fails("encode", "-m", bad_model, path)
+    assert "--format" in fails("encode", path, "--format", "xml")
+    fails("encode", path, "--threads", "0")
+    fails("train", path, "-o", tmp_path / "x.model", "--vocab-size", "ten")
+    assert "cannot write" in fails("encode", path, "-o", tmp_path / "no" / "dir" / "out.ids")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "fine"}\n{"text": "cut\n{"text": "after"}\n', encoding="utf-8")
+    out = tmp_path / "out.ids"
+    line = fails("encode", broken, "-o", out)
+    assert "broken.jsonl:2" in line and "JSON" in line
+    assert not out.exists()
+    assert "broken.jsonl:2" in fails("train", broken, "-o", tmp_path / "m.model", "--vocab-size", "300")
+    assert not (tmp_path / "m.model").exists()
+    leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_unwritable_output(sample, tmp_path):
+    path, _ = sample
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        assert "cannot write" in fails("encode", path, "-o", ro / "out.ids")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_console_script_is_installed():
+    import shutil
+
+    exe = shutil.which("bytepiece")
+    assert exe, "the bytepiece console script is not on PATH"
+    r = subprocess.run([exe, "encode", "--text", "hello"], capture_output=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.split() == [str(i).encode() for i in Tokenizer().encode("hello")]
