@@ -215,37 +215,38 @@ class Writer:
 class IdsWriter(Writer):
     """One line per document: its ids separated by spaces."""
 
+    PREFIX, SEP, SUFFIX = "", " ", "\n"
+
     def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
         super().__init__(out, path, tokenizer, dtype)
         self.f = _open_output(out, path) if path != "-" else sys.stdout.buffer
+        self.names = [str(i) for i in range(tokenizer.vocab_size)]
 
     def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
-        lines = []
-        for doc in np.split(ids, offsets[1:-1]):
-            lines.append(" ".join(map(str, doc.tolist())))
-        self.f.write(("\n".join(lines) + "\n").encode())
+        name, flat, o = self.names.__getitem__, ids.tolist(), offsets.tolist()
+        pre, sep, suf = self.PREFIX, self.SEP, self.SUFFIX
+        text = "".join(pre + sep.join(map(name, flat[o[i]:o[i + 1]])) + suf for i in range(len(o) - 1))
+        self.f.write(text.encode("utf-8"))
 
 
 class PiecesWriter(IdsWriter):
     """One line per document: a JSON list of its pieces (invalid UTF-8 as ``\\xNN``)."""
 
+    PREFIX, SEP, SUFFIX = "[", ", ", "]\n"
+
     def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
         super().__init__(out, path, tokenizer, dtype)
         pieces = tokenizer.ids_to_pieces(range(tokenizer.vocab_size))
-        self.names = [p if isinstance(p, str) else p.decode("utf-8", "backslashreplace") for p in pieces]
-
-    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
-        names = self.names
-        lines = [json.dumps([names[i] for i in doc.tolist()], ensure_ascii=False) for doc in np.split(ids, offsets[1:-1])]
-        self.f.write(("\n".join(lines) + "\n").encode())
+        self.names = [
+            json.dumps(p if isinstance(p, str) else p.decode("utf-8", "backslashreplace"), ensure_ascii=False)
+            for p in pieces
+        ]
 
 
 class JsonlWriter(IdsWriter):
     """One JSON object per document: ``{"ids": [...]}``."""
 
-    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
-        lines = ['{"ids": [%s]}' % ", ".join(map(str, doc.tolist())) for doc in np.split(ids, offsets[1:-1])]
-        self.f.write(("\n".join(lines) + "\n").encode())
+    PREFIX, SEP, SUFFIX = '{"ids": [', ", ", "]}\n"
 
 
 class NpyWriter(Writer):
