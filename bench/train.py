@@ -487,7 +487,7 @@ def run_trainer(peer, size, info, a, workdir, log):
             if pid:
                 status, ru = st, r
                 break
-            if time.perf_counter() - t0 > a.timeout:
+            if time.perf_counter() - t0 > a.peer_timeout.get(peer, a.timeout):
                 timed_out = True
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -534,7 +534,7 @@ def run_trainer(peer, size, info, a, workdir, log):
         with open(logf, "rb") as f:
             tail = f.read()[-3000:].decode("utf-8", "replace")
         tail = "\n".join(l for l in re.split(r"[\r\n]", tail) if l.strip())[-1500:]
-        why = ("timeout after %d s" % a.timeout if timed_out else
+        why = ("timeout after %d s" % a.peer_timeout.get(peer, a.timeout) if timed_out else
                "killed: less than %d MB of memory left" % a.min_available_mb if mon.low_memory else
                "exit %s" % rec["exit"])
         rec["error"] = why
@@ -652,6 +652,8 @@ def ratio(x, y):
 
 def skip_reason(p, a):
     lim = a.skip_above.get(p)
+    if p in a.only:
+        return "--only %s=%s" % (p, "/".join("%g" % x for x in sorted(a.only[p])))
     if p == "original":
         return "--skip-original-above %g" % a.skip_original_above
     return "--skip-above %s=%g" % (p, lim) if lim is not None else "not requested"
@@ -810,6 +812,10 @@ def parse_args(argv):
                     help="do not run the original on more than this many MB (default 25)")
     ap.add_argument("--skip-above", dest="skip_above_str", default="", metavar="PEER=MB,...",
                     help="PEER=MB[,PEER=MB]: do not run PEER on more than MB (e.g. hf-unigram=50)")
+    ap.add_argument("--only", dest="only_str", default="", metavar="PEER=MB/MB,...",
+                    help="run PEER only at these sizes (e.g. original=25/100,spm-unigram=100)")
+    ap.add_argument("--peer-timeout", dest="peer_timeout_str", default="", metavar="PEER=S,...",
+                    help="stop PEER's training after S seconds (reported as not finished), instead of --timeout")
     ap.add_argument("--quick", action="store_true",
                     help="< 10 min on 2 cores: --mb 5 --sizes 2,5 --test-mb 2 (unless given)")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -875,6 +881,17 @@ def parse_args(argv):
             ap.error("--skip-above: PEER=MB")
     a.skip_above.setdefault("original", a.skip_original_above)
     a.skip_above["original"] = min(a.skip_above["original"], a.skip_original_above)
+    a.only, a.peer_timeout = {}, {}
+    for opt, text, target, conv in (("--only", a.only_str, a.only, lambda v: {float(x) for x in v.split("/")}),
+                                    ("--peer-timeout", a.peer_timeout_str, a.peer_timeout, float)):
+        for item in filter(None, (x.strip() for x in text.split(","))):
+            k, _, v = item.partition("=")
+            if k not in ALL_PEERS:
+                ap.error("%s: unknown peer %r" % (opt, k))
+            try:
+                target[k] = conv(v)
+            except ValueError:
+                ap.error("%s: bad value %r" % (opt, item))
     return a
 
 
@@ -918,7 +935,7 @@ def main(argv=None):
         runs = []
         for s in a.sizes:
             for p in a.peers:
-                if s > a.skip_above.get(p, float("inf")):
+                if s > a.skip_above.get(p, float("inf")) or (p in a.only and s not in a.only[p]):
                     continue
                 attempts = []
                 while True:

@@ -2,8 +2,9 @@
 //! built for the trainer, which adds or looks up one or several n-grams per byte of the corpus in
 //! tables far larger than the CPU caches.
 //!
-//! Open addressing with linear probing in one flat array of `(key, value)` slots, at most half
-//! full, so that an access almost always touches one cache line; and [`KeyTable::prefetch`], so
+//! Open addressing with linear probing in one flat array of `(key, value)` slots, at most three
+//! quarters full while counting and half full once pruned for look-ups, so that an access
+//! almost always touches one or two cache lines; and [`KeyTable::prefetch`], so
 //! that a caller who knows its next keys (the trainer does: they depend on the text only) can
 //! have their lines on the way while it works on the current ones.
 
@@ -37,7 +38,7 @@ impl Default for KeyTable {
 impl KeyTable {
     /// An empty table with room for `n` keys before it grows.
     pub fn with_capacity(n: usize) -> KeyTable {
-        let capacity = (n * 2).next_power_of_two().max(16);
+        let capacity = (n + n / 3 + 1).next_power_of_two().max(16);
         KeyTable {
             slots: vec![(EMPTY, 0); capacity],
             shift: 64 - capacity.trailing_zeros(),
@@ -93,7 +94,7 @@ impl KeyTable {
         }
         let mut i = self.find(key);
         if self.slots[i].0 == EMPTY {
-            if (self.len + 1) * 2 > self.slots.len() {
+            if (self.len + 1) * 4 > self.slots.len() * 3 {
                 self.reserve(1);
                 i = self.find(key);
             }
@@ -105,7 +106,7 @@ impl KeyTable {
 
     /// Makes room for `additional` more keys without growing again.
     pub fn reserve(&mut self, additional: usize) {
-        if (self.len + additional) * 2 <= self.slots.len() {
+        if (self.len + additional) * 4 <= self.slots.len() * 3 {
             return;
         }
         let old = std::mem::replace(self, KeyTable::with_capacity(self.len + additional));
@@ -117,10 +118,11 @@ impl KeyTable {
         }
     }
 
-    /// Keeps the keys whose value passes `keep`, in a table sized for them.
+    /// Keeps the keys whose value passes `keep`, in a table at most half full (look-ups that
+    /// miss stay short).
     pub fn retain(&mut self, keep: impl Fn(u64) -> bool) {
         let kept = self.iter().filter(|&(_, v)| keep(v)).count();
-        let old = std::mem::replace(self, KeyTable::with_capacity(kept));
+        let old = std::mem::replace(self, KeyTable::with_capacity(kept + kept / 2));
         for (key, value) in old.iter().filter(|&(_, v)| keep(v)) {
             self.add(key, value);
         }
