@@ -236,3 +236,17 @@ def test_console_script_is_installed():
     assert exe, "the bytepiece console script is not on PATH"
     r = subprocess.run([exe, "encode", "--text", "hello"], capture_output=True, timeout=60)
     assert r.returncode == 0 and r.stdout.split() == [str(i).encode() for i in Tokenizer().encode("hello")]
+
+
+def test_format_ids_formats_documents_and_checks_offsets():
+    from bytepiece_rs._core import format_ids
+
+    ids = np.array([0, 7, 4294967295, 10, 123456], dtype=np.uint32)
+    assert format_ids(ids, np.array([0, 2, 2, 5]), "", " ", "\n") == b"0 7\n\n4294967295 10 123456\n"
+    assert format_ids(ids, np.array([1, 3]), '{"ids": [', ", ", "]}\n") == b'{"ids": [7, 4294967295]}\n'
+    assert format_ids(ids, np.array([0]), "", " ", "\n") == b""
+    for bad in ([0, 6], [3, 2], [-1, 2]):
+        with pytest.raises(ValueError):
+            format_ids(ids, np.array(bad), "", " ", "\n")
+    with pytest.raises(ValueError):
+        format_ids(ids[::2], np.array([0, 1]), "", " ", "\n")  # not contiguous

@@ -18,6 +18,7 @@ from typing import IO, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ._core import format_ids
 from ._files import AtomicOutput
 from .tokenizer import Tokenizer
 from .trainer import Trainer
@@ -220,13 +221,9 @@ class IdsWriter(Writer):
     def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
         super().__init__(out, path, tokenizer, dtype)
         self.f = _open_output(out, path) if path != "-" else sys.stdout.buffer
-        self.names = [str(i) for i in range(tokenizer.vocab_size)]
 
     def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
-        name, flat, o = self.names.__getitem__, ids.tolist(), offsets.tolist()
-        pre, sep, suf = self.PREFIX, self.SEP, self.SUFFIX
-        text = "".join(pre + sep.join(map(name, flat[o[i]:o[i + 1]])) + suf for i in range(len(o) - 1))
-        self.f.write(text.encode("utf-8"))
+        self.f.write(format_ids(ids, offsets, self.PREFIX, self.SEP, self.SUFFIX))
 
 
 class PiecesWriter(IdsWriter):
@@ -241,6 +238,12 @@ class PiecesWriter(IdsWriter):
             json.dumps(p if isinstance(p, str) else p.decode("utf-8", "backslashreplace"), ensure_ascii=False)
             for p in pieces
         ]
+
+    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
+        name, flat, o = self.names.__getitem__, ids.tolist(), offsets.tolist()
+        pre, sep, suf = self.PREFIX, self.SEP, self.SUFFIX
+        text = "".join(pre + sep.join(map(name, flat[o[i]:o[i + 1]])) + suf for i in range(len(o) - 1))
+        self.f.write(text.encode("utf-8"))
 
 
 class JsonlWriter(IdsWriter):
@@ -351,30 +354,25 @@ def cmd_encode(a: argparse.Namespace) -> None:
     if a.format in ("npy", "bin") and a.output in (None, "-"):
         raise CliError(f"--format {a.format} needs -o OUT")
     dtype = _dtype(a.dtype, tokenizer)
-    out = AtomicOutput()
-    try:
+    if a.text is not None:
+        docs: Iterator[Tuple[str, int]] = iter([(t, len(t.encode())) for t in a.text])
+    else:
+        docs = read_documents(a.inputs, a.field)
+    progress = Progress("encode", _input_size(a.inputs), a.quiet)
+    with AtomicOutput() as out:  # renamed into place only if everything succeeds
         writer = WRITERS[a.format](out, a.output or "-", tokenizer, dtype)
-        if a.text is not None:
-            docs: Iterator[Tuple[str, int]] = iter([(t, len(t.encode())) for t in a.text])
-        else:
-            docs = read_documents(a.inputs, a.field)
-        progress = Progress("encode", _input_size(a.inputs), a.quiet)
         for texts, nbytes in prefetched(batches(docs)):
             ids, offsets = tokenizer.encode_batch_numpy(texts, a.add_bos, a.add_eos, a.alpha, a.threads)
             writer.write(ids, offsets)
             progress.advance(nbytes)
         writer.finish()
-        out.commit()
-        progress.close()
-    finally:
-        out.abort()
+    progress.close()
 
 
 def cmd_decode(a: argparse.Namespace) -> None:
     tokenizer = _tokenizer(a.model)
     _check_inputs(a.inputs)
-    out = AtomicOutput()
-    try:
+    with AtomicOutput() as out:
         f = _open_output(out, a.output) if a.output not in (None, "-") else sys.stdout.buffer
         for path in a.inputs or ["-"]:
             with _open_binary(path) as src:
@@ -387,9 +385,6 @@ def cmd_decode(a: argparse.Namespace) -> None:
                         f.write(tokenizer.decode(ids).encode() + b"\n")
                     except (ValueError, KeyError, OverflowError) as e:
                         raise CliError(f"{path}:{lineno}: {e}") from None
-        out.commit()
-    finally:
-        out.abort()
 
 
 def cmd_stats(a: argparse.Namespace) -> None:

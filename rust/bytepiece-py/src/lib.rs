@@ -7,7 +7,7 @@ use pyo3::sync::PyOnceLock;
 use bytepiece::{
     model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab,
 };
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use bytepiece::rayon::prelude::*;
 use pyo3::exceptions::{PyFileNotFoundError, PyKeyError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -353,11 +353,60 @@ impl PyEncoder {
 }
 
 /// The compiled core of bytepiece_rs.
+/// Documents of ids as text, one per line: `prefix`, the ids in decimal joined by `sep`, then
+/// `suffix` (the CLI's `ids` and `jsonl` formats), without one Python object per id. Document
+/// `i` is `ids[offsets[i]:offsets[i + 1]]`.
+#[pyfunction]
+fn format_ids<'py>(
+    py: Python<'py>,
+    ids: PyReadonlyArray1<'py, u32>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    prefix: &str,
+    sep: &str,
+    suffix: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let ids = ids.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let offsets = offsets.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let valid = offsets.first().is_none_or(|&o| o >= 0)
+        && offsets.windows(2).all(|w| w[0] <= w[1])
+        && offsets.last().is_none_or(|&o| o as u64 <= ids.len() as u64);
+    if !valid {
+        return Err(PyValueError::new_err("offsets must rise from 0 or more to at most len(ids)"));
+    }
+    let (prefix, sep, suffix) = (prefix.as_bytes(), sep.as_bytes(), suffix.as_bytes());
+    let out = py.detach(|| {
+        let mut out = Vec::with_capacity(ids.len() * (sep.len() + 6) + offsets.len() * (prefix.len() + suffix.len()));
+        for w in offsets.windows(2) {
+            out.extend_from_slice(prefix);
+            for (k, &id) in ids[w[0] as usize..w[1] as usize].iter().enumerate() {
+                if k > 0 {
+                    out.extend_from_slice(sep);
+                }
+                let mut digits = [0u8; 10];
+                let (mut i, mut v) = (digits.len(), id);
+                loop {
+                    i -= 1;
+                    digits[i] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                    if v == 0 {
+                        break;
+                    }
+                }
+                out.extend_from_slice(&digits[i..]);
+            }
+            out.extend_from_slice(suffix);
+        }
+        out
+    });
+    Ok(PyBytes::new(py, &out))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEncoder>()?;
     m.add_class::<trainer::PyTrainer>()?;
     m.add_function(wrap_pyfunction!(trainer::prune_to_model, m)?)?;
+    m.add_function(wrap_pyfunction!(format_ids, m)?)?;
     m.add("UNICODE_VERSION", bytepiece::normalize::UNICODE_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
