@@ -37,16 +37,16 @@ def build_inputs(corpus: str, mb: float, workdir: str, files: int = 4) -> list:
         raise SystemExit(f"no corpus in {corpus}: build it with shared/corpus/build_corpus.sh")
     want = int(mb * MB)
     chunks, got = [], 0
-    while got < want:
+    while got < want:  # whole sources in turn, repeated if needed, then cut at a line end
         for s in sources:
             with open(s, "rb") as f:
-                data = f.read(want - got)
-            cut = data.rfind(b"\n") + 1 if len(data) == want - got else len(data)
-            chunks.append(data[:cut])
-            got += cut
+                data = f.read(want - got + 1_000_000)
+            chunks.append(data if data.endswith(b"\n") else data[: data.rfind(b"\n") + 1])
+            got += len(chunks[-1])
             if got >= want:
                 break
     blob = b"".join(chunks)
+    blob = blob[: blob.find(b"\n", want - 1) + 1 or len(blob)]
     paths, per = [], len(blob) // files + 1
     start = 0
     for i in range(files):
