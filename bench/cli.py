@@ -61,16 +61,16 @@ def build_inputs(corpus: str, mb: float, workdir: str, files: int = 4) -> list:
 
 
 def timed(cmd, stdin=None, stdout=None) -> dict:
-    """Runs `cmd`; wall seconds and the peak RSS (MiB) of the process."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    err = p.stderr.read().decode(errors="replace")
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {err[-2000:]}")
-    return {"s": wall, "rss_mib": usage.ru_maxrss / 1024}
+    """Runs `cmd` under GNU time (so that the peak RSS is the command's own, not that of this
+    process forked before exec); wall seconds and the peak RSS (MiB)."""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        t0 = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], stdin=stdin, stdout=stdout,
+                           stderr=subprocess.PIPE)
+        wall = time.perf_counter() - t0
+        if p.returncode != 0:
+            raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
+        return {"s": wall, "rss_mib": int(rss.read().split()[-1]) / 1024}
 
 
 def run_spm(model: str, paths: list, out: str) -> dict:
@@ -107,6 +107,8 @@ def main() -> None:
     a = ap.parse_args()
     if not shutil.which("spm_encode"):
         raise SystemExit("spm_encode not found: apt-get install sentencepiece")
+    if not os.path.exists("/usr/bin/time"):
+        raise SystemExit("GNU time not found: apt-get install time")
     work = a.workdir or tempfile.mkdtemp(prefix="bytepiece-cli-bench-")
     os.makedirs(work, exist_ok=True)
     import bytepiece_rs
@@ -149,7 +151,7 @@ def write_report(rows, a) -> None:
              f"spm_encode: Debian's {spm_version()}")
     L.append("- model: the bundled default (63,956 ids), converted with `bytepiece convert --to sentencepiece`; "
              "input: text files of the real corpus (one document per line), cut into 4 files per size")
-    L.append("- MB/s: input bytes / wall time of the command (process start included); peak RSS: maxrss of the process")
+    L.append("- MB/s: input bytes / wall time of the command (process start included); peak RSS: GNU time's maximum resident set size")
     L.append("")
     L.append("| input | command | time (s) | MB/s | × spm_encode | peak RSS (MiB) |")
     L.append("|---:|---|---:|---:|---:|---:|")
