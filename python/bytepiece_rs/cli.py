@@ -349,7 +349,7 @@ def _dtype(name: Optional[str], tokenizer: Tokenizer) -> np.dtype:
 def cmd_encode(a: argparse.Namespace) -> None:
     tokenizer = _tokenizer(a.model, a.seed)
     if a.text is None and not a.inputs:
-        raise CliError("nothing to encode: give INPUT files, - for stdin, or --text")
+        a.inputs = ["-"]  # like spm_encode: standard input
     _check_inputs(a.inputs)
     if a.format in ("npy", "bin") and a.output in (None, "-"):
         raise CliError(f"--format {a.format} needs -o OUT")
@@ -564,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(run=cmd_train)
 
     e = sub.add_parser("encode", help="encode files (one document per line, or per .jsonl record)")
-    e.add_argument("inputs", nargs="*", metavar="INPUT", help="text or .jsonl files, - for stdin")
+    e.add_argument("inputs", nargs="*", metavar="INPUT", help="text or .jsonl files, - for stdin (the default)")
     e.add_argument("--text", action="append", help="encode this text (repeatable) instead of files")
     e.add_argument("-o", "--output", help="output file (default: stdout; bin: PREFIX[.bin])")
     e.add_argument("--format", choices=sorted(WRITERS), default="ids")
