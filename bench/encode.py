@@ -40,7 +40,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import cpu_busy_seconds, cpu_model, own_cpu_seconds, version_of, wait_idle  # noqa: E402
+from machine import cpu_busy_seconds, cpu_model, own_cpu_seconds, take_capped, version_of, wait_idle  # noqa: E402
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -99,14 +99,7 @@ def corpus_mix(corpus, cap_bytes, shares=(("zh", 3.0), ("en", 5.0), ("code", 0.5
 def file_docs(path, cap_bytes, doc_bytes):
     """Documents of any file: a .jsonl's "text" fields, else paragraphs grouped to ~doc_bytes."""
     if path.endswith(".jsonl"):
-        docs, total = [], 0
-        for d in _jsonl_docs(path):
-            n = len(d.encode("utf-8"))
-            if total + n > cap_bytes and total:
-                break
-            docs.append(d)
-            total += n
-        return docs
+        return take_capped(_jsonl_docs(path), cap_bytes)
     with open(path, encoding="utf-8", errors="strict") as f:
         text = f.read(int(cap_bytes) + 1)  # characters >= bytes; trimmed below
     # paragraphs keep their separators, so "".join(docs) == text

@@ -72,3 +72,15 @@ def wait_idle(max_wait: float, threshold: float = 0.1, window: float = 5.0) -> f
             return share
         print("   machine busy (%.0f%% used by other processes, load %s), waiting ..."
               % (100 * share, loadavg()), flush=True)
+
+
+def take_capped(texts, cap_bytes):
+    """The first texts whose UTF-8 sizes add up to at most `cap_bytes` (at least one)."""
+    out, total = [], 0
+    for t in texts:
+        n = len(t.encode("utf-8"))
+        if total + n > cap_bytes and out:
+            break
+        out.append(t)
+        total += n
+    return out

@@ -52,7 +52,7 @@ import traceback
 import unicodedata
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import cpu_model, cpu_times, loadavg, version_of, wait_idle  # noqa: E402
+from machine import cpu_model, cpu_times, loadavg, take_capped, version_of, wait_idle  # noqa: E402
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -342,14 +342,7 @@ def load_held_out(corpus, cap_mb):
     sets, files = {}, {}
     for lang in LANGS:
         p = os.path.join(corpus, "%s.test.jsonl" % lang)
-        docs, total = [], 0
-        for t in _jsonl_texts(p):
-            n = len(t.encode("utf-8"))
-            if total + n > cap and docs:
-                break
-            docs.append(t)
-            total += n
-        sets[lang] = docs
+        sets[lang] = take_capped(_jsonl_texts(p), cap)
         files[lang] = os.path.basename(p)
     p = os.path.join(corpus, "mix.test.txt")
     with open(p, "rb") as f:
