@@ -92,6 +92,32 @@ def test_encode_bin_is_a_megatron_indexed_dataset(sample, default, tmp_path):
     assert (doc_idx == np.arange(n + 1)).all()
 
 
+def test_bin_and_npy_indexes_are_streamed_in_chunks(sample, default, tmp_path, monkeypatch):
+    """The index is computed chunk by chunk (memory bounded by the chunk, not the corpus): with a
+    chunk of 7 documents the result equals one computed at once."""
+    from bytepiece_rs import cli
+
+    path, lines = sample
+    monkeypatch.setattr(cli.BinWriter, "CHUNK", 7)
+    monkeypatch.setattr(cli.batches, "__defaults__", (20_000,))  # several batches of ~20 KB
+    assert cli.main(["encode", str(path), "-q", "-o", str(tmp_path / "c.bin"), "--format", "bin"
+                     ]) == 0
+    assert cli.main(["encode", str(path), "-q", "-o", str(tmp_path / "c.npy"), "--format", "npy"
+                     ]) == 0
+    ids, offsets = read_megatron(str(tmp_path / "c"))
+    expected = default.encode_batch(lines)
+    assert np.diff(offsets).tolist() == [len(x) for x in expected]
+    assert ids.tolist() == [i for x in expected for i in x]
+    raw = (tmp_path / "c.idx").read_bytes()
+    n = len(lines)
+    assert len(raw) == 34 + 4 * n + 8 * n + 8 * (n + 1)
+    pointers = np.frombuffer(raw, "<i8", n, 34 + 4 * n)
+    assert (pointers == offsets[:-1] * 2).all()
+    assert (np.frombuffer(raw, "<i8", n + 1, 34 + 12 * n) == np.arange(n + 1)).all()
+    assert (np.load(tmp_path / "c.npy") == ids).all()
+    assert (np.load(tmp_path / "c.offsets.npy") == offsets).all()
+
+
 def test_encode_npy_and_uint16_refusal(sample, model_path, tmp_path):
     path, lines = sample
     big = model_path("bytepiece.plus.80k")

@@ -254,7 +254,7 @@ class JsonlWriter(IdsWriter):
 
 class NpyWriter(Writer):
     """A ``.npy`` array of every id, and ``PATH.offsets.npy`` (``int64``): document ``i`` is
-    ``ids[offsets[i]:offsets[i + 1]]``."""
+    ``ids[offsets[i]:offsets[i + 1]]``. Both are streamed: memory does not grow with the input."""
 
     HEADER = 128  # bytes, room for any length
 
@@ -263,19 +263,28 @@ class NpyWriter(Writer):
         self.f = _open_output(out, path)
         self.f.write(b"\0" * self.HEADER)
         self.n = 0
-        self.offsets = [np.zeros(1, np.int64)]
-        self.offsets_path = (path[:-4] if path.endswith(".npy") else path) + ".offsets.npy"
-        self.offsets_file = _open_output(out, self.offsets_path)
+        self.docs = 0
+        offsets_path = (path[:-4] if path.endswith(".npy") else path) + ".offsets.npy"
+        self.offsets_file = _open_output(out, offsets_path)
+        self.offsets_file.write(b"\0" * self.HEADER)
+        self.offsets_file.write(_little(np.zeros(1, np.int64)))
 
     def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
         self.f.write(ids.astype(self.dtype).tobytes())
-        self.offsets.append(offsets[1:] + self.n)
+        self.offsets_file.write(_little(offsets[1:].astype(np.int64) + self.n))
         self.n += len(ids)
+        self.docs += len(offsets) - 1
 
     def finish(self) -> None:
-        self.f.seek(0)
-        self.f.write(_npy_header(self.dtype, self.n, self.HEADER))
-        np.save(self.offsets_file, np.concatenate(self.offsets))
+        for f, dtype, n in ((self.f, self.dtype, self.n), (self.offsets_file, np.dtype(np.int64), self.docs + 1)):
+            f.seek(0)
+            f.write(_npy_header(dtype, n, self.HEADER))
+            f.seek(0, os.SEEK_END)
+
+
+def _little(a: np.ndarray) -> bytes:
+    """The bytes of ``a`` in little-endian order (the formats' byte order on any machine)."""
+    return a.astype(a.dtype.newbyteorder("<")).tobytes()
 
 
 def _npy_header(dtype: np.dtype, n: int, size: int) -> bytes:
@@ -288,28 +297,43 @@ def _npy_header(dtype: np.dtype, n: int, size: int) -> bytes:
 class BinWriter(Writer):
     """Megatron-LM's indexed dataset: ``PREFIX.bin`` (every id, little-endian) and ``PREFIX.idx``
     (the magic ``MMIDIDX``, version 1, a dtype code, then per document its length (``int32``)
-    and byte offset (``int64``), and the document index ``0..n``)."""
+    and byte offset (``int64``), and the document index ``0..n``).
+
+    Streamed: the lengths go to the index as documents come; at the end the offsets are
+    computed from the lengths read back in chunks, so memory does not grow with the input."""
+
+    HEADER = len(MEGATRON_MAGIC) + struct.calcsize("<QBQQ")
+    CHUNK = 1 << 20  # documents per read-back
 
     def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
         super().__init__(out, path, tokenizer, dtype)
         prefix = path[:-4] if path.endswith(".bin") else path
         self.f = _open_output(out, prefix + ".bin")
         self.idx = _open_output(out, prefix + ".idx")
-        self.sizes: List[np.ndarray] = []
+        self.idx.write(b"\0" * self.HEADER)
+        self.docs = 0
 
     def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
         self.f.write(ids.astype(self.dtype).tobytes())
-        self.sizes.append(np.diff(offsets).astype(np.int32))
+        self.idx.write(_little(np.diff(offsets).astype(np.int32)))
+        self.docs += len(offsets) - 1
 
     def finish(self) -> None:
-        sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, np.int32)
-        pointers = np.zeros(len(sizes), np.int64)
-        np.cumsum(sizes[:-1].astype(np.int64) * self.dtype.itemsize, out=pointers[1:])
-        doc_idx = np.arange(len(sizes) + 1, dtype=np.int64)
-        self.idx.write(MEGATRON_MAGIC + struct.pack("<QB", 1, MEGATRON_DTYPE_CODES[self.dtype.name]))
-        self.idx.write(struct.pack("<QQ", len(sizes), len(doc_idx)))
-        for a in (sizes, pointers, doc_idx):
-            self.idx.write(a.astype(a.dtype.newbyteorder("<")).tobytes())
+        idx, n = self.idx, self.docs
+        idx.flush()
+        pointer = 0
+        for start in range(0, n, self.CHUNK):
+            count = min(self.CHUNK, n - start)
+            raw = os.pread(idx.fileno(), 4 * count, self.HEADER + 4 * start)
+            sizes = np.frombuffer(raw, dtype="<i4").astype(np.int64) * self.dtype.itemsize
+            pointers = np.cumsum(sizes) - sizes + pointer
+            pointer = int(pointers[-1] + sizes[-1])
+            idx.write(_little(pointers))
+        for start in range(0, n + 1, self.CHUNK):
+            idx.write(_little(np.arange(start, min(start + self.CHUNK, n + 1), dtype=np.int64)))
+        idx.seek(0)
+        idx.write(MEGATRON_MAGIC + struct.pack("<QBQQ", 1, MEGATRON_DTYPE_CODES[self.dtype.name], n, n + 1))
+        idx.seek(0, os.SEEK_END)
 
 
 WRITERS = {"ids": IdsWriter, "pieces": PiecesWriter, "jsonl": JsonlWriter, "npy": NpyWriter, "bin": BinWriter}
