@@ -81,16 +81,24 @@ impl EncodeOptions {
 }
 
 /// Reusable buffers for one chunk's lattice: the best (or summed) score reaching each end
-/// position and the piece chosen to end there.
+/// position and the route chosen to end there (see [`route`]).
 #[derive(Debug, Default)]
 pub struct Lattice {
     scores: Vec<f64>,
-    routes: Vec<u32>,
+    routes: Vec<u64>,
+}
+
+/// A route into an end position: the trie node of the piece and the piece's length, packed so
+/// that backtracking finds the previous position without looking the piece up (the look-ups,
+/// cache misses in a large vocabulary, then overlap instead of forming a chain).
+#[inline(always)]
+pub(crate) fn route(node: u32, len: usize) -> u64 {
+    u64::from(node) << 32 | len as u64
 }
 
 impl Lattice {
     /// Prepares for a chunk of `len` bytes: score 0 at position 0, `-inf` elsewhere.
-    pub(crate) fn reset(&mut self, len: usize) -> (&mut [f64], &mut [u32]) {
+    pub(crate) fn reset(&mut self, len: usize) -> (&mut [f64], &mut [u64]) {
         self.scores.clear();
         self.scores.resize(len + 1, f64::NEG_INFINITY);
         self.scores[0] = 0.0;
@@ -99,18 +107,21 @@ impl Lattice {
         (&mut self.scores, &mut self.routes)
     }
 
-    /// Follows the routes (trie nodes of `matcher`) back from the end and appends the ids, in
-    /// text order, to `out`.
+    /// Follows the routes back from the end and appends the ids, in text order, to `out`.
     pub(crate) fn backtrack(&self, matcher: &Matcher, out: &mut Vec<u32>) {
         let first = out.len();
         let mut e = self.routes.len() - 1;
         while e > 0 {
             // Every position is reached (all single bytes are pieces), through a piece's node.
-            let (piece, len) = matcher.piece_at(self.routes[e]).unwrap_or((0, 1));
-            out.push(piece as u32 + NUM_RESERVED);
-            e -= len;
+            let r = self.routes[e];
+            out.push((r >> 32) as u32);
+            e -= r as u32 as usize;
         }
-        out[first..].reverse();
+        let ids = &mut out[first..];
+        ids.reverse();
+        for id in ids {
+            *id = matcher.piece_at(*id).map_or(0, |(piece, _)| piece as u32) + NUM_RESERVED;
+        }
     }
 }
 
@@ -184,7 +195,7 @@ impl Encoder {
                 let held = best[e];
                 let better = score > held;
                 best[e] = select_unpredictable(better, score, held);
-                routes[e] = select_unpredictable(better, node, routes[e]);
+                routes[e] = select_unpredictable(better, route(node, e - s), routes[e]);
             });
         }
         lattice.backtrack(&self.matcher, out);

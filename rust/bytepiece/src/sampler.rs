@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::encoder::Lattice;
+use crate::encoder::{route, Lattice};
 use crate::matcher::Matcher;
 
 /// A small, fast generator (xoshiro256++), seeded through SplitMix64.
@@ -130,7 +130,7 @@ pub(crate) fn sample_chunk(
             let total = log_add_exp(before, score);
             best[e] = total;
             if before == f64::NEG_INFINITY || rng.next_f64() < (score - total).exp() {
-                routes[e] = node;
+                routes[e] = route(node, e - s);
             }
         });
     }
