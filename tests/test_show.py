@@ -84,9 +84,8 @@ def test_page_shows_our_tokens_with_id_bytes_and_score(tok, shared_dir):
         else:
             assert shown == f"\u2039{hexed}\u203a" and "split" in classes
     # neighbours have different colours
-    colours = [c for c in PALETTE]
     body = tok.to_html("abc def ghi")
-    assert sum(c in body for c in colours) >= 3
+    assert sum(c in body for c in PALETTE) >= 3
 
 
 def test_pieces_that_split_a_character_are_marked(tokenizer, shared_dir):
