@@ -76,7 +76,9 @@ def _tokens(tokenizer: "Tokenizer", text: Union[str, bytes]) -> Tuple[str, int]:
             shown, split = _visible(piece.decode("utf-8")), False
         except UnicodeDecodeError:
             shown, split = html.escape(f"\u2039{hexed}\u203a"), True
-        tip = f"id {i} | bytes {hexed} | score {scores[i - 3]:.4f}"
+        tip = f"id {i} | bytes {hexed}"
+        if 0 <= i - 3 < len(scores):  # (pieces added after training may have no score)
+            tip += f" | score {scores[i - 3]:.4f}"
         if split:
             tip += " | splits a UTF-8 character"
         cls = "t split" if split else "t"
