@@ -370,6 +370,19 @@ def _dtype(name: Optional[str], tokenizer: Tokenizer) -> np.dtype:
     return np.dtype(name)
 
 
+def _allowed_special(value: Optional[str], tokenizer: Tokenizer):
+    if value is None:
+        return frozenset()
+    if value == "all":
+        return "all"
+    tokens = frozenset(t for t in value.split(",") if t)
+    unknown = sorted(tokens - set(tokenizer.special_tokens))
+    if unknown:
+        have = ", ".join(tokenizer.special_tokens) or "none"
+        raise CliError(f"--allow-special: {unknown[0]!r} is not a special token of the model (it has: {have})")
+    return tokens
+
+
 def cmd_encode(a: argparse.Namespace) -> None:
     tokenizer = _tokenizer(a.model, a.seed)
     if a.text is None and not a.inputs:
@@ -378,6 +391,7 @@ def cmd_encode(a: argparse.Namespace) -> None:
     if a.format in ("npy", "bin") and a.output in (None, "-"):
         raise CliError(f"--format {a.format} needs -o OUT")
     dtype = _dtype(a.dtype, tokenizer)
+    allowed = _allowed_special(a.allow_special, tokenizer)
     if a.text is not None:
         docs: Iterator[Tuple[str, int]] = iter([(t, len(t.encode())) for t in a.text])
     else:
@@ -386,7 +400,8 @@ def cmd_encode(a: argparse.Namespace) -> None:
     with AtomicOutput() as out:  # renamed into place only if everything succeeds
         writer = WRITERS[a.format](out, a.output or "-", tokenizer, dtype)
         for texts, nbytes in prefetched(batches(docs)):
-            ids, offsets = tokenizer.encode_batch_numpy(texts, a.add_bos, a.add_eos, a.alpha, a.threads)
+            ids, offsets = tokenizer.encode_batch_numpy(texts, a.add_bos, a.add_eos, a.alpha, a.threads,
+                                                        allowed_special=allowed, disallowed_special=())
             writer.write(ids, offsets)
             progress.advance(nbytes)
         writer.finish()
@@ -443,7 +458,7 @@ def cmd_info(a: argparse.Namespace) -> None:
     pieces = [tokenizer.id_to_piece(i) for i in range(3, tokenizer.vocab_size)]
     raw = [p if isinstance(p, bytes) else p.encode() for p in pieces]
     lengths = np.array([len(p) for p in raw])
-    counts = np.array([v[2] for v in model.values()], dtype=np.float64)
+    counts = np.array([v[-1] for v in model.values()], dtype=np.float64)
     invalid = 0
     for p in raw:
         try:
@@ -454,7 +469,8 @@ def cmd_info(a: argparse.Namespace) -> None:
         "model": a.model or "(bundled default)",
         "vocab_size": tokenizer.vocab_size,
         "reserved": {"<pad>": 0, "<bos>": 1, "<eos>": 2},
-        "pieces": len(pieces),
+        "special_tokens": tokenizer.special_tokens,
+        "pieces": len(pieces) - len(tokenizer.special_tokens),
         "piece_bytes_mean": float(lengths.mean()) if len(lengths) else 0.0,
         "piece_bytes_max": int(lengths.max()) if len(lengths) else 0,
         "pieces_not_utf8": invalid,
@@ -595,6 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dtype", choices=["uint16", "uint32"], help="npy / bin ids (default: uint16 if the vocabulary fits)")
     e.add_argument("--add-bos", action="store_true")
     e.add_argument("--add-eos", action="store_true")
+    e.add_argument("--allow-special", metavar="TOKENS",
+                   help="special tokens whose text becomes their id: 'all' or a comma list "
+                        "(default: none; their text is encoded as ordinary text)")
     e.add_argument("--alpha", type=float, default=-1, help="sample with this alpha (>= 0); default: best segmentation")
     e.add_argument("--seed", type=int, default=None, help="seed of the draws when sampling")
     e.add_argument("--field", help="the text field of .jsonl records (default: text)")

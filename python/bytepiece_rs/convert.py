@@ -10,13 +10,18 @@
   line split (``.*\\n+|.+``), a byte-level alphabet (GPT-2's, so that every byte string, valid
   UTF-8 or not, is a token) and a Unigram model with the original's scores: its Viterbi runs over
   the same bytes and pieces as BytePiece's.
+
+Special tokens become SentencePiece ``CONTROL`` pieces (never produced from text, so text that
+holds one is encoded as ordinary text, as with ``disallowed_special=()``; SentencePiece decodes
+them to ``""``) and HF *added tokens* with ``special: true`` (matched in the input first, as with
+``allowed_special="all"``, and skipped by ``decode(skip_special_tokens=True)``).
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from typing import TYPE_CHECKING, Dict, List, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -27,15 +32,15 @@ if TYPE_CHECKING:
 _UNKNOWN, _CONTROL, _UNUSED, _BYTE = 2, 3, 5, 6
 
 
-def _scored_pieces(tokenizer: "Tokenizer") -> List[Tuple[bytes, float]]:
+def _scored_pieces(tokenizer: "Tokenizer") -> List[Tuple[bytes, Optional[float]]]:
     """``(piece, score)`` for ids 3 and up, the score as the original computes it (NumPy's
-    scalar ``log`` of the count minus that of the total)."""
+    scalar ``log`` of the count minus that of the total); ``None`` for a special token."""
     import base64
 
     entries = sorted(tokenizer.to_dict().items(), key=lambda kv: kv[1][0])
-    counts = [v[2] for _, v in entries]
+    counts = [v[-1] for _, v in entries]
     log_total = np.log(sum(counts))
-    return [(base64.b64decode(k), float(np.log(c) - log_total)) for (k, _), c in zip(entries, counts)]
+    return [(base64.b64decode(k), float(np.log(c) - log_total) if c else None) for (k, _), c in zip(entries, counts)]
 
 
 # --------------------------------------------------------------------------- SentencePiece
@@ -84,6 +89,14 @@ def to_sentencepiece(tokenizer: "Tokenizer", exact_original: bool = False) -> Tu
     unused: List[int] = []
     seen = {"<unk>", "<s>", "</s>"}
     for i, (p, score) in enumerate(_scored_pieces(tokenizer), 3):
+        if score is None:  # a special token (unless SentencePiece names one of its own so)
+            if p.decode() in seen:
+                unused.append(i)
+                pieces.append(_piece("<bytepiece-unused-%d>" % i, 0.0, _UNUSED))
+            else:
+                seen.add(p.decode())
+                pieces.append(_piece(p.decode(), 0.0, _CONTROL))
+            continue
         # single printable ASCII bytes (but the backslash) are ordinary pieces, as in the original
         # (NUL stays a BYTE piece: SentencePiece makes a "\\0" piece UNUSED)
         ordinary_byte = 0 < p[0] < 0x80 if not exact_original else 0x20 <= p[0] <= 0x7E and p[0] != 0x5C
@@ -141,13 +154,20 @@ def to_hf_json(tokenizer: "Tokenizer") -> str:
     that text containing their names is encoded as text, as by BytePiece."""
     alphabet = byte_level_alphabet()
     vocab: List[List] = [["<pad>", -1e9], ["<bos>", -1e9], ["<eos>", -1e9]]
-    vocab += [["".join(alphabet[b] for b in p), score] for p, score in _scored_pieces(tokenizer)]
+    added = []
+    for i, (p, score) in enumerate(_scored_pieces(tokenizer), 3):
+        if score is None:  # a special token: an added token, matched before segmentation
+            vocab.append([p.decode(), -1e9])
+            added.append({"id": i, "content": p.decode(), "single_word": False, "lstrip": False,
+                          "rstrip": False, "normalized": False, "special": True})
+        else:
+            vocab.append(["".join(alphabet[b] for b in p), score])
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
     spec = {
         "version": "1.0",
         "truncation": None,
         "padding": None,
-        "added_tokens": [],
+        "added_tokens": added,
         "normalizer": {"type": "NFC"},
         "pre_tokenizer": {
             "type": "Sequence",

@@ -6,7 +6,8 @@ import math
 import os
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
-from ._core import TrainerCore, prune_to_model
+from ._core import TrainerCore, prune_to_json
+from ._files import write_atomic
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -32,7 +33,10 @@ class Trainer:
     - ``max_piece_length``: longest piece, in bytes;
     - ``min_count``: least count of an n-gram and of a piece (single bytes are always kept);
     - ``isolate_digits``: every Unicode decimal digit is a piece of its own;
-    - ``ensure_unicode``: no piece starts inside a UTF-8 character.
+    - ``ensure_unicode``: no piece starts inside a UTF-8 character;
+    - ``special_tokens``: control texts (``"<|im_start|>"``...) given ids 3, 4, ... before the
+      learned pieces (``max_vocab_size`` counts them); segmentation never produces them, and a
+      learned piece with the same text is dropped. See :meth:`Tokenizer.encode` for their use.
 
     ``progress`` shows a bar per stage on stderr: ``None`` (default) when it is a terminal,
     ``False`` never, ``True`` always. ``count_memory_mb`` bounds the memory of the n-gram count
@@ -50,6 +54,7 @@ class Trainer:
         ensure_unicode: bool = True,
         progress: Optional[bool] = None,
         count_memory_mb: int = 4096,
+        special_tokens: Sequence[str] = (),
     ) -> None:
         sizes = list(max_vocab_size) if isinstance(max_vocab_size, (list, tuple)) else [max_vocab_size]
         self._core = TrainerCore(
@@ -60,6 +65,7 @@ class Trainer:
             bool(isolate_digits),
             bool(ensure_unicode),
             _length(count_memory_mb, "count_memory_mb"),
+            _special_list(special_tokens),
         )
         self.order = order
         self.max_vocab_size: List[int] = self._core.max_vocab_sizes
@@ -67,6 +73,7 @@ class Trainer:
         self.min_count = min_count
         self.isolate_digits = isolate_digits
         self.ensure_unicode = ensure_unicode
+        self.special_tokens = _special_list(special_tokens)
         self.progress = progress
         self.count_memory_mb = count_memory_mb
 
@@ -100,7 +107,6 @@ class Trainer:
         for i, p in enumerate(paths):
             self._core.save(i, p)
 
-
     def __getstate__(self) -> dict:
         """Pickled as its parameters and, once trained, its models in the original's JSON format
         (so a trained trainer's copy can :meth:`save` and read :attr:`pieces`)."""
@@ -122,9 +128,16 @@ class Trainer:
             ensure_unicode=state["ensure_unicode"],
             progress=state["progress"],
             count_memory_mb=state["count_memory_mb"],
+            special_tokens=state["special_tokens"],
         )
         self.__dict__.update(state)
         self._core.set_models(models)
+
+
+def _special_list(tokens: Sequence[str]) -> List[str]:
+    if isinstance(tokens, str) or not all(isinstance(t, str) for t in tokens):
+        raise TypeError("special_tokens must be a list of str")
+    return list(tokens)
 
 
 def _positive(value: int, name: str) -> int:
@@ -142,4 +155,4 @@ def convert_to_bytepiece(pieces: Dict[Union[str, bytes], int], path: PathLike) -
     negative = [k for k, v in merged.items() if v < 0]
     if negative:
         raise ValueError(f"piece counts must not be negative: {negative[0]!r} has {merged[negative[0]]}")
-    prune_to_model(list(merged.items()), os.fspath(path))
+    write_atomic(path, prune_to_json(list(merged.items())).encode("utf-8"))

@@ -201,6 +201,26 @@ impl PyEncoder {
         self.id_list(py, &ids)
     }
 
+    /// Ids of `text` and the span of each in `text` (characters of a `str` before NFC, bytes of
+    /// a `bytes`).
+    #[pyo3(signature = (text, add_bos=false, add_eos=false, alpha=-1.0))]
+    #[allow(clippy::type_complexity)]
+    fn encode_with_offsets<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        add_bos: bool,
+        add_eos: bool,
+        alpha: f64,
+    ) -> PyResult<(Bound<'py, PyList>, Vec<(usize, usize)>)> {
+        let options = options(add_bos, add_eos, alpha)?;
+        let text = extract_text(text)?;
+        let seed = self.seed_for(&options);
+        let t = text.as_text();
+        let (ids, spans) = py.detach(|| self.inner.encode_with_offsets(t, &options, seed)).map_err(to_py)?;
+        Ok((self.id_list(py, &ids)?, spans))
+    }
+
     /// Pieces (as bytes) of `text`.
     #[pyo3(signature = (text, alpha=-1.0))]
     fn tokenize<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, alpha: f64) -> PyResult<Bound<'py, PyList>> {
@@ -336,6 +356,16 @@ impl PyEncoder {
         self.inner.vocab().counts().to_vec()
     }
 
+    /// The special tokens: (text, id) in id order.
+    fn special_tokens(&self) -> Vec<(String, u32)> {
+        let vocab = self.inner.vocab();
+        vocab
+            .special_ids()
+            .into_iter()
+            .filter_map(|id| Some((String::from_utf8(vocab.piece(id)?.to_vec()).ok()?, id)))
+            .collect()
+    }
+
     /// The scores (log-probabilities) in id order (from id 3).
     fn scores(&self) -> Vec<f64> {
         self.inner.scores().to_vec()
@@ -405,7 +435,7 @@ fn format_ids<'py>(
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEncoder>()?;
     m.add_class::<trainer::PyTrainer>()?;
-    m.add_function(wrap_pyfunction!(trainer::prune_to_model, m)?)?;
+    m.add_function(wrap_pyfunction!(trainer::prune_to_json, m)?)?;
     m.add_function(wrap_pyfunction!(format_ids, m)?)?;
     m.add("UNICODE_VERSION", bytepiece::normalize::UNICODE_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -133,7 +133,7 @@ fn as_strs<'a>(batch: &'a [Bound<'_, PyBytes>]) -> Vec<&'a str> {
 #[pymethods]
 impl PyTrainer {
     #[new]
-    #[pyo3(signature = (order, max_vocab_sizes, max_piece_length, min_count, isolate_digits, ensure_unicode, count_memory_mb))]
+    #[pyo3(signature = (order, max_vocab_sizes, max_piece_length, min_count, isolate_digits, ensure_unicode, count_memory_mb, special_tokens=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         order: usize,
@@ -143,6 +143,7 @@ impl PyTrainer {
         isolate_digits: bool,
         ensure_unicode: bool,
         count_memory_mb: usize,
+        special_tokens: Vec<String>,
     ) -> PyResult<PyTrainer> {
         let config = TrainerConfig {
             order,
@@ -151,6 +152,7 @@ impl PyTrainer {
             min_count,
             isolate_digits,
             ensure_unicode,
+            special_tokens,
             count_memory_mb,
         }
         .validated()
@@ -319,24 +321,34 @@ fn split_block(block: &str) -> Vec<&str> {
     parts
 }
 
-/// The original's `convert_to_bytepiece` core: prunes {piece: count} (min_count 1, no length
-/// limit, a size that keeps every piece) and saves the model.
+/// The piece pruning of training, from given counts: prunes {piece: count} (no length limit,
+/// pieces counted fewer than `min_count` times re-split) to `max_vocab_size` ids, special tokens
+/// first, and returns the model in the original's JSON format. The core of the original's
+/// `convert_to_bytepiece` (min_count 1, a size that keeps every piece) and of `Tokenizer.shrink`.
 #[pyfunction]
-pub fn prune_to_model(py: Python<'_>, pieces: Vec<(Vec<u8>, u64)>, path: PathBuf) -> PyResult<()> {
-    let n = pieces.len();
+#[pyo3(signature = (pieces, max_vocab_size=None, min_count=1, special_tokens=Vec::new()))]
+pub fn prune_to_json(
+    py: Python<'_>,
+    pieces: Vec<(Vec<u8>, u64)>,
+    max_vocab_size: Option<usize>,
+    min_count: u64,
+    special_tokens: Vec<String>,
+) -> PyResult<String> {
+    let size = max_vocab_size.unwrap_or(pieces.len() + special_tokens.len() + 259);
     let mut counts = PieceCounter::default();
     for (p, c) in pieces {
         counts.add_count(&p, c);
     }
     let config = PruneConfig {
         max_piece_length: usize::MAX,
-        min_count: 1,
-        max_vocab_sizes: vec![n + 259],
+        min_count,
+        max_vocab_sizes: vec![size],
+        special_tokens,
     };
     let progress = Progress::new(Some(false));
     let vocab = run_watched(py, &progress, || {
         let kept = prune::prune_pieces(counts, &config, &ln, &progress)?;
-        prune::vocab_of(&kept[0], "converted pieces")
+        prune::vocab_of(&kept[0], &config.special_tokens, "pruned pieces")
     })?;
-    py.detach(|| model_io::save(&vocab, &path)).map_err(to_py)
+    Ok(model_io::to_json(&vocab))
 }

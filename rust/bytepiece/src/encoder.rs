@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::matcher::Matcher;
 use crate::normalize::{nfc, split_lines};
+use crate::offsets::Alignment;
 use crate::sampler::{document_seed, sample_chunk, Rng};
 use crate::vocab::{Vocab, BOS_ID, EOS_ID, NUM_RESERVED};
 
@@ -127,12 +128,13 @@ impl Encoder {
         Encoder::with_log(vocab, |xs| Ok(xs.iter().map(|x| x.ln()).collect()))
     }
 
-    /// Builds an encoder with a given natural logarithm, applied elementwise to the counts (as
-    /// `f64`, in id order) followed by their total. The Python bindings pass NumPy's `log`, which
-    /// the original uses and which on some CPUs differs from the C library's in the last bit.
+    /// Builds an encoder with a given natural logarithm, applied elementwise to the positive
+    /// counts (as `f64`, in id order) followed by their total. The Python bindings pass NumPy's
+    /// `log`, which the original uses and which on some CPUs differs from the C library's in the
+    /// last bit. Special tokens (count 0) score `-inf` and are left out of the matcher.
     pub fn with_log(vocab: Vocab, ln: impl FnOnce(&[f64]) -> Result<Vec<f64>>) -> Result<Encoder> {
         let total: u128 = vocab.counts().iter().map(|&c| u128::from(c)).sum();
-        let mut xs: Vec<f64> = vocab.counts().iter().map(|&c| c as f64).collect();
+        let mut xs: Vec<f64> = vocab.counts().iter().filter(|&&c| c > 0).map(|&c| c as f64).collect();
         xs.push(total as f64);
         let logs = ln(&xs)?;
         if logs.len() != xs.len() || logs.iter().any(|l| !l.is_finite()) {
@@ -141,7 +143,15 @@ impl Encoder {
             ));
         }
         let log_total = logs[logs.len() - 1];
-        let scores: Vec<f64> = logs[..logs.len() - 1].iter().map(|l| l - log_total).collect();
+        let mut logs = logs[..logs.len() - 1].iter();
+        let scores: Vec<f64> = vocab
+            .counts()
+            .iter()
+            .map(|&c| match c {
+                0 => f64::NEG_INFINITY,
+                _ => logs.next().map_or(f64::NEG_INFINITY, |l| l - log_total),
+            })
+            .collect();
         let matcher = Matcher::new(&vocab, &scores)?;
         Ok(Encoder {
             vocab,
@@ -155,7 +165,8 @@ impl Encoder {
         &self.vocab
     }
 
-    /// The score (log-probability) of each piece, in id order from id 3.
+    /// The score (log-probability) of each piece, in id order from id 3 (`-inf` for a special
+    /// token).
     pub fn scores(&self) -> &[f64] {
         &self.scores
     }
@@ -183,6 +194,34 @@ impl Encoder {
     pub fn encode(&self, text: Text<'_>, options: &EncodeOptions, seed: u64) -> Result<Vec<u32>> {
         options.validate()?;
         Ok(self.encode_unchecked(text, options, seed))
+    }
+
+    /// Encodes one text and gives each id its span in `text`: character positions of a `Str`
+    /// (before NFC), byte positions of `Bytes`; see [`crate::offsets`] for pieces that split a
+    /// character. `<bos>` gets the empty span at 0, `<eos>` the empty span at the end.
+    pub fn encode_with_offsets(
+        &self,
+        text: Text<'_>,
+        options: &EncodeOptions,
+        seed: u64,
+    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+        options.validate()?;
+        let alignment = match text {
+            Text::Str(s) => Alignment::of_str(s),
+            Text::Bytes(b) => Alignment::of_bytes(b),
+        };
+        let ids = self.encode_unchecked(Text::Bytes(alignment.normalized()), options, seed);
+        let lengths = ids.iter().filter_map(|&id| self.vocab.piece(id).map(<[u8]>::len));
+        let mut spans = Vec::with_capacity(ids.len());
+        if options.add_bos {
+            spans.push((0, 0));
+        }
+        spans.extend(alignment.spans(lengths));
+        if options.add_eos {
+            let end = alignment.original_len();
+            spans.push((end, end));
+        }
+        Ok((ids, spans))
     }
 
     fn encode_unchecked(&self, text: Text<'_>, options: &EncodeOptions, seed: u64) -> Vec<u32> {

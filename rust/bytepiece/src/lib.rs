@@ -23,6 +23,7 @@ pub mod model_io;
 pub mod monitor;
 pub mod ngram;
 pub mod normalize;
+pub mod offsets;
 pub mod parallel;
 pub mod prune;
 pub mod sampler;

@@ -58,7 +58,10 @@ impl Matcher {
                 scores.len()
             )));
         }
-        let mut order: Vec<u32> = (0..pieces.len() as u32).collect();
+        // special tokens (count 0) are never matched
+        let mut order: Vec<u32> = (0..pieces.len() as u32)
+            .filter(|&i| vocab.counts()[i as usize] > 0)
+            .collect();
         order.sort_unstable_by(|&a, &b| pieces[a as usize].cmp(&pieces[b as usize]));
         let keys: Vec<&[u8]> = order.iter().map(|&i| &*pieces[i as usize]).collect();
         let mut builder = Builder::new();

@@ -2,6 +2,11 @@
 //! base64 of its bytes) to `[id, text, count]`, where `text` is the piece decoded as UTF-8 with
 //! invalid bytes dropped. Files are written exactly as the original writes them
 //! (`json.dump(..., indent=4, ensure_ascii=False)`, pieces in id order) and atomically.
+//!
+//! A special token (see [`crate::vocab`]) is written `[id, text, "special", 0]`: the original
+//! reads the last item as the count, so it loads such a model and gives the token the score
+//! `ln 0 = -inf`, which its segmentation never chooses. A model without special tokens is
+//! byte-identical to the original's.
 
 use std::fmt;
 use std::fs;
@@ -10,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::{Error, Result};
 use crate::normalize::decode_utf8_ignore;
@@ -32,19 +37,14 @@ pub fn parse(json: &[u8], origin: &str) -> Result<Vocab> {
     let entries = raw
         .0
         .into_iter()
-        .map(|(key, id, count)| decode_entry(&key, &id, &count, origin))
+        .map(|(key, value)| decode_entry(&key, value, origin))
         .collect::<Result<Vec<_>>>()?;
     Vocab::from_entries(entries, origin)
 }
 
-/// Turns one `"base64": [id, text, count]` item into an [`Entry`]; `text` is not used, as it is
-/// derived from the piece.
-fn decode_entry(
-    key: &str,
-    id: &serde_json::Number,
-    count: &serde_json::Number,
-    origin: &str,
-) -> Result<Entry> {
+/// Turns one `"base64": [id, text, count]` (or `[id, text, "special", 0]`) item into an
+/// [`Entry`]; `text` is not used, as it is derived from the piece.
+fn decode_entry(key: &str, value: RawValue, origin: &str) -> Result<Entry> {
     let invalid = |message: String| Error::InvalidModel {
         origin: origin.to_string(),
         message,
@@ -52,22 +52,70 @@ fn decode_entry(
     let piece = BASE64
         .decode(key)
         .map_err(|e| invalid(format!("key {key:?} is not valid base64 ({e})")))?;
-    let id = id
+    let id = value
+        .id
         .as_u64()
-        .ok_or_else(|| invalid(format!("key {key:?}: id {id} is not a non-negative integer")))?;
-    let count = match count.as_u64() {
-        Some(c) if c > 0 => c,
-        _ => {
-            return Err(invalid(format!(
-                "key {key:?}: count {count} is not a positive integer"
-            )))
-        }
-    };
-    Ok(Entry { piece, id, count })
+        .ok_or_else(|| invalid(format!("key {key:?}: id {} is not a non-negative integer", value.id)))?;
+    let count = value.count.as_u64();
+    if value.special {
+        return match (count, String::from_utf8(piece)) {
+            (Some(0), Ok(text)) => Ok(Entry::special(&text, id)),
+            _ => Err(invalid(format!(
+                "key {key:?}: a special token must be UTF-8 text with count 0"
+            ))),
+        };
+    }
+    match count {
+        Some(c) if c > 0 => Ok(Entry::piece(piece, id, c)),
+        _ => Err(invalid(format!(
+            "key {key:?}: count {} is not a positive integer",
+            value.count
+        ))),
+    }
 }
 
-/// The model file's items in file order: (base64 key, id, count).
-struct RawModel(Vec<(String, serde_json::Number, serde_json::Number)>);
+/// The marker between the text and the count of a special token's item.
+const SPECIAL: &str = "special";
+
+/// One item's value: `[id, text, count]` or `[id, text, "special", count]`.
+struct RawValue {
+    id: serde_json::Number,
+    count: serde_json::Number,
+    special: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for RawValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = RawValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("[id, text, count] or [id, text, \"special\", 0]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<RawValue, A::Error> {
+                let missing = || de::Error::custom("too few items");
+                let id: serde_json::Number = seq.next_element()?.ok_or_else(missing)?;
+                seq.next_element::<IgnoredAny>()?.ok_or_else(missing)?;
+                let third: serde_json::Value = seq.next_element()?.ok_or_else(missing)?;
+                let (count, special) = match third {
+                    serde_json::Value::Number(n) => (n, false),
+                    serde_json::Value::String(s) if s == SPECIAL => {
+                        (seq.next_element()?.ok_or_else(missing)?, true)
+                    }
+                    other => return Err(de::Error::custom(format!("unexpected {other}"))),
+                };
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("too many items"));
+                }
+                Ok(RawValue { id, count, special })
+            }
+        }
+        deserializer.deserialize_seq(ValueVisitor)
+    }
+}
+
+/// The model file's items in file order: (base64 key, value).
+struct RawModel(Vec<(String, RawValue)>);
 
 impl<'de> serde::Deserialize<'de> for RawModel {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
@@ -80,11 +128,10 @@ impl<'de> serde::Deserialize<'de> for RawModel {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawModel, A::Error> {
                 let mut items = Vec::with_capacity(map.size_hint().unwrap_or(0));
                 while let Some(key) = map.next_key::<String>()? {
-                    let (id, _text, count): (serde_json::Number, IgnoredAny, serde_json::Number) =
-                        map.next_value().map_err(|e| {
-                            de::Error::custom(format!("the value of key {key:?} is not [id, text, count]: {e}"))
-                        })?;
-                    items.push((key, id, count));
+                    let value: RawValue = map.next_value().map_err(|e| {
+                        de::Error::custom(format!("the value of key {key:?} is not [id, text, count]: {e}"))
+                    })?;
+                    items.push((key, value));
                 }
                 Ok(RawModel(items))
             }
@@ -108,6 +155,11 @@ pub fn to_json(vocab: &Vocab) -> String {
         out.push_str(",\n        ");
         push_json_string(&mut out, &decode_utf8_ignore(piece));
         out.push_str(",\n        ");
+        if *count == 0 {
+            // a special token
+            push_json_string(&mut out, SPECIAL);
+            out.push_str(",\n        ");
+        }
         out.push_str(&count.to_string());
         out.push_str("\n    ]");
     }

@@ -92,8 +92,12 @@ pub struct PruneConfig {
     pub max_piece_length: usize,
     /// Pieces counted fewer times are dropped (single bytes never are).
     pub min_count: u64,
-    /// The vocabulary sizes wanted, reserved ids included; each at least 259.
+    /// The vocabulary sizes wanted, reserved ids and special tokens included; each at least
+    /// 259 plus the number of special tokens.
     pub max_vocab_sizes: Vec<usize>,
+    /// Special tokens reserved before the pieces (none in the original): a piece with the same
+    /// text is dropped and its count re-split, as a piece below `min_count` is.
+    pub special_tokens: Vec<String>,
 }
 
 /// The smallest vocabulary size: 3 reserved ids and the 256 single bytes.
@@ -110,15 +114,25 @@ pub fn prune_pieces(
     ln: LogFn<'_>,
     monitor: &dyn Monitor,
 ) -> Result<Vec<PieceCounts>> {
+    let specials = &config.special_tokens;
+    check_special_tokens(specials)?;
+    let least = MIN_VOCAB_SIZE + specials.len();
     let mut sizes = config.max_vocab_sizes.clone();
-    if let Some(&small) = sizes.iter().find(|&&s| s < MIN_VOCAB_SIZE) {
+    if let Some(&small) = sizes.iter().find(|&&s| s < least) {
         return Err(Error::InvalidArgument(format!(
-            "max_vocab_size must be at least {MIN_VOCAB_SIZE} (3 reserved ids and 256 bytes), got {small}"
+            "max_vocab_size must be at least {least} (3 reserved ids, {} special tokens and 256 bytes), got {small}",
+            specials.len()
         )));
     }
+    // the pieces' share of each size
+    let mut sizes: Vec<usize> = sizes.iter_mut().map(|s| *s - specials.len()).collect();
     sizes.sort_unstable_by(|a, b| b.cmp(a));
-    let (mut keep, drop) =
-        pieces.partition(|p, c| p.len() == 1 || (p.len() <= config.max_piece_length && c >= config.min_count));
+    let (mut keep, drop) = pieces.partition(|p, c| {
+        p.len() == 1
+            || (p.len() <= config.max_piece_length
+                && c >= config.min_count
+                && !specials.iter().any(|s| s.as_bytes() == p))
+    });
     // every byte is a piece: one never seen counts 1
     for b in 0..=255u8 {
         keep.entry(vec![b]).or_insert(1);
@@ -149,6 +163,22 @@ pub fn prune_pieces(
     Ok(out)
 }
 
+/// Checks a list of special tokens: distinct, each of two bytes or more (a single byte is always
+/// an ordinary piece).
+pub fn check_special_tokens(specials: &[String]) -> Result<()> {
+    for (i, s) in specials.iter().enumerate() {
+        if s.len() < 2 {
+            return Err(Error::InvalidArgument(format!(
+                "special token {s:?} is shorter than 2 bytes: every single byte is an ordinary piece"
+            )));
+        }
+        if specials[..i].contains(s) {
+            return Err(Error::InvalidArgument(format!("special token {s:?} is given twice")));
+        }
+    }
+    Ok(())
+}
+
 /// Re-splits every kept piece with the tokenizer of all kept pieces until the number of pieces
 /// stops changing; a piece that is split into others loses its count to them.
 fn drop_wasted(mut keep: PieceCounts, ln: LogFn<'_>, monitor: &dyn Monitor) -> Result<PieceCounts> {
@@ -172,7 +202,7 @@ fn split_pieces(
 ) -> Result<Vec<(Vec<u8>, u64)>> {
     monitor.check()?;
     monitor.stage("Prune Pieces", Some(drop.len() as u64));
-    let encoder = Encoder::with_log(vocab_of(keep, "kept pieces")?, |xs| ln(xs))?;
+    let encoder = Encoder::with_log(vocab_of(keep, &[], "kept pieces")?, |xs| ln(xs))?;
     let n = encoder.vocab().len();
     let counts = drop
         .par_chunks(4096)
@@ -207,18 +237,19 @@ fn split_pieces(
         .collect())
 }
 
-/// The vocabulary of `pieces` as the original dumps it: ids from 3 by (length, bytes).
-pub fn vocab_of(pieces: &PieceCounts, origin: &str) -> Result<Vocab> {
+/// The vocabulary of `pieces` as the original dumps it: ids from 3 by (length, bytes), after
+/// the special tokens `specials` (ids from 3, in the given order; none in the original).
+pub fn vocab_of(pieces: &PieceCounts, specials: &[String], origin: &str) -> Result<Vocab> {
     let mut sorted: Vec<(&Vec<u8>, &u64)> = pieces.iter().collect();
     sorted.sort_unstable_by(|(a, _), (b, _)| (a.len(), a).cmp(&(b.len(), b)));
-    let entries = sorted
-        .into_iter()
+    let first = u64::from(NUM_RESERVED);
+    let entries = specials
+        .iter()
         .enumerate()
-        .map(|(i, (p, &c))| Entry {
-            piece: p.clone(),
-            id: i as u64 + u64::from(NUM_RESERVED),
-            count: c,
-        })
+        .map(|(i, s)| Entry::special(s, i as u64 + first))
+        .chain(sorted.into_iter().enumerate().map(|(i, (p, &c))| {
+            Entry::piece(p.clone(), (specials.len() + i) as u64 + first, c)
+        }))
         .collect();
     Vocab::from_entries(entries, origin)
 }
@@ -261,7 +292,7 @@ mod tests {
         pieces.add_count(b"ab", 50);
         pieces.add_count(b"abc", 1); // rare: split into ab + c
         pieces.add_count(b"abababab", 10); // too long: split into ab x4
-        let config = PruneConfig { max_piece_length: 4, min_count: 2, max_vocab_sizes: vec![1000] };
+        let config = PruneConfig { max_piece_length: 4, min_count: 2, max_vocab_sizes: vec![1000], special_tokens: vec![] };
         let out = prune_pieces(pieces, &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.len(), 1);
         let v = &out[0];
@@ -277,7 +308,7 @@ mod tests {
         for (i, p) in [b"xa", b"xb", b"xc", b"xd"].iter().enumerate() {
             pieces.add_count(*p, 100 * (i as u64 + 1));
         }
-        let config = PruneConfig { max_piece_length: 36, min_count: 2, max_vocab_sizes: vec![260, 1000, 261] };
+        let config = PruneConfig { max_piece_length: 36, min_count: 2, max_vocab_sizes: vec![260, 1000, 261], special_tokens: vec![] };
         let out = prune_pieces(pieces, &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.iter().map(|v| v.len()).collect::<Vec<_>>(), [260, 258, 257]);
         assert!(out[2].contains_key(b"xd".as_slice()));

@@ -33,6 +33,9 @@ pub struct TrainerConfig {
     pub isolate_digits: bool,
     /// Never start a piece on a UTF-8 continuation byte.
     pub ensure_unicode: bool,
+    /// Special tokens, reserved after `<pad>`, `<bos>` and `<eos>` (ids from 3, before the
+    /// learned pieces); `max_vocab_sizes` count them.
+    pub special_tokens: Vec<String>,
     /// Memory for the n-gram count tables, in MB; past it, counts are spilled to disk as sorted
     /// runs (same result, bounded memory).
     pub count_memory_mb: usize,
@@ -47,6 +50,7 @@ impl Default for TrainerConfig {
             min_count: 2,
             isolate_digits: false,
             ensure_unicode: true,
+            special_tokens: Vec::new(),
             count_memory_mb: 4096,
         }
     }
@@ -62,9 +66,12 @@ impl TrainerConfig {
         if self.max_vocab_sizes.is_empty() {
             return bad("max_vocab_size must name at least one size".into());
         }
-        if let Some(s) = self.max_vocab_sizes.iter().find(|&&s| s < MIN_VOCAB_SIZE) {
+        prune::check_special_tokens(&self.special_tokens)?;
+        let least = MIN_VOCAB_SIZE + self.special_tokens.len();
+        if let Some(s) = self.max_vocab_sizes.iter().find(|&&s| s < least) {
             return bad(format!(
-                "max_vocab_size must be at least {MIN_VOCAB_SIZE} (3 reserved ids and the 256 bytes), got {s}"
+                "max_vocab_size must be at least {least} (3 reserved ids, {} special tokens and the 256 bytes), got {s}",
+                self.special_tokens.len()
             ));
         }
         if self.max_piece_length == 0 {
@@ -163,10 +170,11 @@ impl<'a> Trainer<'a> {
             max_piece_length: self.config.max_piece_length,
             min_count: self.config.min_count,
             max_vocab_sizes: self.config.max_vocab_sizes.clone(),
+            special_tokens: self.config.special_tokens.clone(),
         };
         prune::prune_pieces(pieces, &config, self.ln, self.monitor)?
             .iter()
-            .map(|p| prune::vocab_of(p, "trained vocabulary"))
+            .map(|p| prune::vocab_of(p, &config.special_tokens, "trained vocabulary"))
             .collect()
     }
 

@@ -1,6 +1,9 @@
 //! The vocabulary: pieces, their ids and their counts.
 //!
 //! Ids 0, 1 and 2 are `<pad>`, `<bos>` and `<eos>`; piece `i` (in id order) has id `i + 3`.
+//!
+//! A piece may be a *special token* (a control text such as `<|im_start|>`): it has an id and
+//! count 0, is never produced by segmentation, and is only emitted when a caller asks for it.
 
 use std::collections::HashMap;
 
@@ -24,12 +27,37 @@ pub struct Entry {
     pub piece: Vec<u8>,
     /// Its id (at least [`NUM_RESERVED`]).
     pub id: u64,
-    /// How often it was counted in training (positive).
+    /// How often it was counted in training: positive for a piece, 0 for a special token.
     pub count: u64,
+    /// A special token (valid UTF-8, count 0) rather than a piece of text.
+    pub special: bool,
+}
+
+impl Entry {
+    /// An ordinary piece.
+    pub fn piece(piece: Vec<u8>, id: u64, count: u64) -> Entry {
+        Entry {
+            piece,
+            id,
+            count,
+            special: false,
+        }
+    }
+
+    /// A special token.
+    pub fn special(text: &str, id: u64) -> Entry {
+        Entry {
+            piece: text.as_bytes().to_vec(),
+            id,
+            count: 0,
+            special: true,
+        }
+    }
 }
 
 /// A validated vocabulary: every id from 3 to `3 + len - 1` names one distinct, non-empty piece
-/// with a positive count, and all 256 single bytes are pieces (so every text can be encoded).
+/// with a positive count or a special token (UTF-8, count 0), and all 256 single bytes are
+/// ordinary pieces (so every text can be encoded).
 #[derive(Debug)]
 pub struct Vocab {
     pieces: Vec<Box<[u8]>>,
@@ -56,7 +84,15 @@ impl Vocab {
             if entry.piece.is_empty() {
                 return Err(invalid(format!("id {} has an empty piece", entry.id)));
             }
-            if entry.count == 0 {
+            if entry.special {
+                if std::str::from_utf8(&entry.piece).is_err() || entry.count != 0 {
+                    return Err(invalid(format!(
+                        "special token {} (id {}) must be UTF-8 text with count 0",
+                        show_piece(&entry.piece),
+                        entry.id
+                    )));
+                }
+            } else if entry.count == 0 {
                 return Err(invalid(format!(
                     "piece {} (id {}) has count 0; counts must be positive",
                     show_piece(&entry.piece),
@@ -99,8 +135,13 @@ impl Vocab {
         for (i, p) in pieces.iter().enumerate() {
             let id = i as u32 + NUM_RESERVED;
             if let Some(first) = index.insert(p.clone(), id) {
+                let what = if counts[i] == 0 || counts[(first - NUM_RESERVED) as usize] == 0 {
+                    "special token"
+                } else {
+                    "piece"
+                };
                 return Err(invalid(format!(
-                    "piece {} appears twice (ids {first} and {id})",
+                    "{what} {} appears twice (ids {first} and {id})",
                     show_piece(p)
                 )));
             }
@@ -111,7 +152,7 @@ impl Vocab {
             index,
         };
         let missing: Vec<String> = (0..=255u8)
-            .filter(|b| !vocab.index.contains_key(&[*b][..]))
+            .filter(|b| vocab.id(&[*b]).is_none_or(|id| vocab.is_special(id)))
             .map(|b| format!("0x{b:02x}"))
             .collect();
         if !missing.is_empty() {
@@ -156,9 +197,39 @@ impl Vocab {
         self.pieces.get(i).map(|p| &**p)
     }
 
-    /// The id of a piece, or `None` when it is not in the vocabulary.
+    /// The id of a piece or special token, or `None` when it is not in the vocabulary.
     pub fn id(&self, piece: &[u8]) -> Option<u32> {
         self.index.get(piece).copied()
+    }
+
+    /// True when `id` is a special token's (never produced by segmentation).
+    pub fn is_special(&self, id: u32) -> bool {
+        id.checked_sub(NUM_RESERVED)
+            .and_then(|i| self.counts.get(i as usize))
+            .is_some_and(|&c| c == 0)
+    }
+
+    /// The ids of the special tokens, in id order.
+    pub fn special_ids(&self) -> Vec<u32> {
+        (0..self.counts.len() as u32)
+            .filter(|&i| self.counts[i as usize] == 0)
+            .map(|i| i + NUM_RESERVED)
+            .collect()
+    }
+
+    /// The entries of this vocabulary, in id order (what [`Vocab::from_entries`] takes back).
+    pub fn entries(&self) -> Vec<Entry> {
+        self.pieces
+            .iter()
+            .zip(&self.counts)
+            .enumerate()
+            .map(|(i, (p, &c))| Entry {
+                piece: p.to_vec(),
+                id: i as u64 + u64::from(NUM_RESERVED),
+                count: c,
+                special: c == 0,
+            })
+            .collect()
     }
 }
 
@@ -187,11 +258,7 @@ pub(crate) mod tests {
         pieces
             .into_iter()
             .enumerate()
-            .map(|(i, (piece, count))| Entry {
-                piece,
-                id: i as u64 + 3,
-                count,
-            })
+            .map(|(i, (piece, count))| Entry::piece(piece, i as u64 + 3, count))
             .collect()
     }
 
