@@ -48,6 +48,21 @@ def test_tokenizer_pickles_as_its_model(tok, docs):
     assert copy.decode(copy.encode(docs[0])) == docs[0]
 
 
+def test_special_tokens_and_surgery_survive_pickling(docs):
+    tok = Tokenizer()
+    tok.add_special_tokens(["<|im_start|>", "<|im_end|>"])
+    new = tok.add_pieces(["imatinib"], counts=1000)
+    copy = pickle.loads(pickle.dumps(tok))
+    assert copy.special_tokens == tok.special_tokens and copy.vocab_size == tok.vocab_size
+    assert copy.encode("imatinib") == new
+    text = "<|im_start|>user\n" + docs[0] + "<|im_end|>"
+    assert copy.encode(text, allowed_special="all") == tok.encode(text, allowed_special="all")
+    with pytest.raises(ValueError, match="special token"):
+        copy.encode(text)
+    trainer = pickle.loads(pickle.dumps(Trainer(max_vocab_size=400, special_tokens=["<sep>"])))
+    assert trainer.special_tokens == ["<sep>"]
+
+
 def test_released_model_pickles(tokenizer, docs):
     tok = tokenizer("bytepiece_80k")  # has pieces that are not valid UTF-8
     copy = pickle.loads(pickle.dumps(tok, protocol=pickle.HIGHEST_PROTOCOL))

@@ -101,6 +101,21 @@ def test_transformers_encodes_special_token_names_as_text(tok, hf):
     assert matched("<bos>x")["input_ids"][0] == 1
 
 
+def test_transformers_and_the_models_special_tokens():
+    pytest.importorskip("transformers")
+    tok = Tokenizer()
+    tok.add_special_tokens(["<|im_start|>", "<|im_end|>"])
+    text = "<|im_start|>user\nhi<|im_end|>"
+    # by default, as ours with disallowed_special=(): the text of a special token is text
+    assert tok.to_transformers()(text)["input_ids"] == tok.encode(text, disallowed_special=())
+    # split_special_tokens=False: as ours with allowed_special="all"
+    matched = tok.to_transformers(split_special_tokens=False)
+    ids = tok.encode(text, allowed_special="all")
+    assert matched(text)["input_ids"] == ids
+    assert matched.decode(ids) == tok.decode(ids) == text
+    assert matched.decode(ids, skip_special_tokens=True) == "user\nhi"
+
+
 def test_transformers_padding_uses_id_0(tok, hf):
     texts = ["a", "Hello, 世界, and more words"]
     out = hf(texts, padding=True)

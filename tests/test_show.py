@@ -149,6 +149,19 @@ def test_bad_arguments(tok):
         to_html([tok], "x", names=["a", "b"])
 
 
+def test_special_tokens_are_shown_as_such():
+    tok = Tokenizer()
+    tok.add_special_tokens(["<|im_start|>", "<|im_end|>"])
+    text = "<|im_start|>user <b>hi</b><|im_end|>"
+    page = Page(tok.to_html(text))
+    ids = tok.encode(text, allowed_special="all")
+    assert token_ids(page) == ids
+    assert page.tokens[0][2] == "<|im_start|>" and "special" in page.tokens[0][0]
+    assert page.tokens[-1][2] == "<|im_end|>" and "special" in page.tokens[-1][0]
+    assert sum("special" in classes for classes, _, _ in page.tokens) == 2
+    assert "b" not in page.tags
+
+
 def test_special_ids_are_shown():
     class WithBos(Tokenizer):
         def encode(self, text, **kw):

@@ -37,9 +37,12 @@ def to_transformers(tokenizer: "Tokenizer", add_bos: bool = False, add_eos: bool
     - ``tok(text)`` adds no ``<bos>``/``<eos>``, like ``encode``; with ``add_bos=True`` /
       ``add_eos=True`` here, ``tok(text)`` adds them (a post-processor, so that
       ``add_special_tokens=False`` leaves them out again), like ``encode(text, add_bos=True)``;
-    - text that contains ``"<bos>"`` is encoded as text, as by BytePiece
-      (``split_special_tokens=True``; pass ``split_special_tokens=False`` for HF's usual matching
-      of special tokens in text);
+    - text that contains ``"<bos>"``, or a special token of the model
+      (:meth:`Tokenizer.add_special_tokens <bytepiece_rs.Tokenizer.add_special_tokens>`), is
+      encoded as text (``split_special_tokens=True``), as ours with ``disallowed_special=()``;
+      with ``split_special_tokens=False`` (HF's usual matching) the model's special tokens in
+      text become their ids, as ours with ``allowed_special="all"``, and so do ``<pad>``,
+      ``<bos>`` and ``<eos>`` (which ours always encodes as text);
     - ``decode`` does not clean up spaces (``clean_up_tokenization_spaces=False``), and with
       ``skip_special_tokens=True`` it gives our ``decode``'s text, except that bytes that do not
       form UTF-8 become U+FFFD there, where we drop them.

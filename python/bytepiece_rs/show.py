@@ -6,7 +6,8 @@ tokenizer, a column of coloured tokens and its token count. Hovering a token sho
 bytes and its score (the Unigram log-probability of the piece, the score the segmentation
 maximises). A piece that is not complete UTF-8 (it splits a character between tokens) is drawn
 as its bytes in hex, outlined in red. Newlines show as ``↵``, tabs as ``→`` and other control
-characters as their Unicode control pictures.
+characters as their Unicode control pictures. The model's special tokens in the text are shown
+as such (``allowed_special="all"``), in bold.
 
 The page has no script at all and loads nothing (no fonts, no CSS or images from the network):
 all text is HTML-escaped, so hostile input (``<script>``...) is shown, never run.
@@ -61,15 +62,16 @@ def _visible(piece: str) -> str:
 
 def _tokens(tokenizer: "Tokenizer", text: Union[str, bytes]) -> Tuple[str, int]:
     """The HTML of the tokens of ``text``, and their number."""
-    ids = tokenizer.encode(text)
+    ids = tokenizer.encode(text, allowed_special="all")
+    special = set(tokenizer.special_tokens.values())
     scores = tokenizer._encoder.scores()
     spans = []
     for k, i in enumerate(ids):
         piece = tokenizer._encoder.id_to_piece(i)
         colour = PALETTE[k % len(PALETTE)]
-        if piece is None:  # <pad>, <bos>, <eos>
-            name = html.escape(str(tokenizer.id_to_piece(i)))
-            spans.append(f'<span class="t special" style="background:{colour}" title="id {i}">{name}</span>')
+        if piece is None or i in special:  # <pad>, <bos>, <eos> and the model's special tokens
+            name = html.escape(str(tokenizer.id_to_piece(i)) if piece is None else piece.decode("utf-8"))
+            spans.append(f'<span class="t special" style="background:{colour}" title="id {i} | special token">{name}</span>')
             continue
         hexed = " ".join(f"{b:02x}" for b in piece)
         try:
