@@ -63,9 +63,19 @@ fn extract_text<'py>(obj: &Bound<'py, PyAny>) -> PyResult<PyText<'py>> {
     }
 }
 
-/// Reads every text of an iterable, as [`extract_text`].
+/// Reads every text of an iterable, as [`extract_text`], checking for Ctrl-C as it goes.
 fn extract_texts<'py>(texts: &Bound<'py, PyAny>) -> PyResult<Vec<PyText<'py>>> {
-    texts.try_iter()?.map(|t| extract_text(&t?)).collect()
+    let py = texts.py();
+    texts
+        .try_iter()?
+        .enumerate()
+        .map(|(i, t)| {
+            if i % 65536 == 65535 {
+                py.check_signals()?;
+            }
+            extract_text(&t?)
+        })
+        .collect()
 }
 
 /// NumPy's `log`, elementwise: what the original uses to score pieces.
@@ -298,7 +308,16 @@ impl PyEncoder {
         if threads <= 1 {
             // one thread does it all, encoding then conversion
             let docs = self.encode_interruptibly(py, &inputs, &options, seed, num_threads)?;
-            let lists = docs.iter().map(|d| self.id_list(py, d)).collect::<PyResult<Vec<_>>>()?;
+            let lists = docs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    if i % 65536 == 65535 {
+                        py.check_signals()?;
+                    }
+                    self.id_list(py, d)
+                })
+                .collect::<PyResult<Vec<_>>>()?;
             return PyList::new(py, lists);
         }
         let block = (inputs.len() / (8 * threads)).clamp(1, 4096);
