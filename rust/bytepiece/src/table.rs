@@ -32,7 +32,7 @@
 //! | 48 | | piece counts: every entry as `(length: u32, bytes, count: u64)`, by increasing bytes (lexicographic order) |
 //! | end − 8 | 8 | checksum of every byte before it (see [`checksum`]) |
 //!
-//! Keys are strictly increasing (each n-gram or piece appears once) and counts are at least 1.
+//! Keys are strictly increasing (each n-gram or piece appears once); n-gram counts are at least 1.
 
 use crate::error::{Error, Result};
 use crate::ngram::MAX_ORDER;
@@ -408,7 +408,6 @@ impl PieceTable {
             }
             same
         });
-        entries.retain(|&(_, c)| c > 0);
         PieceTable { tag, entries }
     }
 
@@ -471,8 +470,8 @@ impl PieceTable {
             let len = r.u32()? as usize;
             let piece = r.take(len)?.to_vec();
             let count = r.u64()?;
-            if count == 0 || entries.last().is_some_and(|(last, _)| *last >= piece) {
-                return Err(r.error("pieces not strictly increasing or a zero count"));
+            if entries.last().is_some_and(|(last, _)| *last >= piece) {
+                return Err(r.error("pieces not strictly increasing"));
             }
             entries.push((piece, count));
         }
