@@ -149,14 +149,18 @@ def _named(shard_name: str, e: Exception) -> ShardError:
     return ShardError(f"{shard_name}: {message}")
 
 
-# --------------------------------------------------------------------------- training tasks
+# --------------------------------------------------------------------------- training stages
+#
+# Engine-agnostic: each function is one task of a stage, a pure function of its arguments
+# (picklable: paths, dicts of trainer arguments, bytes). Any scheduler (Dask below, Spark, Ray,
+# a shell loop) runs them; see the README's "Beyond one machine".
 
 
-def _trainer(config: Dict[str, Any]) -> Trainer:
-    return Trainer(progress=False, **config)
+def _trainer(trainer_args: Dict[str, Any]) -> Trainer:
+    return Trainer(progress=False, **trainer_args)
 
 
-#: The n-gram model of the running job, built once per worker process (fingerprint, model).
+#: The n-gram model of the running job, built once per worker process: (digest, model).
 _MODEL_CACHE: Dict[str, Tuple[bytes, Any]] = {}
 
 
@@ -169,38 +173,72 @@ def _model(core: Any, table: bytes) -> Any:
     return _MODEL_CACHE["model"][1]
 
 
-def _count(stage: str, source: Any, config: Dict[str, Any], threads: int, batch_size: int, model: Optional[bytes] = None) -> bytes:
-    """One task: the n-gram (``stage="ngrams"``) or piece counts of one shard, serialised."""
-    core = _trainer(config)._core
+def _count(stage: str, source: Any, trainer_args: Dict[str, Any], threads: int, batch_size: int,
+           model_table: Optional[bytes], name: Optional[str]) -> bytes:
+    core = _trainer(trainer_args)._core
+    if isinstance(source, (str, os.PathLike)):
+        source = shards_of([source])[0]
     if isinstance(source, Shard):
         name = source.path
         files = source.format == "text"
         texts: Any = [source.path] if files else _documents(source)
-    else:  # a partition of a DataFrame column
-        name = f"DataFrame partition {source[0]}"
-        files, texts = False, (t for t in source[1])
+    elif isinstance(source, (bytes, dict)) or not hasattr(source, "__iter__"):
+        raise TypeError(f"a shard must be a path, a Shard or an iterable of str, got {type(source).__name__}")
+    else:
+        name = name or "texts"
+        files, texts = False, iter(source)
     try:
         if stage == "ngrams":
             return core.ngram_table(texts, threads, batch_size, files)
-        return core.piece_table(_model(core, model), texts, threads, batch_size, files)
+        return core.piece_table(_model(core, model_table), texts, threads, batch_size, files)
     except (ValueError, TypeError, OSError) as e:
         raise _named(name, e) from None
 
 
-def _partition(index: int, series: Any) -> Tuple[int, Any]:
-    return index, series
+def count_ngrams(source: Any, trainer_args: Dict[str, Any], *, threads: int = 1, batch_size: int = 1000,
+                 name: Optional[str] = None) -> bytes:
+    """Stage 1, one task: the byte n-gram counts of one shard (a path, a :class:`Shard`, or an
+    iterable of ``str`` named ``name`` in errors) as a serialised count table. ``trainer_args``
+    are :class:`Trainer`'s."""
+    return _count("ngrams", source, trainer_args, threads, batch_size, None, name)
+
+
+def merge_counts(*tables: bytes) -> bytes:
+    """Merges serialised count tables of one kind (the results of :func:`count_ngrams`, or of
+    :func:`count_pieces`, or merges of them) by sums: any order and grouping gives the same
+    bytes."""
+    return merge_tables(list(tables))
+
+
+def ngram_model_table(merged: bytes, trainer_args: Dict[str, Any]) -> bytes:
+    """Stage 2, one task: the merged n-gram counts of every shard pruned by ``min_count`` into
+    the table the n-gram model is built from, which every :func:`count_pieces` task takes."""
+    return _trainer(trainer_args)._core.model_table(merged)
+
+
+def count_pieces(source: Any, model_table: bytes, trainer_args: Dict[str, Any], *, threads: int = 1,
+                 batch_size: int = 1000, name: Optional[str] = None) -> bytes:
+    """Stage 3, one task: the piece counts of one shard (as for :func:`count_ngrams`) segmented
+    with the n-gram model of ``model_table`` (built once per process), serialised."""
+    return _count("pieces", source, trainer_args, threads, batch_size, model_table, name)
+
+
+def prune_counts(merged_pieces: bytes, trainer_args: Dict[str, Any], *, threads: Optional[int] = None,
+                 progress: Optional[bool] = False) -> Trainer:
+    """Stage 4, on the client: prunes the merged piece counts of every shard into the
+    vocabularies; returns the trained :class:`Trainer` (``.save``, ``.pieces``)."""
+    trainer = Trainer(progress=progress, **trainer_args)
+    trainer._core.train_from_table(merged_pieces, threads or os.cpu_count() or 1, progress)
+    return trainer
 
 
 def _identity(x: Any) -> Any:
     return x
 
 
-def _merge(*tables: bytes) -> bytes:
-    return merge_tables(list(tables))
-
-
-def _model_table(merged: bytes, config: Dict[str, Any]) -> bytes:
-    return _trainer(config)._core.model_table(merged)
+def _partition_count(stage: str, index: int, series: Any, trainer_args: Dict[str, Any], threads: int,
+                     batch_size: int, model_table: Optional[bytes]) -> bytes:
+    return _count(stage, series, trainer_args, threads, batch_size, model_table, f"DataFrame partition {index}")
 
 
 def _tree_merge(client: Any, futures: List[Any], fan_in: int, name: str, retries: int) -> Any:
@@ -208,24 +246,17 @@ def _tree_merge(client: Any, futures: List[Any], fan_in: int, name: str, retries
     level = 0
     while len(futures) > 1:
         futures = [
-            client.submit(_merge, *futures[i:i + fan_in], key=f"{name}-{level}-{i}", retries=retries)
+            client.submit(merge_counts, *futures[i:i + fan_in], key=f"{name}-{level}-{i}", retries=retries)
             for i in range(0, len(futures), fan_in)
         ]
         level += 1
     return futures[0]
 
 
-def _sources(client: Any, data: Any, format: Optional[str], column: str) -> List[Any]:
-    """Shards of paths, or (index, partition) pairs of a Dask DataFrame's column as futures."""
-    columns = getattr(data, "columns", None)
-    if columns is not None and hasattr(data, "to_delayed"):
-        if column not in columns:
-            raise ValueError(f"the DataFrame has no column {column!r} (it has: {', '.join(map(str, columns))})")
-        import dask
-
-        parts = data[column].to_delayed()
-        return [dask.delayed(_partition)(i, p) for i, p in enumerate(parts)]
-    return shards_of(data, format, column)
+def _check_positive(**values: Any) -> None:
+    for what, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{what} must be a positive integer, got {value!r}")
 
 
 def train_distributed(
@@ -254,42 +285,45 @@ def train_distributed(
 
     The client holds no text: only the merged piece table, whose pruning runs here.
     """
-    if "count_memory_mb" not in trainer_args:
-        trainer_args["count_memory_mb"] = 4096
-    trainer = Trainer(progress=progress, **trainer_args)  # checks every argument here
-    for value, what in ((threads, "threads"), (batch_size, "batch_size"), (fan_in, "fan_in")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    Trainer(progress=False, **trainer_args)  # checks every argument here, before any task
+    _check_positive(threads=threads, batch_size=batch_size, fan_in=fan_in)
     if fan_in < 2:
         raise ValueError("fan_in must be at least 2")
-    sources = _sources(client, data, format, column)
-    if not sources:
-        raise ValueError("the DataFrame has no partitions")
     job = uuid.uuid4().hex[:12]
-
-    def count(stage: str, model: Any = None) -> List[Any]:
-        if isinstance(sources[0], Shard):
-            return [
-                client.submit(_count, stage, s, trainer_args, threads, batch_size, model,
-                              key=f"bytepiece-{stage}-{job}-{i}", retries=retries)
-                for i, s in enumerate(sources)
-            ]
+    columns = getattr(data, "columns", None)
+    if columns is not None and hasattr(data, "to_delayed"):  # a Dask DataFrame
+        if column not in columns:
+            raise ValueError(f"the DataFrame has no column {column!r} (it has: {', '.join(map(str, columns))})")
         import dask
 
-        tasks = [dask.delayed(_count)(stage, s, trainer_args, threads, batch_size, model) for s in sources]
-        return client.compute(tasks, retries=retries)
+        parts = data[column].to_delayed()
+        if not parts:
+            raise ValueError("the DataFrame has no partitions")
+
+        def count(stage: str, model: Any = None) -> List[Any]:
+            tasks = [dask.delayed(_partition_count)(stage, i, p, trainer_args, threads, batch_size, model)
+                     for i, p in enumerate(parts)]
+            return client.compute(tasks, retries=retries)
+    else:
+        shards = shards_of(data, format, column)
+
+        def count(stage: str, model: Any = None) -> List[Any]:
+            return [
+                client.submit(_count, stage, s, trainer_args, threads, batch_size, model, None,
+                              key=f"bytepiece-{stage}-{job}-{i}", retries=retries)
+                for i, s in enumerate(shards)
+            ]
 
     ngram_tables = count("ngrams")
     merged = _tree_merge(client, ngram_tables, fan_in, f"bytepiece-merge-ngrams-{job}", retries)
-    model = client.submit(_model_table, merged, trainer_args, key=f"bytepiece-model-{job}", retries=retries)
-    del ngram_tables, merged
+    model = client.submit(ngram_model_table, merged, trainer_args, key=f"bytepiece-model-{job}", retries=retries)
+    del ngram_tables, merged  # their memory on the workers is released once the model is made
     piece_tables = count("pieces", model)
     merged = _tree_merge(client, piece_tables, fan_in, f"bytepiece-merge-pieces-{job}", retries)
     del piece_tables
     table = merged.result()
     del merged, model
-    trainer._core.train_from_table(table, os.cpu_count() or 1, progress)
-    return trainer
+    return prune_counts(table, trainer_args, progress=progress)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -346,7 +380,7 @@ def _tokenizer(model_json: str, digest: str) -> Tokenizer:
     return _TOKENIZERS[digest]
 
 
-def _encode_task(
+def encode_shard(
     index: int,
     shard: Shard,
     output_dir: str,
@@ -357,8 +391,11 @@ def _encode_task(
     threads: int,
     batch_bytes: int,
 ) -> Dict[str, Any]:
-    """Encodes one shard to ``part-NNNNN.*`` in ``output_dir`` unless a verified manifest says
-    it is done; returns the manifest (with ``"skipped"``)."""
+    """One task of :func:`encode_distributed` (engine-agnostic): encodes shard ``index`` to
+    ``part-{index:05d}.*`` in ``output_dir`` unless a verified manifest says it is done; returns
+    the manifest (with ``"skipped"``). ``model_json`` is the model in the original's JSON format,
+    ``model_sha256`` its SHA-256 (the tokenizer is built once per process); ``options`` holds
+    ``output_format``, ``dtype``, ``add_bos`` and ``add_eos``."""
     from .cli import BinWriter, batches
 
     prefix = os.path.join(output_dir, f"part-{index:05d}")
@@ -465,9 +502,7 @@ def encode_distributed(
         raise ValueError(f"dtype must be uint16 or uint32, got {dtype!r}")
     if dtype == "uint16" and tokenizer.vocab_size > 1 << 16:
         raise ValueError(f"the model has {tokenizer.vocab_size:,} ids, more than uint16 holds: use dtype='uint32'")
-    for value, what in ((threads, "threads"), (batch_bytes, "batch_bytes")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    _check_positive(threads=threads, batch_bytes=batch_bytes)
     output_dir = os.path.abspath(os.fspath(output_dir))
     os.makedirs(output_dir, exist_ok=True)
     model_json = tokenizer._encoder.to_json()
@@ -477,7 +512,7 @@ def encode_distributed(
     # a task rather than scattered data: if the worker holding it dies, it is made again
     model_future = client.submit(_identity, model_json, key=f"bytepiece-model-json-{job}")
     futures = [
-        client.submit(_encode_task, i, s, output_dir, output_format, model_future, digest, options, threads,
+        client.submit(encode_shard, i, s, output_dir, output_format, model_future, digest, options, threads,
                       batch_bytes, key=f"bytepiece-encode-{job}-{i}", retries=retries)
         for i, s in enumerate(shards)
     ]
@@ -488,4 +523,7 @@ def encode_distributed(
     return manifests
 
 
-__all__ = ["Shard", "ShardError", "shards_of", "train_distributed", "encode_distributed", "verify_manifest"]
+__all__ = [
+    "Shard", "ShardError", "shards_of", "train_distributed", "encode_distributed", "encode_shard", "verify_manifest",
+    "count_ngrams", "merge_counts", "ngram_model_table", "count_pieces", "prune_counts",
+]
