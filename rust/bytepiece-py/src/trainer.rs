@@ -278,7 +278,7 @@ impl PyTrainer {
         let progress = Progress::new(Some(false));
         let threads = Some(workers.max(1));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
-        if model.tag != trainer.ngram_tag() {
+        if model.tag != trainer.ngram_tag() || model.min_count != self.config.min_count.max(1) {
             return Err(to_py(Error::InvalidArgument("the n-gram model was made with other parameters".into())));
         }
         let counter = parallel::run_with_threads(threads, || trainer.piece_counter()).map_err(to_py)?;
@@ -314,7 +314,7 @@ impl PyTrainer {
         let model = py
             .detach(|| NgramTable::from_bytes(&table, "n-gram model table").and_then(|t| trainer.model_of(t)))
             .map_err(to_py)?;
-        Ok(NgramModelCore { model, tag })
+        Ok(NgramModelCore { model, tag, min_count: self.config.min_count.max(1) })
     }
 
     /// Number of trained vocabularies (one per size).
@@ -356,8 +356,9 @@ impl PyTrainer {
 #[pyclass(module = "bytepiece_rs._core", name = "NgramModelCore", frozen)]
 pub struct NgramModelCore {
     model: NgramModel,
-    /// The n-gram tag of the trainer that built it.
+    /// The n-gram tag and `min_count` of the trainer that built it.
     tag: u64,
+    min_count: u64,
 }
 
 #[pymethods]
