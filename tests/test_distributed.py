@@ -265,6 +265,13 @@ def test_encode_to_megatron_bin_matches_the_cli_and_resumes(client, texts, small
         assert verify_manifest(str(out / f"part-{i:05d}.manifest.json")) is not None
     # other options are another job: nothing is skipped
     assert not any(m["skipped"] for m in encode_distributed(client, paths, small_model, out))
+    # a corrupt shard is named, with its line, and leaves no output
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"one\ntwo\n\xc3(\n")
+    with pytest.raises(ShardError, match=f"^{bad}:3: not valid UTF-8"):
+        encode_distributed(client, [paths[0], str(bad)], small_model, tmp_path / "out2", retries=0)
+    assert not (tmp_path / "out2" / "part-00001.bin").exists()
+    assert not (tmp_path / "out2" / "part-00001.manifest.json").exists()
 
 
 def test_encode_jsonl_to_parquet_keeps_every_document_in_order(client, texts, small_model, tmp_path):
