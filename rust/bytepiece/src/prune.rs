@@ -102,7 +102,7 @@ pub type LogFn<'a> = &'a (dyn Fn(&[f64]) -> Result<Vec<f64>> + Sync);
 /// Prunes `pieces` (the merged piece counts of the whole corpus) and returns one vocabulary
 /// (piece -> count) per size of `config.max_vocab_sizes`, largest first, reporting to `monitor`.
 ///
-/// The re-segmentations of dropped pieces ([`split_pieces`]) run here, in parallel on the
+/// The re-segmentations of dropped pieces (`split_pieces`) run here, in parallel on the
 /// current rayon pool: they are work on the piece table, not on the corpus, so a distributed
 /// trainer runs this step on its client (see the `table` module).
 pub fn prune_pieces(
