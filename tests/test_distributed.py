@@ -3,10 +3,12 @@ trained model equals the single-machine trainer's on the same text, whatever the
 format and worker failures; batch encoding writes one verified, resumable output per shard."""
 from __future__ import annotations
 
+import glob
 import ipaddress
 import json
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -129,12 +131,13 @@ def test_jsonl_parquet_and_dataframe_shards_give_the_single_machine_model(client
 
 class KillOnce(distributed.WorkerPlugin):
     """Kills the worker process (os._exit) that starts executing the first task whose key starts
-    with ``prefix``, after ``delay`` seconds; once per ``marker`` file."""
+    with ``prefix``: at once, or when a file matching ``when_glob`` appears (within 20 s); once
+    per ``marker`` file."""
 
     name = "bytepiece-kill-once"
 
-    def __init__(self, prefix, marker, delay=0.0):
-        self.prefix, self.marker, self.delay = prefix, marker, delay
+    def __init__(self, prefix, marker, when_glob=None):
+        self.prefix, self.marker, self.when_glob = prefix, marker, when_glob
 
     def transition(self, key, start, finish, **kwargs):
         if finish != "executing" or not str(key).startswith(self.prefix):
@@ -143,16 +146,23 @@ class KillOnce(distributed.WorkerPlugin):
             os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
         except FileExistsError:
             return
-        if self.delay:
-            threading.Timer(self.delay, os._exit, [1]).start()
-        else:
+        if self.when_glob is None:
             os._exit(1)
 
+        def watch():
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                if glob.glob(self.when_glob):
+                    os._exit(1)
+                time.sleep(0.0005)
 
-def killing(client, prefix, marker, delay=0.0):
+        threading.Thread(target=watch, daemon=True).start()
+
+
+def killing(client, prefix, marker, when_glob=None):
     """Registers a KillOnce plugin; returns the worker addresses before it."""
     before = set(client.scheduler_info()["workers"])
-    client.register_plugin(KillOnce(prefix, str(marker), delay))
+    client.register_plugin(KillOnce(prefix, str(marker), when_glob))
     return before
 
 
@@ -294,7 +304,8 @@ def test_a_worker_killed_mid_encoding_loses_and_duplicates_nothing(client, texts
     paths = write_text_shards(tmp_path, texts * 2, [1500, 3000, 4500])
     out = tmp_path / "out"
     marker = tmp_path / "killed"
-    before = killing(client, "bytepiece-encode-", marker, delay=0.05)
+    # killed while it writes: its temporary outputs exist
+    before = killing(client, "bytepiece-encode-", marker, when_glob=str(out / ".part-*.tmp"))
     try:
         manifests = encode_distributed(client, paths, small_model, out)
     finally:

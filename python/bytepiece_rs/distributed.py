@@ -34,9 +34,10 @@ import glob
 import hashlib
 import json
 import os
+import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -160,17 +161,24 @@ def _trainer(trainer_args: Dict[str, Any]) -> Trainer:
     return Trainer(progress=False, **trainer_args)
 
 
-#: The n-gram model of the running job, built once per worker process: (digest, model).
-_MODEL_CACHE: Dict[str, Tuple[bytes, Any]] = {}
+#: What a worker process builds once per job (the n-gram model, the tokenizer): kind ->
+#: (key, object), one object per kind at a time, so memory stays bounded.
+_CACHE: Dict[str, Tuple[Any, Any]] = {}
+_CACHE_LOCK = threading.Lock()
 
 
-def _model(core: Any, table: bytes) -> Any:
-    digest = hashlib.blake2b(table, digest_size=16).digest()
-    cached = _MODEL_CACHE.get("model")
-    if cached is None or cached[0] != digest:
-        _MODEL_CACHE.clear()  # one model at a time: bounded memory
-        _MODEL_CACHE["model"] = (digest, core.ngram_model(table))
-    return _MODEL_CACHE["model"][1]
+def _cached(kind: str, key: Any, make: Callable[[], Any]) -> Any:
+    with _CACHE_LOCK:
+        hit = _CACHE.get(kind)
+        if hit is None or hit[0] != key:
+            _CACHE.pop(kind, None)  # free the old one before building the new one
+            _CACHE[kind] = hit = (key, make())
+        return hit[1]
+
+
+def _model(core: Any, table: bytes, trainer_args: Dict[str, Any]) -> Any:
+    key = (hashlib.blake2b(table, digest_size=16).digest(), repr(sorted(trainer_args.items())))
+    return _cached("model", key, lambda: core.ngram_model(table))
 
 
 def _count(stage: str, source: Any, trainer_args: Dict[str, Any], threads: int, batch_size: int,
@@ -190,7 +198,7 @@ def _count(stage: str, source: Any, trainer_args: Dict[str, Any], threads: int, 
     try:
         if stage == "ngrams":
             return core.ngram_table(texts, threads, batch_size, files)
-        return core.piece_table(_model(core, model_table), texts, threads, batch_size, files)
+        return core.piece_table(_model(core, model_table, trainer_args), texts, threads, batch_size, files)
     except (ValueError, TypeError, OSError) as e:
         raise _named(name, e) from None
 
@@ -370,16 +378,6 @@ def verify_manifest(manifest_path: str, expect: Optional[Dict[str, Any]] = None)
     return manifest
 
 
-_TOKENIZERS: Dict[str, Tokenizer] = {}
-
-
-def _tokenizer(model_json: str, digest: str) -> Tokenizer:
-    if digest not in _TOKENIZERS:
-        _TOKENIZERS.clear()
-        _TOKENIZERS[digest] = Tokenizer(json.loads(model_json))
-    return _TOKENIZERS[digest]
-
-
 def encode_shard(
     index: int,
     shard: Shard,
@@ -413,7 +411,7 @@ def encode_shard(
                 os.unlink(tmp)
             except OSError:
                 pass
-    tokenizer = _tokenizer(model_json, model_sha256)
+    tokenizer = _cached("tokenizer", model_sha256, lambda: Tokenizer(json.loads(model_json)))
     dtype = np.dtype(options["dtype"])
     docs = tokens = 0
     docs_iter = ((t, len(t)) for t in _documents(shard))
