@@ -127,6 +127,11 @@ def test_jsonl_parquet_and_dataframe_shards_give_the_single_machine_model(client
     pd = pytest.importorskip("pandas")
     frame = dd.from_pandas(pd.DataFrame({"body": records}), npartitions=4)
     assert models_of(train_distributed(client, frame, column="body", **ARGS), tmp_path, "df") == want
+    holed = dd.from_pandas(pd.DataFrame({"body": ["a", "b", None, "c"]}), npartitions=2)
+    with pytest.raises(ShardError, match=r"^DataFrame partition 1: training texts must be str"):
+        train_distributed(client, holed, column="body", retries=0, **ARGS)
+    with pytest.raises(ValueError, match="no column 'text'"):
+        train_distributed(client, frame, **ARGS)
 
 
 class KillOnce(distributed.WorkerPlugin):
