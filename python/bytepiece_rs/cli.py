@@ -644,6 +644,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--exact-original", action="store_true", help="sentencepiece: the original's conversion, byte for byte")
     c.add_argument("-q", "--quiet", action="store_true", help="no note on unconvertible pieces")
     c.set_defaults(run=cmd_convert)
+
+    from .show import add_command as add_show
+
+    add_show(sub)
     return p
 
 

@@ -95,6 +95,7 @@ class Tokenizer:
         seed = _check_seed(seed)
         if seed is not None:
             self._encoder.set_seed(seed)
+            self._seed = seed
 
     def tokenize(
         self,
@@ -444,6 +445,39 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size})"
+
+    # ------------------------------------------------------------ pickling, integrations, HTML
+
+    def __getstate__(self) -> dict:
+        """Pickled as the model's JSON (the original format, exact ids and counts) and the last
+        seed given (to the constructor or :meth:`set_seed`). A copy restarts the draws of that
+        seed: it samples what a new ``Tokenizer(model, seed=seed)`` samples, not the draws that
+        follow the original's; without a seed, each copy draws from fresh entropy (so the
+        workers of a ``DataLoader`` sample differently)."""
+        state = dict(self.__dict__)
+        state.pop("_special", None)  # rebuilt from the model's special tokens
+        state["_encoder"] = self._encoder.to_json().encode("utf-8")
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        model = state.pop("_encoder")
+        self.__dict__.update(state)
+        self._set_encoder(Encoder.from_json(model, "pickled Tokenizer", state.get("_seed")))
+
+    def to_transformers(self, **kwargs: Any) -> Any:
+        """This tokenizer as a ``transformers.PreTrainedTokenizerFast``; see
+        :func:`bytepiece_rs.integrations.to_transformers`."""
+        from .integrations import to_transformers
+
+        return to_transformers(self, **kwargs)
+
+    def to_html(self, text: Text, title: Optional[str] = None) -> str:
+        """A self-contained HTML page showing the tokens of ``text``; see
+        :func:`bytepiece_rs.show.to_html`."""
+        from .show import to_html
+
+        return to_html([self], text, title=title)
 
 
 class StreamDecoder:

@@ -78,6 +78,7 @@ class Trainer:
         self.ensure_unicode = ensure_unicode
         self.special_tokens = _special_list(special_tokens)
         self.progress = progress
+        self.count_memory_mb = count_memory_mb
 
     def train(self, texts: Iterable[str], workers: int = 1, batch_size: int = 1000) -> None:
         """Trains on ``texts``, any iterable of ``str`` (a list, a generator, a ``datasets``
@@ -108,6 +109,32 @@ class Trainer:
             paths = [f"{path}.{size}" for size in self.max_vocab_size]
         for i, p in enumerate(paths):
             self._core.save(i, p)
+
+    def __getstate__(self) -> dict:
+        """Pickled as its parameters and, once trained, its models in the original's JSON format
+        (so a trained trainer's copy can :meth:`save` and read :attr:`pieces`)."""
+        state = dict(self.__dict__)
+        core = state.pop("_core")
+        state["_models"] = [core.to_json(i).encode("utf-8") for i in range(len(core))]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        models = state.pop("_models")
+        Trainer.__init__(
+            self,
+            order=state["order"],
+            max_vocab_size=state["max_vocab_size"],
+            max_piece_length=state["max_piece_length"],
+            min_count=state["min_count"],
+            isolate_digits=state["isolate_digits"],
+            ensure_unicode=state["ensure_unicode"],
+            progress=state["progress"],
+            count_memory_mb=state["count_memory_mb"],
+            special_tokens=state["special_tokens"],
+        )
+        self.__dict__.update(state)
+        self._core.set_models(models)
 
 
 def _special_list(tokens: Sequence[str]) -> List[str]:

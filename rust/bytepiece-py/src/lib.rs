@@ -157,12 +157,56 @@ impl PyEncoder {
         let owned = extract_texts(texts)?;
         let inputs: Vec<Text<'_>> = owned.iter().map(PyText::as_text).collect();
         let seed = self.seed_for(options);
-        py.detach(|| {
-            parallel::run_with_threads(num_threads, || self.inner.encode_batch(&inputs, options, seed))
-                .and_then(|r| r)
-        })
-        .map_err(to_py)
+        self.encode_interruptibly(py, &inputs, options, seed, num_threads)
     }
+
+    /// Encodes `inputs` in parts of about [`INTERRUPT_BYTES`], checking for Ctrl-C between
+    /// parts (the ids do not depend on the parts: documents are seeded by their index).
+    fn encode_interruptibly(
+        &self,
+        py: Python<'_>,
+        inputs: &[Text<'_>],
+        options: &EncodeOptions,
+        seed: u64,
+        num_threads: Option<usize>,
+    ) -> PyResult<Vec<Vec<u32>>> {
+        let mut out = Vec::with_capacity(inputs.len());
+        for (first, part) in parts_of(inputs) {
+            let ids = py
+                .detach(|| parallel::run_with_threads(num_threads, || self.inner.encode_batch_at(part, options, seed, first)))
+                .and_then(|r| r)
+                .map_err(to_py)?;
+            out.extend(ids);
+            py.check_signals()?;
+        }
+        Ok(out)
+    }
+}
+
+/// Text encoded between two checks for Ctrl-C (about 0.2 s on one thread).
+const INTERRUPT_BYTES: usize = 4 << 20;
+
+/// Consecutive parts of `inputs` of about [`INTERRUPT_BYTES`] each (a longer text alone), with
+/// the index of their first text.
+fn parts_of<'a, 'b>(inputs: &'a [Text<'b>]) -> impl Iterator<Item = (usize, &'a [Text<'b>])> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= inputs.len() {
+            return None;
+        }
+        let mut end = start;
+        let mut bytes = 0;
+        while end < inputs.len() && (end == start || bytes < INTERRUPT_BYTES) {
+            bytes += match inputs[end] {
+                Text::Str(s) => s.len(),
+                Text::Bytes(b) => b.len(),
+            };
+            end += 1;
+        }
+        let part = (start, &inputs[start..end]);
+        start = end;
+        Some(part)
+    })
 }
 
 #[pymethods]
@@ -253,18 +297,16 @@ impl PyEncoder {
         let threads = num_threads.unwrap_or_else(parallel::default_threads);
         if threads <= 1 {
             // one thread does it all, encoding then conversion
-            let docs = py
-                .detach(|| parallel::run_with_threads(num_threads, || self.inner.encode_batch(&inputs, &options, seed)))
-                .and_then(|r| r)
-                .map_err(to_py)?;
+            let docs = self.encode_interruptibly(py, &inputs, &options, seed, num_threads)?;
             let lists = docs.iter().map(|d| self.id_list(py, d)).collect::<PyResult<Vec<_>>>()?;
             return PyList::new(py, lists);
         }
         let block = (inputs.len() / (8 * threads)).clamp(1, 4096);
         let out = PyList::empty(py);
         let (tx, rx) = std::sync::mpsc::channel::<(usize, Vec<Vec<u32>>)>();
-        // waited on without the GIL, from this thread only
-        let rx = std::sync::Mutex::new(rx);
+        // waited on without the GIL, from this thread only; dropped on Ctrl-C, which stops the
+        // workers at their next block
+        let rx = std::sync::Mutex::new(Some(rx));
         std::thread::scope(|scope| -> PyResult<()> {
             let inputs = &inputs;
             let options = &options;
@@ -272,24 +314,37 @@ impl PyEncoder {
                 parallel::run_with_threads(num_threads, || {
                     inputs.par_chunks(block).enumerate().try_for_each_with(tx, |tx, (b, docs)| {
                         let ids = self.inner.encode_batch_at(docs, options, seed, b * block)?;
-                        // the receiver only hangs up on an error of its own
-                        let _ = tx.send((b, ids));
-                        Ok(())
+                        // the receiver hangs up on Ctrl-C or an error of its own
+                        tx.send((b, ids)).map_err(|_| Error::Cancelled)
                     })
                 })?
             });
             let mut pending = std::collections::BTreeMap::new();
             let mut next = 0;
-            while let Ok((b, ids)) = py.detach(|| rx.lock().unwrap_or_else(|p| p.into_inner()).recv()) {
+            let receive = || rx.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| r.recv());
+            let mut failed = None;
+            while let Some(Ok((b, ids))) = py.detach(receive) {
                 pending.insert(b, ids);
-                while let Some(docs) = pending.remove(&next) {
-                    for d in &docs {
-                        out.append(self.id_list(py, d)?)?;
+                let appended = (|| -> PyResult<()> {
+                    while let Some(docs) = pending.remove(&next) {
+                        for d in &docs {
+                            out.append(self.id_list(py, d)?)?;
+                        }
+                        next += 1;
                     }
-                    next += 1;
+                    py.check_signals()
+                })();
+                if let Err(e) = appended {
+                    failed = Some(e);
+                    rx.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    break;
                 }
             }
-            py.detach(|| worker.join())
+            let joined = py.detach(|| worker.join());
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            joined
                 .unwrap_or_else(|_| Err(Error::InvalidArgument("encoding failed unexpectedly (a worker panicked)".into())))
                 .map_err(to_py)
         })?;

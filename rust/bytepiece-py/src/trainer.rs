@@ -342,6 +342,23 @@ impl PyTrainer {
     fn to_json(&self, i: usize) -> PyResult<String> {
         Ok(model_io::to_json(self.vocab(i)?))
     }
+
+    /// Replaces the trained vocabularies by models in the original's JSON format, one per size
+    /// (largest first, as [`PyTrainer::to_json`] gives them): how a pickled trainer is restored.
+    fn set_models(&mut self, py: Python<'_>, models: Vec<Vec<u8>>) -> PyResult<()> {
+        if !models.is_empty() && models.len() != self.config.max_vocab_sizes.len() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "expected {} models (one per vocabulary size), got {}",
+                self.config.max_vocab_sizes.len(),
+                models.len()
+            )));
+        }
+        let vocabs = py
+            .detach(|| models.iter().enumerate().map(|(i, m)| model_io::parse(m, &format!("trained model {i}"))).collect::<CoreResult<Vec<Vocab>>>())
+            .map_err(to_py)?;
+        self.vocabs = vocabs;
+        Ok(())
+    }
 }
 
 impl PyTrainer {

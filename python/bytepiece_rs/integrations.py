@@ -1,0 +1,118 @@
+"""Bridges to HF ``transformers`` and ``datasets`` (optional: install them, or the extras
+``bytepiece-rs[transformers]`` / ``bytepiece-rs[datasets]``).
+
+- :func:`to_transformers`: a ``transformers.PreTrainedTokenizerFast`` over the HF
+  ``tokenizers`` export (:func:`bytepiece_rs.convert.to_hf_json`), with ``<pad>``, ``<bos>`` and
+  ``<eos>`` (ids 0, 1, 2) as its pad, bos and eos tokens.
+- :class:`DatasetTokenizer` (made by :func:`dataset_tokenizer`): the function to give
+  ``datasets.Dataset.map(fn, batched=True)``; it encodes each batch on our thread pool with
+  :meth:`Tokenizer.encode_batch_numpy <bytepiece_rs.Tokenizer.encode_batch_numpy>` and hands
+  ``datasets`` NumPy views of the flat ids (no Python object per token).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .tokenizer import Tokenizer
+
+#: The special tokens given to ``transformers`` unless overridden: ids 0, 1 and 2.
+SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>"}
+
+
+def to_transformers(tokenizer: "Tokenizer", add_bos: bool = False, add_eos: bool = False, **kwargs: Any) -> Any:
+    """``tokenizer`` as a ``transformers.PreTrainedTokenizerFast``.
+
+    It is built from the HF ``tokenizers`` export, so it gives our ids on real text except
+    where :func:`~bytepiece_rs.convert.to_hf_json` documents otherwise (ties between two
+    segmentations of equal score, which HF breaks the other way). Its ``pad_token``,
+    ``bos_token`` and ``eos_token`` are ``<pad>`` (0), ``<bos>`` (1) and ``<eos>`` (2); other
+    keyword arguments go to ``PreTrainedTokenizerFast`` and override these.
+
+    Behaviour, chosen to match ours:
+
+    - ``tok(text)`` adds no ``<bos>``/``<eos>``, like ``encode``; with ``add_bos=True`` /
+      ``add_eos=True`` here, ``tok(text)`` adds them (a post-processor, so that
+      ``add_special_tokens=False`` leaves them out again), like ``encode(text, add_bos=True)``;
+    - text that contains ``"<bos>"``, or a special token of the model
+      (:meth:`Tokenizer.add_special_tokens <bytepiece_rs.Tokenizer.add_special_tokens>`), is
+      encoded as text (``split_special_tokens=True``), as ours with ``disallowed_special=()``;
+      with ``split_special_tokens=False`` (HF's usual matching) the model's special tokens in
+      text become their ids, as ours with ``allowed_special="all"``, and so do ``<pad>``,
+      ``<bos>`` and ``<eos>`` (which ours always encodes as text);
+    - ``decode`` does not clean up spaces (``clean_up_tokenization_spaces=False``), and with
+      ``skip_special_tokens=True`` it gives our ``decode``'s text, except that bytes that do not
+      form UTF-8 become U+FFFD there, where we drop them.
+    """
+    try:
+        from transformers import PreTrainedTokenizerFast
+    except ImportError as e:
+        raise ImportError("to_transformers needs transformers: pip install 'bytepiece-rs[transformers]'") from e
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers.processors import TemplateProcessing
+
+    from .convert import to_hf_json
+
+    backend = HFTokenizer.from_str(to_hf_json(tokenizer))
+    if add_bos or add_eos:
+        bos, eos = ("<bos> " if add_bos else ""), (" <eos>" if add_eos else "")
+        pair_b = ("<bos>:1 " if add_bos else "") + "$B:1" + (" <eos>:1" if add_eos else "")
+        specials = ([("<bos>", 1)] if add_bos else []) + ([("<eos>", 2)] if add_eos else [])
+        backend.post_processor = TemplateProcessing(
+            single=f"{bos}$A{eos}", pair=f"{bos}$A{eos} {pair_b}", special_tokens=specials
+        )
+    options: Dict[str, Any] = dict(SPECIAL_TOKENS, clean_up_tokenization_spaces=False, split_special_tokens=True)
+    options.update(kwargs)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **options)
+
+
+class DatasetTokenizer:
+    """A function for ``datasets.Dataset.map(fn, batched=True)``: the texts of ``column`` become
+    a column ``output_column`` of ids (a list of ``uint32`` per row), encoded in parallel on
+    ``num_threads`` threads (default: all cores) with the GIL released. Picklable (the
+    tokenizer pickles as its model), so ``datasets`` can cache the result and use ``num_proc``.
+
+    >>> ds = ds.map(dataset_tokenizer(tok, add_eos=True), batched=True)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        tokenizer: "Tokenizer",
+        column: str = "text",
+        output_column: str = "input_ids",
+        add_bos: bool = False,
+        add_eos: bool = False,
+        alpha: float = -1,
+        num_threads: Optional[int] = None,
+    ) -> None:
+        if not isinstance(column, str) or not isinstance(output_column, str):
+            raise TypeError("column and output_column must be str")
+        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1):
+            raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+        self.tokenizer = tokenizer
+        self.column = column
+        self.output_column = output_column
+        self.add_bos = bool(add_bos)
+        self.add_eos = bool(add_eos)
+        self.alpha = float(alpha)
+        self.num_threads = num_threads
+
+    def __call__(self, batch: Dict[str, List[Any]]) -> Dict[str, Any]:
+        """Encodes ``batch[column]`` (a batch as ``datasets`` gives it with ``batched=True``)."""
+        if self.column not in batch:
+            raise KeyError(f"no column {self.column!r} in the batch (columns: {sorted(batch)})")
+        ids, offsets = self.tokenizer.encode_batch_numpy(
+            batch[self.column], self.add_bos, self.add_eos, self.alpha, self.num_threads
+        )
+        # one NumPy view per row over the flat ids (datasets concatenates them into one Arrow
+        # array): no Python object per token
+        return {self.output_column: np.split(ids, offsets[1:-1])}
+
+
+def dataset_tokenizer(tokenizer: "Tokenizer", column: str = "text", **kwargs: Any) -> DatasetTokenizer:
+    """A :class:`DatasetTokenizer` for ``ds.map(fn, batched=True)``; ``kwargs`` are its
+    ``output_column``, ``add_bos``, ``add_eos``, ``alpha`` and ``num_threads``."""
+    return DatasetTokenizer(tokenizer, column, **kwargs)
