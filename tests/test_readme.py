@@ -55,7 +55,7 @@ SECTIONS = sections()
 
 def test_the_readme_has_checked_examples():
     names = [name for name, _ in SECTIONS]
-    for wanted in ("Quick start", "Special tokens", "Offsets", "Streaming decode", "Vocabulary surgery"):
+    for wanted in ("Quick start", "Special tokens", "Offsets", "Streaming decode", "Vocabulary surgery", "Beyond one machine"):
         assert wanted in names, names
     checks = sum(with_checks(b).count("assert (") for _, blocks in SECTIONS for b in blocks)
     assert checks >= 15

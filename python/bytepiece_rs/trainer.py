@@ -42,6 +42,9 @@ class Trainer:
     ``False`` never, ``True`` always. ``count_memory_mb`` bounds the memory of the n-gram count
     tables: past it, counts are spilled to temporary files as sorted runs and merged at the end
     (the model is the same; only the time changes).
+
+    To train on a cluster, see :func:`bytepiece_rs.distributed.train_distributed`: the same
+    model, from shards counted on many machines.
     """
 
     def __init__(

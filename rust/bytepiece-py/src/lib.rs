@@ -510,6 +510,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEncoder>()?;
     m.add_class::<trainer::PyTrainer>()?;
     m.add_function(wrap_pyfunction!(trainer::prune_to_json, m)?)?;
+    m.add_class::<trainer::NgramModelCore>()?;
+    m.add_function(wrap_pyfunction!(trainer::merge_tables, m)?)?;
     m.add_function(wrap_pyfunction!(format_ids, m)?)?;
     m.add("UNICODE_VERSION", bytepiece::normalize::UNICODE_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

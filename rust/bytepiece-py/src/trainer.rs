@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use bytepiece::corpus::{FileBlocks, Spill};
 use bytepiece::monitor::Monitor;
-use bytepiece::prune::{self, PieceCounter, PruneConfig};
+use bytepiece::ngram::NgramModel;
+use bytepiece::prune::{self, PruneConfig};
+use bytepiece::table::{self, NgramTable, PieceTable};
 use bytepiece::{model_io, parallel, Error, Result as CoreResult, Trainer, TrainerConfig, Vocab};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::{numpy_log, to_py};
@@ -176,23 +179,10 @@ impl PyTrainer {
         let mut spill = Spill::create().map_err(to_py)?;
         let counter = parallel::run_with_threads(threads, || trainer.ngram_counter()).map_err(to_py)?;
         progress.stage("Count Ngrams", texts.len().ok().map(|n| n as u64));
-        let mut iter = texts.try_iter()?;
-        loop {
-            let mut batch = Vec::with_capacity(batch_size.max(1));
-            for item in iter.by_ref().take(batch_size.max(1)) {
-                batch.push(extract_str(&item?)?);
-            }
-            if batch.is_empty() {
-                break;
-            }
-            let strs = as_strs(&batch);
-            py.detach(|| {
-                strs.iter().try_for_each(|t| spill.push(t))?;
-                parallel::run_with_threads(threads, || trainer.count_ngrams(&counter, &strs))?
-            })
-            .map_err(to_py)?;
-            py.check_signals()?;
-        }
+        for_each_batch(py, texts, batch_size, |strs| {
+            strs.iter().try_for_each(|t| spill.push(t))?;
+            parallel::run_with_threads(threads, || trainer.count_ngrams(&counter, strs))?
+        })?;
         let total = spill.len();
         self.vocabs = run_watched(py, &progress, || {
             parallel::run_with_threads(threads, || {
@@ -208,7 +198,7 @@ impl PyTrainer {
                     let strs: Vec<&str> = batch.iter().map(String::as_str).collect();
                     trainer.count_pieces(&model, &pieces, &strs)?;
                 }
-                trainer.prune(pieces)
+                trainer.prune(trainer.piece_table(&model, pieces))
             })?
         })?;
         Ok(())
@@ -225,30 +215,106 @@ impl PyTrainer {
             let meta = std::fs::metadata(path).map_err(|e| to_py(Error::io(path, e)))?;
             total += meta.len() / FILE_BLOCK as u64 + 1;
         }
-        let each_block = |f: &mut dyn FnMut(&[&str]) -> CoreResult<()>| -> CoreResult<()> {
-            for path in &paths {
-                let mut blocks = FileBlocks::open(path, FILE_BLOCK)?;
-                while let Some(block) = blocks.next_block()? {
-                    // split a block into pieces that the threads share
-                    let parts: Vec<&str> = split_block(&block);
-                    f(&parts)?;
-                }
-            }
-            Ok(())
-        };
         self.vocabs = run_watched(py, &progress, || {
             parallel::run_with_threads(threads, || {
                 let counter = trainer.ngram_counter();
                 trainer.monitor().stage("Count Ngrams", Some(total));
-                each_block(&mut |parts| trainer.count_ngrams(&counter, parts))?;
+                for_each_block(&paths, &mut |parts| trainer.count_ngrams(&counter, parts))?;
                 let model = trainer.ngram_model(counter)?;
                 let pieces = trainer.piece_counter();
                 trainer.monitor().stage("Count Pieces", Some(total));
-                each_block(&mut |parts| trainer.count_pieces(&model, &pieces, parts))?;
-                trainer.prune(pieces)
+                for_each_block(&paths, &mut |parts| trainer.count_pieces(&model, &pieces, parts))?;
+                trainer.prune(trainer.piece_table(&model, pieces))
             })?
         })?;
         Ok(())
+    }
+
+    /// Stage 1 over one shard of a corpus: the n-gram counts of an iterable of `str` (read once,
+    /// in batches) or, with `files`, of UTF-8 text files (each one text), as a serialised
+    /// unpruned n-gram table (see the core's `table` module).
+    #[pyo3(signature = (texts, workers, batch_size, files=false))]
+    fn ngram_table<'py>(&self, py: Python<'py>, texts: &Bound<'py, PyAny>, workers: usize, batch_size: usize, files: bool) -> PyResult<Bound<'py, PyBytes>> {
+        let progress = Progress::new(Some(false));
+        let threads = Some(workers.max(1));
+        let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
+        let counter = parallel::run_with_threads(threads, || trainer.ngram_counter()).map_err(to_py)?;
+        let count = |parts: &[&str]| parallel::run_with_threads(threads, || trainer.count_ngrams(&counter, parts))?;
+        if files {
+            let paths: Vec<PathBuf> = texts.extract()?;
+            py.detach(|| for_each_block(&paths, &mut |parts| count(parts))).map_err(to_py)?;
+        } else {
+            for_each_batch(py, texts, batch_size, count)?;
+        }
+        let table = py
+            .detach(|| parallel::run_with_threads(threads, || trainer.ngram_table(counter))?)
+            .map_err(to_py)?;
+        Ok(PyBytes::new(py, &table.to_bytes()))
+    }
+
+    /// Stage 2 over the merged n-gram tables of every shard: the serialised pruned table that
+    /// the n-gram model is built from (see `NgramModelCore`).
+    fn model_table<'py>(&self, py: Python<'py>, merged: PyBackedBytes) -> PyResult<Bound<'py, PyBytes>> {
+        let progress = Progress::new(Some(false));
+        let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
+        let table = py
+            .detach(|| NgramTable::from_bytes(&merged, "merged n-gram table").and_then(|t| trainer.model_table(t)))
+            .map_err(to_py)?;
+        Ok(PyBytes::new(py, &table.to_bytes()))
+    }
+
+    /// Stage 3 over one shard: the piece counts of the texts (as for `ngram_table`) segmented
+    /// with `model`, as a serialised piece table.
+    #[pyo3(signature = (model, texts, workers, batch_size, files=false))]
+    fn piece_table<'py>(
+        &self,
+        py: Python<'py>,
+        model: &NgramModelCore,
+        texts: &Bound<'py, PyAny>,
+        workers: usize,
+        batch_size: usize,
+        files: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let progress = Progress::new(Some(false));
+        let threads = Some(workers.max(1));
+        let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
+        if model.tag != trainer.ngram_tag() || model.min_count != self.config.min_count.max(1) {
+            return Err(to_py(Error::InvalidArgument("the n-gram model was made with other parameters".into())));
+        }
+        let counter = parallel::run_with_threads(threads, || trainer.piece_counter()).map_err(to_py)?;
+        let count = |parts: &[&str]| parallel::run_with_threads(threads, || trainer.count_pieces(&model.model, &counter, parts))?;
+        if files {
+            let paths: Vec<PathBuf> = texts.extract()?;
+            py.detach(|| for_each_block(&paths, &mut |parts| count(parts))).map_err(to_py)?;
+        } else {
+            for_each_batch(py, texts, batch_size, count)?;
+        }
+        let table = py.detach(|| trainer.piece_table(&model.model, counter));
+        Ok(PyBytes::new(py, &table.to_bytes()))
+    }
+
+    /// Stage 4: prunes the merged piece tables of every shard into the vocabularies (then
+    /// `pieces`, `save`... give them, as after `train`).
+    #[pyo3(signature = (pieces, workers, progress=None))]
+    fn train_from_table(&mut self, py: Python<'_>, pieces: PyBackedBytes, workers: usize, progress: Option<bool>) -> PyResult<()> {
+        let progress = Progress::new(progress);
+        let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
+        self.vocabs = run_watched(py, &progress, || {
+            let table = PieceTable::from_bytes(&pieces, "merged piece table")?;
+            parallel::run_with_threads(Some(workers.max(1)), || trainer.prune(table))?
+        })?;
+        Ok(())
+    }
+
+    /// The n-gram model built from a serialised pruned table (what `model_table` returns).
+    fn ngram_model(&self, py: Python<'_>, table: PyBackedBytes) -> PyResult<NgramModelCore> {
+        let progress = Progress::new(Some(false));
+        let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
+        let tag = trainer.ngram_tag();
+        let model = py
+            .detach(|| NgramTable::from_bytes(&table, "n-gram model table").and_then(|t| trainer.model_of(t)))
+            .map_err(to_py)?;
+        Ok(NgramModelCore { model, tag, min_count: self.config.min_count.max(1) })
     }
 
     /// Number of trained vocabularies (one per size).
@@ -303,6 +369,68 @@ impl PyTrainer {
     }
 }
 
+/// An n-gram model, built once per process and used for the piece counts of many shards.
+#[pyclass(module = "bytepiece_rs._core", name = "NgramModelCore", frozen)]
+pub struct NgramModelCore {
+    model: NgramModel,
+    /// The n-gram tag and `min_count` of the trainer that built it.
+    tag: u64,
+    min_count: u64,
+}
+
+#[pymethods]
+impl NgramModelCore {
+    /// The fingerprint of the table the model was built from.
+    #[getter]
+    fn fingerprint(&self) -> u64 {
+        self.model.fingerprint()
+    }
+}
+
+/// Merges serialised count tables of one kind (n-gram or piece counts of shards) into one, by
+/// sums: the result does not depend on their order or grouping.
+#[pyfunction]
+pub fn merge_tables<'py>(py: Python<'py>, tables: Vec<PyBackedBytes>) -> PyResult<Bound<'py, PyBytes>> {
+    let views: Vec<&[u8]> = tables.iter().map(|t| &t[..]).collect();
+    let merged = py.detach(|| table::merge_serialised(&views, "count table")).map_err(to_py)?;
+    Ok(PyBytes::new(py, &merged))
+}
+
+/// Reads an iterable of `str` in batches of `batch_size` and calls `f` on each batch with the
+/// GIL released.
+fn for_each_batch(
+    py: Python<'_>,
+    texts: &Bound<'_, PyAny>,
+    batch_size: usize,
+    mut f: impl FnMut(&[&str]) -> CoreResult<()> + Send,
+) -> PyResult<()> {
+    let mut iter = texts.try_iter()?;
+    loop {
+        let mut batch = Vec::with_capacity(batch_size.max(1));
+        for item in iter.by_ref().take(batch_size.max(1)) {
+            batch.push(extract_str(&item?)?);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let strs = as_strs(&batch);
+        py.detach(|| f(&strs)).map_err(to_py)?;
+        py.check_signals()?;
+    }
+}
+
+/// Reads UTF-8 text files (each one text) in blocks and calls `f` on each block, cut into parts
+/// for the threads to share.
+fn for_each_block(paths: &[PathBuf], f: &mut dyn FnMut(&[&str]) -> CoreResult<()>) -> CoreResult<()> {
+    for path in paths {
+        let mut blocks = FileBlocks::open(path, FILE_BLOCK)?;
+        while let Some(block) = blocks.next_block()? {
+            f(&split_block(&block))?;
+        }
+    }
+    Ok(())
+}
+
 /// Cuts a block into parts of about 64 KB at newline boundaries followed by another character
 /// (so that the training chunks do not change), for the threads to share.
 fn split_block(block: &str) -> Vec<&str> {
@@ -335,10 +463,7 @@ pub fn prune_to_json(
     special_tokens: Vec<String>,
 ) -> PyResult<String> {
     let size = max_vocab_size.unwrap_or(pieces.len() + special_tokens.len() + 259);
-    let mut counts = PieceCounter::default();
-    for (p, c) in pieces {
-        counts.add_count(&p, c);
-    }
+    let counts = PieceTable::new(0, pieces);
     let config = PruneConfig {
         max_piece_length: usize::MAX,
         min_count,

@@ -28,6 +28,7 @@ pub mod parallel;
 pub mod prune;
 pub mod sampler;
 pub mod segment;
+pub mod table;
 pub mod trainer;
 pub mod vocab;
 

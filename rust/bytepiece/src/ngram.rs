@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::keytable::KeyTable;
+use crate::table::{keeps_ngram, NgramTable};
 
 /// The longest n-gram (and so the highest `order`) the trainer supports: 8 bytes fill a `u64`.
 pub const MAX_ORDER: usize = 8;
@@ -138,30 +139,35 @@ impl NgramCounts {
         Ok(())
     }
 
-    /// The tables with every count of the runs merged in, keeping only the n-grams of length `j`
-    /// counted at least `threshold(j)` times (the runs are read once, in key order).
-    fn into_tables(mut self, threshold: impl Fn(usize) -> u64 + Sync) -> Result<(Vec<KeyTable>, u64)> {
+    /// The complete n-gram counts as a sorted [`NgramTable`] tagged `tag`, keeping the n-grams
+    /// that [`keeps_ngram`] keeps with `min_count` (0: every n-gram, an unpruned table that
+    /// merges with others). The runs on disk are read once, in key order; in memory, each
+    /// length's table is pruned, sorted and freed in turn.
+    pub fn into_table(mut self, tag: u64, min_count: u64) -> Result<NgramTable> {
+        let keep = |len: usize, c: u64| min_count == 0 || keeps_ngram(len, c, min_count);
+        let mut entries = Vec::with_capacity(self.order);
         if !self.spilled() {
             propagate(&mut self.tables);
-            self.tables.par_iter_mut().enumerate().for_each(|(j, table)| {
-                let t = threshold(j + 1);
-                table.retain(|c| c >= t);
-            });
-            return Ok((self.tables, self.positions));
+            for (j, table) in self.tables.iter_mut().enumerate() {
+                let table = std::mem::take(table);
+                let mut list: Vec<(u64, u64)> = table.iter().filter(|&(_, c)| keep(j + 1, c)).collect();
+                drop(table);
+                list.par_sort_unstable();
+                entries.push(list);
+            }
+        } else {
+            self.spill()?;
+            for (j, runs) in self.runs.iter().enumerate() {
+                let mut list = Vec::new();
+                merge_runs(runs, |k, c| {
+                    if keep(j + 1, c) {
+                        list.push((k, c));
+                    }
+                })?;
+                entries.push(list);
+            }
         }
-        self.spill()?;
-        let mut tables = Vec::with_capacity(self.order);
-        for (j, runs) in self.runs.iter().enumerate() {
-            let t = threshold(j + 1);
-            let mut table = KeyTable::default();
-            merge_runs(runs, |k, c| {
-                if c >= t {
-                    table.add(k, c);
-                }
-            })?;
-            tables.push(table);
-        }
-        Ok((tables, self.positions))
+        NgramTable::new(self.order, tag, min_count, self.positions, entries)
     }
 }
 
@@ -284,20 +290,41 @@ pub struct NgramModel {
     order: usize,
     /// `tables[j - 1]`: the kept n-grams of length `j`, their values the bits of an `f64`.
     tables: Vec<KeyTable>,
+    /// [`NgramTable::fingerprint`] of the table the model was built from.
+    fingerprint: u64,
 }
 
 impl NgramModel {
-    /// Prunes counts as the original does: every byte value gets a count of at least 1 (a missing
-    /// one counts 1 and one more position); n-grams of 2 bytes or more are kept when counted at
-    /// least `min_count` times. `ln` computes natural logarithms elementwise (the bindings pass
-    /// NumPy's, which the original uses). The counts' tables are reused in place, so that the
-    /// peak memory is that of the counts (measured: 20% less than with separate tables).
+    /// Prunes counts as the original does (see [`NgramModel::from_table`]), keeping n-grams of
+    /// 2 bytes or more counted at least `min_count` times.
     pub fn from_counts(
         counts: NgramCounts,
         min_count: u64,
         ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
     ) -> Result<NgramModel> {
-        let (mut tables, mut positions) = counts.into_tables(|len| if len == 1 { 0 } else { min_count })?;
+        NgramModel::from_table(counts.into_table(0, min_count.max(1))?, ln)
+    }
+
+    /// The model of a pruned table ([`NgramTable::pruned`], or [`NgramCounts::into_table`] with a
+    /// `min_count`), as the original builds it: every byte value gets a count of at least 1 (a
+    /// missing one counts 1 and one more position), and each kept n-gram the log of its count
+    /// minus that of its prefix. `ln` computes natural logarithms elementwise (the bindings pass
+    /// NumPy's, which the original uses). The table's lists are freed as they are loaded.
+    pub fn from_table(table: NgramTable, ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>) -> Result<NgramModel> {
+        if table.min_count() == 0 {
+            return Err(Error::InvalidArgument("the n-gram model is built from a pruned table (prune it by min_count first)".into()));
+        }
+        let fingerprint = table.fingerprint();
+        let mut positions = table.positions();
+        let mut tables: Vec<KeyTable> = Vec::with_capacity(table.order());
+        for list in table.into_entries() {
+            // at most half full, as look-ups that miss stay short
+            let mut t = KeyTable::with_capacity(list.len() + list.len() / 2);
+            for (k, c) in list {
+                t.add(k, c);
+            }
+            tables.push(t);
+        }
         for b in 0..=255u64 {
             if tables[0].get(b).is_none() {
                 tables[0].add(b, 1);
@@ -340,12 +367,18 @@ impl NgramModel {
                 *v = (f64::from_bits(*v) - prefix).to_bits();
             }
         }
-        Ok(NgramModel { order, tables })
+        Ok(NgramModel { order, tables, fingerprint })
     }
 
     /// The order of the model.
     pub fn order(&self) -> usize {
         self.order
+    }
+
+    /// [`NgramTable::fingerprint`] of the table the model was built from: piece counts made
+    /// with the model are tagged with it.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Number of n-grams kept, for each length 1 to `order`.

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::encoder::{Encoder, Lattice};
 use crate::error::{Error, Result};
 use crate::monitor::Monitor;
+use crate::table::PieceTable;
 use crate::vocab::{Entry, Vocab, NUM_RESERVED};
 
 /// Piece counts: piece bytes -> count.
@@ -66,22 +67,14 @@ impl PieceCounter {
         self
     }
 
-    /// Splits the counts into those of the pieces that `keep(piece, count)` selects, by piece,
-    /// and a list of the others (which are only read, so they are not hashed again).
-    pub fn partition(self, keep: impl Fn(&[u8], u64) -> bool) -> (PieceCounts, Vec<(Vec<u8>, u64)>) {
-        let (mut kept, mut others) = (PieceCounts::default(), Vec::new());
+    /// The counts as a sorted [`PieceTable`] tagged `tag` (the fingerprint of the parameters and
+    /// n-gram model that made them).
+    pub fn into_table(self, tag: u64) -> PieceTable {
         let short = self.short.into_iter().map(|(key, c)| {
             let key = key.to_le_bytes();
             (key[..usize::from(key[Self::SHORT])].to_vec(), c)
         });
-        for (piece, c) in short.chain(self.long) {
-            if keep(&piece, c) {
-                kept.insert(piece, c);
-            } else {
-                others.push((piece, c));
-            }
-        }
-        (kept, others)
+        PieceTable::new(tag, short.chain(self.long).collect())
     }
 }
 
@@ -106,10 +99,14 @@ pub const MIN_VOCAB_SIZE: usize = 256 + NUM_RESERVED as usize;
 /// A function computing natural logarithms elementwise.
 pub type LogFn<'a> = &'a (dyn Fn(&[f64]) -> Result<Vec<f64>> + Sync);
 
-/// Prunes `pieces` and returns one vocabulary (piece -> count) per size of
-/// `config.max_vocab_sizes`, largest first, reporting to `monitor`.
+/// Prunes `pieces` (the merged piece counts of the whole corpus) and returns one vocabulary
+/// (piece -> count) per size of `config.max_vocab_sizes`, largest first, reporting to `monitor`.
+///
+/// The re-segmentations of dropped pieces (`split_pieces`) run here, in parallel on the
+/// current rayon pool: they are work on the piece table, not on the corpus, so a distributed
+/// trainer runs this step on its client (see the `table` module).
 pub fn prune_pieces(
-    pieces: PieceCounter,
+    pieces: PieceTable,
     config: &PruneConfig,
     ln: LogFn<'_>,
     monitor: &dyn Monitor,
@@ -127,12 +124,13 @@ pub fn prune_pieces(
     // the pieces' share of each size
     let mut sizes: Vec<usize> = sizes.iter_mut().map(|s| *s - specials.len()).collect();
     sizes.sort_unstable_by(|a, b| b.cmp(a));
-    let (mut keep, drop) = pieces.partition(|p, c| {
+    let (keep, drop): (Vec<_>, Vec<_>) = pieces.into_entries().into_iter().partition(|(p, c)| {
         p.len() == 1
             || (p.len() <= config.max_piece_length
-                && c >= config.min_count
+                && *c >= config.min_count
                 && !specials.iter().any(|s| s.as_bytes() == p))
     });
+    let mut keep: PieceCounts = keep.into_iter().collect();
     // every byte is a piece: one never seen counts 1
     for b in 0..=255u8 {
         keep.entry(vec![b]).or_insert(1);
@@ -268,8 +266,10 @@ mod tests {
         let mut b = PieceCounter::default();
         b.add(b"a");
         b.add(&long);
-        let (counts, none) = a.merge(b).partition(|_, _| true);
-        assert!(none.is_empty());
+        let table = a.merge(b).into_table(9);
+        assert_eq!(table.tag(), 9);
+        assert!(table.entries().windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+        let counts: PieceCounts = table.into_entries().into_iter().collect();
         let expect: PieceCounts = [
             (b"".to_vec(), 1),
             (b"a".to_vec(), 3),
@@ -293,7 +293,7 @@ mod tests {
         pieces.add_count(b"abc", 1); // rare: split into ab + c
         pieces.add_count(b"abababab", 10); // too long: split into ab x4
         let config = PruneConfig { max_piece_length: 4, min_count: 2, max_vocab_sizes: vec![1000], special_tokens: vec![] };
-        let out = prune_pieces(pieces, &config, &ln, &crate::monitor::Silent).unwrap();
+        let out = prune_pieces(pieces.into_table(0), &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.len(), 1);
         let v = &out[0];
         assert_eq!(v[&b"ab".to_vec()], 50 + 1 + 40);
@@ -309,9 +309,9 @@ mod tests {
             pieces.add_count(*p, 100 * (i as u64 + 1));
         }
         let config = PruneConfig { max_piece_length: 36, min_count: 2, max_vocab_sizes: vec![260, 1000, 261], special_tokens: vec![] };
-        let out = prune_pieces(pieces, &config, &ln, &crate::monitor::Silent).unwrap();
+        let out = prune_pieces(pieces.into_table(0), &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.iter().map(|v| v.len()).collect::<Vec<_>>(), [260, 258, 257]);
         assert!(out[2].contains_key(b"xd".as_slice()));
-        assert!(prune_pieces(PieceCounter::default(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &crate::monitor::Silent).is_err());
+        assert!(prune_pieces(PieceTable::default(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &crate::monitor::Silent).is_err());
     }
 }

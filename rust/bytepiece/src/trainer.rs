@@ -5,6 +5,12 @@
 //! Every stage works on batches of texts on the current rayon pool and adds into sums, so the
 //! result does not depend on the number of threads or on how the texts are batched. Texts are
 //! NFC-normalised and cut into chunks as in [`normalize::split_for_training`].
+//!
+//! Across machines, each stage is a map over shards of the corpus whose results are count tables
+//! ([`crate::table`]) merged by sums: [`Trainer::ngram_table`] per shard, then
+//! [`Trainer::model_table`] over their merge (the table broadcast to build the model with
+//! [`Trainer::model_of`]), [`Trainer::piece_table`] per shard, and [`Trainer::prune`] over
+//! their merge. [`Trainer::train`] takes the same path in one process.
 
 use std::sync::Mutex;
 
@@ -16,6 +22,7 @@ use crate::ngram::{NgramCounts, NgramModel, MAX_ORDER};
 use crate::normalize::{self, nfc};
 use crate::prune::{self, LogFn, PieceCounter, PruneConfig, MIN_VOCAB_SIZE};
 use crate::segment::{segment, Workspace};
+use crate::table::{Hasher, Kind, NgramTable, PieceTable};
 use crate::vocab::Vocab;
 
 /// The trainer's parameters, with the original's names and defaults.
@@ -128,15 +135,67 @@ impl<'a> Trainer<'a> {
         self.monitor.check()
     }
 
-    /// Stage 2: the n-gram model of the counts.
-    pub fn ngram_model(&self, counter: PerThread<NgramCounts>) -> Result<NgramModel> {
-        self.monitor.stage("Prune Ngrams", None);
+    /// The fingerprint of the parameters that n-gram counts depend on, which their tables carry.
+    pub fn ngram_tag(&self) -> u64 {
+        Hasher::default()
+            .word(Kind::Ngrams as u64)
+            .word(self.config.order as u64)
+            .word(u64::from(self.config.isolate_digits))
+            .finish()
+    }
+
+    /// The fingerprint of the parameters and n-gram model that piece counts depend on, which
+    /// their tables carry.
+    pub fn piece_tag(&self, model: &NgramModel) -> u64 {
+        Hasher::default()
+            .word(Kind::Pieces as u64)
+            .word(model.fingerprint())
+            .word(u64::from(self.config.isolate_digits))
+            .word(u64::from(self.config.ensure_unicode))
+            .finish()
+    }
+
+    /// The threads' n-gram counts, summed.
+    fn merged_counts(&self, counter: PerThread<NgramCounts>) -> Result<NgramCounts> {
         let mut parts = counter.into_inner().into_iter();
         let mut counts = parts.next().unwrap_or_else(|| unreachable!("at least one slot"));
         for part in parts {
             counts.merge(part)?;
         }
-        NgramModel::from_counts(counts, self.config.min_count, &|xs| (self.ln)(xs))
+        Ok(counts)
+    }
+
+    /// Stage 1's result for one shard of a corpus: the complete (unpruned) n-gram counts as a
+    /// table, to be merged with the other shards' ([`NgramTable::merge`]).
+    pub fn ngram_table(&self, counter: PerThread<NgramCounts>) -> Result<NgramTable> {
+        self.merged_counts(counter)?.into_table(self.ngram_tag(), 0)
+    }
+
+    /// Stage 2 over merged shard tables: the pruned table that the n-gram model is built from
+    /// ([`Trainer::model_of`]); small enough to broadcast.
+    pub fn model_table(&self, merged: NgramTable) -> Result<NgramTable> {
+        if merged.tag() != self.ngram_tag() {
+            return Err(Error::InvalidArgument("the n-gram table was counted with other parameters (order, isolate_digits)".into()));
+        }
+        merged.pruned(self.config.min_count)
+    }
+
+    /// The n-gram model of a pruned table made with this trainer's parameters.
+    pub fn model_of(&self, table: NgramTable) -> Result<NgramModel> {
+        if table.tag() != self.ngram_tag() || table.min_count() != self.config.min_count.max(1) {
+            return Err(Error::InvalidArgument(
+                "the n-gram model table was made with other parameters (order, isolate_digits, min_count)".into(),
+            ));
+        }
+        NgramModel::from_table(table, &|xs| (self.ln)(xs))
+    }
+
+    /// Stage 2: the n-gram model of the counts, through the same pruned table as
+    /// [`Trainer::model_table`] makes of merged shards.
+    pub fn ngram_model(&self, counter: PerThread<NgramCounts>) -> Result<NgramModel> {
+        self.monitor.stage("Prune Ngrams", None);
+        let table = self.merged_counts(counter)?.into_table(self.ngram_tag(), self.config.min_count.max(1))?;
+        self.model_of(table)
     }
 
     /// Stage 3's accumulator of piece counts, one per thread.
@@ -163,9 +222,16 @@ impl<'a> Trainer<'a> {
         self.monitor.check()
     }
 
-    /// Stage 4: prunes the pieces into one vocabulary per size, largest first.
-    pub fn prune(&self, counter: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<Vocab>> {
+    /// Stage 3's result (for one shard, or the whole corpus): the piece counts as a table
+    /// tagged with the model, to be merged with other shards' ([`PieceTable::merge`]).
+    pub fn piece_table(&self, model: &NgramModel, counter: PerThread<(PieceCounter, Workspace)>) -> PieceTable {
         let pieces = counter.into_merged(|(a, ws), (b, _)| (a.merge(b), ws)).0;
+        pieces.into_table(self.piece_tag(model))
+    }
+
+    /// Stage 4: prunes the piece counts of the whole corpus into one vocabulary per size,
+    /// largest first.
+    pub fn prune(&self, pieces: PieceTable) -> Result<Vec<Vocab>> {
         let config = PruneConfig {
             max_piece_length: self.config.max_piece_length,
             min_count: self.config.min_count,
@@ -187,7 +253,7 @@ impl<'a> Trainer<'a> {
         let pieces = self.piece_counter();
         self.monitor.stage("Count Pieces", Some(texts.len() as u64));
         self.count_pieces(&model, &pieces, texts)?;
-        self.prune(pieces)
+        self.prune(self.piece_table(&model, pieces))
     }
 }
 
@@ -255,7 +321,7 @@ mod tests {
             for part in refs.chunks(5) {
                 trainer.count_pieces(&model, &pieces, part).unwrap();
             }
-            trainer.prune(pieces).unwrap()
+            trainer.prune(trainer.piece_table(&model, pieces)).unwrap()
         })
         .unwrap();
         assert_eq!(one.len(), 2);
@@ -263,6 +329,61 @@ mod tests {
             assert_eq!(crate::model_io::to_json(a), crate::model_io::to_json(b));
         }
         assert!(one[0].len() <= 397 && one[1].len() <= 297 && one[0].len() > 256);
+    }
+
+    #[test]
+    fn shards_merged_in_any_tree_give_the_single_machine_model() {
+        use crate::table::merge_serialised;
+        let texts: Vec<String> = (0..240)
+            .map(|i| format!("doc {i}: {} 数据{}\n\nmore text {}\n", "abc ".repeat(i % 5), i % 9, i * 31 % 17))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+        let config = TrainerConfig { max_vocab_sizes: vec![420, 300], ..Default::default() };
+        let trainer = Trainer::new(config.clone(), &ln, &crate::monitor::Silent).unwrap();
+        let want: Vec<String> = trainer.train(&refs).unwrap().iter().map(crate::model_io::to_json).collect();
+        // one shard spills its counts to disk
+        let spilling = Trainer::new(TrainerConfig { count_memory_mb: 0, ..config }, &ln, &crate::monitor::Silent).unwrap();
+        let shards: Vec<&[&str]> = vec![&refs[..7], &refs[7..100], &refs[100..101], &refs[101..], &[]];
+        let ngram_tables: Vec<Vec<u8>> = shards
+            .iter()
+            .enumerate()
+            .map(|(i, shard)| {
+                let t = if i == 1 { &spilling } else { &trainer };
+                let counter = t.ngram_counter();
+                t.count_ngrams(&counter, shard).unwrap();
+                t.ngram_table(counter).unwrap().to_bytes()
+            })
+            .collect();
+        let refs_of = |v: &[Vec<u8>], order: &[usize]| -> Vec<Vec<u8>> { order.iter().map(|&i| v[i].clone()).collect() };
+        let flat = merge_serialised(&ngram_tables.iter().map(Vec::as_slice).collect::<Vec<_>>(), "n").unwrap();
+        let left = merge_serialised(&[&ngram_tables[4], &ngram_tables[2]], "n").unwrap();
+        let right = merge_serialised(&refs_of(&ngram_tables, &[3, 0, 1]).iter().map(Vec::as_slice).collect::<Vec<_>>(), "n").unwrap();
+        assert_eq!(merge_serialised(&[&right, &left], "n").unwrap(), flat);
+        let model_bytes = trainer.model_table(NgramTable::from_bytes(&flat, "merged").unwrap()).unwrap().to_bytes();
+        let model = trainer.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).unwrap();
+        let piece_tables: Vec<Vec<u8>> = shards
+            .iter()
+            .map(|shard| {
+                let counter = trainer.piece_counter();
+                trainer.count_pieces(&model, &counter, shard).unwrap();
+                trainer.piece_table(&model, counter).to_bytes()
+            })
+            .collect();
+        let a = merge_serialised(&refs_of(&piece_tables, &[2, 4, 0]).iter().map(Vec::as_slice).collect::<Vec<_>>(), "p").unwrap();
+        let b = merge_serialised(&[&piece_tables[3], &piece_tables[1], &a], "p").unwrap();
+        let got: Vec<String> = trainer
+            .prune(PieceTable::from_bytes(&b, "pieces").unwrap())
+            .unwrap()
+            .iter()
+            .map(crate::model_io::to_json)
+            .collect();
+        assert_eq!(got, want);
+        // tables of other parameters are refused
+        let other = Trainer::new(TrainerConfig { order: 4, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();
+        assert!(other.model_table(NgramTable::from_bytes(&flat, "merged").unwrap()).is_err());
+        assert!(other.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).is_err());
+        let wrong_min = Trainer::new(TrainerConfig { min_count: 3, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();
+        assert!(wrong_min.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).is_err());
     }
 
     #[test]
