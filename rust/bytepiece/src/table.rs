@@ -34,6 +34,8 @@
 //!
 //! Keys are strictly increasing (each n-gram or piece appears once); n-gram counts are at least 1.
 
+use rayon::slice::ParallelSliceMut;
+
 use crate::error::{Error, Result};
 use crate::ngram::MAX_ORDER;
 
@@ -400,7 +402,7 @@ impl PieceTable {
     /// A table of `(piece, count)` entries in any order (pieces given twice are summed), made
     /// with the parameters fingerprinted by `tag`.
     pub fn new(tag: u64, mut entries: Vec<(Vec<u8>, u64)>) -> PieceTable {
-        entries.sort_unstable();
+        entries.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
         entries.dedup_by(|b, a| {
             let same = a.0 == b.0;
             if same {
