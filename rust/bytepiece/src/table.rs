@@ -106,8 +106,9 @@ pub fn keeps_ngram(len: usize, count: u64, min_count: u64) -> bool {
     len == 1 || count >= min_count
 }
 
-/// Sums two lists sorted by strictly increasing keys into one.
-fn merge_sorted<K: Ord>(a: Vec<(K, u64)>, b: Vec<(K, u64)>) -> Vec<(K, u64)> {
+/// Sums two lists sorted by strictly increasing keys into one; a sum past `u64::MAX` (only
+/// possible from forged tables) is an error.
+fn merge_sorted<K: Ord>(a: Vec<(K, u64)>, b: Vec<(K, u64)>) -> Result<Vec<(K, u64)>> {
     let mut out = Vec::with_capacity(a.len().max(b.len()));
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     loop {
@@ -118,12 +119,15 @@ fn merge_sorted<K: Ord>(a: Vec<(K, u64)>, b: Vec<(K, u64)>) -> Vec<(K, u64)> {
                 std::cmp::Ordering::Equal => {
                     let (k, c) = a.next().unwrap_or_else(|| unreachable!());
                     let (_, d) = b.next().unwrap_or_else(|| unreachable!());
-                    Some((k, c + d))
+                    let sum = c.checked_add(d).ok_or_else(|| {
+                        Error::InvalidArgument("the tables' counts sum past 2^64 - 1: they cannot be real counts".into())
+                    })?;
+                    Some((k, sum))
                 }
             },
             (Some(_), None) => a.next(),
             (None, Some(_)) => b.next(),
-            (None, None) => return out,
+            (None, None) => return Ok(out),
         };
         out.extend(next);
     }
@@ -329,8 +333,11 @@ impl NgramTable {
         if self.min_count != 0 || other.min_count != 0 {
             return Err(Error::InvalidArgument("cannot merge pruned n-gram tables: merge the counts, then prune".into()));
         }
-        let entries = self.entries.into_iter().zip(other.entries).map(|(a, b)| merge_sorted(a, b)).collect();
-        Ok(NgramTable { entries, positions: self.positions + other.positions, ..self })
+        let entries = self.entries.into_iter().zip(other.entries).map(|(a, b)| merge_sorted(a, b)).collect::<Result<_>>()?;
+        let positions = self.positions.checked_add(other.positions).ok_or_else(|| {
+            Error::InvalidArgument("the tables' positions sum past 2^64 - 1: they cannot be real counts".into())
+        })?;
+        Ok(NgramTable { entries, positions, ..self })
     }
 
     /// The table keeping only the n-grams that [`keeps_ngram`] keeps with `min_count` (at
@@ -446,7 +453,7 @@ impl PieceTable {
                 "cannot merge piece tables counted with different parameters or n-gram models".into(),
             ));
         }
-        Ok(PieceTable { tag: self.tag, entries: merge_sorted(self.entries, other.entries) })
+        Ok(PieceTable { tag: self.tag, entries: merge_sorted(self.entries, other.entries)? })
     }
 
     /// The table serialised (see the module documentation).
