@@ -6,7 +6,12 @@ One run, one text, one machine. For every tokenizer it measures
   * encode throughput in MB/s (UTF-8 bytes of input / wall seconds, MB = 10^6 bytes)
     on 1 thread and on N threads (default: all cores), median of >= 3 runs
     unless a run is long (see --repeat / --budget),
-  * the number of ids produced, and, per document, whether the ids equal the original's.
+  * the number of ids produced (and UTF-8 bytes per id), and, per document, whether the ids
+    equal the original's.
+
+Peers: the original BytePiece, bytepiece-rs (ours), bytepiece-py, rs-bytepiece and SentencePiece
+all use the same BytePiece model (--model; SentencePiece a conversion of it); tiktoken, only with
+--tiktoken-hf, uses its own byte-level BPE vocabulary (see tiktoken_bpe.py).
 
 The text is encoded document by document so that batch APIs apply. By default it is a
 ~20 MB mix of real documents from the corpus built by shared/corpus/build_corpus.sh:
@@ -46,13 +51,14 @@ from machine import cpu_busy_seconds, cpu_model, own_cpu_seconds, take_capped, v
 HERE = os.path.dirname(os.path.abspath(__file__))
 MB = 1e6
 
-ALL_PEERS = ["original", "ours", "bytepiece-py", "rs-bytepiece", "sentencepiece"]
+ALL_PEERS = ["original", "ours", "bytepiece-py", "rs-bytepiece", "sentencepiece", "tiktoken"]
 PEER_TITLES = {
     "ours": "bytepiece-rs (ours)",
     "original": "bytepiece 0.6.3 (original)",
     "bytepiece-py": "bytepiece-py",
     "rs-bytepiece": "rs-bytepiece",
     "sentencepiece": "SentencePiece",
+    "tiktoken": "tiktoken",
 }
 
 
@@ -380,12 +386,44 @@ class SentencePiece(Peer):
         return (lambda: tok.encode(docs, out_type=int, num_threads=n)), (lambda: None)
 
 
+class Tiktoken(Peer):
+    """tiktoken with a byte-level BPE trained by HF tokenizers (--tiktoken-hf): its own
+    vocabulary, not the BytePiece model's (see tiktoken_bpe.py)."""
+    key = "tiktoken"
+    api1 = "`encode_ordinary_batch(docs, num_threads=1)`"
+    apin = "`encode_ordinary_batch(docs, num_threads=N)`"
+
+    def prepare(self):
+        """Convert the HF model to tiktoken's ranks once (not timed)."""
+        from tiktoken_bpe import ranks_from_hf
+        if not self.args.tiktoken_hf:
+            raise RuntimeError("needs --tiktoken-hf (a HF byte-level BPE tokenizer.json)")
+        self.ranks = ranks_from_hf(self.args.tiktoken_hf)
+        self.notes = ("a different vocabulary: the %d-token byte-level BPE trained by HF tokenizers in `%s`, "
+                      "converted to tiktoken ranks (GPT-2 pat_str, no special tokens); its ids cannot "
+                      "equal the original's, compare bytes/token instead"
+                      % (len(self.ranks), os.path.basename(self.args.tiktoken_hf)))
+
+    def load(self):
+        import tiktoken
+        from tiktoken_bpe import GPT2_PAT
+        return tiktoken.Encoding("hf-bytelevel-bpe", pat_str=GPT2_PAT, mergeable_ranks=self.ranks,
+                                 special_tokens={})
+
+    def one(self, tok, docs):
+        return lambda: tok.encode_ordinary_batch(docs, num_threads=1)
+
+    def many(self, tok, docs, n):
+        return (lambda: tok.encode_ordinary_batch(docs, num_threads=n)), (lambda: None)
+
+
 PEER_CLASSES = {
     "original": [Original],
     "ours": [Ours, OursNumpy, OursLoop],
     "bytepiece-py": [BytepiecePy],
     "rs-bytepiece": [RsBytepiece],
     "sentencepiece": [SentencePiece],
+    "tiktoken": [Tiktoken],
 }
 
 
@@ -440,8 +478,11 @@ def main(argv=None):
     ap.add_argument("--doc-kb", type=float, default=16.0, help="document size for --text files [%(default)s]")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="N for the 'all cores' column [%(default)s = all cores]")
-    ap.add_argument("--peers", default=",".join(ALL_PEERS),
-                    help="comma list out of %s [all]" % ",".join(ALL_PEERS))
+    ap.add_argument("--peers", default=None,
+                    help="comma list out of %s [all; tiktoken only with --tiktoken-hf]" % ",".join(ALL_PEERS))
+    ap.add_argument("--tiktoken-hf", metavar="JSON",
+                    help="HF tokenizers byte-level BPE (tokenizer.json) that tiktoken's Encoding is built "
+                    "from (bench/tiktoken_bpe.py); without it tiktoken is not run")
     ap.add_argument("--repeat", type=int, default=5, help="runs per measurement (median) [%(default)s]")
     ap.add_argument("--budget", type=float, default=60.0,
                     help="stop repeating a measurement once its runs took this many seconds [%(default)s]")
@@ -455,6 +496,8 @@ def main(argv=None):
     ap.add_argument("--no-check", action="store_true", help="do not fail when ours differs from the original")
     args = ap.parse_args(argv)
 
+    if args.peers is None:
+        args.peers = ",".join(p for p in ALL_PEERS if p != "tiktoken" or args.tiktoken_hf)
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     bad = [p for p in peers if p not in ALL_PEERS]
     if bad:
@@ -499,6 +542,7 @@ def main(argv=None):
         "bytepiece-py": version_of("bytepiece-py", "bytepiece_py"),
         "rs-bytepiece": version_of("rs-bytepiece", "rs_bytepiece"),
         "sentencepiece": version_of("sentencepiece"),
+        "tiktoken": version_of("tiktoken"),
         "protobuf": version_of("protobuf"),
         "numpy": version_of("numpy"),
         "pyahocorasick": version_of("pyahocorasick"),
@@ -531,7 +575,7 @@ def main(argv=None):
             rows.append(row)
             print("== %s %s" % (row["tokenizer"], peer.api1), flush=True)
             try:
-                if isinstance(peer, SentencePiece):
+                if isinstance(peer, (SentencePiece, Tiktoken)):
                     peer.prepare()
                 load_s, load_runs, tok = timed_loads(peer.load, 3, 15.0)
                 row["load_s"], row["load_runs"] = load_s, load_runs
@@ -623,7 +667,7 @@ def main(argv=None):
         json.dump({"machine": machine, "versions": versions, "model": args.model,
                    "text": {"desc": text_desc, "documents": len(docs), "bytes": nbytes,
                             "by_lang": by_lang, "sha256": sha},
-                   "threads": n, "rows": rows}, f, indent=1, default=str)
+                   "threads": n, "tiktoken_hf": args.tiktoken_hf, "rows": rows}, f, indent=1, default=str)
     print("written: %s" % args.out)
 
     ours = next((r for r in rows if r["key"] == "ours"), None)
@@ -665,11 +709,11 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
              "should be ~0%%). \"MB/CPU-s\" = the same bytes / CPU seconds of this process in the "
              "1-thread runs (median): less sensitive to other load than wall time." % (args.repeat, args.budget, n))
     L.append("")
-    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | 1 thread MB/CPU-s | runs | ids | same ids as original (docs) | others' CPU |" % (n, n))
-    L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | 1 thread MB/CPU-s | runs | ids | bytes/id | same ids as original (docs) | others' CPU |" % (n, n))
+    L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
         if r["error"]:
-            L.append("| %s | %s | %s | %s | — | — | — | — | — | failed: %s | |" % (
+            L.append("| %s | %s | %s | %s | — | — | — | — | — | — | failed: %s | |" % (
                 r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), r["error"].replace("|", "\\|")))
             continue
         same = []
@@ -680,11 +724,11 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         if r["key"] == "original":
             same_s = "reference (Pool: %s)" % ("%d/%d" % r["same_docs_n"] if r["same_docs_n"] else "?")
         oc = r.get("other_cpu_share")
-        L.append("| %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s |" % (
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s | %s |" % (
             r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), fmt(r["mbps1"]), fmt(r["mbpsn"]),
             fmt(r.get("mbps_cpu1")),
             len(r["runs1"]), len(r["runsn"]), "{:,}".format(r["tokens"]) if r["tokens"] is not None else "—",
-            same_s, "—" if oc is None else "%.0f%%" % (100 * oc)))
+            "%.3f" % (nbytes / r["tokens"]) if r["tokens"] else "—", same_s, "—" if oc is None else "%.0f%%" % (100 * oc)))
     notes = [(r["tokenizer"], r["notes"]) for r in rows if r["notes"]]
     if notes:
         L.append("")
@@ -718,6 +762,8 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         ("ours / SentencePiece, %d threads" % n, ratio("ours", "mbpsn", "sentencepiece", "mbpsn"), None),
         ("ours / bytepiece-py, 1 thread", ratio("ours", "mbps1", "bytepiece-py", "mbps1"), None),
         ("ours / rs-bytepiece, 1 thread", ratio("ours", "mbps1", "rs-bytepiece", "mbps1"), None),
+        ("ours / tiktoken (own vocabulary), 1 thread", ratio("ours", "mbps1", "tiktoken", "mbps1"), None),
+        ("ours / tiktoken (own vocabulary), %d threads" % n, ratio("ours", "mbpsn", "tiktoken", "mbpsn"), None),
         ("ours `encode_batch_numpy` / `encode_batch`, 1 thread",
          ratio("ours-numpy", "mbps1", "ours", "mbps1"), None),
     ]
