@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 import traceback
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -243,6 +244,23 @@ class Peer:
     def as_lists(result):
         return result
 
+    # BytePiece normalises to NFC: its round trip gives NFC(text); the others give the text
+    nfc = True
+
+    def decode(self, tok, ids):
+        """ids of one document -> str"""
+        return tok.decode(ids)
+
+
+def roundtrip_fails(peer, tok, docs, ids):
+    """Documents whose decoded ids differ from the document (from NFC(document) for BytePiece)."""
+    bad = 0
+    for d, x in zip(docs, ids):
+        want = unicodedata.normalize("NFC", d) if peer.nfc else d
+        if peer.decode(tok, x) != want:
+            bad += 1
+    return bad
+
 
 class Original(Peer):
     key = "original"
@@ -375,6 +393,8 @@ class SentencePiece(Peer):
                           "those pieces made UNUSED placeholders" % lost)
         self.path = out
 
+    nfc = False  # identity normaliser
+
     def load(self):
         import sentencepiece as spm
         return spm.SentencePieceProcessor(model_file=self.path)
@@ -409,6 +429,11 @@ class Tiktoken(Peer):
         from tiktoken_bpe import GPT2_PAT
         return tiktoken.Encoding("hf-bytelevel-bpe", pat_str=GPT2_PAT, mergeable_ranks=self.ranks,
                                  special_tokens={})
+
+    nfc = False
+
+    def decode(self, tok, ids):
+        return tok.decode_bytes(ids).decode("utf-8", "replace")
 
     def one(self, tok, docs):
         return lambda: tok.encode_ordinary_batch(docs, num_threads=1)
@@ -447,15 +472,20 @@ def fmt(x, nd=2):
     return str(x)
 
 
+def shared_dir():
+    """The project's shared folder: $BYTEPIECE_SHARED, else ../shared beside the repository."""
+    return os.environ.get("BYTEPIECE_SHARED") or os.path.normpath(os.path.join(HERE, "..", "..", "shared"))
+
+
 def released_model(name):
-    """NAME.model unzipped from ../shared/models/NAME.zip into a cache folder; its path."""
+    """NAME.model unzipped from SHARED/models/NAME.zip (see shared_dir) into a cache folder; its path."""
     import tempfile
     import zipfile
 
     cache = os.path.join(tempfile.gettempdir(), "bytepiece-bench-models")
     out = os.path.join(cache, name + ".model")
     if not os.path.exists(out):
-        archive = os.path.join(HERE, "..", "..", "shared", "models", name + ".zip")
+        archive = os.path.join(shared_dir(), "models", name + ".zip")
         os.makedirs(cache, exist_ok=True)
         with zipfile.ZipFile(archive) as z:
             member = next(m for m in z.namelist() if m.endswith(".model"))
@@ -551,7 +581,7 @@ def main(argv=None):
     busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()
     wall0 = time.perf_counter()
 
-    rows, live, ref = [], [], None
+    rows, live, ref, row_tok = [], [], None, {}
     tmp = tempfile.TemporaryDirectory()
     args.tmpdir = tmp.name
 
@@ -570,7 +600,7 @@ def main(argv=None):
             row = {"key": peer.key, "tokenizer": PEER_TITLES[name], "api1": peer.api1,
                    "apin": peer.apin, "load_s": None, "load_runs": [], "mbps1": None, "mbpsn": None,
                    "runs1": [], "runsn": [], "cpu1": [], "tokens": None, "tokens_n": None,
-                   "same_docs": None, "same_docs_n": None, "error": None, "notes": "",
+                   "same_docs": None, "same_docs_n": None, "roundtrip_fail": None, "error": None, "notes": "",
                    "_busy": 0.0, "_own": 0.0, "_wall": 0.0}
             rows.append(row)
             print("== %s %s" % (row["tokenizer"], peer.api1), flush=True)
@@ -578,6 +608,7 @@ def main(argv=None):
                 if isinstance(peer, (SentencePiece, Tiktoken)):
                     peer.prepare()
                 load_s, load_runs, tok = timed_loads(peer.load, 3, 15.0)
+                row_tok[row["key"]] = tok
                 row["load_s"], row["load_runs"] = load_s, load_runs
                 print("   load %.3f s %s" % (load_s, ["%.3f" % x for x in load_runs]), flush=True)
                 peer.one(tok, warm)()  # warm-up (lazy initialisation, caches), untimed
@@ -626,6 +657,8 @@ def main(argv=None):
                             ref = res
                         if ref is not None:
                             row["same_docs" + suffix] = compare(ref, res)
+                        if mode == "1":
+                            row["roundtrip_fail"] = roundtrip_fails(peer, row_tok[row["key"]], docs, res)
                     del res
                     mbps = nbytes / dt / MB
                     same = row["same_docs" + suffix]
@@ -640,7 +673,7 @@ def main(argv=None):
                 close()
             except Exception:
                 pass
-        live = None
+        live = row_tok = None
         tmp.cleanup()
     for row in rows:
         for mode in ("1", "n"):
@@ -707,13 +740,15 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
              "of the model file (in the page cache), imports excluded. N = %d. \"others' CPU\" = share of "
              "the machine's CPU time used by other processes while that row was measured (noise; "
              "should be ~0%%). \"MB/CPU-s\" = the same bytes / CPU seconds of this process in the "
-             "1-thread runs (median): less sensitive to other load than wall time." % (args.repeat, args.budget, n))
+             "1-thread runs (median): less sensitive to other load than wall time. Round-trip fails: documents "
+             "whose 1-thread ids decode to something else than the document (than NFC(document) for the "
+             "BytePiece tokenizers, which normalise to NFC)." % (args.repeat, args.budget, n))
     L.append("")
-    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | 1 thread MB/CPU-s | runs | ids | bytes/id | same ids as original (docs) | others' CPU |" % (n, n))
-    L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | 1 thread MB/CPU-s | runs | ids | bytes/id | round-trip fails (docs) | same ids as original (docs) | others' CPU |" % (n, n))
+    L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
         if r["error"]:
-            L.append("| %s | %s | %s | %s | — | — | — | — | — | — | failed: %s | |" % (
+            L.append("| %s | %s | %s | %s | — | — | — | — | — | — | — | failed: %s | |" % (
                 r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), r["error"].replace("|", "\\|")))
             continue
         same = []
@@ -724,11 +759,12 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         if r["key"] == "original":
             same_s = "reference (Pool: %s)" % ("%d/%d" % r["same_docs_n"] if r["same_docs_n"] else "?")
         oc = r.get("other_cpu_share")
-        L.append("| %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s | %s |" % (
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s | %s | %s |" % (
             r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), fmt(r["mbps1"]), fmt(r["mbpsn"]),
             fmt(r.get("mbps_cpu1")),
             len(r["runs1"]), len(r["runsn"]), "{:,}".format(r["tokens"]) if r["tokens"] is not None else "—",
-            "%.3f" % (nbytes / r["tokens"]) if r["tokens"] else "—", same_s, "—" if oc is None else "%.0f%%" % (100 * oc)))
+            "%.3f" % (nbytes / r["tokens"]) if r["tokens"] else "—",
+            "—" if r["roundtrip_fail"] is None else "%d/%d" % (r["roundtrip_fail"], len(docs)), same_s, "—" if oc is None else "%.0f%%" % (100 * oc)))
     notes = [(r["tokenizer"], r["notes"]) for r in rows if r["notes"]]
     if notes:
         L.append("")
