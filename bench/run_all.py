@@ -61,6 +61,7 @@ MODES = {
         "train_args": ["--quick"],  # 2 and 5 MB, every trainer, held-out capped at 2 MB
         "vocab_mb": 5, "vocabs": [8000, 16000, 32000],
         "test_mb": 2, "tiktoken_mb": 5, "cli_mb": "10",
+        "retries": 0,  # train.py re-runs a disturbed training once by default: not within 10 minutes
     },
     "full": {
         "encode_mb": 20, "encode_repeat": 5, "encode_budget": 60,
@@ -69,6 +70,7 @@ MODES = {
                        "--peer-timeout", "spm-unigram=1800,hf-unigram=2400"],
         "vocab_mb": 25, "vocabs": [16000, 32000, 64000, 128000],
         "test_mb": None, "tiktoken_mb": 25, "cli_mb": "50,200",
+        "retries": 1,
     },
 }
 VOCAB_PEERS = ["ours", "spm-bpe", "spm-unigram", "hf-bpe"]
@@ -217,7 +219,8 @@ def encode_step(a, cfg):
 def train_step(a, cfg):
     extra = shlex.split(a.train_args) if a.train_args is not None else cfg["train_args"]
     return run([sys.executable, os.path.join(HERE, "train.py"), "--corpus", a.corpus,
-                "--wait-idle", a.wait_idle, "--out", os.path.join(a.results, "train.md")] + extra)
+                "--wait-idle", a.wait_idle, "--retries", cfg["retries"],
+                "--out", os.path.join(a.results, "train.md")] + extra)
 
 
 def train_covers(results, vocab, mb, test_mb):
@@ -241,7 +244,8 @@ def vocab_step(a, cfg):
             continue
         rc |= run([sys.executable, os.path.join(HERE, "train.py"), "--corpus", a.corpus, "--mb", a.vocab_mb,
                    "--sizes", a.vocab_mb, "--vocab", v, "--peers", ",".join(VOCAB_PEERS),
-                   "--wait-idle", a.wait_idle, "--out", os.path.join(a.results, "vocab-%d.md" % v)] + test)
+                   "--wait-idle", a.wait_idle, "--retries", cfg["retries"],
+                   "--out", os.path.join(a.results, "vocab-%d.md" % v)] + test)
     return rc
 
 
@@ -322,26 +326,49 @@ def plot_all(R, plots):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
     os.makedirs(plots, exist_ok=True)
     made = {}
     style = dict(marker="o", linewidth=1.5, markersize=4)
+    run_info = R["run"] or {}
+    m = run_info.get("machine") or machine.describe()
+    stamp = "bench/run_all.py%s, %s, %s, %s cores" % (
+        " --quick" if run_info.get("mode") == "quick" else "", (run_info.get("started") or "")[:10], m["cpu"], m["cores"])
+    plain = FuncFormatter(lambda v, _: "%g" % v)
+    kilo = FuncFormatter(lambda v, _: "%gk" % (v / 1000) if v >= 1000 else "%g" % v)
+
+    def ticks125(axis, values):
+        """1-2-5 ticks over the range of `values` on a log axis (more legible than powers of ten)."""
+        lo, hi = min(values), max(values)
+        t = [m * 10 ** e for e in range(-2, 6) for m in (1, 2, 5)]
+        axis.set_ticks([x for x in t if lo / 1.5 <= x <= hi * 1.5])
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(NullFormatter())
+
+    def finish(fig, name):
+        fig.text(0.995, 0.005, stamp, ha="right", va="bottom", fontsize=6, color="0.4")
+        made[name] = os.path.join(plots, {"encode": "encode-threads.png", "train": "train-size.png",
+                                          "vocab": "vocab-bytes-per-token.png"}[name])
+        fig.savefig(made[name])
+        plt.close(fig)
 
     curves = encode_curves(R)
     if curves:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-        for k, c in curves.items():
+        fig, ax = plt.subplots(figsize=(7.6, 4.0), dpi=100)
+        for k, c in sorted(curves.items(), key=lambda kc: -max(kc[1].values())):
             ax.plot(list(c), list(c.values()), label=ENCODE_LABELS.get(k, k), **style)
         ax.set_xlabel("threads")
         ax.set_ylabel("encode MB/s (log scale)")
         ax.set_yscale("log")
+        ticks125(ax.yaxis, [v for c in curves.values() for v in c.values()])
         ax.set_xticks(sorted({n for c in curves.values() for n in c}))
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-        ax.set_title("Encode throughput", fontsize=10)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        enc_js = R["encode"][max(R["encode"])]
+        ax.set_title("Encode throughput, %.1f MB of zh/en/code documents, %s" % (
+            enc_js["text"]["bytes"] / MB, os.path.basename(enc_js["model"]).replace(".model", "")), fontsize=9)
         fig.tight_layout()
-        made["encode"] = os.path.join(plots, "encode-threads.png")
-        fig.savefig(made["encode"])
-        plt.close(fig)
+        finish(fig, "encode")
 
     runs = train_runs(R["train"])
     if runs:
@@ -356,15 +383,19 @@ def plot_all(R, plots):
         for ax, yl in ((ax1, "training time (s)"), (ax2, "peak RSS of the process tree (MiB)")):
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.xaxis.set_major_formatter(plain)
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xticks(sorted({s for _, s in runs}))
             ax.set_xlabel("training text (MB)")
             ax.set_ylabel(yl)
             ax.grid(True, which="both", alpha=0.3)
+        ticks125(ax1.yaxis, [r["train_s"] for r in runs.values()])
+        ticks125(ax2.yaxis, [r["peak_rss_tree"] / 2**20 for r in runs.values()])
         ax1.legend(fontsize=7)
-        fig.suptitle("Training, vocabulary %s" % (R["train"].get("args", {}).get("vocab", "?")), fontsize=10)
+        fig.suptitle("Training, vocabulary %s, %s workers" % (R["train"]["args"]["vocab"], R["train"]["args"]["workers"]),
+                     fontsize=10)
         fig.tight_layout()
-        made["train"] = os.path.join(plots, "train-size.png")
-        fig.savefig(made["train"])
-        plt.close(fig)
+        finish(fig, "train")
 
     if R["vocab"]:
         fig, axes = plt.subplots(1, 3, figsize=(10.0, 3.6), dpi=100)
@@ -382,15 +413,17 @@ def plot_all(R, plots):
                 ax.plot([t["vocab"]], [t["held_out"][lang]["bytes_per_token"]], "k*", markersize=9,
                         label="tiktoken (HF BPE ranks, %g MB)" % t["train_mb"])
             ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(kilo)
+            ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("vocabulary size (delivered)")
             ax.set_title("held-out %s" % lang, fontsize=10)
             ax.grid(True, which="both", alpha=0.3)
         axes[0].set_ylabel("UTF-8 bytes / token (higher = better)")
         axes[0].legend(fontsize=7)
+        js0 = next(iter(R["vocab"].values()))
+        fig.suptitle("Compression on held-out text, models trained on %g MB of the corpus' mix" % js0["args"]["mb"], fontsize=10)
         fig.tight_layout()
-        made["vocab"] = os.path.join(plots, "vocab-bytes-per-token.png")
-        fig.savefig(made["vocab"])
-        plt.close(fig)
+        finish(fig, "vocab")
     return made
 
 
@@ -489,8 +522,19 @@ def write_report(a, R, made):
         L.append("- steps (wall time, exit status): " + ", ".join(
             "%s %.0f s%s" % (s["name"], s["s"], "" if s["rc"] == 0 else " (**exit %s**)" % s["rc"]) for s in run_info["steps"]))
     if run_info.get("load"):
-        L.append("- load average at start / end: %s / %s; the machine is shared, so other processes' CPU "
-                 "use is reported per measurement in the detailed results" % tuple(run_info["load"]))
+        L.append("- load average at start / end: %s / %s" % tuple(run_info["load"]))
+    noise = []
+    enc_share = [r["other_cpu_share"] for js in R["encode"].values() if js for r in js["rows"]
+                 if r.get("other_cpu_share") is not None]
+    if enc_share:
+        noise.append("%.0f–%.0f %% during the encode rows" % (100 * min(enc_share), 100 * max(enc_share)))
+    tr_share = [r["others_cpu"] for js in [R["train"]] + list(R["vocab"].values()) if js
+                for r in js.get("runs", []) if r.get("ok") and r.get("others_cpu") is not None]
+    if tr_share:
+        noise.append("%.0f–%.0f %% during the trainings" % (100 * min(tr_share), 100 * max(tr_share)))
+    if noise:
+        L.append("- other processes' share of the machine's CPU (noise; ~0 on a quiet machine): %s; per row in "
+                 "the detailed results" % ", ".join(noise))
     L.append("")
     L.append("## Headline")
     L.append("")
