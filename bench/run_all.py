@@ -65,7 +65,7 @@ MODES = {
     },
     "full": {
         "encode_mb": 20, "encode_repeat": 5, "encode_budget": 60,
-        "train_args": ["--mb", "100", "--sizes", "25,50,100,200", "--only", "original=25/100",
+        "train_args": ["--mb", "100", "--sizes", "25,50,100,200", "--skip-original-above", "100", "--only", "original=25/100",
                        "--skip-above", "spm-unigram=100,hf-unigram=50",
                        "--peer-timeout", "spm-unigram=1800,hf-unigram=2400"],
         "vocab_mb": 25, "vocabs": [16000, 32000, 64000, 128000],
@@ -627,7 +627,8 @@ def write_report(a, R, made):
                  "(delivered vocabulary size); round-trip fails over all held-out documents in brackets when "
                  "not 0. Details: `%s`." % (js0["args"]["mb"] if js0 else "?",
                                             "capped at %g MB per language" % js0["args"]["test_mb"] if js0 and js0["args"].get("test_mb") else "in full",
-                                            "`, `".join(rel(os.path.join(a.results, "vocab-%d.md" % v)) for v in sorted(R["vocab"]))))
+                                            "`, `".join(rel(os.path.join(a.results, "train.md" if js.get("from_train") else "vocab-%d.md" % v))
+                                                        for v, js in sorted(R["vocab"].items()))))
         L.append("")
         body = []
         for v, js in sorted(R["vocab"].items()):
