@@ -62,6 +62,7 @@ MODES = {
         "vocab_mb": 5, "vocabs": [8000, 16000, 32000],
         "test_mb": 2, "tiktoken_mb": 5, "cli_mb": "10",
         "retries": 0,  # train.py re-runs a disturbed training once by default: not within 10 minutes
+        "repeat": ["--repeat", "3", "--repeat-below", "3"],  # trainings under 3 s: median of 3
     },
     "full": {
         "encode_mb": 20, "encode_repeat": 5, "encode_budget": 60,
@@ -71,6 +72,7 @@ MODES = {
         "vocab_mb": 25, "vocabs": [16000, 32000, 64000, 128000],
         "test_mb": None, "tiktoken_mb": 25, "cli_mb": "50,200",
         "retries": 1,
+        "repeat": ["--repeat", "3", "--repeat-below", "10"],
     },
 }
 VOCAB_PEERS = ["ours", "spm-bpe", "spm-unigram", "hf-bpe"]
@@ -219,7 +221,7 @@ def encode_step(a, cfg):
 def train_step(a, cfg):
     extra = shlex.split(a.train_args) if a.train_args is not None else cfg["train_args"]
     return run([sys.executable, os.path.join(HERE, "train.py"), "--corpus", a.corpus,
-                "--wait-idle", a.wait_idle, "--retries", cfg["retries"],
+                "--wait-idle", a.wait_idle, "--retries", cfg["retries"], *cfg["repeat"],
                 "--out", os.path.join(a.results, "train.md")] + extra)
 
 
@@ -244,7 +246,7 @@ def vocab_step(a, cfg):
             continue
         rc |= run([sys.executable, os.path.join(HERE, "train.py"), "--corpus", a.corpus, "--mb", a.vocab_mb,
                    "--sizes", a.vocab_mb, "--vocab", v, "--peers", ",".join(VOCAB_PEERS),
-                   "--wait-idle", a.wait_idle, "--retries", cfg["retries"],
+                   "--wait-idle", a.wait_idle, "--retries", cfg["retries"], *cfg["repeat"],
                    "--out", os.path.join(a.results, "vocab-%d.md" % v)] + test)
     return rc
 
