@@ -58,9 +58,11 @@ STEPS = ["corpus", "install", "tiktoken", "encode", "train", "vocab", "cli", "re
 MODES = {
     "quick": {
         "encode_mb": 3, "encode_repeat": 3, "encode_budget": 20,
-        "train_args": ["--quick"],  # 2 and 5 MB, every trainer, held-out capped at 2 MB
-        "vocab_mb": 5, "vocabs": [8000, 16000, 32000], "vocab_args": [],
-        "test_mb": 2, "tiktoken_mb": 5, "cli_mb": "10",
+        # every trainer on 1 and 4 MB, held-out capped at 1 MB per language (train.py --quick, 2 and 5 MB
+        # with 2 MB held-out, took 11 min in all when other processes used 60-80 % of this 2-core machine)
+        "train_args": ["--mb", "4", "--sizes", "1,4", "--test-mb", "1"],
+        "vocab_mb": 4, "vocabs": [8000, 16000, 32000], "vocab_args": [],
+        "test_mb": 1, "tiktoken_mb": 4, "cli_mb": "10",
         "retries": 0,  # train.py re-runs a disturbed training once by default: not within 10 minutes
         "repeat": ["--repeat", "3", "--repeat-below", "3"],  # trainings under 3 s: median of 3
     },
@@ -677,8 +679,8 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="small sizes (< 10 min on 2 cores with the corpus built): encode 3 MB, train 2 and "
-                         "5 MB, vocab 8k/16k/32k on 5 MB, held-out capped at 2 MB, CLI 10 MB")
+                    help="small sizes (< 10 min on 2 cores with the corpus built): encode 3 MB, train 1 and "
+                         "4 MB, vocab 8k/16k/32k on 4 MB, held-out capped at 1 MB per language, CLI 10 MB")
     ap.add_argument("--corpus", default=None,
                     help="corpus dir; reused if it has MANIFEST.tsv, else built there "
                          "(default $BYTEPIECE_CORPUS, else ../corpus beside the repository)")
@@ -689,7 +691,7 @@ def parse_args(argv):
     ap.add_argument("--threads", default=None, help="thread counts of the encode curve [1,2,4,...,all cores]")
     ap.add_argument("--vocabs", default=None, help="comma list of vocabulary sizes of the vocab step "
                     "[quick 8000,16000,32000; full 16000,32000,64000,128000]")
-    ap.add_argument("--vocab-mb", type=float, default=None, help="MB of training text of the vocab step [quick 5; full 25]")
+    ap.add_argument("--vocab-mb", type=float, default=None, help="MB of training text of the vocab step [quick 4; full 25]")
     ap.add_argument("--train-args", default=None,
                     help="arguments of bench/train.py in the train step, replacing the mode's (quoted string)")
     ap.add_argument("--cli-mb", default=None, help="input sizes of the CLI step [quick 10; full 50,200]")
