@@ -58,9 +58,9 @@ STEPS = ["corpus", "install", "tiktoken", "encode", "train", "vocab", "cli", "re
 MODES = {
     "quick": {
         "encode_mb": 3, "encode_repeat": 3, "encode_budget": 20,
-        # every trainer on 1 and 4 MB, held-out capped at 1 MB per language (train.py --quick, 2 and 5 MB
+        # every trainer on 2 and 4 MB (SentencePiece Unigram cannot reach 32k pieces on 1 MB), held-out capped at 1 MB per language (train.py --quick, 2 and 5 MB
         # with 2 MB held-out, took 11 min in all when other processes used 60-80 % of this 2-core machine)
-        "train_args": ["--mb", "4", "--sizes", "1,4", "--test-mb", "1"],
+        "train_args": ["--mb", "4", "--sizes", "2,4", "--test-mb", "1"],
         "vocab_mb": 4, "vocabs": [8000, 16000, 32000], "vocab_args": [],
         "test_mb": 1, "tiktoken_mb": 4, "cli_mb": "10",
         "retries": 0,  # train.py re-runs a disturbed training once by default: not within 10 minutes
@@ -679,7 +679,7 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="small sizes (< 10 min on 2 cores with the corpus built): encode 3 MB, train 1 and "
+                    help="small sizes (< 10 min on 2 cores with the corpus built): encode 3 MB, train 2 and "
                          "4 MB, vocab 8k/16k/32k on 4 MB, held-out capped at 1 MB per language, CLI 10 MB")
     ap.add_argument("--corpus", default=None,
                     help="corpus dir; reused if it has MANIFEST.tsv, else built there "
