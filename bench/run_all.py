@@ -341,7 +341,7 @@ def plot_all(R, plots):
     stamp = "bench/run_all.py%s, %s, %s, %s cores" % (
         " --quick" if run_info.get("mode") == "quick" else "", (run_info.get("started") or "")[:10], m["cpu"], m["cores"])
     plain = FuncFormatter(lambda v, _: "%g" % v)
-    kilo = FuncFormatter(lambda v, _: "%gk" % (v / 1000) if v >= 1000 else "%g" % v)
+    kilo = FuncFormatter(lambda v, _: "%.0fk" % (v / 1000) if v >= 1000 else "%g" % v)
 
     def ticks125(axis, values):
         """1-2-5 ticks over the range of `values` on a log axis (more legible than powers of ten)."""
@@ -419,6 +419,8 @@ def plot_all(R, plots):
                 ax.plot([t["vocab"]], [t["held_out"][lang]["bytes_per_token"]], "k*", markersize=9,
                         label="tiktoken (HF BPE ranks, %g MB)" % t["train_mb"])
             ax.set_xscale("log", base=2)
+            t = R.get("tiktoken") or {}
+            ax.set_xticks(sorted(set(R["vocab"]) | ({t["vocab"]} if t.get("vocab") else set())))
             ax.xaxis.set_major_formatter(kilo)
             ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_xlabel("vocabulary size (delivered)")
