@@ -494,7 +494,7 @@ def headline(R):
         cells.append(r)
         rows.append(cells)
     head = ["tokenizer", "encode MB/s, 1 thread", "encode MB/s, %s threads" % n, "bytes/id, encode text",
-            "train s, %s MB" % main, "train peak RSS MiB", "bytes/token zh", "en", "code",
+            "train s, %s MB" % main if main is not None else "train s", "train peak RSS MiB", "bytes/token zh", "en", "code",
             "round-trip fails: held-out · encode text"]
     return head, rows
 
