@@ -519,6 +519,10 @@ def write_report(a, R, made):
     L.append("- date: %s (finished %s); wall time of the run: %s" % (
         run_info.get("started", "?"), run_info.get("finished", "?"),
         "%.1f min" % (run_info["wall_s"] / 60) if run_info.get("wall_s") else "?"))
+    if run_info.get("earlier_run"):
+        e = run_info["earlier_run"]
+        L.append("- **partial re-run**: only the steps run by this command were measured now; the others come "
+                 "from `%s` (%s, %.1f min)" % (e.get("command"), e.get("started"), (e.get("wall_s") or 0) / 60))
     L.append("- machine: %s, %s cores, %s GiB RAM; %s; Python %s" % (m["cpu"], m["cores"], m["ram_gib"], m["os"], m["python"]))
     if run_info.get("versions"):
         L.append("- versions: " + ", ".join("%s %s" % (k, v or "not installed") for k, v in run_info["versions"].items()))
@@ -756,7 +760,7 @@ def main(argv=None):
                 status = 1
                 if name == "corpus":
                     break
-        if measuring:
+        if set(measuring) & {"tiktoken", "encode", "train", "vocab", "cli"}:  # something was measured
             corpus_files = {f: os.path.getsize(os.path.join(a.corpus, f)) for f in sorted(os.listdir(a.corpus))
                             if f.endswith((".txt", ".jsonl"))} if os.path.isdir(a.corpus) else {}
             manifest = os.path.join(a.corpus, "MANIFEST.tsv")
@@ -776,6 +780,12 @@ def main(argv=None):
                 "args": {k: v for k, v in vars(a).items() if k not in ("work",)},
             }
             info["versions"]["spm_encode (Debian)"] = _spm_encode_version()
+            old = _load(os.path.join(a.results, "run_all.json"))
+            if old and set(STEPS[2:-1]) - set(measuring):
+                # a partial run: the results of the other steps stay, and so does their record
+                done = {s["name"] for s in steps}
+                info["steps"] = [s for s in old.get("steps", []) if s["name"] not in done] + steps
+                info["earlier_run"] = {k: old.get(k) for k in ("command", "started", "finished", "wall_s")}
             with open(os.path.join(a.results, "run_all.json"), "w") as f:
                 json.dump(info, f, indent=1, default=str)
         if "report" in a.steps:
