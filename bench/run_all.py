@@ -513,8 +513,10 @@ def write_report(a, R, made):
     tk = R["tiktoken"] or {}
     rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(a.report)))
     L = ["# Benchmark results: bytepiece-rs and its peers, side by side", ""]
-    L.append("Produced by `%s` (%s mode); every figure below comes from this one run on one machine."
-             % (run_info.get("command", "python3 bench/run_all.py"), run_info.get("mode", "?")))
+    L.append("Produced by `%s` (%s mode); %s"
+             % (run_info.get("command", "python3 bench/run_all.py"), run_info.get("mode", "?"),
+                "a partial re-run, see below." if run_info.get("earlier_run") else
+                "every figure below comes from this one run on one machine."))
     L.append("")
     L.append("- date: %s (finished %s); wall time of the run: %s" % (
         run_info.get("started", "?"), run_info.get("finished", "?"),
