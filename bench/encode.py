@@ -6,7 +6,12 @@ One run, one text, one machine. For every tokenizer it measures
   * encode throughput in MB/s (UTF-8 bytes of input / wall seconds, MB = 10^6 bytes)
     on 1 thread and on N threads (default: all cores), median of >= 3 runs
     unless a run is long (see --repeat / --budget),
-  * the number of ids produced, and, per document, whether the ids equal the original's.
+  * the number of ids produced (and UTF-8 bytes per id), and, per document, whether the ids
+    equal the original's.
+
+Peers: the original BytePiece, bytepiece-rs (ours), bytepiece-py, rs-bytepiece and SentencePiece
+all use the same BytePiece model (--model; SentencePiece a conversion of it); tiktoken, only with
+--tiktoken-hf, uses its own byte-level BPE vocabulary (see tiktoken_bpe.py).
 
 The text is encoded document by document so that batch APIs apply. By default it is a
 ~20 MB mix of real documents from the corpus built by shared/corpus/build_corpus.sh:
@@ -37,6 +42,7 @@ import sys
 import tempfile
 import time
 import traceback
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -46,13 +52,14 @@ from machine import cpu_busy_seconds, cpu_model, own_cpu_seconds, take_capped, v
 HERE = os.path.dirname(os.path.abspath(__file__))
 MB = 1e6
 
-ALL_PEERS = ["original", "ours", "bytepiece-py", "rs-bytepiece", "sentencepiece"]
+ALL_PEERS = ["original", "ours", "bytepiece-py", "rs-bytepiece", "sentencepiece", "tiktoken"]
 PEER_TITLES = {
     "ours": "bytepiece-rs (ours)",
     "original": "bytepiece 0.6.3 (original)",
     "bytepiece-py": "bytepiece-py",
     "rs-bytepiece": "rs-bytepiece",
     "sentencepiece": "SentencePiece",
+    "tiktoken": "tiktoken",
 }
 
 
@@ -237,6 +244,23 @@ class Peer:
     def as_lists(result):
         return result
 
+    # BytePiece normalises to NFC: its round trip gives NFC(text); the others give the text
+    nfc = True
+
+    def decode(self, tok, ids):
+        """ids of one document -> str"""
+        return tok.decode(ids)
+
+
+def roundtrip_fails(peer, tok, docs, ids):
+    """Documents whose decoded ids differ from the document (from NFC(document) for BytePiece)."""
+    bad = 0
+    for d, x in zip(docs, ids):
+        want = unicodedata.normalize("NFC", d) if peer.nfc else d
+        if peer.decode(tok, x) != want:
+            bad += 1
+    return bad
+
 
 class Original(Peer):
     key = "original"
@@ -369,6 +393,8 @@ class SentencePiece(Peer):
                           "those pieces made UNUSED placeholders" % lost)
         self.path = out
 
+    nfc = False  # identity normaliser
+
     def load(self):
         import sentencepiece as spm
         return spm.SentencePieceProcessor(model_file=self.path)
@@ -380,12 +406,49 @@ class SentencePiece(Peer):
         return (lambda: tok.encode(docs, out_type=int, num_threads=n)), (lambda: None)
 
 
+class Tiktoken(Peer):
+    """tiktoken with a byte-level BPE trained by HF tokenizers (--tiktoken-hf): its own
+    vocabulary, not the BytePiece model's (see tiktoken_bpe.py)."""
+    key = "tiktoken"
+    api1 = "`encode_ordinary_batch(docs, num_threads=1)`"
+    apin = "`encode_ordinary_batch(docs, num_threads=N)`"
+
+    def prepare(self):
+        """Convert the HF model to tiktoken's ranks once (not timed)."""
+        from tiktoken_bpe import ranks_from_hf
+        if not self.args.tiktoken_hf:
+            raise RuntimeError("needs --tiktoken-hf (a HF byte-level BPE tokenizer.json)")
+        self.ranks = ranks_from_hf(self.args.tiktoken_hf)
+        self.notes = ("a different vocabulary: the %d-token byte-level BPE trained by HF tokenizers in `%s`, "
+                      "converted to tiktoken ranks (GPT-2 pat_str, no special tokens); its ids cannot "
+                      "equal the original's, compare bytes/token instead"
+                      % (len(self.ranks), os.path.basename(self.args.tiktoken_hf)))
+
+    def load(self):
+        import tiktoken
+        from tiktoken_bpe import GPT2_PAT
+        return tiktoken.Encoding("hf-bytelevel-bpe", pat_str=GPT2_PAT, mergeable_ranks=self.ranks,
+                                 special_tokens={})
+
+    nfc = False
+
+    def decode(self, tok, ids):
+        return tok.decode_bytes(ids).decode("utf-8", "replace")
+
+    def one(self, tok, docs):
+        return lambda: tok.encode_ordinary_batch(docs, num_threads=1)
+
+    def many(self, tok, docs, n):
+        return (lambda: tok.encode_ordinary_batch(docs, num_threads=n)), (lambda: None)
+
+
 PEER_CLASSES = {
     "original": [Original],
     "ours": [Ours, OursNumpy, OursLoop],
     "bytepiece-py": [BytepiecePy],
     "rs-bytepiece": [RsBytepiece],
     "sentencepiece": [SentencePiece],
+    "tiktoken": [Tiktoken],
 }
 
 
@@ -409,15 +472,20 @@ def fmt(x, nd=2):
     return str(x)
 
 
+def shared_dir():
+    """The project's shared folder: $BYTEPIECE_SHARED, else ../shared beside the repository."""
+    return os.environ.get("BYTEPIECE_SHARED") or os.path.normpath(os.path.join(HERE, "..", "..", "shared"))
+
+
 def released_model(name):
-    """NAME.model unzipped from ../shared/models/NAME.zip into a cache folder; its path."""
+    """NAME.model unzipped from SHARED/models/NAME.zip (see shared_dir) into a cache folder; its path."""
     import tempfile
     import zipfile
 
     cache = os.path.join(tempfile.gettempdir(), "bytepiece-bench-models")
     out = os.path.join(cache, name + ".model")
     if not os.path.exists(out):
-        archive = os.path.join(HERE, "..", "..", "shared", "models", name + ".zip")
+        archive = os.path.join(shared_dir(), "models", name + ".zip")
         os.makedirs(cache, exist_ok=True)
         with zipfile.ZipFile(archive) as z:
             member = next(m for m in z.namelist() if m.endswith(".model"))
@@ -440,8 +508,11 @@ def main(argv=None):
     ap.add_argument("--doc-kb", type=float, default=16.0, help="document size for --text files [%(default)s]")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                     help="N for the 'all cores' column [%(default)s = all cores]")
-    ap.add_argument("--peers", default=",".join(ALL_PEERS),
-                    help="comma list out of %s [all]" % ",".join(ALL_PEERS))
+    ap.add_argument("--peers", default=None,
+                    help="comma list out of %s [all; tiktoken only with --tiktoken-hf]" % ",".join(ALL_PEERS))
+    ap.add_argument("--tiktoken-hf", metavar="JSON",
+                    help="HF tokenizers byte-level BPE (tokenizer.json) that tiktoken's Encoding is built "
+                    "from (bench/tiktoken_bpe.py); without it tiktoken is not run")
     ap.add_argument("--repeat", type=int, default=5, help="runs per measurement (median) [%(default)s]")
     ap.add_argument("--budget", type=float, default=60.0,
                     help="stop repeating a measurement once its runs took this many seconds [%(default)s]")
@@ -455,6 +526,8 @@ def main(argv=None):
     ap.add_argument("--no-check", action="store_true", help="do not fail when ours differs from the original")
     args = ap.parse_args(argv)
 
+    if args.peers is None:
+        args.peers = ",".join(p for p in ALL_PEERS if p != "tiktoken" or args.tiktoken_hf)
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     bad = [p for p in peers if p not in ALL_PEERS]
     if bad:
@@ -499,6 +572,7 @@ def main(argv=None):
         "bytepiece-py": version_of("bytepiece-py", "bytepiece_py"),
         "rs-bytepiece": version_of("rs-bytepiece", "rs_bytepiece"),
         "sentencepiece": version_of("sentencepiece"),
+        "tiktoken": version_of("tiktoken"),
         "protobuf": version_of("protobuf"),
         "numpy": version_of("numpy"),
         "pyahocorasick": version_of("pyahocorasick"),
@@ -507,7 +581,7 @@ def main(argv=None):
     busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()
     wall0 = time.perf_counter()
 
-    rows, live, ref = [], [], None
+    rows, live, ref, row_tok = [], [], None, {}
     tmp = tempfile.TemporaryDirectory()
     args.tmpdir = tmp.name
 
@@ -526,14 +600,15 @@ def main(argv=None):
             row = {"key": peer.key, "tokenizer": PEER_TITLES[name], "api1": peer.api1,
                    "apin": peer.apin, "load_s": None, "load_runs": [], "mbps1": None, "mbpsn": None,
                    "runs1": [], "runsn": [], "cpu1": [], "tokens": None, "tokens_n": None,
-                   "same_docs": None, "same_docs_n": None, "error": None, "notes": "",
+                   "same_docs": None, "same_docs_n": None, "roundtrip_fail": None, "error": None, "notes": "",
                    "_busy": 0.0, "_own": 0.0, "_wall": 0.0}
             rows.append(row)
             print("== %s %s" % (row["tokenizer"], peer.api1), flush=True)
             try:
-                if isinstance(peer, SentencePiece):
+                if isinstance(peer, (SentencePiece, Tiktoken)):
                     peer.prepare()
                 load_s, load_runs, tok = timed_loads(peer.load, 3, 15.0)
+                row_tok[row["key"]] = tok
                 row["load_s"], row["load_runs"] = load_s, load_runs
                 print("   load %.3f s %s" % (load_s, ["%.3f" % x for x in load_runs]), flush=True)
                 peer.one(tok, warm)()  # warm-up (lazy initialisation, caches), untimed
@@ -582,6 +657,8 @@ def main(argv=None):
                             ref = res
                         if ref is not None:
                             row["same_docs" + suffix] = compare(ref, res)
+                        if mode == "1":
+                            row["roundtrip_fail"] = roundtrip_fails(peer, row_tok[row["key"]], docs, res)
                     del res
                     mbps = nbytes / dt / MB
                     same = row["same_docs" + suffix]
@@ -596,7 +673,7 @@ def main(argv=None):
                 close()
             except Exception:
                 pass
-        live = None
+        live = row_tok = None
         tmp.cleanup()
     for row in rows:
         for mode in ("1", "n"):
@@ -623,7 +700,7 @@ def main(argv=None):
         json.dump({"machine": machine, "versions": versions, "model": args.model,
                    "text": {"desc": text_desc, "documents": len(docs), "bytes": nbytes,
                             "by_lang": by_lang, "sha256": sha},
-                   "threads": n, "rows": rows}, f, indent=1, default=str)
+                   "threads": n, "tiktoken_hf": args.tiktoken_hf, "rows": rows}, f, indent=1, default=str)
     print("written: %s" % args.out)
 
     ours = next((r for r in rows if r["key"] == "ours"), None)
@@ -663,13 +740,15 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
              "of the model file (in the page cache), imports excluded. N = %d. \"others' CPU\" = share of "
              "the machine's CPU time used by other processes while that row was measured (noise; "
              "should be ~0%%). \"MB/CPU-s\" = the same bytes / CPU seconds of this process in the "
-             "1-thread runs (median): less sensitive to other load than wall time." % (args.repeat, args.budget, n))
+             "1-thread runs (median): less sensitive to other load than wall time. Round-trip fails: documents "
+             "whose 1-thread ids decode to something else than the document (than NFC(document) for the "
+             "BytePiece tokenizers, which normalise to NFC)." % (args.repeat, args.budget, n))
     L.append("")
-    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | 1 thread MB/CPU-s | runs | ids | same ids as original (docs) | others' CPU |" % (n, n))
-    L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|")
+    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | 1 thread MB/CPU-s | runs | ids | bytes/id | round-trip fails (docs) | same ids as original (docs) | others' CPU |" % (n, n))
+    L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
         if r["error"]:
-            L.append("| %s | %s | %s | %s | — | — | — | — | — | failed: %s | |" % (
+            L.append("| %s | %s | %s | %s | — | — | — | — | — | — | — | failed: %s | |" % (
                 r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), r["error"].replace("|", "\\|")))
             continue
         same = []
@@ -680,11 +759,12 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         if r["key"] == "original":
             same_s = "reference (Pool: %s)" % ("%d/%d" % r["same_docs_n"] if r["same_docs_n"] else "?")
         oc = r.get("other_cpu_share")
-        L.append("| %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s |" % (
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s | %s | %s |" % (
             r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), fmt(r["mbps1"]), fmt(r["mbpsn"]),
             fmt(r.get("mbps_cpu1")),
             len(r["runs1"]), len(r["runsn"]), "{:,}".format(r["tokens"]) if r["tokens"] is not None else "—",
-            same_s, "—" if oc is None else "%.0f%%" % (100 * oc)))
+            "%.3f" % (nbytes / r["tokens"]) if r["tokens"] else "—",
+            "—" if r["roundtrip_fail"] is None else "%d/%d" % (r["roundtrip_fail"], len(docs)), same_s, "—" if oc is None else "%.0f%%" % (100 * oc)))
     notes = [(r["tokenizer"], r["notes"]) for r in rows if r["notes"]]
     if notes:
         L.append("")
@@ -718,6 +798,8 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         ("ours / SentencePiece, %d threads" % n, ratio("ours", "mbpsn", "sentencepiece", "mbpsn"), None),
         ("ours / bytepiece-py, 1 thread", ratio("ours", "mbps1", "bytepiece-py", "mbps1"), None),
         ("ours / rs-bytepiece, 1 thread", ratio("ours", "mbps1", "rs-bytepiece", "mbps1"), None),
+        ("ours / tiktoken (own vocabulary), 1 thread", ratio("ours", "mbps1", "tiktoken", "mbps1"), None),
+        ("ours / tiktoken (own vocabulary), %d threads" % n, ratio("ours", "mbpsn", "tiktoken", "mbpsn"), None),
         ("ours `encode_batch_numpy` / `encode_batch`, 1 thread",
          ratio("ours-numpy", "mbps1", "ours", "mbps1"), None),
     ]

@@ -20,6 +20,27 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def describe() -> dict:
+    """The machine and interpreter, for the header of a report."""
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    mem = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    os_name = platform.platform()
+    try:
+        with open("/etc/os-release") as f:
+            rel = dict(l.rstrip("\n").split("=", 1) for l in f if "=" in l)
+        os_name = "%s (%s)" % (rel.get("PRETTY_NAME", "").strip('"'), os_name)
+    except OSError:
+        pass
+    return {"cpu": cpu_model(), "cores": os.cpu_count() or 1, "ram_gib": round(mem / 2**30, 1),
+            "os": os_name, "python": platform.python_version()}
+
+
 def version_of(*dists):
     """The installed version of the first of `dists` that is installed, or None."""
     for d in dists:
