@@ -204,11 +204,18 @@ def test_cli_jsonl_with_a_broken_line(tmp_path):
 
 # -- interrupts and partial writes ------------------------------------------------------------
 
+def default_sigint():
+    """preexec_fn: Ctrl-C's default disposition in the child, even where this test runs with it
+    ignored (as a background job of a non-interactive shell is)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_after(args, ready: str, delay: float = 1.0, **kw):
     """Starts a Python process, waits for the line ``ready`` and ``delay`` s, sends Ctrl-C;
     returns (the next line it prints, the rest of stderr, its return code, seconds from the
     signal to that line — or to its exit if it prints none)."""
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint, **kw)
     line = proc.stdout.readline().strip()
     assert line == ready, (line, proc.stderr.read() if proc.poll() is not None else "")
     time.sleep(delay)
@@ -254,7 +261,7 @@ def big_input(tmp_path, mb: int = 60):
 
 
 def test_ctrl_c_stops_the_cli_and_leaves_nothing_half_written(tmp_path):
-    src = big_input(tmp_path)
+    src = big_input(tmp_path, mb=100)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     (out_dir / "corpus.bin").write_bytes(b"previous")
@@ -264,7 +271,7 @@ def test_ctrl_c_stops_the_cli_and_leaves_nothing_half_written(tmp_path):
         "print('ready', flush=True)\n"
         f"sys.exit(main(['encode', {str(src)!r}, '-o', {str(out_dir / 'corpus.bin')!r}, '--format', 'bin', '-q', '--threads', '1']))\n"
     )
-    out, err, code, elapsed = interrupt_after(["-c", script], "ready", delay=1.5)
+    out, err, code, elapsed = interrupt_after(["-c", script], "ready", delay=0.7)
     assert code == 130 and "interrupted" in err
     assert elapsed < 1.0, f"took {elapsed:.2f} s to stop"
     assert sorted(p.name for p in out_dir.iterdir()) == ["corpus.bin"]  # no temporary left, no .idx
