@@ -67,14 +67,15 @@ impl PieceCounter {
         self
     }
 
-    /// The counts as a sorted [`PieceTable`] tagged `tag` (the fingerprint of the parameters and
-    /// n-gram model that made them).
+    /// The counts as a [`PieceTable`] (sorted when serialised or merged) tagged `tag` (the
+    /// fingerprint of the parameters and n-gram model that made them).
     pub fn into_table(self, tag: u64) -> PieceTable {
         let short = self.short.into_iter().map(|(key, c)| {
             let key = key.to_le_bytes();
             (key[..usize::from(key[Self::SHORT])].to_vec(), c)
         });
-        PieceTable::new(tag, short.chain(self.long).collect())
+        // short and long pieces differ in length: every piece is distinct
+        PieceTable::from_distinct(tag, short.chain(self.long).collect())
     }
 }
 
@@ -266,7 +267,7 @@ mod tests {
         let mut b = PieceCounter::default();
         b.add(b"a");
         b.add(&long);
-        let table = a.merge(b).into_table(9);
+        let table = a.merge(b).into_table(9).sorted();
         assert_eq!(table.tag(), 9);
         assert!(table.entries().windows(2).all(|w| w[0].0 < w[1].0), "sorted");
         let counts: PieceCounts = table.into_entries().into_iter().collect();

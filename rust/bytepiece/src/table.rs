@@ -397,12 +397,18 @@ impl NgramTable {
     }
 }
 
-/// Piece counts sorted by piece bytes: a shard's counts, or their merge, which piece pruning
-/// takes. See the module documentation for the format.
+/// Piece counts: a shard's counts, or their merge, which piece pruning takes. See the module
+/// documentation for the format (sorted by piece bytes).
+///
+/// A table made from one process' counter ([`PieceTable::from_distinct`]) is sorted only when it
+/// is serialised or merged: piece pruning, the single-machine path, does not need the order, and
+/// sorting millions of pieces is not free.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PieceTable {
     tag: u64,
     entries: Vec<(Vec<u8>, u64)>,
+    /// `entries` are by increasing piece bytes.
+    sorted: bool,
 }
 
 impl PieceTable {
@@ -417,7 +423,22 @@ impl PieceTable {
             }
             same
         });
-        PieceTable { tag, entries }
+        PieceTable { tag, entries, sorted: true }
+    }
+
+    /// A table of entries whose pieces are all distinct, in any order (kept until the table is
+    /// serialised or merged).
+    pub(crate) fn from_distinct(tag: u64, entries: Vec<(Vec<u8>, u64)>) -> PieceTable {
+        PieceTable { tag, entries, sorted: false }
+    }
+
+    /// The same table, its entries by increasing piece bytes.
+    pub fn sorted(mut self) -> PieceTable {
+        if !self.sorted {
+            self.entries.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            self.sorted = true;
+        }
+        self
     }
 
     /// The fingerprint of the parameters (and n-gram model) that made the table.
@@ -425,7 +446,7 @@ impl PieceTable {
         self.tag
     }
 
-    /// The `(piece, count)` entries, by increasing piece bytes.
+    /// The `(piece, count)` entries, by increasing piece bytes (see [`PieceTable::sorted`]).
     pub fn entries(&self) -> &[(Vec<u8>, u64)] {
         &self.entries
     }
@@ -453,14 +474,19 @@ impl PieceTable {
                 "cannot merge piece tables counted with different parameters or n-gram models".into(),
             ));
         }
-        Ok(PieceTable { tag: self.tag, entries: merge_sorted(self.entries, other.entries)? })
+        let (a, b) = (self.sorted(), other.sorted());
+        Ok(PieceTable { tag: a.tag, entries: merge_sorted(a.entries, b.entries)?, sorted: true })
     }
 
     /// The table serialised (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
+        let mut order: Vec<&(Vec<u8>, u64)> = self.entries.iter().collect();
+        if !self.sorted {
+            order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        }
         let size: usize = self.entries.iter().map(|(p, _)| p.len() + 12).sum();
         let mut out = header(Kind::Pieces, 0, self.tag, 0, 0, self.entries.len() as u64, size);
-        for (p, c) in &self.entries {
+        for (p, c) in order {
             out.extend_from_slice(&(p.len() as u32).to_le_bytes());
             out.extend_from_slice(p);
             out.extend_from_slice(&c.to_le_bytes());
@@ -485,7 +511,7 @@ impl PieceTable {
             entries.push((piece, count));
         }
         r.end()?;
-        Ok(PieceTable { tag: h.tag, entries })
+        Ok(PieceTable { tag: h.tag, entries, sorted: true })
     }
 }
 
