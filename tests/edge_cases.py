@@ -220,3 +220,12 @@ MODEL_NAMES = [
     "bytepiece.zh.id.eu.80k",
     "bytepiece.id.eu.plus.160k",
 ]
+
+
+def is_utf8(b: bytes) -> bool:
+    """True when ``b`` is valid UTF-8 (a piece that does not split a character)."""
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False

@@ -141,20 +141,12 @@ def test_transformers_decode_of_split_characters_is_the_documented_exception(tok
     """Bytes that do not form UTF-8 become U+FFFD in HF's decode; ours drops them."""
     pytest.importorskip("transformers")
     tok = tokenizer("bytepiece_80k")
-    partial = [i for i in range(3, tok.vocab_size) if not _utf8(tok.id_to_piece(i))][:1]
+    partial = [i for i in range(3, tok.vocab_size) if not ec.is_utf8(tok.id_to_piece(i))][:1]
     assert partial
     ids = tok.encode("ok") + partial
     hf = tok.to_transformers()
     assert tok.decode(ids) == "ok"
     assert hf.decode(ids).startswith("ok\ufffd")
-
-
-def _utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def test_transformers_save_and_reload(hf, tok, tmp_path):

@@ -300,16 +300,19 @@ def test_a_full_disk_fails_the_cli_cleanly(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt", "ids.npy"]
 
 
-def test_a_full_disk_fails_trainer_save_and_keeps_the_previous_model(tmp_path):
+@pytest.mark.parametrize("make", [
+    "from bytepiece_rs import Tokenizer\nt = Tokenizer()\n",
+    "from bytepiece_rs import Trainer\n"
+    "t = Trainer(order=4, max_vocab_size=2000, min_count=1, progress=False)\n"
+    "t.train(['some text %d to learn from, 学习的文本 %d' % (i, i * 3) for i in range(5000)])\n",
+], ids=["Tokenizer.save", "Trainer.save"])
+def test_a_full_disk_fails_save_and_keeps_the_previous_model(tmp_path, make):
     target = tmp_path / "m.model"
     target.write_text("previous")
     script = (
-        "import sys\n"
-        "from bytepiece_rs import Trainer\n"
-        "t = Trainer(order=4, max_vocab_size=2000, min_count=1, progress=False)\n"
-        "t.train(['some text %d to learn from, 学习的文本 %d' % (i, i * 3) for i in range(5000)])\n"
-        "import resource, signal\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "import resource, signal, sys\n"
+        + make
+        + "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))\n"
         "try:\n"
         "    t.save(sys.argv[1])\n"
@@ -321,7 +324,6 @@ def test_a_full_disk_fails_trainer_save_and_keeps_the_previous_model(tmp_path):
     assert r.stdout.startswith("OSError") and "m.model" in r.stdout
     assert target.read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.model"]
-
 
 def test_nul_bytes_and_invalid_utf8_round_trip():
     tok = Tokenizer()

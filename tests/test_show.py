@@ -77,7 +77,7 @@ def test_page_shows_our_tokens_with_id_bytes_and_score(tok, shared_dir):
         hexed = " ".join(f"{b:02x}" for b in piece)
         assert f"bytes {hexed} |" in title
         assert f"score {scores[i - 3]:.4f}" in title
-        if _utf8(piece):
+        if ec.is_utf8(piece):
             # the text shown is the piece, with newlines and tabs made visible
             assert shown.replace("\u21b5", "").replace("\u2192", "") == piece.decode("utf-8")
             assert "split" not in classes
@@ -98,18 +98,10 @@ def test_pieces_that_split_a_character_are_marked(tokenizer, shared_dir):
     tok = tokenizer("bytepiece_80k")
     text = ec.read_sample("zh", shared_dir)[:20000]
     pieces = tok.tokenize(text)
-    partial = sum(1 for p in pieces if not _utf8(p))
+    partial = sum(1 for p in pieces if not ec.is_utf8(p))
     page = Page(tok.to_html(text))
     assert partial > 0
     assert sum("split" in classes for classes, _, _ in page.tokens) == partial
-
-
-def _utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def test_hostile_text_is_escaped(tok):
