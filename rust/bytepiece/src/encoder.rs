@@ -125,6 +125,9 @@ impl Lattice {
     }
 }
 
+/// Where an id came from in the caller's text: `(start, end)`, see [`Encoder::encode_with_offsets`].
+pub type Span = (usize, usize);
+
 /// A ready-to-use tokenizer: a vocabulary, its matcher and its piece scores.
 #[derive(Debug)]
 pub struct Encoder {
@@ -215,7 +218,7 @@ impl Encoder {
         text: Text<'_>,
         options: &EncodeOptions,
         seed: u64,
-    ) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+    ) -> Result<(Vec<u32>, Vec<Span>)> {
         options.validate()?;
         let alignment = match text {
             Text::Str(s) => Alignment::of_str(s),
