@@ -148,7 +148,9 @@ def install_step(a):
     else:
         log("pip peers: all present")
     if not _original_ok():
-        rc |= run(["bash", os.path.join(encode_bench.shared_dir(), "reference", "install_original.sh")])
+        # into this interpreter (the script installs into $PYTHON, else `python3` on the PATH)
+        rc |= run(["bash", os.path.join(encode_bench.shared_dir(), "reference", "install_original.sh")],
+                  env={**os.environ, "PYTHON": sys.executable})
     else:
         log("original bytepiece 0.6.3 (byte-mode pyahocorasick): present")
     if not _found("bytepiece_rs"):
