@@ -229,3 +229,11 @@ def is_utf8(b: bytes) -> bool:
         return True
     except UnicodeDecodeError:
         return False
+
+
+def sample_documents(shared: Path | None = None, per_language: int = 500) -> list[str]:
+    """Real documents: the first ``per_language`` paragraphs of the zh, en and code samples."""
+    docs: list[str] = []
+    for lang in ("zh", "en", "code"):
+        docs += [d for d in read_sample(lang, shared).split("\n\n") if d][:per_language]
+    return docs

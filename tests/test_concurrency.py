@@ -25,10 +25,7 @@ TIMEOUT = 120  # seconds; a deadlocked child is killed and the test fails
 
 @pytest.fixture(scope="module")
 def docs(shared_dir):
-    out = []
-    for lang in ("zh", "en", "code"):
-        out += [d for d in ec.read_sample(lang, shared_dir).split("\n\n") if d][:200]
-    return out
+    return ec.sample_documents(shared_dir, 200)
 
 
 @pytest.fixture(scope="module")

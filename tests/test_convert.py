@@ -26,10 +26,7 @@ from bytepiece_rs.convert import _scored_pieces, byte_level_alphabet, to_hf_json
 @pytest.fixture(scope="module")
 def documents(shared_dir):
     """Real documents: paragraphs of the zh, en and code samples (1,500 of each)."""
-    docs = []
-    for lang in ("zh", "en", "code"):
-        docs += [d for d in ec.read_sample(lang, shared_dir).split("\n\n") if d][:1500]
-    return docs
+    return ec.sample_documents(shared_dir, 1500)
 
 
 def classify(tok, docs, got, unused=()):

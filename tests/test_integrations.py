@@ -16,10 +16,7 @@ from bytepiece_rs.integrations import DatasetTokenizer, dataset_tokenizer
 
 @pytest.fixture(scope="module")
 def docs(shared_dir):
-    out = []
-    for lang in ("zh", "en", "code"):
-        out += [d for d in ec.read_sample(lang, shared_dir).split("\n\n") if d][:500]
-    return out
+    return ec.sample_documents(shared_dir, 500)
 
 
 @pytest.fixture(scope="module")

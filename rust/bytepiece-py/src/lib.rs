@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use pyo3::sync::PyOnceLock;
 
+use bytepiece::encoder::Span;
 use bytepiece::{
     model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab,
 };
@@ -258,7 +259,6 @@ impl PyEncoder {
     /// Ids of `text` and the span of each in `text` (characters of a `str` before NFC, bytes of
     /// a `bytes`).
     #[pyo3(signature = (text, add_bos=false, add_eos=false, alpha=-1.0))]
-    #[allow(clippy::type_complexity)]
     fn encode_with_offsets<'py>(
         &self,
         py: Python<'py>,
@@ -266,7 +266,7 @@ impl PyEncoder {
         add_bos: bool,
         add_eos: bool,
         alpha: f64,
-    ) -> PyResult<(Bound<'py, PyList>, Vec<(usize, usize)>)> {
+    ) -> PyResult<(Bound<'py, PyList>, Vec<Span>)> {
         let options = options(add_bos, add_eos, alpha)?;
         let text = extract_text(text)?;
         let seed = self.seed_for(&options);
