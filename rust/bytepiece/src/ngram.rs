@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::keytable::KeyTable;
-use crate::table::{keeps_ngram, NgramTable};
+use crate::table::{keeps_ngram, merge_sorted, NgramTable};
 
 /// The longest n-gram (and so the highest `order`) the trainer supports: 8 bytes fill a `u64`.
 pub const MAX_ORDER: usize = 8;
@@ -26,7 +26,7 @@ pub fn pack(bytes: &[u8]) -> u64 {
 ///
 /// Counting touches one table entry per byte: it counts *windows*, the `order` bytes starting at
 /// each position (shorter where a chunk ends). An n-gram's count is the sum of the counts of the
-/// windows it begins, which [`propagate`] adds up, longest n-grams first, once per table rather
+/// windows it begins, which [`complete_lists`] adds up, longest n-grams first, once per table rather
 /// than once per byte.
 ///
 /// The tables stay within a budget of entries: past it they are completed, written to disk as
@@ -99,13 +99,10 @@ impl NgramCounts {
     /// Writes every table to disk as a sorted run of n-gram counts and empties it (its memory is
     /// kept for reuse).
     fn spill(&mut self) -> Result<()> {
-        propagate(&mut self.tables);
-        for (table, runs) in self.tables.iter_mut().zip(&mut self.runs) {
-            if !table.is_empty() {
-                let mut entries: Vec<(u64, u64)> = table.iter().collect();
-                table.clear();
-                entries.sort_unstable();
-                runs.push(Run::write(&entries)?);
+        let lists = complete_lists(&mut self.tables, false)?;
+        for (list, runs) in lists.iter().zip(&mut self.runs) {
+            if !list.is_empty() {
+                runs.push(Run::write(list)?);
             }
         }
         Ok(())
@@ -116,48 +113,32 @@ impl NgramCounts {
         self.runs.iter().any(|r| !r.is_empty())
     }
 
-    /// Adds `other`'s counts to these (in memory, or as runs if either has spilled).
-    pub fn merge(&mut self, mut other: NgramCounts) -> Result<()> {
-        self.positions += other.positions;
-        if self.spilled() || other.spilled() {
-            self.spill()?;
-            other.spill()?;
-            for (mine, theirs) in self.runs.iter_mut().zip(other.runs) {
-                mine.extend(theirs);
-            }
-            return Ok(());
+    /// The complete n-gram counts of `parts` (counted with the same order) summed, as a sorted
+    /// [`NgramTable`] tagged `tag`, keeping the n-grams that [`keeps_ngram`] keeps with
+    /// `min_count` (0: every n-gram, an unpruned table that merges with others).
+    ///
+    /// In memory, each part's tables are completed ([`complete_lists`]) in parallel and the
+    /// parts' lists merged; if any part has spilled, every part is written to disk and the runs
+    /// are read once, in key order.
+    pub fn table_of(parts: Vec<NgramCounts>, tag: u64, min_count: u64) -> Result<NgramTable> {
+        let order = parts.first().map_or(0, NgramCounts::order);
+        if parts.is_empty() || parts.iter().any(|p| p.order != order) {
+            return Err(Error::InvalidArgument(
+                "n-gram counts of different orders (or none) cannot be merged".into(),
+            ));
         }
-        self.tables.par_iter_mut().zip(other.tables.par_iter_mut()).for_each(|(mine, theirs)| {
-            if mine.len() < theirs.len() {
-                std::mem::swap(mine, theirs);
-            }
-            mine.reserve(theirs.len());
-            for (k, v) in std::mem::take(theirs).iter() {
-                mine.add(k, v);
-            }
-        });
-        Ok(())
-    }
-
-    /// The complete n-gram counts as a sorted [`NgramTable`] tagged `tag`, keeping the n-grams
-    /// that [`keeps_ngram`] keeps with `min_count` (0: every n-gram, an unpruned table that
-    /// merges with others). The runs on disk are read once, in key order; in memory, each
-    /// length's table is pruned, sorted and freed in turn.
-    pub fn into_table(mut self, tag: u64, min_count: u64) -> Result<NgramTable> {
+        let positions = parts.iter().map(|p| p.positions).sum();
         let keep = |len: usize, c: u64| min_count == 0 || keeps_ngram(len, c, min_count);
-        let mut entries = Vec::with_capacity(self.order);
-        if !self.spilled() {
-            propagate(&mut self.tables);
-            for (j, table) in self.tables.iter_mut().enumerate() {
-                let table = std::mem::take(table);
-                let mut list: Vec<(u64, u64)> = table.iter().filter(|&(_, c)| keep(j + 1, c)).collect();
-                drop(table);
-                list.par_sort_unstable();
-                entries.push(list);
+        let mut entries = Vec::with_capacity(order);
+        if parts.iter().any(NgramCounts::spilled) {
+            let mut runs: Vec<Vec<Run>> = (0..order).map(|_| Vec::new()).collect();
+            for mut part in parts {
+                part.spill()?;
+                for (all, mine) in runs.iter_mut().zip(std::mem::take(&mut part.runs)) {
+                    all.extend(mine);
+                }
             }
-        } else {
-            self.spill()?;
-            for (j, runs) in self.runs.iter().enumerate() {
+            for (j, runs) in runs.iter().enumerate() {
                 let mut list = Vec::new();
                 merge_runs(runs, |k, c| {
                     if keep(j + 1, c) {
@@ -166,26 +147,73 @@ impl NgramCounts {
                 })?;
                 entries.push(list);
             }
+        } else {
+            let mut by_part = parts
+                .into_par_iter()
+                .map(|mut part| complete_lists(&mut part.tables, true))
+                .collect::<Result<Vec<_>>>()?;
+            let mut by_length: Vec<Vec<Vec<(u64, u64)>>> = (0..order).map(|_| Vec::new()).collect();
+            for lists in &mut by_part {
+                for (all, list) in by_length.iter_mut().zip(lists.drain(..)) {
+                    all.push(list);
+                }
+            }
+            entries = by_length
+                .into_par_iter()
+                .enumerate()
+                .map(|(j, lists)| {
+                    let mut sum = lists.into_iter().try_fold(Vec::new(), merge_sorted)?;
+                    sum.retain(|&(_, c)| keep(j + 1, c));
+                    Ok(sum)
+                })
+                .collect::<Result<_>>()?;
         }
-        NgramTable::new(self.order, tag, min_count, self.positions, entries)
+        NgramTable::new(order, tag, min_count, positions, entries)
+    }
+
+    /// [`NgramCounts::table_of`] these counts alone.
+    pub fn into_table(self, tag: u64, min_count: u64) -> Result<NgramTable> {
+        NgramCounts::table_of(vec![self], tag, min_count)
     }
 }
 
-/// Turns window counts into n-gram counts: every n-gram adds its count to its prefix one byte
-/// shorter, longest first, so that each table is complete before it is added down.
-fn propagate(tables: &mut [KeyTable]) {
-    for j in (1..tables.len()).rev() {
-        let (shorter, rest) = tables.split_at_mut(j);
-        let prefixes = &mut shorter[j - 1];
-        prefixes.reserve(rest[0].len() / 2);
-        let mut ahead = rest[0].iter().skip(PREFETCH);
-        for (k, c) in rest[0].iter() {
-            if let Some((next, _)) = ahead.next() {
-                prefixes.prefetch(next >> 8);
-            }
-            prefixes.add(k >> 8, c);
+/// Turns window counts into n-gram counts, one list per length (index `j`: `j + 1` bytes)
+/// sorted by key, and empties the tables (their memory freed if `free`, else kept for reuse).
+///
+/// From the longest down: a length's list is its own windows' counts, sorted, merged with the
+/// counts of the prefixes of the longer n-grams (see [`prefix_sums`]); sorted keys keep this
+/// a sequential pass rather than a hash look-up per n-gram.
+fn complete_lists(tables: &mut [KeyTable], free: bool) -> Result<Vec<Vec<(u64, u64)>>> {
+    let mut lists: Vec<Vec<(u64, u64)>> = Vec::with_capacity(tables.len());
+    for table in tables.iter_mut().rev() {
+        let mut own: Vec<(u64, u64)> = table.iter().collect();
+        if free {
+            *table = KeyTable::default();
+        } else {
+            table.clear();
+        }
+        own.par_sort_unstable();
+        let list = match lists.last() {
+            None => own,
+            Some(longer) => merge_sorted(own, prefix_sums(longer))?,
+        };
+        lists.push(list);
+    }
+    lists.reverse();
+    Ok(lists)
+}
+
+/// The summed counts of the prefixes one byte shorter of the n-grams of `list` (sorted by
+/// key), sorted by key: n-grams that share a prefix are next to each other.
+fn prefix_sums(list: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(list.len() / 2);
+    for &(k, c) in list {
+        match out.last_mut() {
+            Some((p, n)) if *p == k >> 8 => *n = n.wrapping_add(c),
+            _ => out.push((k >> 8, c)),
         }
     }
+    out
 }
 
 /// A run of (key, count) pairs sorted by key, in a temporary file deleted when dropped.
@@ -316,57 +344,69 @@ impl NgramModel {
         }
         let fingerprint = table.fingerprint();
         let mut positions = table.positions();
-        let mut tables: Vec<KeyTable> = Vec::with_capacity(table.order());
-        for list in table.into_entries() {
-            // at most half full, as look-ups that miss stay short
-            let mut t = KeyTable::with_capacity(list.len() + list.len() / 2);
-            for (k, c) in list {
-                t.add(k, c);
-            }
-            tables.push(t);
+        let mut lists = table.into_entries();
+        let order = lists.len();
+        // every byte value is counted (lists[0] then holds the 256 bytes in order)
+        let mut bytes = [0u64; 256];
+        for &(k, c) in &lists[0] {
+            bytes[k as usize] = c;
         }
-        for b in 0..=255u64 {
-            if tables[0].get(b).is_none() {
-                tables[0].add(b, 1);
-                positions += 1;
-            }
+        for c in bytes.iter_mut().filter(|c| **c == 0) {
+            *c = 1;
+            positions += 1;
         }
-        // One call for every logarithm; a table's values are visited in the same order when
-        // read and when written back, as it is not changed in between.
-        let kept: usize = tables.iter().map(|t| t.len()).sum();
+        lists[0] = (0..256u64).zip(bytes).collect();
+        // One call for every logarithm.
+        let kept: usize = lists.iter().map(Vec::len).sum();
         let mut xs: Vec<f64> = Vec::with_capacity(kept + 1);
-        for table in &tables {
-            xs.extend(table.iter().map(|(_, c)| c as f64));
+        for list in &lists {
+            xs.extend(list.iter().map(|&(_, c)| c as f64));
         }
         xs.push(positions as f64);
         let logs = ln(&xs)?;
         drop(xs);
         if logs.len() != kept + 1 {
-            return Err(Error::InvalidArgument("the logarithm function gave a wrong number of values".into()));
+            return Err(Error::InvalidArgument(
+                "the logarithm function gave a wrong number of values".into(),
+            ));
         }
-        let mut next = logs.iter();
-        for table in tables.iter_mut() {
-            for ((_, v), l) in table.iter_mut().zip(next.by_ref()) {
-                *v = l.to_bits();
-            }
+        let mut raw: Vec<&[f64]> = Vec::with_capacity(order);
+        let mut rest = &logs[..kept];
+        for list in &lists {
+            let (mine, after) = rest.split_at(list.len());
+            raw.push(mine);
+            rest = after;
         }
         let log_positions = logs[kept];
-        drop(logs);
-        // Condition from the longest n-grams down, so that each level still holds the raw log
-        // counts of its prefixes when it is used.
-        let order = tables.len();
-        for j in (0..order).rev() {
-            let (shorter, rest) = tables.split_at_mut(j);
-            for (k, v) in rest[0].iter_mut() {
-                let prefix = match shorter.last() {
-                    None => log_positions,
-                    // A prefix occurs wherever its n-gram does, so it was counted at least as
-                    // often and is kept too.
-                    Some(t) => t.get(k >> 8).map_or(f64::NAN, f64::from_bits),
-                };
-                *v = (f64::from_bits(*v) - prefix).to_bits();
-            }
-        }
+        // Each n-gram's log count minus its prefix's, found by walking the sorted list one byte
+        // shorter alongside (prefixes of sorted keys are sorted); then one table per length.
+        let tables = (0..order)
+            .into_par_iter()
+            .map(|j| {
+                let mut table = KeyTable::with_capacity(lists[j].len() + lists[j].len() / 2);
+                let mut p = 0;
+                for (&(k, _), &l) in lists[j].iter().zip(raw[j]) {
+                    let prefix = match j {
+                        0 => log_positions,
+                        _ => {
+                            let shorter = &lists[j - 1];
+                            while p < shorter.len() && shorter[p].0 < k >> 8 {
+                                p += 1;
+                            }
+                            // A prefix occurs wherever its n-gram does, so it was counted at
+                            // least as often and is kept too.
+                            if p < shorter.len() && shorter[p].0 == k >> 8 {
+                                raw[j - 1][p]
+                            } else {
+                                f64::NAN
+                            }
+                        }
+                    };
+                    table.add(k, (l - prefix).to_bits());
+                }
+                table
+            })
+            .collect();
         Ok(NgramModel { order, tables, fingerprint })
     }
 
@@ -410,16 +450,17 @@ mod tests {
 
     use crate::test_support::ln;
 
-    /// The n-gram counts of `c` (which must not have spilled): `(count of n-gram, distinct per length)`.
-    fn complete(c: &NgramCounts) -> (impl Fn(&[u8]) -> u64, Vec<usize>) {
-        assert!(!c.spilled());
-        let mut tables = c.tables.clone();
-        propagate(&mut tables);
-        let distinct = tables.iter().map(|t| t.len()).collect();
-        let positions = c.positions;
+    /// The complete n-gram counts of `parts`: `(count of n-gram, distinct per length)`.
+    fn complete(parts: Vec<NgramCounts>) -> (impl Fn(&[u8]) -> u64, Vec<usize>) {
+        let table = NgramCounts::table_of(parts, 0, 0).unwrap();
+        let distinct = (1..=table.order()).map(|n| table.entries(n).len()).collect();
+        let (positions, order) = (table.positions(), table.order());
         let count = move |g: &[u8]| match g.len() {
             0 => positions,
-            n if n <= tables.len() => tables[n - 1].get(pack(g)).unwrap_or(0),
+            n if n <= order => {
+                let list = table.entries(n);
+                list.binary_search_by_key(&pack(g), |&(k, _)| k).map_or(0, |i| list[i].1)
+            }
             _ => 0,
         };
         (count, distinct)
@@ -427,17 +468,17 @@ mod tests {
 
     #[test]
     fn counts_every_ngram_within_chunks_and_merges() {
-        let mut a = NgramCounts::new(3).unwrap();
-        a.add_chunk(b"abab").unwrap();
-        let mut b = NgramCounts::new(3).unwrap();
-        b.add_chunk(b"ba").unwrap();
-        let (count, _) = complete(&a);
+        let of = |text: &[u8]| {
+            let mut c = NgramCounts::new(3).unwrap();
+            c.add_chunk(text).unwrap();
+            c
+        };
+        let (count, _) = complete(vec![of(b"abab")]);
         assert_eq!(count(b"ab"), 2);
         assert_eq!(count(b"aba"), 1);
         assert_eq!(count(b"b"), 2);
         assert_eq!(count(b""), 4);
-        a.merge(b).unwrap();
-        let (count, distinct) = complete(&a);
+        let (count, distinct) = complete(vec![of(b"abab"), of(b"ba")]);
         assert_eq!(count(b"ba"), 2);
         assert_eq!(count(b"b"), 3);
         assert_eq!(count(b""), 6);
@@ -462,7 +503,7 @@ mod tests {
                     }
                 }
             }
-            let (count, distinct) = complete(&c);
+            let (count, distinct) = complete(vec![c]);
             assert_eq!(distinct, direct.iter().map(|t| t.len()).collect::<Vec<_>>(), "order {order}");
             for table in &direct {
                 for (g, &n) in table {
@@ -486,12 +527,8 @@ mod tests {
             for (i, chunk) in text.chunks(333).enumerate() {
                 parts[i % 3].add_chunk(chunk).unwrap();
             }
-            let mut all = parts.pop().unwrap();
-            for p in parts {
-                all.merge(p).unwrap();
-            }
-            let spilled = all.spilled();
-            let m = NgramModel::from_counts(all, 3, &ln).unwrap();
+            let spilled = parts.iter().any(NgramCounts::spilled);
+            let m = NgramModel::from_table(NgramCounts::table_of(parts, 0, 3).unwrap(), &ln).unwrap();
             let mut probs: Vec<(usize, u64, u64)> = vec![];
             for (j, t) in m.tables.iter().enumerate() {
                 probs.extend(t.iter().map(|(k, v)| (j, k, v)));

@@ -203,29 +203,30 @@ fn split_pieces(
     monitor.stage("Prune Pieces", Some(drop.len() as u64));
     let encoder = Encoder::with_log(vocab_of(keep, &[], "kept pieces")?, |xs| ln(xs))?;
     let n = encoder.vocab().len();
+    // One tally (a count per piece of the vocabulary) per rayon job, not per part.
     let counts = drop
         .par_chunks(4096)
-        .map(|part| {
-            let mut counts = vec![0u64; n];
-            let mut lattice = Lattice::default();
-            let mut ids = Vec::new();
-            for &(piece, count) in part {
-                ids.clear();
-                encoder.encode_chunk(piece, &mut lattice, &mut ids);
-                for &id in &ids {
-                    counts[(id - NUM_RESERVED) as usize] += count;
+        .try_fold(
+            || (vec![0u64; n], Lattice::default(), Vec::new()),
+            |(mut counts, mut lattice, mut ids), part| {
+                for &(piece, count) in part {
+                    ids.clear();
+                    encoder.encode_chunk(piece, &mut lattice, &mut ids);
+                    for &id in &ids {
+                        counts[(id - NUM_RESERVED) as usize] += count;
+                    }
                 }
-            }
-            monitor.advance(part.len() as u64);
-            monitor.check().map(|()| counts)
-        })
-        .try_reduce(
-            || vec![0u64; n],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                Ok(a)
+                monitor.advance(part.len() as u64);
+                monitor.check().map(|()| (counts, lattice, ids))
             },
-        )?;
+        )
+        .map(|tally| tally.map(|(counts, _, _)| counts))
+        .try_reduce_with(|mut a, b| {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+            Ok(a)
+        })
+        .transpose()?
+        .unwrap_or_else(|| vec![0u64; n]);
     Ok(encoder
         .vocab()
         .pieces()

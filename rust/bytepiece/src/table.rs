@@ -108,7 +108,7 @@ pub fn keeps_ngram(len: usize, count: u64, min_count: u64) -> bool {
 
 /// Sums two lists sorted by strictly increasing keys into one; a sum past `u64::MAX` (only
 /// possible from forged tables) is an error.
-fn merge_sorted<K: Ord>(a: Vec<(K, u64)>, b: Vec<(K, u64)>) -> Result<Vec<(K, u64)>> {
+pub(crate) fn merge_sorted<K: Ord>(a: Vec<(K, u64)>, b: Vec<(K, u64)>) -> Result<Vec<(K, u64)>> {
     let mut out = Vec::with_capacity(a.len().max(b.len()));
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     loop {

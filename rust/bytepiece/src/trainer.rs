@@ -155,20 +155,10 @@ impl<'a> Trainer<'a> {
             .finish()
     }
 
-    /// The threads' n-gram counts, summed.
-    fn merged_counts(&self, counter: PerThread<NgramCounts>) -> Result<NgramCounts> {
-        let mut parts = counter.into_inner().into_iter();
-        let mut counts = parts.next().unwrap_or_else(|| unreachable!("at least one slot"));
-        for part in parts {
-            counts.merge(part)?;
-        }
-        Ok(counts)
-    }
-
     /// Stage 1's result for one shard of a corpus: the complete (unpruned) n-gram counts as a
     /// table, to be merged with the other shards' ([`NgramTable::merge`]).
     pub fn ngram_table(&self, counter: PerThread<NgramCounts>) -> Result<NgramTable> {
-        self.merged_counts(counter)?.into_table(self.ngram_tag(), 0)
+        NgramCounts::table_of(counter.into_inner(), self.ngram_tag(), 0)
     }
 
     /// Stage 2 over merged shard tables: the pruned table that the n-gram model is built from
@@ -194,7 +184,7 @@ impl<'a> Trainer<'a> {
     /// [`Trainer::model_table`] makes of merged shards.
     pub fn ngram_model(&self, counter: PerThread<NgramCounts>) -> Result<NgramModel> {
         self.monitor.stage("Prune Ngrams", None);
-        let table = self.merged_counts(counter)?.into_table(self.ngram_tag(), self.config.min_count.max(1))?;
+        let table = NgramCounts::table_of(counter.into_inner(), self.ngram_tag(), self.config.min_count.max(1))?;
         self.model_of(table)
     }
 
