@@ -198,7 +198,7 @@ impl PyTrainer {
                     let strs: Vec<&str> = batch.iter().map(String::as_str).collect();
                     trainer.count_pieces(&model, &pieces, &strs)?;
                 }
-                trainer.prune(trainer.piece_table(&model, pieces))
+                trainer.prune(trainer.piece_table(&model, pieces)?)
             })?
         })?;
         Ok(())
@@ -224,7 +224,7 @@ impl PyTrainer {
                 let pieces = trainer.piece_counter();
                 trainer.monitor().stage("Count Pieces", Some(total));
                 for_each_block(&paths, &mut |parts| trainer.count_pieces(&model, &pieces, parts))?;
-                trainer.prune(trainer.piece_table(&model, pieces))
+                trainer.prune(trainer.piece_table(&model, pieces)?)
             })?
         })?;
         Ok(())
@@ -289,7 +289,7 @@ impl PyTrainer {
         } else {
             for_each_batch(py, texts, batch_size, count)?;
         }
-        let table = py.detach(|| trainer.piece_table(&model.model, counter));
+        let table = py.detach(|| trainer.piece_table(&model.model, counter)).map_err(to_py)?;
         Ok(PyBytes::new(py, &table.to_bytes()))
     }
 

@@ -125,6 +125,50 @@ impl Lattice {
     }
 }
 
+/// Appends the ids of the best segmentation of `chunk` by the pieces of `matcher` (ties to the
+/// first candidate, as the original breaks them) to `out`.
+pub(crate) fn best_segmentation(matcher: &Matcher, chunk: &[u8], lattice: &mut Lattice, out: &mut Vec<u32>) {
+    let (best, routes) = lattice.reset(chunk.len());
+    for s in 0..chunk.len() {
+        let base = best[s];
+        // Nodes where no piece ends score -inf and never win.
+        matcher.for_each_prefix(chunk, s, |e, node, score| {
+            // Branch-free: which candidate wins is unpredictable.
+            let score = base + score;
+            let held = best[e];
+            let better = score > held;
+            best[e] = select_unpredictable(better, score, held);
+            routes[e] = select_unpredictable(better, route(node, e - s), routes[e]);
+        });
+    }
+    lattice.backtrack(matcher, out);
+}
+
+/// The score (log-probability) of each piece of a vocabulary whose counts are `counts` (in id
+/// order from 3): the logarithm of its count minus that of the total, with `ln` applied
+/// elementwise to the positive counts (as `f64`, in order) followed by their total; `-inf` for
+/// a count of 0 (a special token, or a piece left out of every segmentation).
+pub(crate) fn piece_scores(counts: &[u64], ln: impl FnOnce(&[f64]) -> Result<Vec<f64>>) -> Result<Vec<f64>> {
+    let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
+    let mut xs: Vec<f64> = counts.iter().filter(|&&c| c > 0).map(|&c| c as f64).collect();
+    xs.push(total as f64);
+    let logs = ln(&xs)?;
+    if logs.len() != xs.len() || logs.iter().any(|l| !l.is_finite()) {
+        return Err(Error::InvalidArgument(
+            "the logarithm function gave a wrong number of values or a non-finite one".into(),
+        ));
+    }
+    let log_total = logs[logs.len() - 1];
+    let mut logs = logs[..logs.len() - 1].iter();
+    Ok(counts
+        .iter()
+        .map(|&c| match c {
+            0 => f64::NEG_INFINITY,
+            _ => logs.next().map_or(f64::NEG_INFINITY, |l| l - log_total),
+        })
+        .collect())
+}
+
 /// Where an id came from in the caller's text: `(start, end)`, see [`Encoder::encode_with_offsets`].
 pub type Span = (usize, usize);
 
@@ -147,25 +191,7 @@ impl Encoder {
     /// `log`, which the original uses and which on some CPUs differs from the C library's in the
     /// last bit. Special tokens (count 0) score `-inf` and are left out of the matcher.
     pub fn with_log(vocab: Vocab, ln: impl FnOnce(&[f64]) -> Result<Vec<f64>>) -> Result<Encoder> {
-        let total: u128 = vocab.counts().iter().map(|&c| u128::from(c)).sum();
-        let mut xs: Vec<f64> = vocab.counts().iter().filter(|&&c| c > 0).map(|&c| c as f64).collect();
-        xs.push(total as f64);
-        let logs = ln(&xs)?;
-        if logs.len() != xs.len() || logs.iter().any(|l| !l.is_finite()) {
-            return Err(Error::InvalidArgument(
-                "the logarithm function gave a wrong number of values or a non-finite one".into(),
-            ));
-        }
-        let log_total = logs[logs.len() - 1];
-        let mut logs = logs[..logs.len() - 1].iter();
-        let scores: Vec<f64> = vocab
-            .counts()
-            .iter()
-            .map(|&c| match c {
-                0 => f64::NEG_INFINITY,
-                _ => logs.next().map_or(f64::NEG_INFINITY, |l| l - log_total),
-            })
-            .collect();
+        let scores = piece_scores(vocab.counts(), ln)?;
         let matcher = Matcher::new(&vocab, &scores)?;
         Ok(Encoder {
             vocab,
@@ -188,20 +214,7 @@ impl Encoder {
     /// Appends the ids of the best segmentation of one chunk (a line, see
     /// [`split_lines`]) to `out`.
     pub fn encode_chunk(&self, chunk: &[u8], lattice: &mut Lattice, out: &mut Vec<u32>) {
-        let (best, routes) = lattice.reset(chunk.len());
-        for s in 0..chunk.len() {
-            let base = best[s];
-            // Nodes where no piece ends score -inf and never win.
-            self.matcher.for_each_prefix(chunk, s, |e, node, score| {
-                // Branch-free: which candidate wins is unpredictable.
-                let score = base + score;
-                let held = best[e];
-                let better = score > held;
-                best[e] = select_unpredictable(better, score, held);
-                routes[e] = select_unpredictable(better, route(node, e - s), routes[e]);
-            });
-        }
-        lattice.backtrack(&self.matcher, out);
+        best_segmentation(&self.matcher, chunk, lattice, out);
     }
 
     /// Encodes one text. `seed` only matters when sampling (`alpha >= 0`).

@@ -67,15 +67,27 @@ impl Matcher {
         let mut builder = Builder::new();
         builder.build(&keys, &order)?;
         let (units, node_pieces) = builder.finish();
-        let node_scores = node_pieces
-            .iter()
-            .map(|&(piece, _)| if piece == NO_PIECE { NO_SCORE } else { scores[piece as usize] })
-            .collect();
-        Ok(Matcher {
+        let mut matcher = Matcher {
             units,
-            scores: node_scores,
+            scores: vec![NO_SCORE; node_pieces.len()],
             pieces: node_pieces,
-        })
+        };
+        matcher.rescore(scores)?;
+        Ok(matcher)
+    }
+
+    /// Gives piece `i` (an index in `vocab.pieces()` of the vocabulary the trie was built
+    /// over) the score `scores[i]`, as [`Matcher::new`] does; `-inf` leaves it out of every
+    /// segmentation. The trie stays as it is.
+    pub fn rescore(&mut self, scores: &[f64]) -> Result<()> {
+        for (score, &(piece, _)) in self.scores.iter_mut().zip(&self.pieces) {
+            if piece != NO_PIECE {
+                *score = *scores.get(piece as usize).ok_or_else(|| {
+                    Error::InvalidArgument(format!("no score for piece {piece} among {} scores", scores.len()))
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Calls `f(end, node, score)` for every trie node on the path of `text[start..]`, by

@@ -8,10 +8,11 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::encoder::{Encoder, Lattice};
+use crate::encoder::{best_segmentation, piece_scores, Lattice};
+use crate::matcher::Matcher;
 use crate::error::{Error, Result};
 use crate::monitor::Monitor;
-use crate::table::PieceTable;
+use crate::table::{merge_sorted, PieceTable};
 use crate::vocab::{Entry, Vocab, NUM_RESERVED};
 
 /// Piece counts: piece bytes -> count.
@@ -51,31 +52,31 @@ impl PieceCounter {
         }
     }
 
-    /// Adds `other`'s counts to these.
-    pub fn merge(mut self, mut other: PieceCounter) -> PieceCounter {
-        fn add_into<K: std::hash::Hash + Eq>(a: &mut HashMap<K, u64, rustc_hash::FxBuildHasher>, mut b: HashMap<K, u64, rustc_hash::FxBuildHasher>) {
-            if a.len() < b.len() {
-                std::mem::swap(a, &mut b);
-            }
-            a.reserve(b.len());
-            for (k, v) in b {
-                *a.entry(k).or_insert(0) += v;
-            }
+    /// The summed counts of `parts` as a [`PieceTable`] (sorted when serialised or merged)
+    /// tagged `tag` (the fingerprint of the parameters and n-gram model that made them). Each
+    /// part is sorted on its own thread, then the parts are merged in one sequential pass.
+    pub fn table_of(parts: Vec<PieceCounter>, tag: u64) -> Result<PieceTable> {
+        let sorted: Vec<_> = parts
+            .into_par_iter()
+            .map(|part| {
+                let mut short: Vec<(u128, u64)> = part.short.into_iter().collect();
+                short.sort_unstable();
+                let mut long: Vec<(Vec<u8>, u64)> = part.long.into_iter().collect();
+                long.sort_unstable();
+                (short, long)
+            })
+            .collect();
+        let (mut short, mut long) = (Vec::new(), Vec::new());
+        for (s, l) in sorted {
+            short = merge_sorted(short, s)?;
+            long = merge_sorted(long, l)?;
         }
-        add_into(&mut self.short, other.short);
-        add_into(&mut self.long, std::mem::take(&mut other.long));
-        self
-    }
-
-    /// The counts as a [`PieceTable`] (sorted when serialised or merged) tagged `tag` (the
-    /// fingerprint of the parameters and n-gram model that made them).
-    pub fn into_table(self, tag: u64) -> PieceTable {
-        let short = self.short.into_iter().map(|(key, c)| {
+        let short = short.into_iter().map(|(key, c)| {
             let key = key.to_le_bytes();
             (key[..usize::from(key[Self::SHORT])].to_vec(), c)
         });
         // short and long pieces differ in length: every piece is distinct
-        PieceTable::from_distinct(tag, short.chain(self.long).collect())
+        Ok(PieceTable::from_distinct(tag, short.chain(long).collect()))
     }
 }
 
@@ -137,10 +138,11 @@ pub fn prune_pieces(
         keep.entry(vec![b]).or_insert(1);
     }
     let drop: Vec<(&[u8], u64)> = drop.iter().map(|(p, c)| (&p[..], *c)).collect();
-    for (p, c) in split_pieces(&keep, &drop, ln, monitor)? {
+    let mut splitter = Splitter::new(&keep, ln)?;
+    for (p, c) in splitter.split(&drop, monitor)? {
         *keep.entry(p).or_insert(0) += c;
     }
-    keep = drop_wasted(keep, ln, monitor)?;
+    keep = drop_wasted(keep, &mut splitter, ln, monitor)?;
     let mut out = Vec::with_capacity(sizes.len());
     for size in sizes {
         if keep.len() > size - NUM_RESERVED as usize {
@@ -152,10 +154,11 @@ pub fn prune_pieces(
             let dropped = ranked.split_off(size - NUM_RESERVED as usize);
             keep = ranked.into_iter().collect();
             let dropped: Vec<(&[u8], u64)> = dropped.iter().map(|(p, c)| (&p[..], *c)).collect();
-            for (p, c) in split_pieces(&keep, &dropped, ln, monitor)? {
+            splitter = Splitter::new(&keep, ln)?;
+            for (p, c) in splitter.split(&dropped, monitor)? {
                 *keep.entry(p).or_insert(0) += c;
             }
-            keep = drop_wasted(keep, ln, monitor)?;
+            keep = drop_wasted(keep, &mut splitter, ln, monitor)?;
         }
         out.push(keep.clone());
     }
@@ -179,62 +182,85 @@ pub fn check_special_tokens(specials: &[String]) -> Result<()> {
 }
 
 /// Re-splits every kept piece with the tokenizer of all kept pieces until the number of pieces
-/// stops changing; a piece that is split into others loses its count to them.
-fn drop_wasted(mut keep: PieceCounts, ln: LogFn<'_>, monitor: &dyn Monitor) -> Result<PieceCounts> {
+/// stops changing; a piece that is split into others loses its count to them. `splitter` holds
+/// every piece of `keep` (and is rescored for each round).
+fn drop_wasted(mut keep: PieceCounts, splitter: &mut Splitter, ln: LogFn<'_>, monitor: &dyn Monitor) -> Result<PieceCounts> {
     loop {
         let before = keep.len();
+        splitter.rescore(&keep, ln)?;
         let all: Vec<(&[u8], u64)> = keep.iter().map(|(p, c)| (&p[..], *c)).collect();
-        keep = split_pieces(&keep, &all, ln, monitor)?.into_iter().collect();
+        keep = splitter.split(&all, monitor)?.into_iter().collect();
         if keep.len() == before {
             return Ok(keep);
         }
     }
 }
 
-/// Splits each piece of `drop` with the Unigram tokenizer of `keep` and returns the summed counts
-/// of the pieces produced (the counts of `drop` flowing to them).
-fn split_pieces(
-    keep: &PieceCounts,
-    drop: &[(&[u8], u64)],
-    ln: LogFn<'_>,
-    monitor: &dyn Monitor,
-) -> Result<Vec<(Vec<u8>, u64)>> {
-    monitor.check()?;
-    monitor.stage("Prune Pieces", Some(drop.len() as u64));
-    let encoder = Encoder::with_log(vocab_of(keep, &[], "kept pieces")?, |xs| ln(xs))?;
-    let n = encoder.vocab().len();
-    // One tally (a count per piece of the vocabulary) per rayon job, not per part.
-    let counts = drop
-        .par_chunks(4096)
-        .try_fold(
-            || (vec![0u64; n], Lattice::default(), Vec::new()),
-            |(mut counts, mut lattice, mut ids), part| {
-                for &(piece, count) in part {
-                    ids.clear();
-                    encoder.encode_chunk(piece, &mut lattice, &mut ids);
-                    for &id in &ids {
-                        counts[(id - NUM_RESERVED) as usize] += count;
+/// The Unigram tokenizer of the kept pieces, which the original builds anew for every round.
+/// Until the next vocabulary size, rounds only drop pieces, so the trie is built once for a set
+/// of pieces and rescored for each later round: a piece no longer kept scores `-inf` and is
+/// never chosen, which gives the segmentations of the smaller set's own tokenizer.
+struct Splitter {
+    vocab: Vocab,
+    matcher: Matcher,
+}
+
+impl Splitter {
+    /// The tokenizer of `keep`.
+    fn new(keep: &PieceCounts, ln: LogFn<'_>) -> Result<Splitter> {
+        let vocab = vocab_of(keep, &[], "kept pieces")?;
+        let matcher = Matcher::new(&vocab, &piece_scores(vocab.counts(), |xs| ln(xs))?)?;
+        Ok(Splitter { vocab, matcher })
+    }
+
+    /// Rescores for the counts of `keep`, whose pieces must all be in the vocabulary.
+    fn rescore(&mut self, keep: &PieceCounts, ln: LogFn<'_>) -> Result<()> {
+        let counts: Vec<u64> = self.vocab.pieces().iter().map(|p| keep.get(&p[..]).copied().unwrap_or(0)).collect();
+        if counts.iter().filter(|&&c| c > 0).count() != keep.len() {
+            return Err(Error::InvalidArgument("kept pieces outside the tokenizer being rescored".into()));
+        }
+        self.matcher.rescore(&piece_scores(&counts, |xs| ln(xs))?)
+    }
+
+    /// Splits each piece of `drop` and returns the summed counts of the pieces produced (the
+    /// counts of `drop` flowing to them).
+    fn split(&self, drop: &[(&[u8], u64)], monitor: &dyn Monitor) -> Result<Vec<(Vec<u8>, u64)>> {
+        monitor.check()?;
+        monitor.stage("Prune Pieces", Some(drop.len() as u64));
+        let n = self.vocab.len();
+        // One tally (a count per piece of the vocabulary) per rayon job, not per part.
+        let counts = drop
+            .par_chunks(4096)
+            .try_fold(
+                || (vec![0u64; n], Lattice::default(), Vec::new()),
+                |(mut counts, mut lattice, mut ids), part| {
+                    for &(piece, count) in part {
+                        ids.clear();
+                        best_segmentation(&self.matcher, piece, &mut lattice, &mut ids);
+                        for &id in &ids {
+                            counts[(id - NUM_RESERVED) as usize] += count;
+                        }
                     }
-                }
-                monitor.advance(part.len() as u64);
-                monitor.check().map(|()| (counts, lattice, ids))
-            },
-        )
-        .map(|tally| tally.map(|(counts, _, _)| counts))
-        .try_reduce_with(|mut a, b| {
-            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-            Ok(a)
-        })
-        .transpose()?
-        .unwrap_or_else(|| vec![0u64; n]);
-    Ok(encoder
-        .vocab()
-        .pieces()
-        .iter()
-        .zip(counts)
-        .filter(|&(_, c)| c > 0)
-        .map(|(p, c)| (p.to_vec(), c))
-        .collect())
+                    monitor.advance(part.len() as u64);
+                    monitor.check().map(|()| (counts, lattice, ids))
+                },
+            )
+            .map(|tally| tally.map(|(counts, _, _)| counts))
+            .try_reduce_with(|mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                Ok(a)
+            })
+            .transpose()?
+            .unwrap_or_else(|| vec![0u64; n]);
+        Ok(self
+            .vocab
+            .pieces()
+            .iter()
+            .zip(counts)
+            .filter(|&(_, c)| c > 0)
+            .map(|(p, c)| (p.to_vec(), c))
+            .collect())
+    }
 }
 
 /// The vocabulary of `pieces` as the original dumps it: ids from 3 by (length, bytes), after
@@ -268,7 +294,7 @@ mod tests {
         let mut b = PieceCounter::default();
         b.add(b"a");
         b.add(&long);
-        let table = a.merge(b).into_table(9).sorted();
+        let table = PieceCounter::table_of(vec![a, b], 9).unwrap().sorted();
         assert_eq!(table.tag(), 9);
         assert!(table.entries().windows(2).all(|w| w[0].0 < w[1].0), "sorted");
         let counts: PieceCounts = table.into_entries().into_iter().collect();
@@ -295,7 +321,7 @@ mod tests {
         pieces.add_count(b"abc", 1); // rare: split into ab + c
         pieces.add_count(b"abababab", 10); // too long: split into ab x4
         let config = PruneConfig { max_piece_length: 4, min_count: 2, max_vocab_sizes: vec![1000], special_tokens: vec![] };
-        let out = prune_pieces(pieces.into_table(0), &config, &ln, &crate::monitor::Silent).unwrap();
+        let out = prune_pieces(PieceCounter::table_of(vec![pieces], 0).unwrap(), &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.len(), 1);
         let v = &out[0];
         assert_eq!(v[&b"ab".to_vec()], 50 + 1 + 40);
@@ -311,7 +337,7 @@ mod tests {
             pieces.add_count(*p, 100 * (i as u64 + 1));
         }
         let config = PruneConfig { max_piece_length: 36, min_count: 2, max_vocab_sizes: vec![260, 1000, 261], special_tokens: vec![] };
-        let out = prune_pieces(pieces.into_table(0), &config, &ln, &crate::monitor::Silent).unwrap();
+        let out = prune_pieces(PieceCounter::table_of(vec![pieces], 0).unwrap(), &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.iter().map(|v| v.len()).collect::<Vec<_>>(), [260, 258, 257]);
         assert!(out[2].contains_key(b"xd".as_slice()));
         assert!(prune_pieces(PieceTable::default(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &crate::monitor::Silent).is_err());

@@ -214,9 +214,9 @@ impl<'a> Trainer<'a> {
 
     /// Stage 3's result (for one shard, or the whole corpus): the piece counts as a table
     /// tagged with the model, to be merged with other shards' ([`PieceTable::merge`]).
-    pub fn piece_table(&self, model: &NgramModel, counter: PerThread<(PieceCounter, Workspace)>) -> PieceTable {
-        let pieces = counter.into_merged(|(a, ws), (b, _)| (a.merge(b), ws)).0;
-        pieces.into_table(self.piece_tag(model))
+    pub fn piece_table(&self, model: &NgramModel, counter: PerThread<(PieceCounter, Workspace)>) -> Result<PieceTable> {
+        let parts = counter.into_inner().into_iter().map(|(pieces, _)| pieces).collect();
+        PieceCounter::table_of(parts, self.piece_tag(model))
     }
 
     /// Stage 4: prunes the piece counts of the whole corpus into one vocabulary per size,
@@ -243,7 +243,7 @@ impl<'a> Trainer<'a> {
         let pieces = self.piece_counter();
         self.monitor.stage("Count Pieces", Some(texts.len() as u64));
         self.count_pieces(&model, &pieces, texts)?;
-        self.prune(self.piece_table(&model, pieces))
+        self.prune(self.piece_table(&model, pieces)?)
     }
 }
 
@@ -276,13 +276,6 @@ impl<T: Send> PerThread<T> {
         let i = rayon::current_thread_index().unwrap_or(0) % self.slots.len();
         f(&mut self.slots[i].lock().unwrap_or_else(|p| p.into_inner()))
     }
-
-    /// Merges all accumulators into one.
-    pub fn into_merged(self, merge: impl Fn(T, T) -> T) -> T {
-        let mut all = self.into_inner().into_iter();
-        let first = all.next();
-        all.fold(first.unwrap_or_else(|| unreachable!("at least one slot")), merge)
-    }
 }
 
 #[cfg(test)]
@@ -311,7 +304,7 @@ mod tests {
             for part in refs.chunks(5) {
                 trainer.count_pieces(&model, &pieces, part).unwrap();
             }
-            trainer.prune(trainer.piece_table(&model, pieces)).unwrap()
+            trainer.prune(trainer.piece_table(&model, pieces).unwrap()).unwrap()
         })
         .unwrap();
         assert_eq!(one.len(), 2);
@@ -356,7 +349,7 @@ mod tests {
             .map(|shard| {
                 let counter = trainer.piece_counter();
                 trainer.count_pieces(&model, &counter, shard).unwrap();
-                trainer.piece_table(&model, counter).to_bytes()
+                trainer.piece_table(&model, counter).unwrap().to_bytes()
             })
             .collect();
         let a = merge_serialised(&refs_of(&piece_tables, &[2, 4, 0]).iter().map(Vec::as_slice).collect::<Vec<_>>(), "p").unwrap();
