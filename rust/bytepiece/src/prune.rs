@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::encoder::{best_segmentation, piece_scores, Lattice};
-use crate::matcher::Matcher;
 use crate::error::{Error, Result};
+use crate::matcher::Matcher;
 use crate::monitor::Monitor;
 use crate::table::{merge_sorted, PieceTable};
 use crate::vocab::{Entry, Vocab, NUM_RESERVED};
@@ -328,6 +328,34 @@ mod tests {
         assert_eq!(v[&b"c".to_vec()], 1 + 1);
         assert!(!v.contains_key(&b"abc".to_vec()));
         assert_eq!(v.len(), 257);
+    }
+
+    #[test]
+    fn a_rescored_splitter_splits_as_one_built_for_fewer_pieces() {
+        // a vocabulary where dropping pieces and changing counts changes the best splits
+        let counts = |extra: &[(&[u8], u64)]| -> PieceCounts {
+            let mut keep: PieceCounts = (0..=255u8).map(|b| (vec![b], 3)).collect();
+            keep.extend(extra.iter().map(|&(p, c)| (p.to_vec(), c)));
+            keep
+        };
+        let all = counts(&[(b"ab", 40), (b"abc", 9), (b"bcd", 30), (b"cd", 5), (b"abcd", 2), (b"da", 7)]);
+        let fewer = counts(&[(b"ab", 3), (b"bcd", 60), (b"cd", 50), (b"da", 1)]);
+        let texts: Vec<&[u8]> = vec![b"abcd", b"abcdabcd", b"dabcdab", b"xabcdcdy", b"abc"];
+        let drop: Vec<(&[u8], u64)> = texts.iter().enumerate().map(|(i, t)| (*t, i as u64 + 1)).collect();
+        let sorted = |mut v: Vec<(Vec<u8>, u64)>| {
+            v.sort_unstable();
+            v
+        };
+        let mut reused = Splitter::new(&all, &ln).unwrap();
+        let before = sorted(reused.split(&drop, &crate::monitor::Silent).unwrap());
+        reused.rescore(&fewer, &ln).unwrap();
+        let fresh = Splitter::new(&fewer, &ln).unwrap();
+        let after = sorted(reused.split(&drop, &crate::monitor::Silent).unwrap());
+        assert_eq!(after, sorted(fresh.split(&drop, &crate::monitor::Silent).unwrap()));
+        assert_ne!(after, before, "the rescoring changed the splits");
+        assert!(after.iter().all(|(p, _)| fewer.contains_key(p)), "dropped pieces are never used");
+        // a piece outside the trie cannot be rescored
+        assert!(reused.rescore(&counts(&[(b"zz", 4)]), &ln).is_err());
     }
 
     #[test]
