@@ -117,9 +117,10 @@ impl NgramCounts {
     /// [`NgramTable`] tagged `tag`, keeping the n-grams that [`keeps_ngram`] keeps with
     /// `min_count` (0: every n-gram, an unpruned table that merges with others).
     ///
-    /// In memory, each part's tables are completed ([`complete_lists`]) in parallel and the
-    /// parts' lists merged; if any part has spilled, every part is written to disk and the runs
-    /// are read once, in key order.
+    /// In memory, each part's tables are completed ([`complete_lists`]) in parallel into a
+    /// table of its own, and the tables are merged and pruned as shards' tables are
+    /// ([`NgramTable::merge`], [`NgramTable::pruned`]); if any part has spilled, every part is
+    /// written to disk and the runs are read once, in key order, pruned as they are read.
     pub fn table_of(parts: Vec<NgramCounts>, tag: u64, min_count: u64) -> Result<NgramTable> {
         let order = parts.first().map_or(0, NgramCounts::order);
         if parts.is_empty() || parts.iter().any(|p| p.order != order) {
@@ -127,53 +128,35 @@ impl NgramCounts {
                 "n-gram counts of different orders (or none) cannot be merged".into(),
             ));
         }
+        if !parts.iter().any(NgramCounts::spilled) {
+            let mut tables = parts
+                .into_par_iter()
+                .map(|mut part| NgramTable::new(order, tag, 0, part.positions, complete_lists(&mut part.tables, true)?))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter();
+            let first = tables.next().unwrap_or_else(|| unreachable!("at least one part"));
+            let merged = tables.try_fold(first, NgramTable::merge)?;
+            return if min_count == 0 { Ok(merged) } else { merged.pruned(min_count) };
+        }
         let positions = parts.iter().map(|p| p.positions).sum();
-        let keep = |len: usize, c: u64| min_count == 0 || keeps_ngram(len, c, min_count);
+        let mut runs: Vec<Vec<Run>> = (0..order).map(|_| Vec::new()).collect();
+        for mut part in parts {
+            part.spill()?;
+            for (all, mine) in runs.iter_mut().zip(std::mem::take(&mut part.runs)) {
+                all.extend(mine);
+            }
+        }
         let mut entries = Vec::with_capacity(order);
-        if parts.iter().any(NgramCounts::spilled) {
-            let mut runs: Vec<Vec<Run>> = (0..order).map(|_| Vec::new()).collect();
-            for mut part in parts {
-                part.spill()?;
-                for (all, mine) in runs.iter_mut().zip(std::mem::take(&mut part.runs)) {
-                    all.extend(mine);
+        for (j, runs) in runs.iter().enumerate() {
+            let mut list = Vec::new();
+            merge_runs(runs, |k, c| {
+                if min_count == 0 || keeps_ngram(j + 1, c, min_count) {
+                    list.push((k, c));
                 }
-            }
-            for (j, runs) in runs.iter().enumerate() {
-                let mut list = Vec::new();
-                merge_runs(runs, |k, c| {
-                    if keep(j + 1, c) {
-                        list.push((k, c));
-                    }
-                })?;
-                entries.push(list);
-            }
-        } else {
-            let mut by_part = parts
-                .into_par_iter()
-                .map(|mut part| complete_lists(&mut part.tables, true))
-                .collect::<Result<Vec<_>>>()?;
-            let mut by_length: Vec<Vec<Vec<(u64, u64)>>> = (0..order).map(|_| Vec::new()).collect();
-            for lists in &mut by_part {
-                for (all, list) in by_length.iter_mut().zip(lists.drain(..)) {
-                    all.push(list);
-                }
-            }
-            entries = by_length
-                .into_par_iter()
-                .enumerate()
-                .map(|(j, lists)| {
-                    let mut sum = lists.into_iter().try_fold(Vec::new(), merge_sorted)?;
-                    sum.retain(|&(_, c)| keep(j + 1, c));
-                    Ok(sum)
-                })
-                .collect::<Result<_>>()?;
+            })?;
+            entries.push(list);
         }
         NgramTable::new(order, tag, min_count, positions, entries)
-    }
-
-    /// [`NgramCounts::table_of`] these counts alone.
-    pub fn into_table(self, tag: u64, min_count: u64) -> Result<NgramTable> {
-        NgramCounts::table_of(vec![self], tag, min_count)
     }
 }
 
@@ -330,7 +313,7 @@ impl NgramModel {
         min_count: u64,
         ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
     ) -> Result<NgramModel> {
-        NgramModel::from_table(counts.into_table(0, min_count.max(1))?, ln)
+        NgramModel::from_table(NgramCounts::table_of(vec![counts], 0, min_count.max(1))?, ln)
     }
 
     /// The model of a pruned table ([`NgramTable::pruned`], or [`NgramCounts::into_table`] with a
