@@ -88,12 +88,12 @@ pub struct Lattice {
     routes: Vec<u64>,
 }
 
-/// A route into an end position: the trie node of the piece and the piece's length, packed so
-/// that backtracking finds the previous position without looking the piece up (the look-ups,
-/// cache misses in a large vocabulary, then overlap instead of forming a chain).
+/// A route into an end position: the piece's slot in the matcher (see
+/// [`Matcher::piece_of`]: its index plus one) and its length, packed so that backtracking needs
+/// no look-up.
 #[inline(always)]
-pub(crate) fn route(node: u32, len: usize) -> u64 {
-    u64::from(node) << 32 | len as u64
+pub(crate) fn route(slot: u32, len: usize) -> u64 {
+    u64::from(slot) << 32 | len as u64
 }
 
 impl Lattice {
@@ -108,20 +108,17 @@ impl Lattice {
     }
 
     /// Follows the routes back from the end and appends the ids, in text order, to `out`.
-    pub(crate) fn backtrack(&self, matcher: &Matcher, out: &mut Vec<u32>) {
+    pub(crate) fn backtrack(&self, out: &mut Vec<u32>) {
         let first = out.len();
         let mut e = self.routes.len() - 1;
         while e > 0 {
-            // Every position is reached (all single bytes are pieces), through a piece's node.
+            // Every position is reached (all single bytes are pieces), through a piece's slot.
             let r = self.routes[e];
-            out.push((r >> 32) as u32);
+            let piece = Matcher::piece_of((r >> 32) as u32).unwrap_or(0) as u32;
+            out.push(piece + NUM_RESERVED);
             e -= r as u32 as usize;
         }
-        let ids = &mut out[first..];
-        ids.reverse();
-        for id in ids {
-            *id = matcher.piece_at(*id).map_or(0, |(piece, _)| piece as u32) + NUM_RESERVED;
-        }
+        out[first..].reverse();
     }
 }
 
@@ -132,16 +129,16 @@ pub(crate) fn best_segmentation(matcher: &Matcher, chunk: &[u8], lattice: &mut L
     for s in 0..chunk.len() {
         let base = best[s];
         // Nodes where no piece ends score -inf and never win.
-        matcher.for_each_prefix(chunk, s, |e, node, score| {
+        matcher.for_each_prefix(chunk, s, |e, slot, score| {
             // Branch-free: which candidate wins is unpredictable.
             let score = base + score;
             let held = best[e];
             let better = score > held;
             best[e] = select_unpredictable(better, score, held);
-            routes[e] = select_unpredictable(better, route(node, e - s), routes[e]);
+            routes[e] = select_unpredictable(better, route(slot, e - s), routes[e]);
         });
     }
-    lattice.backtrack(matcher, out);
+    lattice.backtrack(out);
 }
 
 /// The score (log-probability) of each piece of a vocabulary whose counts are `counts` (in id

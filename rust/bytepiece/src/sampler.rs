@@ -121,7 +121,7 @@ pub(crate) fn sample_chunk(
     let (best, routes) = lattice.reset(chunk.len());
     for s in 0..chunk.len() {
         let base = best[s];
-        matcher.for_each_prefix(chunk, s, |e, node, score| {
+        matcher.for_each_prefix(chunk, s, |e, slot, score| {
             if score == f64::NEG_INFINITY {
                 return; // no piece ends at this node
             }
@@ -130,11 +130,11 @@ pub(crate) fn sample_chunk(
             let total = log_add_exp(before, score);
             best[e] = total;
             if before == f64::NEG_INFINITY || rng.next_f64() < (score - total).exp() {
-                routes[e] = route(node, e - s);
+                routes[e] = route(slot, e - s);
             }
         });
     }
-    lattice.backtrack(matcher, out);
+    lattice.backtrack(out);
 }
 
 /// `ln(exp(x) + exp(y))` without overflow; `-inf` when both are `-inf`.
