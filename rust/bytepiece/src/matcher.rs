@@ -23,6 +23,11 @@
 //! (no faster, and backtracking then needs that look-up). Nor (34 against 38 MB/s) the pull form:
 //! the walks in progress kept in a list, all advanced by each byte, each end position taking the
 //! best of the candidates ending there — every byte then waits for the slowest of its walks.
+//! Nor, without branches and with the original's order of candidates kept, groups of 4 starts
+//! each one byte behind the last (all of a group's candidates for an end come in one round) or
+//! a ring of 4 or 8 walks advanced by every byte, longer walks continuing in a list, the best
+//! candidate found by a tree of comparisons: the same ids, 25–35 MB/s against 34 for this
+//! walk on the same, busy, machine.
 
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
