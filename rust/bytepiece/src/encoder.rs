@@ -169,12 +169,11 @@ pub(crate) fn piece_scores(counts: &[u64], ln: impl FnOnce(&[f64]) -> Result<Vec
 /// Where an id came from in the caller's text: `(start, end)`, see [`Encoder::encode_with_offsets`].
 pub type Span = (usize, usize);
 
-/// A ready-to-use tokenizer: a vocabulary, its matcher and its piece scores.
+/// A ready-to-use tokenizer: a vocabulary and its matcher (which holds the piece scores).
 #[derive(Debug)]
 pub struct Encoder {
     vocab: Vocab,
     matcher: Matcher,
-    scores: Vec<f64>,
 }
 
 impl Encoder {
@@ -188,13 +187,8 @@ impl Encoder {
     /// `log`, which the original uses and which on some CPUs differs from the C library's in the
     /// last bit. Special tokens (count 0) score `-inf` and are left out of the matcher.
     pub fn with_log(vocab: Vocab, ln: impl FnOnce(&[f64]) -> Result<Vec<f64>>) -> Result<Encoder> {
-        let scores = piece_scores(vocab.counts(), ln)?;
-        let matcher = Matcher::new(&vocab, &scores)?;
-        Ok(Encoder {
-            vocab,
-            matcher,
-            scores,
-        })
+        let matcher = Matcher::new(&vocab, &piece_scores(vocab.counts(), ln)?)?;
+        Ok(Encoder { vocab, matcher })
     }
 
     /// The vocabulary.
@@ -205,7 +199,7 @@ impl Encoder {
     /// The score (log-probability) of each piece, in id order from id 3 (`-inf` for a special
     /// token).
     pub fn scores(&self) -> &[f64] {
-        &self.scores
+        self.matcher.scores()
     }
 
     /// Appends the ids of the best segmentation of one chunk (a line, see

@@ -116,6 +116,11 @@ impl Matcher {
         Ok(())
     }
 
+    /// The score of each piece, in the order of `vocab.pieces()`.
+    pub fn scores(&self) -> &[f64] {
+        &self.scores[1..]
+    }
+
     /// Calls `f(end, slot, score)` for every trie node on the path of `text[start..]`, by
     /// increasing `end`: `slot` is the node's piece slot (see [`Matcher::piece_of`]) and
     /// `score` that piece's score, `-inf` where no piece ends (so a caller that keeps the best

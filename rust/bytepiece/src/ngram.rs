@@ -26,7 +26,7 @@ pub fn pack(bytes: &[u8]) -> u64 {
 ///
 /// Counting touches one table entry per byte: it counts *windows*, the `order` bytes starting at
 /// each position (shorter where a chunk ends). An n-gram's count is the sum of the counts of the
-/// windows it begins, which [`complete_lists`] adds up, longest n-grams first, once per table rather
+/// windows it begins, which `complete_lists` adds up, longest n-grams first, once per table rather
 /// than once per byte.
 ///
 /// The tables stay within a budget of entries: past it they are completed, written to disk as
@@ -117,7 +117,7 @@ impl NgramCounts {
     /// [`NgramTable`] tagged `tag`, keeping the n-grams that [`keeps_ngram`] keeps with
     /// `min_count` (0: every n-gram, an unpruned table that merges with others).
     ///
-    /// In memory, each part's tables are completed ([`complete_lists`]) in parallel into a
+    /// In memory, each part's tables are completed (`complete_lists`) in parallel into a
     /// table of its own, and the tables are merged and pruned as shards' tables are
     /// ([`NgramTable::merge`], [`NgramTable::pruned`]); if any part has spilled, every part is
     /// written to disk and the runs are read once, in key order, pruned as they are read.
@@ -316,7 +316,7 @@ impl NgramModel {
         NgramModel::from_table(NgramCounts::table_of(vec![counts], 0, min_count.max(1))?, ln)
     }
 
-    /// The model of a pruned table ([`NgramTable::pruned`], or [`NgramCounts::into_table`] with a
+    /// The model of a pruned table ([`NgramTable::pruned`], or [`NgramCounts::table_of`] with a
     /// `min_count`), as the original builds it: every byte value gets a count of at least 1 (a
     /// missing one counts 1 and one more position), and each kept n-gram the log of its count
     /// minus that of its prefix. `ln` computes natural logarithms elementwise (the bindings pass
