@@ -76,7 +76,14 @@ impl Matcher {
     /// Builds the trie over `vocab`'s pieces, piece `i` scored `scores[i]`.
     pub fn new(vocab: &Vocab, scores: &[f64]) -> Result<Matcher> {
         let pieces = vocab.pieces();
-        if pieces.len() >= (u32::MAX >> SLOT_SHIFT) as usize || scores.len() != pieces.len() {
+        let max_pieces = (u32::MAX >> SLOT_SHIFT) as usize - 1;
+        if pieces.len() > max_pieces {
+            return Err(Error::InvalidArgument(format!(
+                "a vocabulary of {} pieces is too large to index (at most {max_pieces})",
+                pieces.len()
+            )));
+        }
+        if scores.len() != pieces.len() {
             return Err(Error::InvalidArgument(format!(
                 "cannot index {} pieces with {} scores",
                 pieces.len(),
@@ -357,6 +364,24 @@ mod tests {
         );
         assert_eq!(found(b"abc", 1), [(2, b"b".to_vec()), (3, b"bc".to_vec())]);
         assert_eq!(found(b"abc", 3), []);
+    }
+
+    #[test]
+    fn rescoring_needs_one_score_per_piece() {
+        let vocab = Vocab::from_entries(entries_with(&[(b"ab", 1)]), "t").unwrap();
+        let n = vocab.len();
+        let mut matcher = Matcher::new(&vocab, &vec![-1.0; n]).unwrap();
+        assert!(Matcher::new(&vocab, &vec![-1.0; n - 1]).is_err());
+        assert!(matcher.rescore(&vec![-2.0; n + 1]).is_err());
+        assert!(matcher.rescore(&vec![-2.0; n - 1]).is_err());
+        let ab = vocab.pieces().iter().position(|p| &p[..] == b"ab").unwrap();
+        let mut scores = vec![-2.0; n];
+        scores[ab] = -0.5;
+        matcher.rescore(&scores).unwrap();
+        assert_eq!(matcher.scores(), &scores[..]);
+        let mut found = vec![];
+        matcher.for_each_prefix(b"ab", 0, |e, slot, score| found.push((e, Matcher::piece_of(slot), score)));
+        assert_eq!(found.last(), Some(&(2, Some(ab), -0.5)));
     }
 
     /// The piece that the walk over all of `text` ends on.
