@@ -5,28 +5,27 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
+use crate::runs::Scratch;
 
 /// Texts written once and read back in order, in a temporary file deleted when dropped.
 #[derive(Debug)]
 pub struct Spill {
+    _scratch: Arc<Scratch>,
     path: PathBuf,
     writer: Option<BufWriter<File>>,
     texts: u64,
 }
 
 impl Spill {
-    /// A new, empty spill file in the system's temporary folder.
-    pub fn create() -> Result<Spill> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "bytepiece-spill-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+    /// A new, empty spill file in `scratch`.
+    pub fn create(scratch: &Arc<Scratch>) -> Result<Spill> {
+        let path = scratch.file("texts")?;
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         Ok(Spill {
+            _scratch: scratch.clone(),
             path,
             writer: Some(BufWriter::with_capacity(1 << 20, file)),
             texts: 0,
@@ -174,7 +173,7 @@ mod tests {
 
     #[test]
     fn spill_reads_back_in_batches_and_cleans_up() {
-        let mut spill = Spill::create().unwrap();
+        let mut spill = Spill::create(&Arc::new(Scratch::new(None))).unwrap();
         for t in ["a", "", "中文\n", "last"] {
             spill.push(t).unwrap();
         }

@@ -3,27 +3,27 @@
 //! tables far larger than the CPU caches.
 //!
 //! Open addressing with linear probing in one flat array of `(key, value)` slots, at most three
-//! quarters full while counting and half full once pruned for look-ups, so that an access
-//! almost always touches one or two cache lines; and [`KeyTable::prefetch`], so
-//! that a caller who knows its next keys (the trainer does: they depend on the text only) can
-//! have their lines on the way while it works on the current ones.
+//! quarters full, so that an access almost always touches one or two cache lines; and
+//! [`KeyTable::prefetch`], so that a caller who knows its next keys (the trainer does: they
+//! depend on the text only) can have their lines on the way while it works on the current ones.
+//! The array may have any length (a slot is picked by scaling the hash, not masking it), so that
+//! a table can fill a memory budget exactly.
 
 /// Marks an empty slot. A key equal to it is kept aside, so every `u64` is a valid key. Zero, so
 /// that a new table is zeroed memory, which the system gives without writing it.
 const EMPTY: u64 = 0;
 
-/// Fibonacci hashing: the high bits of the key times 2^64 / φ.
+/// Fibonacci hashing, scaled to `slots`: the key times 2^64 / φ, as a fraction of 2^64, times
+/// the number of slots.
 #[inline]
-fn slot_of(key: u64, shift: u32) -> usize {
-    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+fn slot_of(key: u64, slots: usize) -> usize {
+    ((u128::from(key.wrapping_mul(0x9E37_79B9_7F4A_7C15)) * slots as u128) >> 64) as usize
 }
 
 /// See the module documentation.
 #[derive(Debug, Clone)]
 pub struct KeyTable {
     slots: Vec<(u64, u64)>,
-    /// `64 - log2(slots.len())`.
-    shift: u32,
     len: usize,
     /// The value of the key [`EMPTY`], if present.
     empty_key: Option<u64>,
@@ -38,13 +38,30 @@ impl Default for KeyTable {
 impl KeyTable {
     /// An empty table with room for `n` keys before it grows.
     pub fn with_capacity(n: usize) -> KeyTable {
-        let capacity = (n + n / 3 + 1).next_power_of_two().max(16);
+        KeyTable::with_slots((n + n / 3 + 1).next_power_of_two())
+    }
+
+    /// An empty table of `slots` slots (at least 16), which holds three quarters as many keys
+    /// before it grows.
+    pub fn with_slots(slots: usize) -> KeyTable {
         KeyTable {
-            slots: vec![(EMPTY, 0); capacity],
-            shift: 64 - capacity.trailing_zeros(),
+            slots: vec![(EMPTY, 0); slots.max(16)],
             len: 0,
             empty_key: None,
         }
+    }
+
+    /// The bytes of one slot.
+    pub const SLOT_BYTES: usize = std::mem::size_of::<(u64, u64)>();
+
+    /// How many more keys the table takes before it grows.
+    pub fn room(&self) -> usize {
+        (self.slots.len() * 3 / 4).saturating_sub(self.len)
+    }
+
+    /// Bytes of memory held.
+    pub fn bytes(&self) -> usize {
+        self.slots.len() * Self::SLOT_BYTES
     }
 
     /// Number of keys.
@@ -60,14 +77,17 @@ impl KeyTable {
     /// The slot of `key` (not [`EMPTY`]): where it is, or the empty slot where it would go.
     #[inline]
     fn find(&self, key: u64) -> usize {
-        let mask = self.slots.len() - 1;
-        let mut i = slot_of(key, self.shift);
+        let n = self.slots.len();
+        let mut i = slot_of(key, n);
         loop {
             let k = self.slots[i].0;
             if k == key || k == EMPTY {
                 return i;
             }
-            i = (i + 1) & mask;
+            i += 1;
+            if i == n {
+                i = 0;
+            }
         }
     }
 
@@ -129,7 +149,7 @@ impl KeyTable {
     /// changes no result).
     #[inline]
     pub fn prefetch(&self, key: u64) {
-        let slot = &self.slots[slot_of(key, self.shift)];
+        let slot = &self.slots[slot_of(key, self.slots.len())];
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a prefetch never faults and has no effect on memory; the address is of a
         // live slot.
@@ -138,6 +158,25 @@ impl KeyTable {
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = slot;
+    }
+
+    /// The `(key, value)` pairs by increasing key, sorted in the table's own array.
+    pub fn into_sorted(mut self) -> SortedEntries {
+        use rayon::slice::ParallelSliceMut;
+        let mut n = 0;
+        for i in 0..self.slots.len() {
+            if self.slots[i].0 != EMPTY {
+                self.slots.swap(n, i);
+                n += 1;
+            }
+        }
+        // a table is never full: the key EMPTY (the smallest) has a free slot
+        if let Some(v) = self.empty_key {
+            self.slots[n] = (EMPTY, v);
+            n += 1;
+        }
+        self.slots[..n].par_sort_unstable();
+        SortedEntries { slots: self.slots, len: n }
     }
 
     /// Every `(key, value)`, in slot order (the same for [`KeyTable::iter_mut`] while the
@@ -157,6 +196,26 @@ impl KeyTable {
             .filter(|(k, _)| *k != EMPTY)
             .map(|(k, v)| (*k, v))
             .chain(self.empty_key.as_mut().map(|v| (EMPTY, v)))
+    }
+}
+
+/// A table's pairs sorted by key in its own array ([`KeyTable::into_sorted`]).
+#[derive(Debug)]
+pub struct SortedEntries {
+    slots: Vec<(u64, u64)>,
+    len: usize,
+}
+
+impl SortedEntries {
+    /// The `(key, value)` pairs by increasing key.
+    pub fn entries(&self) -> &[(u64, u64)] {
+        &self.slots[..self.len]
+    }
+
+    /// An empty table in the same memory.
+    pub fn into_table(mut self) -> KeyTable {
+        self.slots.fill((EMPTY, 0));
+        KeyTable { slots: self.slots, len: 0, empty_key: None }
     }
 }
 

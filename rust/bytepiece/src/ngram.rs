@@ -4,11 +4,15 @@
 //! one flat hash table per length: no heap object per n-gram. Counting is a sum, so tables
 //! counted on any split of the text merge into the same result in any order.
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::keytable::KeyTable;
-use crate::table::{keeps_ngram, merge_sorted, NgramTable};
+use crate::keytable::{KeyTable, SortedEntries};
+use crate::model::{model_bytes, NgramModel, SortedCounts};
+use crate::runs::{merge_runs, Run, RunWriter, Scratch};
+use crate::table::{keeps_ngram, Fingerprint, NgramTable};
 
 /// The longest n-gram (and so the highest `order`) the trainer supports: 8 bytes fill a `u64`.
 pub const MAX_ORDER: usize = 8;
@@ -26,12 +30,12 @@ pub fn pack(bytes: &[u8]) -> u64 {
 ///
 /// Counting touches one table entry per byte: it counts *windows*, the `order` bytes starting at
 /// each position (shorter where a chunk ends). An n-gram's count is the sum of the counts of the
-/// windows it begins, which `complete_lists` adds up, longest n-grams first, once per table rather
+/// windows it begins, which [`Completion`] adds up, longest n-grams first, once per table rather
 /// than once per byte.
 ///
-/// The tables stay within a budget of entries: past it they are completed, written to disk as
-/// runs sorted by key and emptied, and the runs are merged when the model is built (so that
-/// counting needs bounded memory whatever the corpus; the result is the same).
+/// The tables stay within a budget: past it they are completed, written to disk as runs sorted
+/// by key and emptied, and the runs are merged when the model is built (so that counting needs
+/// bounded memory whatever the corpus; the result is the same).
 #[derive(Debug)]
 pub struct NgramCounts {
     order: usize,
@@ -39,9 +43,66 @@ pub struct NgramCounts {
     /// a chunk).
     tables: Vec<KeyTable>,
     positions: u64,
-    budget: usize,
+    budget: Budget,
     /// `runs[j - 1]`: sorted runs of the n-grams of length `j` written to disk.
-    runs: Vec<Vec<Run>>,
+    runs: Vec<Vec<Run<u64>>>,
+    /// What the runs written so far say of the n-gram model (see [`NgramCounts::least_kept`]).
+    least_kept: KeptCounts,
+}
+
+/// How [`NgramCounts`] keep within memory.
+#[derive(Debug, Clone)]
+enum Budget {
+    /// Tables grow as needed while they hold at most this many entries, then spill.
+    Entries(usize),
+    /// The tables are made once, filling this many bytes, and spill when full; spilled runs
+    /// go to the scratch folder and are checked against `min_count` as they are written.
+    Bytes { bytes: usize, scratch: Arc<Scratch>, min_count: u64 },
+}
+
+/// Counts of the n-grams of 2 bytes or more that a `min_count` keeps: how many for each count
+/// (counts from [`KeptCounts::EXACT`] on share the last cell).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeptCounts {
+    /// `cells[c - min_count]`: the n-grams counted `c` times.
+    cells: Vec<u64>,
+    min_count: u64,
+}
+
+impl KeptCounts {
+    /// Counts from this one up are not told apart.
+    const EXACT: u64 = 1 << 12;
+
+    fn new(min_count: u64) -> KeptCounts {
+        let min_count = min_count.max(1);
+        KeptCounts { cells: vec![0; (Self::EXACT.saturating_sub(min_count) + 1) as usize], min_count }
+    }
+
+    #[inline]
+    fn add(&mut self, count: u64) {
+        if count >= self.min_count {
+            let i = (count.min(Self::EXACT.max(self.min_count)) - self.min_count) as usize;
+            self.cells[i] += 1;
+        }
+    }
+
+    /// The n-grams (of 2 bytes or more) kept.
+    pub fn kept(&self) -> u64 {
+        self.cells.iter().sum()
+    }
+
+    /// The smallest `min_count` that keeps at most `n` n-grams (of 2 bytes or more), with the
+    /// number it keeps; `None` when even [`KeptCounts::EXACT`] keeps more.
+    pub fn min_count_for(&self, n: u64) -> Option<(u64, u64)> {
+        let mut above = 0;
+        for (i, &c) in self.cells.iter().enumerate().rev() {
+            if above + c > n {
+                return (i + 1 < self.cells.len()).then(|| (self.min_count + i as u64 + 1, above));
+            }
+            above += c;
+        }
+        Some((self.min_count, above))
+    }
 }
 
 impl NgramCounts {
@@ -50,15 +111,35 @@ impl NgramCounts {
         NgramCounts::with_budget(order, usize::MAX)
     }
 
-    /// Empty counts that spill to disk whenever their tables hold more than `budget` entries.
+    /// Empty counts that spill to the system's temporary folder whenever their tables hold more
+    /// than `budget` entries.
     pub fn with_budget(order: usize, budget: usize) -> Result<NgramCounts> {
+        NgramCounts::make(order, Budget::Entries(budget.max(1)))
+    }
+
+    /// Empty counts whose tables take `bytes` of memory, made at once, and spill to `scratch`
+    /// when full; [`NgramCounts::least_kept`] tells what the spilled runs say of the model that
+    /// `min_count` will give.
+    pub fn with_memory(order: usize, bytes: usize, scratch: Arc<Scratch>, min_count: u64) -> Result<NgramCounts> {
+        NgramCounts::make(order, Budget::Bytes { bytes, scratch, min_count })
+    }
+
+    fn make(order: usize, budget: Budget) -> Result<NgramCounts> {
         check_order(order)?;
+        let mut tables = vec![KeyTable::default(); order];
+        let mut least_kept = KeptCounts::default();
+        if let Budget::Bytes { bytes, min_count, .. } = &budget {
+            // the windows at the ends of chunks, in the shorter tables, get an eighth
+            tables[order - 1] = KeyTable::with_slots(bytes / 8 * 7 / KeyTable::SLOT_BYTES);
+            least_kept = KeptCounts::new(*min_count);
+        }
         Ok(NgramCounts {
             order,
-            tables: vec![KeyTable::default(); order],
+            tables,
             positions: 0,
-            budget: budget.max(1),
+            budget,
             runs: (0..order).map(|_| Vec::new()).collect(),
+            least_kept,
         })
     }
 
@@ -67,10 +148,27 @@ impl NgramCounts {
         self.order
     }
 
+    /// Of the runs spilled so far, the one that keeps the most n-grams with the `min_count`
+    /// given to [`NgramCounts::with_memory`]: counts only grow, so the model will keep at least
+    /// as many (empty counts when nothing was spilled or without a memory budget).
+    pub fn least_kept(&self) -> &KeptCounts {
+        &self.least_kept
+    }
+
     /// Counts the n-grams of one chunk (n-grams do not cross chunks), spilling the tables to disk
-    /// if they outgrow the budget.
+    /// first if the chunk might outgrow the budget.
     pub fn add_chunk(&mut self, chunk: &[u8]) -> Result<()> {
         let (n, order) = (chunk.len(), self.order);
+        let full_up = match &self.budget {
+            Budget::Entries(entries) => self.tables.iter().map(KeyTable::len).sum::<usize>() > *entries,
+            Budget::Bytes { bytes, .. } => {
+                self.tables[order - 1].room() < n
+                    || self.tables[..order - 1].iter().map(KeyTable::bytes).sum::<usize>() > bytes / 8
+            }
+        };
+        if full_up && self.tables.iter().any(|t| !t.is_empty()) {
+            self.spill()?;
+        }
         self.positions += n as u64;
         let mask = u64::MAX >> (64 - 8 * order);
         let full = &mut self.tables[order - 1];
@@ -90,19 +188,32 @@ impl NgramCounts {
         for start in n.saturating_sub(order - 1)..n {
             self.tables[n - start - 1].add(pack(&chunk[start..]), 1);
         }
-        if self.tables.iter().map(|t| t.len()).sum::<usize>() > self.budget {
-            self.spill()?;
-        }
         Ok(())
     }
 
     /// Writes every table to disk as a sorted run of n-gram counts and empties it (its memory is
     /// kept for reuse).
     fn spill(&mut self) -> Result<()> {
-        let lists = complete_lists(&mut self.tables, false)?;
-        for (list, runs) in lists.iter().zip(&mut self.runs) {
-            if !list.is_empty() {
-                runs.push(Run::write(list)?);
+        let (scratch, min_count) = match &self.budget {
+            Budget::Bytes { scratch, min_count, .. } => (scratch.clone(), Some(*min_count)),
+            Budget::Entries(_) => (shared_temp_scratch(), None),
+        };
+        let mut writers = (1..=self.order)
+            .map(|j| RunWriter::create(&scratch, &format!("ngrams{j}")))
+            .collect::<Result<Vec<_>>>()?;
+        let mut kept = min_count.map(KeptCounts::new);
+        Completion::of_tables(&mut self.tables, true, &mut |j, k, c| {
+            if let (Some(kept), true) = (kept.as_mut(), j > 0) {
+                kept.add(c);
+            }
+            writers[j].push(&k, c)
+        })?;
+        for (writer, runs) in writers.into_iter().zip(&mut self.runs) {
+            runs.push(writer.finish()?);
+        }
+        if let Some(kept) = kept {
+            if kept.kept() > self.least_kept.kept() {
+                self.least_kept = kept;
             }
         }
         Ok(())
@@ -117,35 +228,30 @@ impl NgramCounts {
     /// [`NgramTable`] tagged `tag`, keeping the n-grams that [`keeps_ngram`] keeps with
     /// `min_count` (0: every n-gram, an unpruned table that merges with others).
     ///
-    /// In memory, each part's tables are completed (`complete_lists`) in parallel into a
-    /// table of its own, and the tables are merged and pruned as shards' tables are
-    /// ([`NgramTable::merge`], [`NgramTable::pruned`]); if any part has spilled, every part is
-    /// written to disk and the runs are read once, in key order, pruned as they are read.
+    /// In memory, each part's tables are completed in parallel into a table of its own, and the
+    /// tables are merged and pruned as shards' tables are ([`NgramTable::merge`],
+    /// [`NgramTable::pruned`]); if any part has spilled, every part is written to disk and the
+    /// runs are read once, in key order, pruned as they are read.
     pub fn table_of(parts: Vec<NgramCounts>, tag: u64, min_count: u64) -> Result<NgramTable> {
-        let order = parts.first().map_or(0, NgramCounts::order);
-        if parts.is_empty() || parts.iter().any(|p| p.order != order) {
-            return Err(Error::InvalidArgument(
-                "n-gram counts of different orders (or none) cannot be merged".into(),
-            ));
-        }
+        let order = check_parts(&parts)?;
         if !parts.iter().any(NgramCounts::spilled) {
             let mut tables = parts
                 .into_par_iter()
-                .map(|mut part| NgramTable::new(order, tag, 0, part.positions, complete_lists(&mut part.tables, true)?))
+                .map(|mut part| {
+                    let mut lists: Vec<Vec<(u64, u64)>> = vec![Vec::new(); order];
+                    Completion::of_tables(&mut part.tables, false, &mut |j, k, c| {
+                        lists[j].push((k, c));
+                        Ok(())
+                    })?;
+                    NgramTable::new(order, tag, 0, part.positions, lists)
+                })
                 .collect::<Result<Vec<_>>>()?
                 .into_iter();
             let first = tables.next().unwrap_or_else(|| unreachable!("at least one part"));
             let merged = tables.try_fold(first, NgramTable::merge)?;
             return if min_count == 0 { Ok(merged) } else { merged.pruned(min_count) };
         }
-        let positions = parts.iter().map(|p| p.positions).sum();
-        let mut runs: Vec<Vec<Run>> = (0..order).map(|_| Vec::new()).collect();
-        for mut part in parts {
-            part.spill()?;
-            for (all, mine) in runs.iter_mut().zip(std::mem::take(&mut part.runs)) {
-                all.extend(mine);
-            }
-        }
+        let (runs, positions) = NgramCounts::into_runs(parts)?;
         let mut entries = Vec::with_capacity(order);
         for (j, runs) in runs.iter().enumerate() {
             let mut list = Vec::new();
@@ -153,134 +259,198 @@ impl NgramCounts {
                 if min_count == 0 || keeps_ngram(j + 1, c, min_count) {
                     list.push((k, c));
                 }
+                Ok(())
             })?;
             entries.push(list);
         }
         NgramTable::new(order, tag, min_count, positions, entries)
     }
-}
 
-/// Turns window counts into n-gram counts, one list per length (index `j`: `j + 1` bytes)
-/// sorted by key, and empties the tables (their memory freed if `free`, else kept for reuse).
-///
-/// From the longest down: a length's list is its own windows' counts, sorted, merged with the
-/// counts of the prefixes of the longer n-grams (see [`prefix_sums`]); sorted keys keep this
-/// a sequential pass rather than a hash look-up per n-gram.
-fn complete_lists(tables: &mut [KeyTable], free: bool) -> Result<Vec<Vec<(u64, u64)>>> {
-    let mut lists: Vec<Vec<(u64, u64)>> = Vec::with_capacity(tables.len());
-    for table in tables.iter_mut().rev() {
-        let mut own: Vec<(u64, u64)> = table.iter().collect();
-        if free {
-            *table = KeyTable::default();
-        } else {
-            table.clear();
-        }
-        own.par_sort_unstable();
-        let list = match lists.last() {
-            None => own,
-            Some(longer) => merge_sorted(own, prefix_sums(longer))?,
-        };
-        lists.push(list);
-    }
-    lists.reverse();
-    Ok(lists)
-}
-
-/// The summed counts of the prefixes one byte shorter of the n-grams of `list` (sorted by
-/// key), sorted by key: n-grams that share a prefix are next to each other.
-fn prefix_sums(list: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(list.len() / 2);
-    for &(k, c) in list {
-        match out.last_mut() {
-            Some((p, n)) if *p == k >> 8 => *n = n.wrapping_add(c),
-            _ => out.push((k >> 8, c)),
-        }
-    }
-    out
-}
-
-/// A run of (key, count) pairs sorted by key, in a temporary file deleted when dropped.
-#[derive(Debug)]
-struct Run {
-    path: std::path::PathBuf,
-}
-
-impl Run {
-    fn write(entries: &[(u64, u64)]) -> Result<Run> {
-        use std::io::Write;
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "bytepiece-ngrams-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let run = Run { path };
-        let file = std::fs::File::create(&run.path).map_err(|e| Error::io(&run.path, e))?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        for &(k, c) in entries {
-            w.write_all(&k.to_le_bytes())
-                .and_then(|()| w.write_all(&c.to_le_bytes()))
-                .map_err(|e| Error::io(&run.path, e))?;
-        }
-        w.flush().map_err(|e| Error::io(&run.path, e))?;
-        Ok(run)
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// Merges sorted runs, calling `f(key, total count)` once per key, in key order.
-fn merge_runs(runs: &[Run], mut f: impl FnMut(u64, u64)) -> Result<()> {
-    use std::cmp::Reverse;
-    use std::io::Read;
-    let mut readers = runs
-        .iter()
-        .map(|r| {
-            std::fs::File::open(&r.path)
-                .map(|file| std::io::BufReader::with_capacity(1 << 16, file))
-                .map_err(|e| Error::io(&r.path, e))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut next = |i: usize| -> Result<Option<(u64, u64)>> {
-        let mut buf = [0u8; 16];
-        match readers[i].read_exact(&mut buf) {
-            Ok(()) => Ok(Some((
-                u64::from_le_bytes(buf[..8].try_into().unwrap_or_default()),
-                u64::from_le_bytes(buf[8..].try_into().unwrap_or_default()),
-            ))),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
-            Err(e) => Err(Error::io(&runs[i].path, e)),
-        }
-    };
-    let mut heap = std::collections::BinaryHeap::new();
-    for i in 0..runs.len() {
-        if let Some((k, c)) = next(i)? {
-            heap.push(Reverse((k, c, i)));
-        }
-    }
-    let mut current: Option<(u64, u64)> = None;
-    while let Some(Reverse((k, c, i))) = heap.pop() {
-        current = match current {
-            Some((ck, cc)) if ck == k => Some((ck, cc + c)),
-            Some((ck, cc)) => {
-                f(ck, cc);
-                Some((k, c))
+    /// Every part spilled: the runs of each length, and the positions counted.
+    fn into_runs(parts: Vec<NgramCounts>) -> Result<(Vec<Vec<Run<u64>>>, u64)> {
+        let order = check_parts(&parts)?;
+        let positions = parts.iter().map(|p| p.positions).sum();
+        let mut runs: Vec<Vec<Run<u64>>> = (0..order).map(|_| Vec::new()).collect();
+        for mut part in parts {
+            if part.tables.iter().any(|t| !t.is_empty()) {
+                part.spill()?;
             }
-            None => Some((k, c)),
-        };
-        if let Some((k2, c2)) = next(i)? {
-            heap.push(Reverse((k2, c2, i)));
+            part.tables = Vec::new();
+            for (all, mine) in runs.iter_mut().zip(std::mem::take(&mut part.runs)) {
+                all.extend(mine);
+            }
         }
+        Ok((runs, positions))
     }
-    if let Some((k, c)) = current {
-        f(k, c);
+
+    /// The n-gram model of `parts` built from runs on disk, with bounded memory: each length's
+    /// runs are merged and pruned by `min_count` into one run in `scratch`, which the model is
+    /// built from. The table fingerprinted is the one [`NgramCounts::table_of`] would give with
+    /// the same `tag` and `min_count`. Fails with [`Error::InvalidArgument`] (naming what would
+    /// fit) if the model would take more than `model_budget` bytes.
+    pub fn model_of(
+        parts: Vec<NgramCounts>,
+        scratch: &Arc<Scratch>,
+        tag: u64,
+        min_count: u64,
+        model_budget: usize,
+        ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
+    ) -> Result<NgramModel> {
+        let min_count = min_count.max(1);
+        let (runs, positions) = NgramCounts::into_runs(parts)?;
+        let order = runs.len();
+        let mut fingerprint = Fingerprint::new(order, tag, min_count, positions);
+        let mut kept = KeptCounts::new(min_count);
+        let mut pruned = Vec::with_capacity(order);
+        for (j, runs) in runs.into_iter().enumerate() {
+            let mut out = RunWriter::create(scratch, &format!("model{}", j + 1))?;
+            merge_runs(&runs, |k, c| {
+                if keeps_ngram(j + 1, c, min_count) {
+                    if j > 0 {
+                        kept.add(c);
+                    }
+                    fingerprint.entry(k, c);
+                    out.push(&k, c)?;
+                }
+                Ok(())
+            })?;
+            drop(runs);
+            fingerprint.end_list(out.len());
+            pruned.push(out.finish()?);
+        }
+        check_model_fits(&kept, model_budget, true)?;
+        let lists: Vec<&dyn SortedCounts> = pruned.iter().map(|r| r as &dyn SortedCounts).collect();
+        NgramModel::build(&lists, positions, fingerprint.finish(), ln)
     }
-    Ok(())
+}
+
+/// Fails with a message naming what would fit when the n-grams that `kept` counts make a model
+/// larger than `budget` bytes (`exact`: they are all the counts, else a lower bound from part of
+/// the corpus).
+pub fn check_model_fits(kept: &KeptCounts, budget: usize, exact: bool) -> Result<()> {
+    let need = model_bytes(kept.kept() as usize);
+    if need <= budget {
+        return Ok(());
+    }
+    let mb = |b: usize| b.div_ceil(1 << 20);
+    let fits = (budget.saturating_sub(model_bytes(0)) / model_bytes(1).saturating_sub(model_bytes(0)).max(1)) as u64;
+    let suggestion = match kept.min_count_for(fits) {
+        Some((m, n)) => format!("or min_count to {}{m} (which keeps {}{n} n-grams)", if exact { "" } else { "at least " }, if exact { "" } else { "at most " }),
+        None => format!("or min_count to more than {}", KeptCounts::EXACT),
+    };
+    let (kind, least) = if exact { ("", "") } else { (" already in part of the corpus", "at least ") };
+    Err(Error::InvalidArgument(format!(
+        "the n-gram model needs {least}{} MB ({least}{} n-grams counted at least {} times{kind}), more than the {} MB that max_memory_mb leaves it: raise max_memory_mb by at least {} MB, {suggestion}",
+        mb(need),
+        kept.kept(),
+        kept.min_count,
+        mb(budget),
+        mb(need - budget) * 2,
+    )))
+}
+
+fn check_parts(parts: &[NgramCounts]) -> Result<usize> {
+    let order = parts.first().map_or(0, NgramCounts::order);
+    if parts.is_empty() || parts.iter().any(|p| p.order != order) {
+        return Err(Error::InvalidArgument("n-gram counts of different orders (or none) cannot be merged".into()));
+    }
+    Ok(order)
+}
+
+/// Spill files of counts made without a scratch folder of their own go to one in the system's
+/// temporary folder, removed when the last of them is dropped.
+fn shared_temp_scratch() -> Arc<Scratch> {
+    use std::sync::{Mutex, Weak};
+    static SHARED: Mutex<Weak<Scratch>> = Mutex::new(Weak::new());
+    let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    slot.upgrade().unwrap_or_else(|| {
+        let scratch = Arc::new(Scratch::new(None));
+        *slot = Arc::downgrade(&scratch);
+        scratch
+    })
+}
+
+/// Turns window counts, sorted by key in their own tables, into n-gram counts: `sink(j, key,
+/// count)` gets every n-gram of `j + 1` bytes once, by increasing key within each length.
+///
+/// A length's n-grams are its own windows merged with the summed counts of the prefixes one
+/// byte shorter of the longer n-grams; prefixes of sorted keys come sorted, and n-grams that
+/// share a prefix are next to each other, so this is one sequential pass that holds one pending
+/// prefix per length and writes as it goes (to memory or to disk).
+struct Completion<'a, 's> {
+    own: Vec<&'a [(u64, u64)]>,
+    next: Vec<usize>,
+    pending: Vec<Option<(u64, u64)>>,
+    sink: &'s mut dyn FnMut(usize, u64, u64) -> Result<()>,
+}
+
+impl Completion<'_, '_> {
+    /// Completes the windows of `tables` (`tables[j]`: of `j + 1` bytes) and empties them,
+    /// keeping their memory if `keep`.
+    fn of_tables(tables: &mut Vec<KeyTable>, keep: bool, sink: &mut dyn FnMut(usize, u64, u64) -> Result<()>) -> Result<()> {
+        let sorted: Vec<SortedEntries> = std::mem::take(tables).into_iter().map(KeyTable::into_sorted).collect();
+        let order = sorted.len();
+        let mut c = Completion {
+            own: sorted.iter().map(SortedEntries::entries).collect(),
+            next: vec![0; order],
+            pending: vec![None; order],
+            sink,
+        };
+        let done = (0..order).rev().try_for_each(|j| c.finish(j));
+        drop(c);
+        *tables = sorted.into_iter().map(|s| if keep { s.into_table() } else { KeyTable::default() }).collect();
+        done
+    }
+
+    fn emit(&mut self, j: usize, key: u64, count: u64) -> Result<()> {
+        (self.sink)(j, key, count)?;
+        if j > 0 {
+            self.feed(j - 1, key >> 8, count)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `count` to the prefix `key` of `j + 1` bytes; a new prefix settles the last one.
+    fn feed(&mut self, j: usize, key: u64, count: u64) -> Result<()> {
+        match self.pending[j] {
+            Some((k, c)) if k == key => self.pending[j] = Some((k, c.wrapping_add(count))),
+            last => {
+                self.pending[j] = Some((key, count));
+                if let Some(last) = last {
+                    self.settle(j, last)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits the own windows before `key`, then `key` with its own count added.
+    fn settle(&mut self, j: usize, (key, mut count): (u64, u64)) -> Result<()> {
+        while let Some(&(k, c)) = self.own[j].get(self.next[j]) {
+            if k > key {
+                break;
+            }
+            self.next[j] += 1;
+            if k == key {
+                count = count.wrapping_add(c);
+                break;
+            }
+            self.emit(j, k, c)?;
+        }
+        self.emit(j, key, count)
+    }
+
+    /// Emits what is left of length `j + 1` (once the longer lengths are done).
+    fn finish(&mut self, j: usize) -> Result<()> {
+        if let Some(last) = self.pending[j].take() {
+            self.settle(j, last)?;
+        }
+        while let Some(&(k, c)) = self.own[j].get(self.next[j]) {
+            self.next[j] += 1;
+            self.emit(j, k, c)?;
+        }
+        Ok(())
+    }
 }
 
 fn check_order(order: usize) -> Result<()> {
@@ -290,140 +460,6 @@ fn check_order(order: usize) -> Result<()> {
         Err(Error::InvalidArgument(format!(
             "order must be between 1 and {MAX_ORDER}, got {order}"
         )))
-    }
-}
-
-/// The n-gram model: for every n-gram kept, the log-probability of its last byte given the
-/// bytes before it, `ln(count) - ln(count of its prefix)` (for single bytes, the prefix count is
-/// the number of positions).
-#[derive(Debug)]
-pub struct NgramModel {
-    order: usize,
-    /// `tables[j - 1]`: the kept n-grams of length `j`, their values the bits of an `f64`.
-    tables: Vec<KeyTable>,
-    /// [`NgramTable::fingerprint`] of the table the model was built from.
-    fingerprint: u64,
-}
-
-impl NgramModel {
-    /// Prunes counts as the original does (see [`NgramModel::from_table`]), keeping n-grams of
-    /// 2 bytes or more counted at least `min_count` times.
-    pub fn from_counts(
-        counts: NgramCounts,
-        min_count: u64,
-        ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
-    ) -> Result<NgramModel> {
-        NgramModel::from_table(NgramCounts::table_of(vec![counts], 0, min_count.max(1))?, ln)
-    }
-
-    /// The model of a pruned table ([`NgramTable::pruned`], or [`NgramCounts::table_of`] with a
-    /// `min_count`), as the original builds it: every byte value gets a count of at least 1 (a
-    /// missing one counts 1 and one more position), and each kept n-gram the log of its count
-    /// minus that of its prefix. `ln` computes natural logarithms elementwise (the bindings pass
-    /// NumPy's, which the original uses). The table's lists are freed as they are loaded.
-    pub fn from_table(table: NgramTable, ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>) -> Result<NgramModel> {
-        if table.min_count() == 0 {
-            return Err(Error::InvalidArgument("the n-gram model is built from a pruned table (prune it by min_count first)".into()));
-        }
-        let fingerprint = table.fingerprint();
-        let mut positions = table.positions();
-        let mut lists = table.into_entries();
-        let order = lists.len();
-        // every byte value is counted (lists[0] then holds the 256 bytes in order)
-        let mut bytes = [0u64; 256];
-        for &(k, c) in &lists[0] {
-            bytes[k as usize] = c;
-        }
-        for c in bytes.iter_mut().filter(|c| **c == 0) {
-            *c = 1;
-            positions += 1;
-        }
-        lists[0] = (0..256u64).zip(bytes).collect();
-        // One call for every logarithm.
-        let kept: usize = lists.iter().map(Vec::len).sum();
-        let mut xs: Vec<f64> = Vec::with_capacity(kept + 1);
-        for list in &lists {
-            xs.extend(list.iter().map(|&(_, c)| c as f64));
-        }
-        xs.push(positions as f64);
-        let logs = ln(&xs)?;
-        drop(xs);
-        if logs.len() != kept + 1 {
-            return Err(Error::InvalidArgument(
-                "the logarithm function gave a wrong number of values".into(),
-            ));
-        }
-        let mut raw: Vec<&[f64]> = Vec::with_capacity(order);
-        let mut rest = &logs[..kept];
-        for list in &lists {
-            let (mine, after) = rest.split_at(list.len());
-            raw.push(mine);
-            rest = after;
-        }
-        let log_positions = logs[kept];
-        // Each n-gram's log count minus its prefix's, found by walking the sorted list one byte
-        // shorter alongside (prefixes of sorted keys are sorted); then one table per length.
-        let tables = (0..order)
-            .into_par_iter()
-            .map(|j| {
-                let mut table = KeyTable::with_capacity(lists[j].len() + lists[j].len() / 2);
-                let mut p = 0;
-                for (&(k, _), &l) in lists[j].iter().zip(raw[j]) {
-                    let prefix = match j {
-                        0 => log_positions,
-                        _ => {
-                            let shorter = &lists[j - 1];
-                            while p < shorter.len() && shorter[p].0 < k >> 8 {
-                                p += 1;
-                            }
-                            // A prefix occurs wherever its n-gram does, so it was counted at
-                            // least as often and is kept too.
-                            if p < shorter.len() && shorter[p].0 == k >> 8 {
-                                raw[j - 1][p]
-                            } else {
-                                f64::NAN
-                            }
-                        }
-                    };
-                    table.add(k, (l - prefix).to_bits());
-                }
-                table
-            })
-            .collect();
-        Ok(NgramModel { order, tables, fingerprint })
-    }
-
-    /// The order of the model.
-    pub fn order(&self) -> usize {
-        self.order
-    }
-
-    /// [`NgramTable::fingerprint`] of the table the model was built from: piece counts made
-    /// with the model are tagged with it.
-    pub fn fingerprint(&self) -> u64 {
-        self.fingerprint
-    }
-
-    /// Number of n-grams kept, for each length 1 to `order`.
-    pub fn sizes(&self) -> Vec<usize> {
-        self.tables.iter().map(|t| t.len()).collect()
-    }
-
-    /// The conditional log-probability of the packed n-gram `key` of `len` bytes, if kept.
-    #[inline]
-    pub fn log_prob(&self, len: usize, key: u64) -> Option<f64> {
-        self.tables[len - 1].get(key).map(f64::from_bits)
-    }
-
-    /// Starts loading what [`NgramModel::log_prob`] reads for the n-grams that end at byte `i`
-    /// of `text` (a hint for the CPU: it changes no result).
-    #[inline]
-    pub fn prefetch_ending_at(&self, text: &[u8], i: usize) {
-        let mut key = 0u64;
-        for (j, &b) in text[..=i].iter().rev().take(self.order).enumerate() {
-            key |= u64::from(b) << (8 * j);
-            self.tables[j].prefetch(key);
-        }
     }
 }
 
@@ -496,8 +532,16 @@ mod tests {
         }
     }
 
+    /// Every score of a model, by length and key (the keys found in `table`).
+    fn scores(m: &NgramModel, table: &NgramTable) -> Vec<(usize, u64, u64)> {
+        (1..=table.order())
+            .flat_map(|n| table.entries(n).iter().map(move |&(k, _)| (n, k)))
+            .map(|(n, k)| (n, k, m.log_prob(n, k).unwrap().to_bits()))
+            .collect()
+    }
+
     #[test]
-    fn spilled_counts_give_the_same_model() {
+    fn spilled_counts_give_the_same_table_and_model() {
         let mut x = 7u64;
         let text: Vec<u8> = (0..20_000)
             .map(|_| {
@@ -505,41 +549,66 @@ mod tests {
                 b"abcdefgh"[(x >> 61) as usize]
             })
             .collect();
-        let build = |budget: usize| {
-            let mut parts: Vec<NgramCounts> = (0..3).map(|_| NgramCounts::with_budget(4, budget).unwrap()).collect();
+        let fill = |mut parts: Vec<NgramCounts>| {
             for (i, chunk) in text.chunks(333).enumerate() {
-                parts[i % 3].add_chunk(chunk).unwrap();
+                let n = parts.len();
+                parts[i % n].add_chunk(chunk).unwrap();
             }
-            let spilled = parts.iter().any(NgramCounts::spilled);
-            let m = NgramModel::from_table(NgramCounts::table_of(parts, 0, 3).unwrap(), &ln).unwrap();
-            let mut probs: Vec<(usize, u64, u64)> = vec![];
-            for (j, t) in m.tables.iter().enumerate() {
-                probs.extend(t.iter().map(|(k, v)| (j, k, v)));
-            }
-            probs.sort_unstable();
-            (spilled, probs)
+            parts
         };
-        let (spilled, in_memory) = build(usize::MAX);
-        assert!(!spilled);
-        let (spilled, on_disk) = build(50);
-        assert!(spilled);
-        assert_eq!(in_memory, on_disk);
-        assert!(in_memory.len() > 300);
+        let parts = |budget: usize| fill((0..3).map(|_| NgramCounts::with_budget(4, budget).unwrap()).collect());
+        let in_memory = parts(usize::MAX);
+        assert!(!in_memory.iter().any(NgramCounts::spilled));
+        let want = NgramCounts::table_of(in_memory, 0, 3).unwrap();
+        let spilling = parts(50);
+        assert!(spilling.iter().any(NgramCounts::spilled));
+        assert_eq!(NgramCounts::table_of(spilling, 0, 3).unwrap(), want);
+        let model = NgramModel::from_table(want.clone(), &ln).unwrap();
+        assert!(want.len() > 300);
+        // within a memory budget: the same model, built from runs, with the same fingerprint
+        let scratch = Arc::new(Scratch::new(None));
+        let bounded = fill((0..2).map(|_| NgramCounts::with_memory(4, 20_000, scratch.clone(), 3).unwrap()).collect());
+        assert!(bounded.iter().all(NgramCounts::spilled));
+        let least = bounded.iter().map(|p| p.least_kept().kept()).max().unwrap();
+        assert!(least > 0 && least < want.len() as u64 - 256, "a lower bound: {least}");
+        let from_runs = NgramCounts::model_of(bounded, &scratch, 0, 3, usize::MAX, &ln).unwrap();
+        assert_eq!(from_runs.fingerprint(), model.fingerprint());
+        assert_eq!(from_runs.sizes(), model.sizes());
+        assert_eq!(scores(&from_runs, &want), scores(&model, &want));
+        // too small a budget for the model: a clear error, naming what would fit
+        let bounded = fill(vec![NgramCounts::with_memory(4, 20_000, scratch.clone(), 3).unwrap()]);
+        let err = NgramCounts::model_of(bounded, &scratch, 0, 3, model_bytes(10), &ln).unwrap_err().to_string();
+        assert!(err.contains("raise max_memory_mb") && err.contains("or min_count to"), "{err}");
+        drop(scratch);
+    }
+
+    #[test]
+    fn kept_counts_suggest_a_min_count() {
+        let mut kept = KeptCounts::new(2);
+        for c in [1, 2, 2, 3, 5, 9000] {
+            kept.add(c);
+        }
+        assert_eq!(kept.kept(), 5);
+        assert_eq!(kept.min_count_for(5), Some((2, 5)));
+        assert_eq!(kept.min_count_for(3), Some((3, 3)));
+        assert_eq!(kept.min_count_for(1), Some((6, 1)));
+        assert_eq!(kept.min_count_for(0), None);
     }
 
     #[test]
     fn model_is_conditional_and_pruned() {
-        let mut c = NgramCounts::new(2).unwrap();
-        c.add_chunk(b"aab").unwrap();
-        let m = NgramModel::from_counts(c, 2, &ln).unwrap();
+        let model = |text: &[u8], min_count| {
+            let mut c = NgramCounts::new(2).unwrap();
+            c.add_chunk(text).unwrap();
+            NgramModel::from_table(NgramCounts::table_of(vec![c], 0, min_count).unwrap(), &ln).unwrap()
+        };
+        let m = model(b"aab", 2);
         // 3 positions + 254 missing bytes counted once each
         let total = (3.0f64 + 254.0).ln();
         assert_eq!(m.log_prob(1, pack(b"a")), Some(2f64.ln() - total));
         assert_eq!(m.log_prob(1, pack(b"z")), Some(0.0 - total));
         assert_eq!(m.log_prob(2, pack(b"aa")), None, "count 1 < min_count 2");
-        let mut c = NgramCounts::new(2).unwrap();
-        c.add_chunk(b"aaa").unwrap();
-        let m = NgramModel::from_counts(c, 2, &ln).unwrap();
+        let m = model(b"aaa", 2);
         assert_eq!(m.log_prob(2, pack(b"aa")), Some(2f64.ln() - 3f64.ln()));
         assert_eq!(m.sizes(), [256, 1]);
     }

@@ -5,6 +5,7 @@
 //! frequent pieces and repeat.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -12,6 +13,7 @@ use crate::encoder::{best_segmentation, piece_scores, Lattice};
 use crate::error::{Error, Result};
 use crate::matcher::Matcher;
 use crate::monitor::Monitor;
+use crate::runs::{merge_runs, Run, RunWriter, Scratch};
 use crate::table::{merge_sorted, PieceTable};
 use crate::vocab::{Entry, Vocab, NUM_RESERVED};
 
@@ -21,15 +23,97 @@ pub type PieceCounts = HashMap<Vec<u8>, u64, rustc_hash::FxBuildHasher>;
 /// Piece counts as the segmentation makes them, millions of times per corpus: a piece of up to
 /// 15 bytes is packed with its length into a `u128` key, so that counting it touches no heap
 /// object; longer ones are kept by their bytes.
+///
+/// With a memory limit ([`PieceCounter::with_memory`]), the counts are written to disk as runs
+/// sorted by piece ([`PieceCounter::make_room`]) whenever the next chunk might not fit, and
+/// merged by [`prune_runs`].
 #[derive(Debug, Default)]
 pub struct PieceCounter {
     short: HashMap<u128, u64, rustc_hash::FxBuildHasher>,
     long: PieceCounts,
+    /// The bytes of the long pieces' keys and entries, about.
+    long_bytes: usize,
+    limit: Option<(usize, Arc<Scratch>)>,
+    runs: Vec<Run<Vec<u8>>>,
 }
 
 impl PieceCounter {
     /// The longest piece packed in a key.
     const SHORT: usize = 15;
+
+    /// An empty counter within `bytes` of memory, its runs written to `scratch`.
+    pub fn with_memory(bytes: usize, scratch: Arc<Scratch>) -> PieceCounter {
+        // a hash table's bucket takes 25 bytes, at most 7/8 of them full; a spill sorts the
+        // short pieces in a list of 24 bytes each; the long pieces get a tenth
+        let buckets = (bytes / 10 * 9 / (25 + 21)).max(16);
+        let buckets = 1usize << buckets.ilog2();
+        PieceCounter {
+            short: HashMap::with_capacity_and_hasher(buckets / 8 * 7 - 1, Default::default()),
+            limit: Some((bytes, scratch)),
+            ..Default::default()
+        }
+    }
+
+    /// Makes room for the pieces of a chunk of `len` bytes: with a memory limit, spills the
+    /// counts to disk if they might not fit.
+    pub fn make_room(&mut self, len: usize) -> Result<()> {
+        if let Some((bytes, _)) = &self.limit {
+            if self.short.len() + len > self.short.capacity() || self.long_bytes + len > bytes / 10 {
+                self.spill()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the counts to disk as a run sorted by piece, and empties the counter.
+    fn spill(&mut self) -> Result<()> {
+        let scratch = match &self.limit {
+            Some((_, scratch)) => scratch.clone(),
+            None => return Err(Error::InvalidArgument("a piece counter without a memory limit has no place to spill".into())),
+        };
+        // a short key read big-endian sorts as its piece: bytes first, then the length
+        let mut short: Vec<([u64; 2], u64)> = self
+            .short
+            .drain()
+            .map(|(k, c)| {
+                let be = u128::from_be_bytes(k.to_le_bytes());
+                ([(be >> 64) as u64, be as u64], c)
+            })
+            .collect();
+        short.par_sort_unstable();
+        let mut long: Vec<(Vec<u8>, u64)> = self.long.drain().collect();
+        long.par_sort_unstable();
+        self.long_bytes = 0;
+        let mut w = RunWriter::create(&scratch, "pieces")?;
+        let mut long = long.into_iter().peekable();
+        for (key, c) in short {
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&key[0].to_be_bytes());
+            bytes[8..].copy_from_slice(&key[1].to_be_bytes());
+            let piece = &bytes[..usize::from(bytes[Self::SHORT])];
+            while let Some((p, n)) = long.next_if(|(p, _)| &p[..] < piece) {
+                w.push(&p, n)?;
+            }
+            w.push(&piece.to_vec(), c)?;
+        }
+        for (p, n) in long {
+            w.push(&p, n)?;
+        }
+        self.runs.push(w.finish()?);
+        Ok(())
+    }
+
+    /// The runs of `parts` (counters with a memory limit), every part spilled.
+    pub fn into_runs(parts: Vec<PieceCounter>) -> Result<Vec<Run<Vec<u8>>>> {
+        let mut runs = Vec::new();
+        for mut part in parts {
+            if !part.short.is_empty() || !part.long.is_empty() {
+                part.spill()?;
+            }
+            runs.append(&mut part.runs);
+        }
+        Ok(runs)
+    }
 
     /// Counts one more `piece`.
     #[inline]
@@ -48,6 +132,7 @@ impl PieceCounter {
         } else if let Some(c) = self.long.get_mut(piece) {
             *c += n;
         } else {
+            self.long_bytes += piece.len() + 56;
             self.long.insert(piece.to_vec(), n);
         }
     }
@@ -56,6 +141,9 @@ impl PieceCounter {
     /// tagged `tag` (the fingerprint of the parameters and n-gram model that made them). Each
     /// part is sorted on its own thread, then the parts are merged in one sequential pass.
     pub fn table_of(parts: Vec<PieceCounter>, tag: u64) -> Result<PieceTable> {
+        if parts.iter().any(|p| !p.runs.is_empty()) {
+            return Err(Error::InvalidArgument("spilled piece counts are merged by prune_runs, not into a table".into()));
+        }
         let sorted: Vec<_> = parts
             .into_par_iter()
             .map(|part| {
@@ -101,6 +189,58 @@ pub const MIN_VOCAB_SIZE: usize = 256 + NUM_RESERVED as usize;
 /// A function computing natural logarithms elementwise.
 pub type LogFn<'a> = &'a (dyn Fn(&[f64]) -> Result<Vec<f64>> + Sync);
 
+impl PruneConfig {
+    /// Whether the first pruning keeps `piece`, counted `count` times (the others are split).
+    fn keeps(&self, piece: &[u8], count: u64) -> bool {
+        piece.len() == 1
+            || (piece.len() <= self.max_piece_length
+                && count >= self.min_count
+                && !self.special_tokens.iter().any(|s| s.as_bytes() == piece))
+    }
+}
+
+/// The pieces that the first pruning drops, to be split: in memory, or in a run on disk (read
+/// in batches).
+enum Dropped {
+    Memory(Vec<(Vec<u8>, u64)>),
+    Run(Run<Vec<u8>>),
+}
+
+impl Dropped {
+    /// Pieces read from disk per batch.
+    const BATCH: usize = 1 << 20;
+
+    fn len(&self) -> u64 {
+        match self {
+            Dropped::Memory(v) => v.len() as u64,
+            Dropped::Run(r) => r.len(),
+        }
+    }
+
+    /// Calls `f` with every piece, in batches.
+    fn for_each_batch(&self, mut f: impl FnMut(&[(&[u8], u64)]) -> Result<()>) -> Result<()> {
+        match self {
+            Dropped::Memory(v) => f(&v.iter().map(|(p, c)| (&p[..], *c)).collect::<Vec<_>>()),
+            Dropped::Run(run) => {
+                let mut batch: Vec<(Vec<u8>, u64)> = Vec::with_capacity(Self::BATCH);
+                let mut flush = |batch: &mut Vec<(Vec<u8>, u64)>| {
+                    let r = f(&batch.iter().map(|(p, c)| (&p[..], *c)).collect::<Vec<_>>());
+                    batch.clear();
+                    r
+                };
+                run.for_each(|p, c| {
+                    batch.push((p, c));
+                    if batch.len() == Self::BATCH {
+                        flush(&mut batch)?;
+                    }
+                    Ok(())
+                })?;
+                flush(&mut batch)
+            }
+        }
+    }
+}
+
 /// Prunes `pieces` (the merged piece counts of the whole corpus) and returns one vocabulary
 /// (piece -> count) per size of `config.max_vocab_sizes`, largest first, reporting to `monitor`.
 ///
@@ -109,6 +249,43 @@ pub type LogFn<'a> = &'a (dyn Fn(&[f64]) -> Result<Vec<f64>> + Sync);
 /// trainer runs this step on its client (see the `table` module).
 pub fn prune_pieces(
     pieces: PieceTable,
+    config: &PruneConfig,
+    ln: LogFn<'_>,
+    monitor: &dyn Monitor,
+) -> Result<Vec<PieceCounts>> {
+    let (keep, drop): (Vec<_>, Vec<_>) = pieces.into_entries().into_iter().partition(|(p, c)| config.keeps(p, *c));
+    prune_partitioned(keep.into_iter().collect(), Dropped::Memory(drop), config, ln, monitor)
+}
+
+/// [`prune_pieces`] of the piece counts in sorted runs ([`PieceCounter::into_runs`]): the runs
+/// are merged as they are read, the pieces kept at first held in memory and the dropped ones
+/// written to a run in `scratch` and split in batches, so that memory holds only the pieces kept.
+pub fn prune_runs(
+    runs: Vec<Run<Vec<u8>>>,
+    scratch: &Arc<Scratch>,
+    config: &PruneConfig,
+    ln: LogFn<'_>,
+    monitor: &dyn Monitor,
+) -> Result<Vec<PieceCounts>> {
+    let mut keep = PieceCounts::default();
+    let mut dropped = RunWriter::create(scratch, "dropped")?;
+    merge_runs(&runs, |p, c| {
+        if config.keeps(&p, c) {
+            keep.insert(p, c);
+            Ok(())
+        } else {
+            dropped.push(&p, c)
+        }
+    })?;
+    drop(runs);
+    prune_partitioned(keep, Dropped::Run(dropped.finish()?), config, ln, monitor)
+}
+
+/// The rest of [`prune_pieces`], once the pieces are split into those kept at first (`keep`)
+/// and the dropped ones.
+fn prune_partitioned(
+    mut keep: PieceCounts,
+    dropped: Dropped,
     config: &PruneConfig,
     ln: LogFn<'_>,
     monitor: &dyn Monitor,
@@ -126,22 +303,21 @@ pub fn prune_pieces(
     // the pieces' share of each size
     let mut sizes: Vec<usize> = sizes.iter_mut().map(|s| *s - specials.len()).collect();
     sizes.sort_unstable_by(|a, b| b.cmp(a));
-    let (keep, drop): (Vec<_>, Vec<_>) = pieces.into_entries().into_iter().partition(|(p, c)| {
-        p.len() == 1
-            || (p.len() <= config.max_piece_length
-                && *c >= config.min_count
-                && !specials.iter().any(|s| s.as_bytes() == p))
-    });
-    let mut keep: PieceCounts = keep.into_iter().collect();
     // every byte is a piece: one never seen counts 1
     for b in 0..=255u8 {
         keep.entry(vec![b]).or_insert(1);
     }
-    let drop: Vec<(&[u8], u64)> = drop.iter().map(|(p, c)| (&p[..], *c)).collect();
     let mut splitter = Splitter::new(&keep, ln)?;
-    for (p, c) in splitter.split(&drop, monitor)? {
-        *keep.entry(p).or_insert(0) += c;
-    }
+    monitor.stage("Prune Pieces", Some(dropped.len()));
+    // the splitter holds the scores of the pieces as they were: counts flowing into `keep`
+    // change none of this round's splits
+    dropped.for_each_batch(|batch| {
+        for (p, c) in splitter.split(batch, monitor)? {
+            *keep.entry(p).or_insert(0) += c;
+        }
+        Ok(())
+    })?;
+    drop(dropped);
     keep = drop_wasted(keep, &mut splitter, ln, monitor)?;
     let mut out = Vec::with_capacity(sizes.len());
     for size in sizes {
@@ -155,6 +331,7 @@ pub fn prune_pieces(
             keep = ranked.into_iter().collect();
             let dropped: Vec<(&[u8], u64)> = dropped.iter().map(|(p, c)| (&p[..], *c)).collect();
             splitter = Splitter::new(&keep, ln)?;
+            monitor.stage("Prune Pieces", Some(dropped.len() as u64));
             for (p, c) in splitter.split(&dropped, monitor)? {
                 *keep.entry(p).or_insert(0) += c;
             }
@@ -189,6 +366,7 @@ fn drop_wasted(mut keep: PieceCounts, splitter: &mut Splitter, ln: LogFn<'_>, mo
         let before = keep.len();
         splitter.rescore(&keep, ln)?;
         let all: Vec<(&[u8], u64)> = keep.iter().map(|(p, c)| (&p[..], *c)).collect();
+        monitor.stage("Prune Pieces", Some(all.len() as u64));
         keep = splitter.split(&all, monitor)?.into_iter().collect();
         if keep.len() == before {
             return Ok(keep);
@@ -226,7 +404,6 @@ impl Splitter {
     /// counts of `drop` flowing to them).
     fn split(&self, drop: &[(&[u8], u64)], monitor: &dyn Monitor) -> Result<Vec<(Vec<u8>, u64)>> {
         monitor.check()?;
-        monitor.stage("Prune Pieces", Some(drop.len() as u64));
         let n = self.vocab.len();
         // One tally (a count per piece of the vocabulary) per rayon job, not per part.
         let counts = drop

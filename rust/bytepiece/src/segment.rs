@@ -8,7 +8,8 @@
 //! continuation byte. The arithmetic and the tie-breaking (the first best predecessor, state 0
 //! when every predecessor is impossible) are the original's NumPy code's, step for step.
 
-use crate::ngram::{NgramModel, PREFETCH};
+use crate::model::NgramModel;
+use crate::ngram::{MAX_ORDER, PREFETCH};
 
 const NEG_INF: f64 = f64::NEG_INFINITY;
 
@@ -18,6 +19,9 @@ const NEG_INF: f64 = f64::NEG_INFINITY;
 pub struct Workspace {
     prev: Vec<f64>,
     cur: Vec<f64>,
+    /// The logarithms of the counts of the n-grams ending at the previous byte and at this one.
+    raw_prev: Vec<f64>,
+    raw: Vec<f64>,
     /// `routes[(i - 1) * order + b]`: the best predecessor state of state `b` at byte `i`.
     routes: Vec<u8>,
     states: Vec<u8>,
@@ -36,22 +40,33 @@ pub fn segment(model: &NgramModel, chunk: &[u8], ensure_unicode: bool, ws: &mut 
     ws.cur.resize(order, NEG_INF);
     ws.routes.clear();
     ws.routes.resize((n - 1) * order, 0);
-    for i in 0..PREFETCH.min(n) {
-        model.prefetch_ending_at(chunk, i);
+    ws.raw.clear();
+    ws.raw.resize(order, 0.0);
+    ws.raw_prev.clear();
+    ws.raw_prev.resize(order, 0.0);
+    // the tables are far larger than the caches, and the keys depend on the text alone: the
+    // bucket offsets are loaded 2 * PREFETCH bytes ahead, the slots they point to PREFETCH ahead
+    for i in 0..(2 * PREFETCH).min(n) {
+        model.prefetch_ending_at(chunk, i, false);
     }
-    emissions(model, chunk, 0, ensure_unicode, &mut ws.prev);
+    for i in 0..PREFETCH.min(n) {
+        model.prefetch_ending_at(chunk, i, true);
+    }
+    emissions(model, chunk, 0, ensure_unicode, ws, true);
     for i in 1..n {
-        // the tables are far larger than the caches, and the keys depend on the text alone
-        if i + PREFETCH < n {
-            model.prefetch_ending_at(chunk, i + PREFETCH);
+        if i + 2 * PREFETCH < n {
+            model.prefetch_ending_at(chunk, i + 2 * PREFETCH, false);
         }
-        emissions(model, chunk, i, ensure_unicode, &mut ws.cur);
+        if i + PREFETCH < n {
+            model.prefetch_ending_at(chunk, i + PREFETCH, true);
+        }
+        emissions(model, chunk, i, ensure_unicode, ws, false);
         let routes = &mut ws.routes[(i - 1) * order..i * order];
         let (prev, cur) = (&ws.prev, &mut ws.cur);
         // Computed in the original's order: (previous score + transition 0) + emission. A
         // transition of -inf makes the candidate -inf; the first maximum wins, and when every
         // candidate is -inf NumPy's argmax gives state 0.
-        let mut next = [NEG_INF; crate::ngram::MAX_ORDER];
+        let mut next = [NEG_INF; MAX_ORDER];
         for b in 0..order {
             let emit = cur[b];
             let (mut best, mut arg) = (NEG_INF, 0u8);
@@ -99,21 +114,19 @@ pub fn segment(model: &NgramModel, chunk: &[u8], ensure_unicode: bool, ws: &mut 
     }
 }
 
-/// The emission scores at byte `i`: for state `j`, the log-probability of the n-gram
-/// `chunk[i - j..=i]`, `-inf` if it was pruned (or `j > i`).
+/// The emission scores at byte `i` (into `ws.prev` for the first byte, else `ws.cur`): for
+/// state `j`, the log-probability of the n-gram `chunk[i - j..=i]`, `-inf` if it was pruned (or
+/// `j > i`): the logarithm of its count minus that of its prefix, the n-gram of `j` bytes that
+/// ends at byte `i - 1` (looked up at the step before: it is kept when its extension is).
 #[inline]
-fn emissions(model: &NgramModel, chunk: &[u8], i: usize, ensure_unicode: bool, out: &mut [f64]) {
+fn emissions(model: &NgramModel, chunk: &[u8], i: usize, ensure_unicode: bool, ws: &mut Workspace, first: bool) {
+    std::mem::swap(&mut ws.raw, &mut ws.raw_prev);
+    let found = model.log_counts_ending_at(chunk, i, &mut ws.raw);
+    let out = if first { &mut ws.prev } else { &mut ws.cur };
     out.fill(NEG_INF);
-    let mut key = 0u64;
-    let mut shift = 0;
-    for j in 0..model.order().min(i + 1) {
-        key |= u64::from(chunk[i - j]) << shift;
-        shift += 8;
-        // A pruned n-gram's extensions to the left were counted no more often: stop there.
-        match model.log_prob(j + 1, key) {
-            Some(l) => out[j] = l,
-            None => break,
-        }
+    out[0] = ws.raw[0] - model.log_positions();
+    for j in 1..found {
+        out[j] = ws.raw[j] - ws.raw_prev[j - 1];
     }
     if ensure_unicode && (0x80..0xC0).contains(&chunk[i]) {
         out[0] = NEG_INF;
@@ -139,7 +152,7 @@ mod tests {
     fn model(text: &[u8], order: usize, min_count: u64) -> NgramModel {
         let mut c = NgramCounts::new(order).unwrap();
         c.add_chunk(text).unwrap();
-        NgramModel::from_counts(c, min_count, &crate::test_support::ln).unwrap()
+        NgramModel::from_table(NgramCounts::table_of(vec![c], 0, min_count).unwrap(), &crate::test_support::ln).unwrap()
     }
 
     fn pieces(m: &NgramModel, chunk: &[u8], ensure_unicode: bool) -> Vec<Vec<u8>> {

@@ -5,7 +5,7 @@
 //! 1. each shard's byte n-grams are counted into an [`NgramTable`] (unpruned);
 //! 2. the tables are merged ([`NgramTable::merge`]: a sum, in any order and any tree) and pruned
 //!    by `min_count` ([`NgramTable::pruned`]); the pruned table is the n-gram model that is
-//!    broadcast (the model is built from it with [`crate::ngram::NgramModel::from_table`]);
+//!    broadcast (the model is built from it with [`crate::model::NgramModel::from_table`]);
 //! 3. each shard is segmented with the model and its pieces counted into a [`PieceTable`];
 //! 4. the piece tables are merged ([`PieceTable::merge`]) and pruned into vocabularies
 //!    ([`crate::prune::prune_pieces`]).
@@ -96,6 +96,36 @@ impl Hasher {
         x ^= x >> 33;
         x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
         x ^ (x >> 33)
+    }
+}
+
+/// [`NgramTable::fingerprint`] computed as the entries go by (by length, then by key), for
+/// tables that are never held whole.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fingerprint(Hasher);
+
+impl Fingerprint {
+    /// The fingerprint of a table's header.
+    pub(crate) fn new(order: usize, tag: u64, min_count: u64, positions: u64) -> Fingerprint {
+        let mut h = Hasher::default();
+        h.word(order as u64).word(tag).word(min_count).word(positions);
+        Fingerprint(h)
+    }
+
+    /// Adds an entry.
+    #[inline]
+    pub(crate) fn entry(&mut self, key: u64, count: u64) {
+        self.0.word(key).word(count);
+    }
+
+    /// Ends the list of one length, of `len` entries.
+    pub(crate) fn end_list(&mut self, len: u64) {
+        self.0.word(len);
+    }
+
+    /// The fingerprint.
+    pub(crate) fn finish(&self) -> u64 {
+        self.0.finish()
     }
 }
 
@@ -310,15 +340,14 @@ impl NgramTable {
     /// A fingerprint of the whole table (parameters and counts), by which the piece counts made
     /// with the model built from it are tagged.
     pub fn fingerprint(&self) -> u64 {
-        let mut h = Hasher::default();
-        h.word(self.order as u64).word(self.tag).word(self.min_count).word(self.positions);
+        let mut f = Fingerprint::new(self.order, self.tag, self.min_count, self.positions);
         for list in &self.entries {
-            h.word(list.len() as u64);
             for &(k, c) in list {
-                h.word(k).word(c);
+                f.entry(k, c);
             }
+            f.end_list(list.len() as u64);
         }
-        h.finish()
+        f.finish()
     }
 
     /// Adds `other`'s counts to these: a sum, so tables merge to the same result in any order

@@ -12,15 +12,18 @@
 //! [`Trainer::model_of`]), [`Trainer::piece_table`] per shard, and [`Trainer::prune`] over
 //! their merge. [`Trainer::train`] takes the same path in one process.
 
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::model::NgramModel;
 use crate::monitor::Monitor;
-use crate::ngram::{NgramCounts, NgramModel, MAX_ORDER};
+use crate::ngram::{check_model_fits, NgramCounts, MAX_ORDER};
 use crate::normalize::{self, nfc};
 use crate::prune::{self, LogFn, PieceCounter, PruneConfig, MIN_VOCAB_SIZE};
+use crate::runs::Scratch;
 use crate::segment::{segment, Workspace};
 use crate::table::{Hasher, Kind, NgramTable, PieceTable};
 use crate::vocab::Vocab;
@@ -43,10 +46,21 @@ pub struct TrainerConfig {
     /// Special tokens, reserved after `<pad>`, `<bos>` and `<eos>` (ids from 3, before the
     /// learned pieces); `max_vocab_sizes` count them.
     pub special_tokens: Vec<String>,
-    /// Memory for the n-gram count tables, in MB; past it, counts are spilled to disk as sorted
-    /// runs (same result, bounded memory).
+    /// Memory for the n-gram count tables (and, with `max_memory_mb`, the piece counters), in
+    /// MB; past it, counts are spilled to disk as sorted runs (same result, bounded memory).
     pub count_memory_mb: usize,
+    /// A bound on the memory of every stage, in MB (`None`: no bound, the fastest). Everything
+    /// that grows with the corpus is then spilled to sorted runs on disk and merged, and the
+    /// n-gram model is checked to fit as soon as the counts show it cannot; the model is the
+    /// same. See [`Trainer::shares`] for how it is shared.
+    pub max_memory_mb: Option<usize>,
+    /// The folder for temporary files (`None`: the system's); each training makes a folder of
+    /// its own in it, removed at the end whatever happens.
+    pub temp_dir: Option<PathBuf>,
 }
+
+/// The least `max_memory_mb`.
+pub const MIN_MEMORY_MB: usize = 64;
 
 impl Default for TrainerConfig {
     fn default() -> Self {
@@ -59,6 +73,8 @@ impl Default for TrainerConfig {
             ensure_unicode: true,
             special_tokens: Vec::new(),
             count_memory_mb: 4096,
+            max_memory_mb: None,
+            temp_dir: None,
         }
     }
 }
@@ -84,6 +100,14 @@ impl TrainerConfig {
         if self.max_piece_length == 0 {
             return bad("max_piece_length must be at least 1".into());
         }
+        if let Some(m) = self.max_memory_mb.filter(|&m| m < MIN_MEMORY_MB) {
+            return bad(format!("max_memory_mb must be at least {MIN_MEMORY_MB}, got {m}"));
+        }
+        if let Some(dir) = &self.temp_dir {
+            if !dir.is_dir() {
+                return bad(format!("temp_dir {} is not an existing folder", dir.display()));
+            }
+        }
         self.max_vocab_sizes.sort_unstable_by(|a, b| b.cmp(a));
         Ok(self)
     }
@@ -94,16 +118,36 @@ pub struct Trainer<'a> {
     config: TrainerConfig,
     ln: LogFn<'a>,
     monitor: &'a dyn Monitor,
+    scratch: Arc<Scratch>,
+}
+
+/// How `max_memory_mb` is shared, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shares {
+    /// The n-gram count tables of all threads (stage 1).
+    pub counts: usize,
+    /// The n-gram model (stages 2 and 3).
+    pub model: usize,
+    /// The model and the piece counters of all threads together (stage 3).
+    pub pieces: usize,
 }
 
 impl<'a> Trainer<'a> {
     /// A trainer computing logarithms with `ln` (the bindings pass NumPy's, as the original uses)
     /// and reporting to `monitor`, which may stop the work between batches.
     pub fn new(config: TrainerConfig, ln: LogFn<'a>, monitor: &'a dyn Monitor) -> Result<Trainer<'a>> {
-        Ok(Trainer {
-            config: config.validated()?,
-            ln,
-            monitor,
+        let config = config.validated()?;
+        let scratch = Arc::new(Scratch::new(config.temp_dir.as_deref()));
+        Ok(Trainer { config, ln, monitor, scratch })
+    }
+
+    /// How `max_memory_mb` is shared between the stages (`None` without a bound): the rest of
+    /// it, and the 15% above it that the bound allows, go to text buffers, the allocator's
+    /// slack and the pieces kept by the pruning.
+    pub fn shares(&self) -> Option<Shares> {
+        self.config.max_memory_mb.map(|mb| {
+            let m = mb << 20;
+            Shares { counts: m / 4 * 3, model: m / 8 * 5, pieces: m / 4 * 3 }
         })
     }
 
@@ -116,10 +160,17 @@ impl<'a> Trainer<'a> {
     /// `count_memory_mb`.
     pub fn ngram_counter(&self) -> PerThread<NgramCounts> {
         let slots = PerThread::<()>::slots();
-        // about 40 bytes of hash table per entry, with its growth
-        let budget = (self.config.count_memory_mb << 20) / 40 / slots;
+        let order = self.config.order;
         // the order was validated
-        PerThread::new(|| NgramCounts::with_budget(self.config.order, budget).unwrap_or_else(|_| unreachable!()))
+        PerThread::new(|| match self.shares() {
+            Some(shares) => {
+                let bytes = (shares.counts / slots).min((self.config.count_memory_mb << 20) / slots);
+                NgramCounts::with_memory(order, bytes, self.scratch.clone(), self.config.min_count)
+            }
+            // about 40 bytes of hash table per entry, with its growth
+            None => NgramCounts::with_budget(order, (self.config.count_memory_mb << 20) / 40 / slots),
+        }
+        .unwrap_or_else(|_| unreachable!()))
     }
 
     /// Stage 1: adds the n-grams of `texts` to `counter`, in parallel.
@@ -131,6 +182,13 @@ impl<'a> Trainer<'a> {
                 normalize::split_for_training(&text, isolate).try_for_each(|chunk| counts.add_chunk(chunk))
             })
         })?;
+        if let Some(shares) = self.shares() {
+            // counts only grow: a model that does not fit already never will
+            let least = counter.map(|c| c.least_kept().clone()).into_iter().max_by_key(|k| k.kept());
+            if let Some(least) = least {
+                check_model_fits(&least, shares.model, false)?;
+            }
+        }
         self.monitor.advance(texts.len() as u64);
         self.monitor.check()
     }
@@ -182,15 +240,32 @@ impl<'a> Trainer<'a> {
 
     /// Stage 2: the n-gram model of the counts, through the same pruned table as
     /// [`Trainer::model_table`] makes of merged shards.
+    /// Within `max_memory_mb`, the counts are merged from runs on disk into the model, which is
+    /// checked to fit first.
     pub fn ngram_model(&self, counter: PerThread<NgramCounts>) -> Result<NgramModel> {
         self.monitor.stage("Prune Ngrams", None);
-        let table = NgramCounts::table_of(counter.into_inner(), self.ngram_tag(), self.config.min_count.max(1))?;
-        self.model_of(table)
+        let (tag, min_count) = (self.ngram_tag(), self.config.min_count.max(1));
+        if let Some(shares) = self.shares() {
+            return NgramCounts::model_of(counter.into_inner(), &self.scratch, tag, min_count, shares.model, &|xs| (self.ln)(xs));
+        }
+        self.model_of(NgramCounts::table_of(counter.into_inner(), tag, min_count)?)
     }
 
-    /// Stage 3's accumulator of piece counts, one per thread.
-    pub fn piece_counter(&self) -> PerThread<(PieceCounter, Workspace)> {
-        PerThread::new(Default::default)
+    /// Stage 3's accumulator of piece counts, one per thread; within `max_memory_mb`, each
+    /// within its share of what `model` leaves.
+    pub fn piece_counter(&self, model: &NgramModel) -> PerThread<(PieceCounter, Workspace)> {
+        let slots = PerThread::<()>::slots();
+        PerThread::new(|| {
+            let counter = match self.shares() {
+                Some(shares) => {
+                    let left = shares.pieces.saturating_sub(model.bytes()).max(shares.pieces / 8);
+                    let bytes = left.min(self.config.count_memory_mb << 20) / slots;
+                    PieceCounter::with_memory(bytes, self.scratch.clone())
+                }
+                None => PieceCounter::default(),
+            };
+            (counter, Workspace::default())
+        })
     }
 
     /// Stage 3: segments `texts` with the model and adds the pieces to `counter`, in parallel.
@@ -200,14 +275,16 @@ impl<'a> Trainer<'a> {
             ensure_unicode,
             ..
         } = self.config;
-        texts.par_iter().for_each(|text| {
+        texts.par_iter().try_for_each(|text| {
             let text = nfc(text);
             counter.with(|(counts, ws)| {
-                for chunk in normalize::split_for_training(&text, isolate_digits) {
+                normalize::split_for_training(&text, isolate_digits).try_for_each(|chunk| {
+                    counts.make_room(chunk.len())?;
                     segment(model, chunk, ensure_unicode, ws, |p| counts.add(p));
-                }
+                    Ok(())
+                })
             })
-        });
+        })?;
         self.monitor.advance(texts.len() as u64);
         self.monitor.check()
     }
@@ -219,19 +296,34 @@ impl<'a> Trainer<'a> {
         PieceCounter::table_of(parts, self.piece_tag(model))
     }
 
-    /// Stage 4: prunes the piece counts of the whole corpus into one vocabulary per size,
-    /// largest first.
-    pub fn prune(&self, pieces: PieceTable) -> Result<Vec<Vocab>> {
-        let config = PruneConfig {
+    fn prune_config(&self) -> PruneConfig {
+        PruneConfig {
             max_piece_length: self.config.max_piece_length,
             min_count: self.config.min_count,
             max_vocab_sizes: self.config.max_vocab_sizes.clone(),
             special_tokens: self.config.special_tokens.clone(),
-        };
-        prune::prune_pieces(pieces, &config, self.ln, self.monitor)?
-            .iter()
-            .map(|p| prune::vocab_of(p, &config.special_tokens, "trained vocabulary"))
-            .collect()
+        }
+    }
+
+    /// Stage 4: prunes the piece counts of the whole corpus into one vocabulary per size,
+    /// largest first.
+    pub fn prune(&self, pieces: PieceTable) -> Result<Vec<Vocab>> {
+        let config = self.prune_config();
+        vocabs_of(prune::prune_pieces(pieces, &config, self.ln, self.monitor)?, &config)
+    }
+
+    /// Stages 3 and 4 of one process, once every text was counted into `pieces`: the model is
+    /// freed, then the pieces pruned (within `max_memory_mb`, from runs on disk).
+    pub fn finish(&self, model: NgramModel, pieces: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<Vocab>> {
+        if self.shares().is_none() {
+            let table = self.piece_table(&model, pieces)?;
+            drop(model);
+            return self.prune(table);
+        }
+        drop(model);
+        let runs = PieceCounter::into_runs(pieces.into_inner().into_iter().map(|(p, _)| p).collect())?;
+        let config = self.prune_config();
+        vocabs_of(prune::prune_runs(runs, &self.scratch, &config, self.ln, self.monitor)?, &config)
     }
 
     /// All stages over texts held in memory.
@@ -240,11 +332,24 @@ impl<'a> Trainer<'a> {
         self.monitor.stage("Count Ngrams", Some(texts.len() as u64));
         self.count_ngrams(&counter, texts)?;
         let model = self.ngram_model(counter)?;
-        let pieces = self.piece_counter();
+        let pieces = self.piece_counter(&model);
         self.monitor.stage("Count Pieces", Some(texts.len() as u64));
         self.count_pieces(&model, &pieces, texts)?;
-        self.prune(self.piece_table(&model, pieces)?)
+        self.finish(model, pieces)
     }
+
+    /// The folder where this training's temporary files go.
+    pub fn scratch(&self) -> &Arc<Scratch> {
+        &self.scratch
+    }
+}
+
+/// The vocabularies of pruned piece counts.
+fn vocabs_of(pruned: Vec<prune::PieceCounts>, config: &PruneConfig) -> Result<Vec<Vocab>> {
+    pruned.iter().map(|p| prune::vocab_of(p, &config.special_tokens, "trained vocabulary")).collect()
+}
+
+impl Trainer<'_> {
 }
 
 /// Accumulators, one per thread of the pool, so that workers add without contention and the
@@ -269,6 +374,11 @@ impl<T: Send> PerThread<T> {
     /// The accumulators.
     pub fn into_inner(self) -> Vec<T> {
         self.slots.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect()
+    }
+
+    /// `f` of every accumulator, in turn.
+    pub fn map<R>(&self, f: impl Fn(&T) -> R) -> Vec<R> {
+        self.slots.iter().map(|m| f(&m.lock().unwrap_or_else(|p| p.into_inner()))).collect()
     }
 
     /// Runs `f` on the calling thread's accumulator.
@@ -300,11 +410,11 @@ mod tests {
                 trainer.count_ngrams(&counter, part).unwrap();
             }
             let model = trainer.ngram_model(counter).unwrap();
-            let pieces = trainer.piece_counter();
+            let pieces = trainer.piece_counter(&model);
             for part in refs.chunks(5) {
                 trainer.count_pieces(&model, &pieces, part).unwrap();
             }
-            trainer.prune(trainer.piece_table(&model, pieces).unwrap()).unwrap()
+            trainer.finish(model, pieces).unwrap()
         })
         .unwrap();
         assert_eq!(one.len(), 2);
@@ -347,7 +457,7 @@ mod tests {
         let piece_tables: Vec<Vec<u8>> = shards
             .iter()
             .map(|shard| {
-                let counter = trainer.piece_counter();
+                let counter = trainer.piece_counter(&model);
                 trainer.count_pieces(&model, &counter, shard).unwrap();
                 trainer.piece_table(&model, counter).unwrap().to_bytes()
             })
@@ -382,6 +492,50 @@ mod tests {
     }
 
     #[test]
+    fn a_memory_bound_spills_every_stage_and_changes_nothing() {
+        let texts: Vec<String> = (0..400)
+            .map(|i| format!("line {i} of text, with {} words 中文{}\n\nand a second {} paragraph\n", i * 37 % 101, i % 13, i * 7 % 29))
+            .collect();
+        let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
+        let dir = std::env::temp_dir().join(format!("bp-bound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let train = |config: TrainerConfig| {
+            let trainer = Trainer::new(config, &ln, &crate::monitor::Silent).unwrap();
+            let out: Vec<String> = trainer.train(&refs).unwrap().iter().map(crate::model_io::to_json).collect();
+            out
+        };
+        let sizes = vec![700, 400];
+        let want = train(TrainerConfig { max_vocab_sizes: sizes.clone(), ..Default::default() });
+        // count tables of a few slots: every stage spills to runs, many times
+        let bounded = TrainerConfig {
+            max_vocab_sizes: sizes,
+            max_memory_mb: Some(MIN_MEMORY_MB),
+            count_memory_mb: 0,
+            temp_dir: Some(dir.clone()),
+            ..Default::default()
+        };
+        for threads in [1, 3] {
+            let got = crate::parallel::run_with_threads(Some(threads), || train(bounded.clone())).unwrap();
+            assert_eq!(got, want, "{threads} threads");
+            assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "temporary files are removed");
+        }
+        // an error on the way removes them too
+        let failing = |xs: &[f64]| -> Result<Vec<f64>> {
+            if xs.len() > 65_000 {
+                Err(Error::InvalidArgument("no logarithms today".into()))
+            } else {
+                ln(xs)
+            }
+        };
+        let trainer = Trainer::new(bounded.clone(), &failing, &crate::monitor::Silent).unwrap();
+        assert!(trainer.train(&refs).is_err());
+        drop(trainer);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+        assert!(Trainer::new(bounded, &ln, &crate::monitor::Silent).is_err(), "a missing temp_dir is refused");
+    }
+
+    #[test]
     fn rejects_bad_parameters() {
         for config in [
             TrainerConfig { order: 0, ..Default::default() },
@@ -389,6 +543,7 @@ mod tests {
             TrainerConfig { max_vocab_sizes: vec![], ..Default::default() },
             TrainerConfig { max_vocab_sizes: vec![1000, 100], ..Default::default() },
             TrainerConfig { max_piece_length: 0, ..Default::default() },
+            TrainerConfig { max_memory_mb: Some(MIN_MEMORY_MB - 1), ..Default::default() },
         ] {
             assert!(Trainer::new(config, &ln, &crate::monitor::Silent).is_err());
         }

@@ -1,0 +1,517 @@
+//! The n-gram language model the trainer segments with, held compactly.
+//!
+//! The model gives, for every n-gram kept, the log-probability of its last byte given the bytes
+//! before it, `ln(count) - ln(count of its prefix)` (for single bytes, the prefix count is the
+//! number of positions). It stores, per n-gram, only the logarithm of its own count: the
+//! segmentation looks up the n-grams ending at a byte from the shortest, and the prefix of the
+//! n-gram of `j + 1` bytes ending at byte `i` is the n-gram of `j` bytes ending at byte `i - 1`,
+//! looked up one step before. The difference of the same two numbers is the same number, so the
+//! scores are those of a table of differences, bit for bit.
+//!
+//! Each length's n-grams are kept in one array sorted by bucket, a bucket being the high bits of
+//! a bijective hash of the key, with an array of bucket offsets: a look-up reads one offset and
+//! scans a few slots. A slot holds the rest of the hash (the key is recovered from the bucket and
+//! the rest, so no key is stored) and the index of the n-gram's count in a table of logarithms
+//! of the distinct counts: 8 bytes per n-gram, plus about 1 for the offsets, where a hash table
+//! of `(key, log-probability)` takes 32 or more.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::runs::Run;
+use crate::table::NgramTable;
+
+/// Counts below this are their own index in the table of logarithms.
+const DENSE: u64 = 1 << 16;
+
+/// Average n-grams per bucket (a bucket's slots share a cache line or two).
+const PER_BUCKET: usize = 4;
+
+/// A list of `(packed key, count)` by increasing key, read once or twice to build the model.
+pub trait SortedCounts: Sync {
+    /// Number of entries.
+    fn entries(&self) -> usize;
+    /// Calls `f` with every entry, in order.
+    fn for_each(&self, f: &mut dyn FnMut(u64, u64)) -> Result<()>;
+}
+
+impl SortedCounts for Vec<(u64, u64)> {
+    fn entries(&self) -> usize {
+        self.len()
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        self.iter().for_each(|&(k, c)| f(k, c));
+        Ok(())
+    }
+}
+
+impl SortedCounts for Run<u64> {
+    fn entries(&self) -> usize {
+        self.len() as usize
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        Run::for_each(self, |k, c| {
+            f(k, c);
+            Ok(())
+        })
+    }
+}
+
+/// A bijective hash of the `bits`-bit keys (a multiplication by an odd number, then an
+/// xor-shift, both modulo `2^bits`): its high bits pick the bucket, its low bits are stored.
+#[inline]
+fn mix(key: u64, bits: u32) -> u64 {
+    let mask = u64::MAX >> (64 - bits);
+    let x = key.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask;
+    x ^ (x >> (bits / 2))
+}
+
+/// The slots of one length: the rest of the hash in the high 32 bits and the count index in the
+/// low 32 (narrow), or both apart when the rest is wider than 32 bits (n-grams of 7 or 8 bytes).
+#[derive(Debug)]
+enum Slots {
+    Narrow(Vec<u64>),
+    Wide(Vec<(u64, u32)>),
+}
+
+/// The n-grams of one length.
+#[derive(Debug)]
+struct Level {
+    /// Bits of a key: 8 per byte.
+    bits: u32,
+    /// The bucket is the hash shifted right by this.
+    shift: u32,
+    /// `offsets[b]..offsets[b + 1]`: the slots of bucket `b`, by increasing rest of the hash.
+    offsets: Vec<u32>,
+    slots: Slots,
+}
+
+impl Level {
+    /// An empty level for `n` n-grams of `len` bytes, its offsets all zero.
+    fn plan(len: usize, n: usize) -> Result<Level> {
+        if n >= u32::MAX as usize {
+            return Err(Error::InvalidArgument(format!("too many {len}-byte n-grams for the n-gram model ({n})")));
+        }
+        let bits = 8 * len as u32;
+        let mut bucket_bits = (n / PER_BUCKET).max(1).ilog2().min(bits);
+        // up to 2^16 buckets more to keep the rest of the hash within 32 bits
+        let narrow = bits - bucket_bits <= 32 || bits - 32 <= 16;
+        if narrow {
+            bucket_bits = bucket_bits.max(bits.saturating_sub(32));
+        }
+        let slots = if narrow { Slots::Narrow(vec![0; n]) } else { Slots::Wide(vec![(0, 0); n]) };
+        Ok(Level {
+            bits,
+            shift: bits - bucket_bits,
+            offsets: vec![0; (1usize << bucket_bits) + 1],
+            slots,
+        })
+    }
+
+    /// The bucket and the rest of the hash of `key`.
+    #[inline]
+    fn locate(&self, key: u64) -> (usize, u64) {
+        locate(key, self.bits, self.shift)
+    }
+
+    /// The count index of `key`, if kept.
+    #[inline]
+    fn get(&self, key: u64) -> Option<u32> {
+        let (b, rest) = self.locate(key);
+        let range = self.offsets[b] as usize..self.offsets[b + 1] as usize;
+        match &self.slots {
+            Slots::Narrow(slots) => {
+                for &s in &slots[range] {
+                    let r = s >> 32;
+                    if r >= rest {
+                        return (r == rest).then_some(s as u32);
+                    }
+                }
+            }
+            Slots::Wide(slots) => {
+                for &(r, i) in &slots[range] {
+                    if r >= rest {
+                        return (r == rest).then_some(i);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    #[inline]
+    fn prefetch_offset(&self, key: u64) {
+        prefetch(&self.offsets[self.locate(key).0]);
+    }
+
+    #[inline]
+    fn prefetch_slots(&self, key: u64) {
+        let at = self.offsets[self.locate(key).0] as usize;
+        match &self.slots {
+            Slots::Narrow(s) => prefetch(s.get(at).unwrap_or(&0)),
+            Slots::Wide(s) => prefetch(s.get(at).unwrap_or(&(0, 0))),
+        }
+    }
+
+    /// Number of n-grams.
+    fn len(&self) -> usize {
+        match &self.slots {
+            Slots::Narrow(s) => s.len(),
+            Slots::Wide(s) => s.len(),
+        }
+    }
+
+    /// Bytes of memory held.
+    fn bytes(&self) -> usize {
+        4 * self.offsets.len()
+            + match &self.slots {
+                Slots::Narrow(s) => 8 * s.len(),
+                Slots::Wide(s) => 16 * s.len(),
+            }
+    }
+}
+
+/// The bucket (the hash shifted right by `shift`) and the rest of the hash (its low `shift`
+/// bits) of a key of `bits` bits.
+#[inline]
+fn locate(key: u64, bits: u32, shift: u32) -> (usize, u64) {
+    let h = mix(key, bits);
+    (h.checked_shr(shift).unwrap_or(0) as usize, h & rest_mask(shift))
+}
+
+/// The low `shift` bits.
+#[inline]
+fn rest_mask(shift: u32) -> u64 {
+    if shift >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << shift) - 1
+    }
+}
+
+/// Asks the CPU to start loading `x` (a hint: it changes no result).
+#[inline]
+fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and has no effect on memory; the address is of a live value.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((x as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
+/// The index of `count` in the table of logarithms: itself below [`DENSE`], else after the
+/// dense part by its rank among the larger counts (`large`, sorted and distinct).
+#[inline]
+fn count_index(count: u64, large: &[u64]) -> u32 {
+    if count < DENSE {
+        count as u32
+    } else {
+        DENSE as u32 + large.binary_search(&count).unwrap_or_else(|_| unreachable!("every large count was collected")) as u32
+    }
+}
+
+/// The bytes of memory a model of `ngrams` n-grams of 2 bytes or more takes, about.
+pub fn model_bytes(ngrams: usize) -> usize {
+    ngrams * (8 + 4 * 2 / PER_BUCKET) + (DENSE as usize) * 8
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct NgramModel {
+    order: usize,
+    /// The logarithm of every byte's count.
+    byte_logs: Vec<f64>,
+    log_positions: f64,
+    /// `levels[j - 2]`: the n-grams of `j` bytes.
+    levels: Vec<Level>,
+    /// The logarithm of every count, by count index.
+    logs: Vec<f64>,
+    fingerprint: u64,
+}
+
+impl NgramModel {
+    /// The model of pruned n-gram counts: `lists[j - 1]` holds the kept n-grams of `j` bytes
+    /// (every prefix of a kept n-gram is kept), `positions` is the number of byte positions
+    /// counted, and `fingerprint` is the table's ([`crate::table::NgramTable::fingerprint`]).
+    /// As the original builds it, every byte value gets a count of at least 1 (a missing one
+    /// counts 1 and one more position). `ln` computes natural logarithms elementwise (the
+    /// bindings pass NumPy's, which the original uses); it is called once.
+    pub fn build(
+        lists: &[&dyn SortedCounts],
+        positions: u64,
+        fingerprint: u64,
+        ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
+    ) -> Result<NgramModel> {
+        let order = lists.len();
+        if !(1..=crate::ngram::MAX_ORDER).contains(&order) {
+            return Err(Error::InvalidArgument(format!("an n-gram model of order {order}")));
+        }
+        let mut bytes = [0u64; 256];
+        let mut bad = false;
+        lists[0].for_each(&mut |k, c| match bytes.get_mut(k as usize) {
+            Some(b) => *b = c,
+            None => bad = true,
+        })?;
+        if bad {
+            return Err(Error::InvalidArgument("a single byte's key is wider than a byte".into()));
+        }
+        let mut positions = positions;
+        for c in bytes.iter_mut().filter(|c| **c == 0) {
+            *c = 1;
+            positions += 1;
+        }
+        // first pass: bucket sizes and the counts too large to be their own index
+        let planned = lists[1..]
+            .par_iter()
+            .enumerate()
+            .map(|(j, list)| {
+                let mut level = Level::plan(j + 2, list.entries())?;
+                let mut large = Vec::new();
+                let mut seen = 0usize;
+                list.for_each(&mut |k, c| {
+                    let (b, _) = level.locate(k);
+                    level.offsets[b + 1] += 1;
+                    seen += 1;
+                    if c >= DENSE {
+                        large.push(c);
+                    }
+                })?;
+                if seen != level.len() {
+                    return Err(Error::InvalidArgument("an n-gram list changed while the model was built".into()));
+                }
+                large.sort_unstable();
+                large.dedup();
+                Ok((level, large))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut large: Vec<u64> = planned.iter().flat_map(|(_, l)| l.iter().copied()).collect();
+        large.sort_unstable();
+        large.dedup();
+        // one call for every logarithm: the dense counts (0 stands for 1, never used), the
+        // large ones, the bytes' counts and the positions
+        let mut xs: Vec<f64> = (0..DENSE).map(|c| c.max(1) as f64).collect();
+        xs.extend(large.iter().map(|&c| c as f64));
+        xs.extend(bytes.iter().map(|&c| c as f64));
+        xs.push(positions as f64);
+        let mut logs = ln(&xs)?;
+        if logs.len() != xs.len() {
+            return Err(Error::InvalidArgument("the logarithm function gave a wrong number of values".into()));
+        }
+        drop(xs);
+        let log_positions = logs.pop().unwrap_or_default();
+        let byte_logs = logs.split_off(logs.len() - 256);
+        // second pass: every n-gram into its bucket, then each bucket by the rest of the hash
+        let levels = planned
+            .into_par_iter()
+            .zip(&lists[1..])
+            .map(|((mut level, _), list)| {
+                let mut total = 0u32;
+                for o in level.offsets.iter_mut() {
+                    total += *o;
+                    *o = total;
+                }
+                let mut cursor = level.offsets[..level.offsets.len() - 1].to_vec();
+                let (bits, shift, offsets) = (level.bits, level.shift, &level.offsets);
+                let place = |k: u64| locate(k, bits, shift);
+                match &mut level.slots {
+                    Slots::Narrow(slots) => {
+                        list.for_each(&mut |k, c| {
+                            let (b, rest) = place(k);
+                            slots[cursor[b] as usize] = rest << 32 | u64::from(count_index(c, &large));
+                            cursor[b] += 1;
+                        })?;
+                        sort_buckets(slots, offsets);
+                    }
+                    Slots::Wide(slots) => {
+                        list.for_each(&mut |k, c| {
+                            let (b, rest) = place(k);
+                            slots[cursor[b] as usize] = (rest, count_index(c, &large));
+                            cursor[b] += 1;
+                        })?;
+                        sort_buckets(slots, offsets);
+                    }
+                }
+                Ok(level)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(NgramModel { order, byte_logs, log_positions, levels, logs, fingerprint })
+    }
+
+    /// The model of a pruned table ([`NgramTable::pruned`], or
+    /// [`crate::ngram::NgramCounts::table_of`] with a `min_count`); see [`NgramModel::build`].
+    pub fn from_table(table: NgramTable, ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>) -> Result<NgramModel> {
+        if table.min_count() == 0 {
+            return Err(Error::InvalidArgument("the n-gram model is built from a pruned table (prune it by min_count first)".into()));
+        }
+        let (fingerprint, positions) = (table.fingerprint(), table.positions());
+        let lists = table.into_entries();
+        // a prefix occurs wherever its n-gram does, so it was counted at least as often and is
+        // kept too; a table where it is not was not counted
+        for j in 1..lists.len() {
+            let mut p = 0;
+            let shorter = &lists[j - 1];
+            for &(k, _) in &lists[j] {
+                while p < shorter.len() && shorter[p].0 < k >> 8 {
+                    p += 1;
+                }
+                if p == shorter.len() || shorter[p].0 != k >> 8 {
+                    return Err(Error::InvalidArgument(format!(
+                        "the n-gram table holds a {}-byte n-gram without its prefix: it was not counted from text",
+                        j + 1
+                    )));
+                }
+            }
+        }
+        let refs: Vec<&dyn SortedCounts> = lists.iter().map(|l| l as &dyn SortedCounts).collect();
+        NgramModel::build(&refs, positions, fingerprint, ln)
+    }
+
+    /// The order of the model.
+    pub fn order(&self) -> usize {
+        self.order
+    }
+
+    /// [`crate::table::NgramTable::fingerprint`] of the table the model was built from: piece
+    /// counts made with the model are tagged with it.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// Number of n-grams kept, for each length 1 to `order`.
+    pub fn sizes(&self) -> Vec<usize> {
+        std::iter::once(256).chain(self.levels.iter().map(Level::len)).collect()
+    }
+
+    /// Bytes of memory the model holds.
+    pub fn bytes(&self) -> usize {
+        8 * (self.logs.len() + self.byte_logs.len()) + self.levels.iter().map(Level::bytes).sum::<usize>()
+    }
+
+    /// The logarithm of the number of positions counted (the prefix count of single bytes).
+    #[inline]
+    pub fn log_positions(&self) -> f64 {
+        self.log_positions
+    }
+
+    /// Writes to `raw[j]` the logarithm of the count of the n-gram `text[i - j..=i]`, from the
+    /// single byte up, while they are kept (an n-gram whose suffix is not kept was counted no
+    /// more often, so it is not either), and returns how many were written.
+    #[inline]
+    pub fn log_counts_ending_at(&self, text: &[u8], i: usize, raw: &mut [f64]) -> usize {
+        raw[0] = self.byte_logs[usize::from(text[i])];
+        let mut key = u64::from(text[i]);
+        let longest = self.order.min(i + 1);
+        for j in 1..longest {
+            key |= u64::from(text[i - j]) << (8 * j);
+            match self.levels[j - 1].get(key) {
+                Some(index) => raw[j] = self.logs[index as usize],
+                None => return j,
+            }
+        }
+        longest
+    }
+
+    /// The conditional log-probability of the packed n-gram `key` of `len` bytes, if kept.
+    pub fn log_prob(&self, len: usize, key: u64) -> Option<f64> {
+        let raw = |len: usize, key: u64| match len {
+            1 => self.byte_logs.get(key as usize).copied(),
+            _ => self.levels.get(len - 2).and_then(|l| l.get(key)).map(|i| self.logs[i as usize]),
+        };
+        let prefix = if len == 1 { Some(self.log_positions) } else { raw(len - 1, key >> 8) };
+        Some(raw(len, key)? - prefix?)
+    }
+
+    /// Starts loading what [`NgramModel::log_counts_ending_at`] reads at byte `i` of `text`, in
+    /// two steps: the bucket offsets (`slots` false), then, once those are in cache, the slots
+    /// (a hint for the CPU: it changes no result).
+    #[inline]
+    pub fn prefetch_ending_at(&self, text: &[u8], i: usize, slots: bool) {
+        let mut key = u64::from(text[i]);
+        for j in 1..self.order.min(i + 1) {
+            key |= u64::from(text[i - j]) << (8 * j);
+            let level = &self.levels[j - 1];
+            if slots {
+                level.prefetch_slots(key);
+            } else {
+                level.prefetch_offset(key);
+            }
+        }
+    }
+}
+
+/// Sorts the slots of every bucket (they are few: a sort of a handful each).
+fn sort_buckets<T: Ord + Send>(slots: &mut [T], offsets: &[u32]) {
+    let mut rest = slots;
+    for w in offsets.windows(2) {
+        let (bucket, after) = rest.split_at_mut((w[1] - w[0]) as usize);
+        bucket.sort_unstable();
+        rest = after;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::test_support::ln;
+
+    #[test]
+    fn every_key_is_found_with_its_count_and_no_other() {
+        // every length, a narrow and (at 7 and 8 bytes) a wide level, keys 0 and all-ones
+        for len in 1..=8usize {
+            let mask = u64::MAX >> (64 - 8 * len);
+            let mut keys: Vec<u64> = (0..3000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask).chain([0, mask]).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            let list: Vec<(u64, u64)> = keys.iter().map(|&k| (k, (k % 100_000) + 1)).collect();
+            let level = {
+                let mut lists: Vec<Vec<(u64, u64)>> = vec![(0..256).map(|b| (b, 1)).collect()];
+                lists.extend((2..=len).map(|_| Vec::new()));
+                if len > 1 {
+                    lists[len - 1] = list.clone();
+                }
+                let refs: Vec<&dyn SortedCounts> = lists.iter().map(|l| l as &dyn SortedCounts).collect();
+                NgramModel::build(&refs, 1000, 0, &ln).unwrap()
+            };
+            if len == 1 {
+                continue;
+            }
+            let l = &level.levels[len - 2];
+            for &(k, c) in &list {
+                let i = l.get(k).unwrap_or_else(|| panic!("len {len}: key {k:x} not found"));
+                assert_eq!(level.logs[i as usize], (c as f64).ln());
+            }
+            for i in 0..5000u64 {
+                let probe = i.wrapping_mul(0x5555_1111_3333_7777) & mask;
+                if keys.binary_search(&probe).is_err() {
+                    assert_eq!(l.get(probe), None, "len {len}");
+                }
+            }
+            assert_eq!(matches!(l.slots, Slots::Wide(_)), len >= 7, "len {len}");
+        }
+    }
+
+    #[test]
+    fn scores_are_log_count_minus_log_prefix_count() {
+        let lists: Vec<Vec<(u64, u64)>> = vec![vec![(b'a' as u64, 3), (b'b' as u64, 200_000)], vec![(0x6162, 2)], vec![]];
+        let refs: Vec<&dyn SortedCounts> = lists.iter().map(|l| l as &dyn SortedCounts).collect();
+        let m = NgramModel::build(&refs, 200_003, 7, &ln).unwrap();
+        let positions = (200_003.0f64 + 254.0).ln();
+        assert_eq!(m.log_prob(1, b'a' as u64), Some(3f64.ln() - positions));
+        assert_eq!(m.log_prob(1, b'z' as u64), Some(0.0 - positions));
+        assert_eq!(m.log_prob(2, 0x6162), Some(2f64.ln() - 3f64.ln()));
+        assert_eq!(m.log_prob(2, 0x6261), None);
+        assert_eq!(m.log_prob(3, 0x616263), None);
+        assert_eq!(m.sizes(), [256, 1, 0]);
+        assert_eq!(m.fingerprint(), 7);
+        let mut raw = [0.0; 3];
+        assert_eq!(m.log_counts_ending_at(b"ab", 1, &mut raw), 2);
+        assert_eq!(raw[..2], [200_000f64.ln(), 2f64.ln()]);
+        assert_eq!(m.log_counts_ending_at(b"ba", 1, &mut raw), 1);
+        assert!(m.bytes() < model_bytes(1) + 4096);
+    }
+}
