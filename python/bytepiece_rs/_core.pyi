@@ -60,6 +60,8 @@ class TrainerCore:
         ensure_unicode: bool,
         count_memory_mb: int,
         special_tokens: Sequence[str] = ...,
+        max_memory_mb: Optional[int] = ...,
+        temp_dir: Optional[str] = ...,
     ) -> None: ...
     @property
     def max_vocab_sizes(self) -> List[int]: ...

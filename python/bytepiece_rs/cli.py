@@ -20,6 +20,7 @@ import numpy as np
 
 from ._core import format_ids
 from ._files import AtomicOutput
+from ._signals import Terminated
 from .tokenizer import Tokenizer
 from .trainer import Trainer
 
@@ -522,6 +523,8 @@ def cmd_train(a: argparse.Namespace) -> None:
         isolate_digits=a.isolate_digits,
         ensure_unicode=not a.no_ensure_unicode,
         progress=False if a.quiet else None,
+        max_memory_mb=a.max_memory,
+        temp_dir=a.temp_dir,
     )
     workers = a.threads or os.cpu_count() or 1
     if a.dataset:
@@ -600,6 +603,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", nargs="+", metavar="DIR_OR_FILE", help="a datasets source on disk")
     t.add_argument("--split", default="train", help="the dataset split (default: train)")
     t.add_argument("--column", default="text", help="the dataset column (default: text)")
+    t.add_argument("--max-memory", type=_positive_int, metavar="MB",
+                   help="bound the memory of the whole training to about MB megabytes (spilling to disk; same model); "
+                        "default: no bound, the fastest")
+    t.add_argument("--temp-dir", metavar="DIR", help="folder for temporary files (default: the system's)")
     common(t, model=False)
     t.set_defaults(run=cmd_train)
 
@@ -674,6 +681,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename and e.strerror else str(e)
         print(f"bytepiece: error: {msg}", file=sys.stderr)
         return 2
+    except Terminated as e:
+        print(f"bytepiece: {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("bytepiece: interrupted", file=sys.stderr)
         return 130

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 from ._core import TrainerCore, prune_to_json
 from ._files import write_atomic
+from ._signals import terminations_raise
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -39,9 +41,18 @@ class Trainer:
       learned piece with the same text is dropped. See :meth:`Tokenizer.encode` for their use.
 
     ``progress`` shows a bar per stage on stderr: ``None`` (default) when it is a terminal,
-    ``False`` never, ``True`` always. ``count_memory_mb`` bounds the memory of the n-gram count
-    tables: past it, counts are spilled to temporary files as sorted runs and merged at the end
-    (the model is the same; only the time changes).
+    ``False`` never, ``True`` always.
+
+    Memory: ``max_memory_mb`` bounds the memory of the whole training, every stage (``None``,
+    the default: no bound, the fastest). Within it, everything that grows with the corpus (the
+    n-gram and piece counts) is spilled to temporary files as sorted runs and merged, and the
+    n-gram model is held compactly; the model is the same, byte for byte. The peak resident
+    memory stays within ``1.15 * max_memory_mb + 150`` MB (the interpreter and libraries
+    included). If the n-gram model alone cannot fit, training stops as soon as the counts show
+    it, with a ``ValueError`` naming a ``max_memory_mb`` or a ``min_count`` that would fit.
+    ``count_memory_mb`` bounds only the count tables. Temporary files go to a folder of their
+    own in ``temp_dir`` (default: :func:`tempfile.gettempdir`), removed at the end, on an error,
+    on Ctrl-C and on SIGTERM or SIGHUP.
 
     To train on a cluster, see :func:`bytepiece_rs.distributed.train_distributed`: the same
     model, from shards counted on many machines.
@@ -58,6 +69,8 @@ class Trainer:
         progress: Optional[bool] = None,
         count_memory_mb: int = 4096,
         special_tokens: Sequence[str] = (),
+        max_memory_mb: Optional[int] = None,
+        temp_dir: Optional[PathLike] = None,
     ) -> None:
         sizes = list(max_vocab_size) if isinstance(max_vocab_size, (list, tuple)) else [max_vocab_size]
         self._core = TrainerCore(
@@ -69,6 +82,8 @@ class Trainer:
             bool(ensure_unicode),
             _length(count_memory_mb, "count_memory_mb"),
             _special_list(special_tokens),
+            None if max_memory_mb is None else _length(max_memory_mb, "max_memory_mb"),
+            os.fspath(tempfile.gettempdir() if temp_dir is None else temp_dir),
         )
         self.order = order
         self.max_vocab_size: List[int] = self._core.max_vocab_sizes
@@ -79,18 +94,25 @@ class Trainer:
         self.special_tokens = _special_list(special_tokens)
         self.progress = progress
         self.count_memory_mb = count_memory_mb
+        self.max_memory_mb = max_memory_mb
+        self.temp_dir = temp_dir
 
     def train(self, texts: Iterable[str], workers: int = 1, batch_size: int = 1000) -> None:
         """Trains on ``texts``, any iterable of ``str`` (a list, a generator, a ``datasets``
         column...), read once. ``workers`` threads share the work; the model does not depend on
-        ``workers`` or ``batch_size``. Ctrl-C stops it with ``KeyboardInterrupt``."""
-        self._core.train(texts, _positive(workers, "workers"), _positive(batch_size, "batch_size"), self.progress)
+        ``workers`` or ``batch_size``. Ctrl-C stops it with ``KeyboardInterrupt``, SIGTERM and
+        SIGHUP with its subclass ``Terminated`` (when they have their default action)."""
+        workers, batch_size = _positive(workers, "workers"), _positive(batch_size, "batch_size")
+        with terminations_raise():
+            self._core.train(texts, workers, batch_size, self.progress)
 
     def train_from_files(self, paths: Union[PathLike, Sequence[PathLike]], workers: int = 1) -> None:
         """Trains on UTF-8 text files (each file is one text), read by Rust, streaming."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
-        self._core.train_from_files([os.fspath(p) for p in paths], _positive(workers, "workers"), self.progress)
+        workers = _positive(workers, "workers")
+        with terminations_raise():
+            self._core.train_from_files([os.fspath(p) for p in paths], workers, self.progress)
 
     @property
     def pieces(self) -> List[Dict[bytes, int]]:
@@ -132,6 +154,8 @@ class Trainer:
             progress=state["progress"],
             count_memory_mb=state["count_memory_mb"],
             special_tokens=state["special_tokens"],
+            max_memory_mb=state.get("max_memory_mb"),
+            temp_dir=state.get("temp_dir"),
         )
         self.__dict__.update(state)
         self._core.set_models(models)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytepiece::corpus::{FileBlocks, Spill};
 use bytepiece::monitor::Monitor;
-use bytepiece::ngram::NgramModel;
+use bytepiece::model::NgramModel;
 use bytepiece::prune::{self, PruneConfig};
 use bytepiece::table::{self, NgramTable, PieceTable};
 use bytepiece::{model_io, parallel, Error, Result as CoreResult, Trainer, TrainerConfig, Vocab};
@@ -136,7 +136,7 @@ fn as_strs<'a>(batch: &'a [Bound<'_, PyBytes>]) -> Vec<&'a str> {
 #[pymethods]
 impl PyTrainer {
     #[new]
-    #[pyo3(signature = (order, max_vocab_sizes, max_piece_length, min_count, isolate_digits, ensure_unicode, count_memory_mb, special_tokens=Vec::new()))]
+    #[pyo3(signature = (order, max_vocab_sizes, max_piece_length, min_count, isolate_digits, ensure_unicode, count_memory_mb, special_tokens=Vec::new(), max_memory_mb=None, temp_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         order: usize,
@@ -147,6 +147,8 @@ impl PyTrainer {
         ensure_unicode: bool,
         count_memory_mb: usize,
         special_tokens: Vec<String>,
+        max_memory_mb: Option<usize>,
+        temp_dir: Option<PathBuf>,
     ) -> PyResult<PyTrainer> {
         let config = TrainerConfig {
             order,
@@ -157,6 +159,8 @@ impl PyTrainer {
             ensure_unicode,
             special_tokens,
             count_memory_mb,
+            max_memory_mb,
+            temp_dir,
         }
         .validated()
         .map_err(to_py)?;
@@ -176,7 +180,7 @@ impl PyTrainer {
         let progress = Progress::new(progress);
         let threads = Some(workers.max(1));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
-        let mut spill = Spill::create().map_err(to_py)?;
+        let mut spill = Spill::create(trainer.scratch()).map_err(to_py)?;
         let counter = parallel::run_with_threads(threads, || trainer.ngram_counter()).map_err(to_py)?;
         progress.stage("Count Ngrams", texts.len().ok().map(|n| n as u64));
         for_each_batch(py, texts, batch_size, |strs| {
@@ -187,7 +191,7 @@ impl PyTrainer {
         self.vocabs = run_watched(py, &progress, || {
             parallel::run_with_threads(threads, || {
                 let model = trainer.ngram_model(counter)?;
-                let pieces = trainer.piece_counter();
+                let pieces = trainer.piece_counter(&model);
                 trainer.monitor().stage("Count Pieces", Some(total));
                 let mut reader = spill.read(batch_size)?;
                 loop {
@@ -198,7 +202,7 @@ impl PyTrainer {
                     let strs: Vec<&str> = batch.iter().map(String::as_str).collect();
                     trainer.count_pieces(&model, &pieces, &strs)?;
                 }
-                trainer.prune(trainer.piece_table(&model, pieces)?)
+                trainer.finish(model, pieces)
             })?
         })?;
         Ok(())
@@ -221,10 +225,10 @@ impl PyTrainer {
                 trainer.monitor().stage("Count Ngrams", Some(total));
                 for_each_block(&paths, &mut |parts| trainer.count_ngrams(&counter, parts))?;
                 let model = trainer.ngram_model(counter)?;
-                let pieces = trainer.piece_counter();
+                let pieces = trainer.piece_counter(&model);
                 trainer.monitor().stage("Count Pieces", Some(total));
                 for_each_block(&paths, &mut |parts| trainer.count_pieces(&model, &pieces, parts))?;
-                trainer.prune(trainer.piece_table(&model, pieces)?)
+                trainer.finish(model, pieces)
             })?
         })?;
         Ok(())
@@ -281,7 +285,7 @@ impl PyTrainer {
         if model.tag != trainer.ngram_tag() || model.min_count != self.config.min_count.max(1) {
             return Err(to_py(Error::InvalidArgument("the n-gram model was made with other parameters".into())));
         }
-        let counter = parallel::run_with_threads(threads, || trainer.piece_counter()).map_err(to_py)?;
+        let counter = parallel::run_with_threads(threads, || trainer.piece_counter(&model.model)).map_err(to_py)?;
         let count = |parts: &[&str]| parallel::run_with_threads(threads, || trainer.count_pieces(&model.model, &counter, parts))?;
         if files {
             let paths: Vec<PathBuf> = texts.extract()?;
