@@ -372,29 +372,24 @@ def _unlimited_stack():
         resource.setrlimit(resource.RLIMIT_STACK, (hard, hard))
 
 
-def run_training(job, log_path, *, timeout=3 * 3600, poll=0.1, min_available_mb=800):
-    """Runs `train_model(job)` in a subprocess under `run_measured`; returns its measurements,
-    with the subprocess' own (those of `train_model`) merged in and `ok`."""
+def run_job(cmd, job, log_path, *, env=None, preexec=None, timeout=3 * 3600, poll=0.1, min_available_mb=800):
+    """Runs `cmd + [JOB.json]` under `run_measured`, the job being a dict with the paths
+    `model` and `result` that the subprocess writes (the result: a JSON object of its own
+    measurements, `hwm_self` its VmHWM). Returns the measurements, the result merged in, and
+    `ok`: the subprocess succeeded and wrote both."""
     for p in (job["model"], job["result"]):
         if os.path.exists(p):
             os.remove(p)
     job_path = os.path.splitext(job["result"])[0] + ".job.json"
     with open(job_path, "w") as f:
         json.dump(job, f)
-    env = dict(os.environ)
-    env["RAYON_NUM_THREADS"] = str(job["workers"])
-    env["TOKENIZERS_PARALLELISM"] = "true"
-    preexec = None
-    if job["trainer"] == "hf-unigram":
-        env["RUST_MIN_STACK"] = str(job["stack_mb"] << 20)
-        preexec = _unlimited_stack
-    rec = run_measured([sys.executable, os.path.abspath(__file__), job_path], log_path, env=env, preexec=preexec,
-                       timeout=timeout, poll=poll, min_available_mb=min_available_mb)
+    rec = run_measured(cmd + [job_path], log_path, env=env, preexec=preexec, timeout=timeout, poll=poll,
+                       min_available_mb=min_available_mb)
     ok = "error" not in rec and os.path.exists(job["result"]) and os.path.exists(job["model"])
     if ok:
         with open(job["result"]) as f:
             rec.update({k: v for k, v in json.load(f).items() if k != "peer"})
-        # the worker's own peak (VmHWM) is exact; polling can miss a short peak
+        # the subprocess' own peak (VmHWM) is exact; polling can miss a short peak
         rec["peak_rss_polled"] = rec["peak_rss_tree"]
         rec["peak_rss_tree"] = max(rec["peak_rss_tree"], rec.get("hwm_self", 0))
         rec["peak_hwm_one_process"] = max(rec["peak_hwm_one_process"], rec.get("hwm_self", 0))
@@ -403,6 +398,19 @@ def run_training(job, log_path, *, timeout=3 * 3600, poll=0.1, min_available_mb=
         rec.setdefault("log_tail", "")
     rec["ok"] = ok
     return rec
+
+
+def run_training(job, log_path, *, timeout=3 * 3600, poll=0.1, min_available_mb=800):
+    """Runs `train_model(job)` in a subprocess (`run_job`)."""
+    env = dict(os.environ)
+    env["RAYON_NUM_THREADS"] = str(job["workers"])
+    env["TOKENIZERS_PARALLELISM"] = "true"
+    preexec = None
+    if job["trainer"] == "hf-unigram":
+        env["RUST_MIN_STACK"] = str(job["stack_mb"] << 20)
+        preexec = _unlimited_stack
+    return run_job([sys.executable, os.path.abspath(__file__)], job, log_path, env=env, preexec=preexec,
+                   timeout=timeout, poll=poll, min_available_mb=min_available_mb)
 
 
 # --------------------------------------------------------------------------- evaluation

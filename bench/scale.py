@@ -59,7 +59,7 @@ from common import (
     ratio,
     reset_hwm,
     rss_hwm,
-    run_measured,
+    run_job,
     run_training,
     train_job,
 )
@@ -352,24 +352,10 @@ def dask_main(job):
 
 
 def run_sub(kind, job, log_path, a):
-    """Runs stages_main or dask_main in a subprocess under common.run_measured."""
-    for p in (job["model"], job["result"]):
-        if os.path.exists(p):
-            os.remove(p)
-    job_path = os.path.splitext(job["result"])[0] + ".job.json"
-    with open(job_path, "w") as f:
-        json.dump(job, f)
+    """Runs stages_main or dask_main in a subprocess (common.run_job)."""
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.workers))
-    rec = run_measured([sys.executable, os.path.abspath(__file__), f"--_{kind}", job_path], log_path, env=env,
-                       timeout=a.timeout, poll=a.poll, min_available_mb=a.min_available_mb)
-    rec["ok"] = "error" not in rec and os.path.exists(job["result"])
-    if rec["ok"]:
-        with open(job["result"]) as f:
-            rec.update(json.load(f))
-        rec["peak_rss_tree"] = max(rec["peak_rss_tree"], rec.get("hwm_self", 0))
-    elif "error" not in rec:
-        rec["error"] = "no result written"
-    return rec
+    return run_job([sys.executable, os.path.abspath(__file__), f"--_{kind}"], job, log_path, env=env,
+                   timeout=a.timeout, poll=a.poll, min_available_mb=a.min_available_mb)
 
 
 # --------------------------------------------------------------------------- sweeps
