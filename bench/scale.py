@@ -727,10 +727,10 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
     w("## Single machine\n")
     w(f"Each training runs in its own subprocess with {a.workers} threads; time = the training call + saving "
       "the model inside it; peak = the largest RSS of the process tree (polled, raised to its VmHWM). "
-      f"{'Each size ran ' + str(a.repeat) + ' rounds, the trainers taking turns in each; time = median, peak = largest. ' if a.repeat > 1 else ''}"
+      f"{'Each size ran ' + str(a.repeat) + ' rounds, the trainers taking turns in each; time = median (min–max), peak = largest. ' if a.repeat > 1 else ''}"
       f"×SPM = this run against {title(BASE, a)} on the same text in the same run (time and memory: lower is "
       "better; bytes/token: higher is better). Held-out bytes/token (UTF-8 bytes / tokens) per line (each line of "
-      "`{lang}.test.txt` encoded on its own) and per document (each document of `{lang}.test.jsonl` whole).\n")
+      "`{lang}.test.txt` encoded on its own, without its newline) and per document (each document of `{lang}.test.jsonl` whole).\n")
     w("| MB | trainer | time (s) | ×SPM | peak (MiB) | ×SPM | per line zh / en / code | per doc zh / en / code | "
       "per doc, all | ×SPM | round-trip fails / note |")
     w("|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|")
@@ -754,7 +754,8 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
             else:
                 line = doc = fails = "—"
             bb = b["eval"] if b else None
-            w(f"| {size:g} | {title(peer, a)} | {fmt_s(s['time'])} | {fmt_x(ratio(s['time'], b and b['time']))} | "
+            spread = f" ({fmt_s(min(s['times']))}–{fmt_s(max(s['times']))})" if len(s["times"]) > 1 else ""
+            w(f"| {size:g} | {title(peer, a)} | {fmt_s(s['time'])}{spread} | {fmt_x(ratio(s['time'], b and b['time']))} | "
               f"{fmt_mb(s['peak'])} | {fmt_x(ratio(s['peak'], b and b['peak']))} | {line} | {doc} | "
               f"{fmt_bpt(bpt_all(e, 'doc'))} | {fmt_x(ratio(bpt_all(e, 'doc'), bpt_all(bb, 'doc')))} | {fails} |")
     w("")
