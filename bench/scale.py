@@ -679,7 +679,7 @@ def plots(a, summary, dask, plot_dir, prefix):
     paths = []
     for what, key, unit, scale in (("time", "time", "training time (s)", 1),
                                    ("memory", "peak", "peak RSS of the process tree (MiB)", 2**20)):
-        fig, ax = plt.subplots(figsize=(7.5, 4.8))
+        fig, ax = plt.subplots(figsize=(10, 4.8))
         for peer in a.peers:
             pts = sorted((s, v[key] / scale) for (p, s), v in summary.items() if p == peer and v.get(key))
             if pts:
@@ -705,7 +705,7 @@ def plots(a, summary, dask, plot_dir, prefix):
         ax.set_title(f"Training {what} against corpus size, {os.cpu_count()} cores"
                      + (" (smoke run)" if a.quick else ""))
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left", framealpha=0.85)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
         fig.tight_layout()
         path = os.path.join(plot_dir, f"{prefix}-{what}.png")
         fig.savefig(path, dpi=110)
