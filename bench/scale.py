@@ -729,18 +729,19 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
       "the model inside it; peak = the largest RSS of the process tree (polled, raised to its VmHWM). "
       f"{'Each size ran ' + str(a.repeat) + ' rounds, the trainers taking turns in each; time = median (min–max), peak = largest. ' if a.repeat > 1 else ''}"
       f"×SPM = this run against {title(BASE, a)} on the same text in the same run (time and memory: lower is "
-      "better; bytes/token: higher is better). Held-out bytes/token (UTF-8 bytes / tokens) per line (each line of "
+      "better; bytes/token: higher is better); others' CPU: the largest share of the machine's CPU other "
+      "processes used during a run of that row (this machine is shared: well above 0 % means disturbed). Held-out bytes/token (UTF-8 bytes / tokens) per line (each line of "
       "`{lang}.test.txt` encoded on its own, without its newline) and per document (each document of `{lang}.test.jsonl` whole).\n")
     w("| MB | trainer | time (s) | ×SPM | peak (MiB) | ×SPM | per line zh / en / code | per doc zh / en / code | "
-      "per doc, all | ×SPM | round-trip fails / note |")
-    w("|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|")
+      "per doc, all | ×SPM | round-trip fails / note | others' CPU |")
+    w("|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
     for size in a.sizes:
         b = summary.get((BASE, size))
         for peer in a.peers:
             s = summary.get((peer, size))
             if s is None:
                 why = skipped.get((peer, size), "not run")
-                w(f"| {size:g} | {title(peer, a)} | {why} |||||||||")
+                w(f"| {size:g} | {title(peer, a)} | {why} ||||||||||")
                 continue
             e = s["eval"]
             if e and "error" not in e:
@@ -757,7 +758,8 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
             spread = f" ({fmt_s(min(s['times']))}–{fmt_s(max(s['times']))})" if len(s["times"]) > 1 else ""
             w(f"| {size:g} | {title(peer, a)} | {fmt_s(s['time'])}{spread} | {fmt_x(ratio(s['time'], b and b['time']))} | "
               f"{fmt_mb(s['peak'])} | {fmt_x(ratio(s['peak'], b and b['peak']))} | {line} | {doc} | "
-              f"{fmt_bpt(bpt_all(e, 'doc'))} | {fmt_x(ratio(bpt_all(e, 'doc'), bpt_all(bb, 'doc')))} | {fails} |")
+              f"{fmt_bpt(bpt_all(e, 'doc'))} | {fmt_x(ratio(bpt_all(e, 'doc'), bpt_all(bb, 'doc')))} | {fails} | "
+              f"{100 * max(s['others']):.0f}% |")
     w("")
     if not meta["has_max_memory"]:
         w(f"- {title('ours-mem', a)}: n/a — the installed `bytepiece_rs.Trainer` has no `max_memory_mb` parameter.")
