@@ -46,6 +46,7 @@ import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import jsonl_texts  # noqa: E402
 from machine import cpu_busy_seconds, cpu_model, own_cpu_seconds, take_capped, version_of, wait_idle  # noqa: E402
 
 
@@ -65,14 +66,6 @@ PEER_TITLES = {
 
 # --------------------------------------------------------------------------- text
 
-def _jsonl_docs(path):
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                yield json.loads(line)["text"]
-
-
 def corpus_mix(corpus, cap_bytes, shares=(("zh", 3.0), ("en", 5.0), ("code", 0.5))):
     """Greedy interleave (always the language furthest below its share), test docs first."""
     streams, got, names = {}, {}, []
@@ -83,7 +76,7 @@ def corpus_mix(corpus, cap_bytes, shares=(("zh", 3.0), ("en", 5.0), ("code", 0.5
             raise SystemExit("no %s.{test,train}.jsonl in %s (build it with "
                              "shared/corpus/build_corpus.sh, or pass --text)" % (lang, corpus))
         names += [os.path.basename(p) for p in files]
-        streams[lang] = (d for p in files for d in _jsonl_docs(p))
+        streams[lang] = (d for p in files for d in jsonl_texts(p))
         got[lang] = 0
     weight = dict(shares)
     docs, langs, total = [], [], 0
@@ -106,7 +99,7 @@ def corpus_mix(corpus, cap_bytes, shares=(("zh", 3.0), ("en", 5.0), ("code", 0.5
 def file_docs(path, cap_bytes, doc_bytes):
     """Documents of any file: a .jsonl's "text" fields, else paragraphs grouped to ~doc_bytes."""
     if path.endswith(".jsonl"):
-        return take_capped(_jsonl_docs(path), cap_bytes)
+        return take_capped(jsonl_texts(path), cap_bytes)
     with open(path, encoding="utf-8", errors="strict") as f:
         text = f.read(int(cap_bytes) + 1)  # characters >= bytes; trimmed below
     # paragraphs keep their separators, so "".join(docs) == text

@@ -36,29 +36,23 @@ Exit status: 0; 1 if a trainer failed; 2 on a usage error.
 
 import argparse
 import datetime
-import gc
 import json
 import os
 import platform
-import re
-import resource
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
-import unicodedata
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import cpu_model, cpu_times, loadavg, take_capped, version_of, wait_idle  # noqa: E402
+from common import (cut_at_blank_line, evaluate, fmt_mb, fmt_s, jsonl_texts, meminfo, ratio,  # noqa: E402
+                    run_training, split_docs, train_job)
+from machine import cpu_model, loadavg, take_capped, version_of, wait_idle  # noqa: E402
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MB = 1e6
-CLK = os.sysconf("SC_CLK_TCK")
 
 ALL_PEERS = ["ours", "original", "spm-bpe", "spm-unigram", "hf-bpe", "hf-unigram"]
 TITLES = {
@@ -105,18 +99,6 @@ def peer_settings(a):
 # --------------------------------------------------------------------------- machine
 
 
-def meminfo():
-    out = {}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                k, v = line.split(":", 1)
-                out[k] = int(v.split()[0]) * 1024
-    except (OSError, ValueError):
-        pass
-    return out
-
-
 def wait_load(max_wait, max_load):
     """Wait (at most max_wait s) until the 1-minute load average is below max_load."""
     t0 = time.perf_counter()
@@ -126,134 +108,7 @@ def wait_load(max_wait, max_load):
     return os.getloadavg()[0]
 
 
-# --------------------------------------------------------------------------- process-tree memory
-
-def _children_map():
-    kids = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as f:
-                s = f.read()
-        except OSError:
-            continue
-        ppid = int(s[s.rindex(b")") + 2:].split(None, 2)[1])
-        kids.setdefault(ppid, []).append(int(name))
-    return kids
-
-
-def tree_pids(root):
-    kids = _children_map()
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, ()))
-    return out
-
-
-def rss_hwm(pid):
-    """(VmRSS, VmHWM) of a process in bytes, from /proc/PID/status; (0, 0) if it is gone."""
-    rss = hwm = 0
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1]) * 1024
-                elif line.startswith("VmHWM:"):
-                    hwm = int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return rss, hwm
-
-
-def pss_bytes(pid):
-    """PSS of a process; 0 if it is gone, None if the kernel has no smaps_rollup."""
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-        return 0  # exiting process: empty file
-    except (FileNotFoundError, ProcessLookupError):
-        return 0
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-PSS_SUPPORTED = os.path.exists("/proc/self/smaps_rollup")
-
-
-class TreeMonitor(threading.Thread):
-    """Polls the RSS / PSS of a process and its descendants; keeps the peaks of the sums."""
-
-    def __init__(self, pid, interval, min_available):
-        super().__init__(daemon=True)
-        self.pid, self.interval, self.min_available = pid, interval, min_available
-        self.peak_rss = self.peak_pss = 0
-        self.peak_hwm = 0  # largest VmHWM of a single process of the tree
-        self.peak_procs = 0
-        self.samples = 0
-        self.pss_ok = PSS_SUPPORTED
-        self.low_memory = False
-        self._halt = threading.Event()
-
-    def run(self):
-        while not self._halt.is_set():
-            pids = tree_pids(self.pid)
-            rss = 0
-            for p in pids:
-                r, h = rss_hwm(p)
-                rss += r
-                self.peak_hwm = max(self.peak_hwm, h)
-            # PSS only differs from RSS when processes share pages (forked workers): reading
-            # smaps_rollup walks the page tables under the process' memory-map lock, which
-            # measured slowed a single-process trainer that maps memory often by up to 30%
-            # (bytepiece-rs on 100 MB: 14.0 s alone, 18.2 s polled every 0.1 s). A single
-            # process' PSS is taken as its RSS (an upper bound).
-            pss = rss
-            if PSS_SUPPORTED and len(pids) > 1:
-                pss = sum(pss_bytes(p) or 0 for p in pids)
-            self.peak_rss = max(self.peak_rss, rss)
-            self.peak_pss = max(self.peak_pss, pss)
-            self.peak_procs = max(self.peak_procs, len(pids))
-            self.samples += 1
-            avail = meminfo().get("MemAvailable")
-            if avail is not None and avail < self.min_available and not self.low_memory:
-                self.low_memory = True
-                try:
-                    os.killpg(self.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            self._halt.wait(self.interval)
-
-    def stop(self):
-        self._halt.set()
-        self.join()
-
-
 # --------------------------------------------------------------------------- text
-
-def _jsonl_texts(path):
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if line:
-                yield json.loads(line)["text"]
-
-
-def _cut_at_blank_line(data, cap):
-    """The longest prefix of `data` (bytes) of at most cap bytes that ends at a blank line
-    (else at a line end)."""
-    if len(data) <= cap:
-        return data
-    head = data[:cap]
-    i = head.rfind(b"\n\n")
-    if i > cap // 2:
-        return head[:i + 2]
-    return head[:head.rfind(b"\n") + 1]
-
 
 def _mix_extension(corpus, need, log):
     """Training documents (bytes, each + b"\\n") that mix.train.txt does not hold, interleaved
@@ -261,7 +116,7 @@ def _mix_extension(corpus, need, log):
     W = {"zh": 3.0, "en": 5.0, "code": 0.5}
     lens = {}
     for l in W:
-        lens[l] = [len(t.encode("utf-8")) + 1 for t in _jsonl_texts(os.path.join(corpus, "%s.train.jsonl" % l))]
+        lens[l] = [len(t.encode("utf-8")) + 1 for t in jsonl_texts(os.path.join(corpus, "%s.train.jsonl" % l))]
     pos = {l: 0 for l in W}
     got = {l: 0 for l in W}
     while all(pos[l] < len(lens[l]) for l in W):  # replay build_corpus.sh's mix
@@ -305,7 +160,7 @@ def build_training_files(corpus, sizes, workdir, log):
         data += _mix_extension(corpus, biggest - len(data) + 1, log)
     out = {}
     for s in sorted(sizes):
-        part = _cut_at_blank_line(data, int(s * MB))
+        part = cut_at_blank_line(data, int(s * MB))
         part.decode("utf-8")  # strict: must be valid UTF-8
         path = os.path.join(workdir, "train.%gMB.txt" % s)
         with open(path, "wb") as f:
@@ -322,11 +177,6 @@ def build_training_files(corpus, sizes, workdir, log):
         if out[s]["bytes"] < s * MB * 0.98:
             log("   note: only %.1f MB of training text for --sizes %g" % (out[s]["bytes"] / MB, s))
     return out
-
-
-def split_docs(text):
-    """Cut after each blank line (runs of >= 2 newlines); separators kept, "".join(docs) == text."""
-    return [d for d in re.findall(r"(?s).*?(?:\n\n+|\Z)", text) if d]
 
 
 def group_docs(paras, doc_bytes):
@@ -347,262 +197,36 @@ def load_held_out(corpus, cap_mb):
     sets, files = {}, {}
     for lang in LANGS:
         p = os.path.join(corpus, "%s.test.jsonl" % lang)
-        sets[lang] = take_capped(_jsonl_texts(p), cap)
+        sets[lang] = take_capped(jsonl_texts(p), cap)
         files[lang] = os.path.basename(p)
     p = os.path.join(corpus, "mix.test.txt")
     with open(p, "rb") as f:
-        data = f.read() if cap_mb is None else _cut_at_blank_line(f.read(int(cap) + 1), int(cap))
+        data = f.read() if cap_mb is None else cut_at_blank_line(f.read(int(cap) + 1), int(cap))
     sets["mix"] = group_docs(split_docs(data.decode("utf-8")), 16000)
     files["mix"] = os.path.basename(p)
     return sets, files
 
 
-# --------------------------------------------------------------------------- worker (subprocess)
-
-def worker_main(a):
-    """Trains one model; runs in its own process. Writes a JSON with its own timings and
-    memory (VmRSS before training, VmHWM = its own peak RSS, at the end)."""
-    res = {"peer": a.worker}
-    t0 = time.perf_counter()
-    name, path, model = a.worker, a.train_file, a.model_out
-    if name == "ours":
-        import bytepiece_rs
-        res["import_s"] = time.perf_counter() - t0
-        res["rss_before"] = rss_hwm(os.getpid())[0]
-        t1 = time.perf_counter()
-        tr = bytepiece_rs.Trainer(order=a.order, max_vocab_size=a.vocab, max_piece_length=a.max_piece_length,
-                                  min_count=a.min_count, progress=False)
-        tr.train_from_files(path, workers=a.workers)
-        tr.save(model)
-    elif name == "original":
-        import bytepiece
-        res["import_s"] = time.perf_counter() - t0
-        tp = time.perf_counter()
-        with open(path, encoding="utf-8") as f:
-            docs = split_docs(f.read())
-        res["prep_s"] = time.perf_counter() - tp
-        res["docs"] = len(docs)
-        gc.collect()
-        res["rss_before"] = rss_hwm(os.getpid())[0]
-        t1 = time.perf_counter()
-        tr = bytepiece.Trainer(order=a.order, max_vocab_size=a.vocab, max_piece_length=a.max_piece_length,
-                               min_count=a.min_count)
-        tr.train(docs, workers=a.workers)
-        tr.save(model)
-    elif name in ("spm-bpe", "spm-unigram"):
-        import sentencepiece as spm
-        res["import_s"] = time.perf_counter() - t0
-        res["rss_before"] = rss_hwm(os.getpid())[0]
-        t1 = time.perf_counter()
-        assert model.endswith(".model")
-        spm.SentencePieceTrainer.train(
-            input=path, model_prefix=model[:-len(".model")], model_type=name[4:],
-            vocab_size=a.vocab, byte_fallback=True, normalization_rule_name="identity",
-            remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=False,
-            character_coverage=a.spm_coverage, input_sentence_size=0, shuffle_input_sentence=False,
-            max_sentence_length=a.max_line + 1, num_threads=a.workers, minloglevel=1)
-    elif name in ("hf-bpe", "hf-unigram"):
-        from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
-        res["import_s"] = time.perf_counter() - t0
-        res["rss_before"] = rss_hwm(os.getpid())[0]
-        t1 = time.perf_counter()
-        alphabet = pre_tokenizers.ByteLevel.alphabet()
-        if name == "hf-bpe":
-            tok = Tokenizer(models.BPE())
-            trainer = trainers.BpeTrainer(vocab_size=a.vocab, min_frequency=a.min_count, show_progress=False,
-                                          initial_alphabet=alphabet, special_tokens=[])
-        else:
-            tok = Tokenizer(models.Unigram())
-            trainer = trainers.UnigramTrainer(vocab_size=a.vocab, show_progress=False, unk_token="<unk>",
-                                              special_tokens=["<unk>"], initial_alphabet=alphabet)
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-        tok.decoder = decoders.ByteLevel()
-        err = []
-
-        def run():
-            try:
-                tok.train([path], trainer)
-                tok.save(model)
-            except BaseException as e:  # noqa: BLE001 - reported by the parent
-                err.append(e)
-        if name == "hf-unigram":
-            threading.stack_size(a.stack_mb << 20)
-        th = threading.Thread(target=run)
-        th.start()
-        th.join()
-        if err:
-            raise err[0]
-    else:
-        raise SystemExit("unknown trainer %r" % name)
-    res["train_s"] = time.perf_counter() - t1
-    res["model_bytes"] = os.path.getsize(model)
-    res["hwm_self"] = rss_hwm(os.getpid())[1]
-    with open(a.result, "w") as f:
-        json.dump(res, f)
-
-
-def _unlimited_stack():
-    try:
-        resource.setrlimit(resource.RLIMIT_STACK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-    except (ValueError, OSError):
-        soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
-        resource.setrlimit(resource.RLIMIT_STACK, (hard, hard))
-
+# --------------------------------------------------------------------------- one training
 
 def run_trainer(peer, size, info, a, workdir, log):
+    """Trains `peer` on the training file `info["path"]` in its own subprocess (common.run_training)."""
     ext = {"spm-bpe": ".model", "spm-unigram": ".model"}.get(peer, ".json")
     base = os.path.join(workdir, "%s.%gMB" % (peer, size))
     model, result, logf = base + ext, base + ".result.json", base + ".log"
-    for p in (model, result):
-        if os.path.exists(p):
-            os.remove(p)
-    cmd = [sys.executable, os.path.abspath(__file__), "--_worker", peer, "--_train-file", info["path"],
-           "--_model-out", model, "--_result", result, "--_max-line", str(info["longest_line_bytes"]),
-           "--workers", str(a.workers), "--vocab", str(a.vocab), "--order", str(a.order),
-           "--min-count", str(a.min_count), "--max-piece-length", str(a.max_piece_length),
-           "--spm-coverage", str(a.spm_coverage), "--stack-mb", str(a.stack_mb)]
-    env = dict(os.environ)
-    env["RAYON_NUM_THREADS"] = str(a.workers)
-    env["TOKENIZERS_PARALLELISM"] = "true"
-    preexec = None
-    if peer == "hf-unigram":
-        env["RUST_MIN_STACK"] = str(a.stack_mb << 20)
-        preexec = _unlimited_stack
+    job = train_job(peer, info["path"], model, result, workers=a.workers, vocab=a.vocab, order=a.order,
+                    min_count=a.min_count, max_piece_length=a.max_piece_length, spm_coverage=a.spm_coverage,
+                    stack_mb=a.stack_mb, max_line=info["longest_line_bytes"])
     rec = {"peer": peer, "size_mb": size, "train_bytes": info["bytes"], "model": model, "log": logf}
     if a.wait_idle > 0:
         rec["others_cpu_before"] = wait_idle(a.wait_idle, a.idle_threshold)
     rec["load_before"] = loadavg()
-    (b0, st0), o0 = cpu_times(), os.times()
-    t0 = time.perf_counter()
-    with open(logf, "wb") as lf:
-        proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, preexec_fn=preexec)
-        mon = TreeMonitor(proc.pid, a.poll, a.min_available_mb * 2**20)
-        mon.start()
-        status, ru, timed_out = None, None, False
-        while True:
-            pid, st, r = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                status, ru = st, r
-                break
-            if time.perf_counter() - t0 > a.peer_timeout.get(peer, a.timeout):
-                timed_out = True
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                _, status, ru = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
-        proc.returncode = 0  # reaped by wait4 above
-        wall = time.perf_counter() - t0
-        mon.stop()
-    # kill strays of the tree (none expected: the trainers join their workers)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    o1 = os.times()
-    own = (o1.user - o0.user) + (o1.system - o0.system)
-    tree_cpu = ru.ru_utime + ru.ru_stime
-    b1, st1 = cpu_times()
-    ncpu = os.cpu_count() or 1
-    rec.update({
-        "process_wall_s": wall,
-        "tree_cpu_s": tree_cpu,
-        "peak_rss_tree": mon.peak_rss,
-        "peak_pss_tree": mon.peak_pss if mon.pss_ok else None,
-        "peak_hwm_one_process": mon.peak_hwm,
-        "peak_processes": mon.peak_procs,
-        "samples": mon.samples,
-        "others_cpu": max(0.0, b1 - b0 - tree_cpu - own) / (wall * ncpu),
-        "steal": max(0.0, st1 - st0) / (wall * ncpu),
-        "load_after": loadavg(),
-        "exit": os.waitstatus_to_exitcode(status),
-    })
-    ok = rec["exit"] == 0 and os.path.exists(result) and os.path.exists(model)
-    if ok:
-        with open(result) as f:
-            rec.update({k: v for k, v in json.load(f).items() if k != "peer"})
-        # the worker's own peak (VmHWM) is exact; polling can miss a short peak
-        rec["peak_rss_polled"] = rec["peak_rss_tree"]
-        rec["peak_rss_tree"] = max(rec["peak_rss_tree"], rec.get("hwm_self", 0))
-        rec["peak_hwm_one_process"] = max(rec["peak_hwm_one_process"], rec.get("hwm_self", 0))
-    else:
-        with open(logf, "rb") as f:
-            tail = f.read()[-3000:].decode("utf-8", "replace")
-        tail = "\n".join(l for l in re.split(r"[\r\n]", tail) if l.strip())[-1500:]
-        why = ("timeout after %d s" % a.peer_timeout.get(peer, a.timeout) if timed_out else
-               "killed: less than %d MB of memory left" % a.min_available_mb if mon.low_memory else
-               "exit %s" % rec["exit"])
-        rec["error"] = why
-        rec["log_tail"] = tail
-    rec["ok"] = ok
+    rec.update(run_training(job, logf, timeout=a.peer_timeout.get(peer, a.timeout), poll=a.poll,
+                            min_available_mb=a.min_available_mb))
     return rec
 
 
 # --------------------------------------------------------------------------- evaluation
-
-class Model:
-    """Encoder / decoder of a trained model, for held-out evaluation."""
-
-    def __init__(self, peer, path, workers):
-        self.peer, self.path, self.n = peer, path, workers
-        if peer in ("ours", "original"):
-            import bytepiece_rs
-            self.tok = bytepiece_rs.Tokenizer(path)
-            self.vocab_size = self.tok.vocab_size
-        elif peer.startswith("spm-"):
-            import sentencepiece as spm
-            self.tok = spm.SentencePieceProcessor(model_file=path)
-            self.vocab_size = self.tok.get_piece_size()
-        else:
-            from tokenizers import Tokenizer
-            self.tok = Tokenizer.from_file(path)
-            self.vocab_size = self.tok.get_vocab_size()
-
-    def encode(self, docs):
-        """-> list of id lists"""
-        if self.peer in ("ours", "original"):
-            flat, off = self.tok.encode_batch_numpy(docs, num_threads=self.n)
-            flat = flat.tolist()
-            off = [int(o) for o in off]
-            return [flat[x:y] for x, y in zip(off, off[1:])]
-        if self.peer.startswith("spm-"):
-            return self.tok.encode(docs, out_type=int, num_threads=self.n)
-        return [e.ids for e in self.tok.encode_batch(docs, add_special_tokens=False)]
-
-    def roundtrip(self, ids, doc):
-        if self.peer in ("ours", "original"):
-            return self.tok.decode_bytes(ids) == unicodedata.normalize("NFC", doc).encode("utf-8")
-        if self.peer.startswith("spm-"):
-            return self.tok.decode(ids) == doc
-        return self.tok.decode(ids, skip_special_tokens=False) == doc
-
-
-def evaluate(peer, model_path, held, workers):
-    m = Model(peer, model_path, workers)
-    out = {"vocab_size": m.vocab_size}
-    t0 = time.perf_counter()
-    for name in HELD_OUT:
-        docs = held[name]
-        nbytes = ntok = bad = 0
-        first_bad = None
-        for i in range(0, len(docs), 500):
-            chunk = docs[i:i + 500]
-            ids = m.encode(chunk)
-            for d, x in zip(chunk, ids):
-                nbytes += len(d.encode("utf-8"))
-                ntok += len(x)
-                if not m.roundtrip(x, d):
-                    bad += 1
-                    if first_bad is None:
-                        first_bad = i + chunk.index(d)
-        out[name] = {"bytes": nbytes, "tokens": ntok, "bytes_per_token": nbytes / max(ntok, 1),
-                     "docs": len(docs), "roundtrip_fail": bad, "first_fail_doc": first_bad}
-    out["eval_s"] = time.perf_counter() - t0
-    return out
-
 
 def check_against_original_encoder(model_path, docs):
     """Do bytepiece-rs' Tokenizer and the original's give the same ids with this model?"""
@@ -633,20 +257,6 @@ def same_model(path_a, path_b):
 
 
 # --------------------------------------------------------------------------- report
-
-def fmt_mb(b):
-    return "—" if b is None else "{:,.0f}".format(b / 2**20)
-
-
-def fmt_s(s):
-    if s is None:
-        return "—"
-    return "%.2f" % s if s < 10 else "%.1f" % s if s < 100 else "{:,.0f}".format(s)
-
-
-def ratio(x, y):
-    return None if not x or not y else x / y
-
 
 def skip_reason(p, a):
     lim = a.skip_above.get(p)
@@ -852,15 +462,7 @@ def parse_args(argv):
                          "to drop below this")
     ap.add_argument("--workdir", default=None, help="keep training files, models and logs here (default: a temp dir, removed)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "train.md"))
-    ap.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_train-file", dest="train_file", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_model-out", dest="model_out", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_result", dest="result", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--_max-line", dest="max_line", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
-    a.worker = a._worker
-    if a.worker:
-        return a
     if a.quick:
         a.mb = 5 if a.mb is None else a.mb
         a.sizes = a.sizes or "2,5"
@@ -905,9 +507,6 @@ def parse_args(argv):
 
 def main(argv=None):
     a = parse_args(sys.argv[1:] if argv is None else argv)
-    if a.worker:
-        worker_main(a)
-        return 0
 
     def log(msg):
         print(msg, flush=True)
@@ -979,7 +578,7 @@ def main(argv=None):
                                     for x in reps]
                 if r["ok"]:
                     try:
-                        r["eval"] = evaluate(p, r["model"], held, a.workers)
+                        r["eval"] = evaluate(p, r["model"], held, a.workers, HELD_OUT)
                     except Exception:  # noqa: BLE001
                         r["eval_error"] = traceback.format_exc()
                         log(r["eval_error"])
