@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -62,7 +63,7 @@ def test_same_model_for_any_workers_and_batch_size(docs, workers, batch_size):
 
 def test_a_small_count_memory_spills_to_disk_and_changes_nothing(docs):
     assert model_json(train(docs, count_memory_mb=1)) == model_json(train(docs))
-    leftovers = [f for f in os.listdir("/tmp") if f.startswith(f"bytepiece-ngrams-{os.getpid()}-")]
+    leftovers = [f for f in os.listdir(tempfile.gettempdir()) if f.startswith(f"bytepiece-{os.getpid()}-")]
     assert not leftovers
 
 

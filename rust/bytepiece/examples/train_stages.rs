@@ -1,5 +1,5 @@
 //! Times each stage of training on a text file (one text per line):
-//! `cargo run --release --example train_stages -- FILE [MB] [THREADS] [VOCAB]`.
+//! `cargo run --release --example train_stages -- FILE [MB] [THREADS] [VOCAB] [MAX_MEMORY_MB]`.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -23,10 +23,11 @@ impl Monitor for Timer {
 
 fn main() -> bytepiece::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).expect("usage: train_stages FILE [MB] [THREADS] [VOCAB]");
+    let path = args.get(1).expect("usage: train_stages FILE [MB] [THREADS] [VOCAB] [MAX_MEMORY_MB]");
     let mb: usize = args.get(2).map_or(25, |s| s.parse().expect("MB"));
     let threads: usize = args.get(3).map_or(2, |s| s.parse().expect("THREADS"));
     let vocab: usize = args.get(4).map_or(32_000, |s| s.parse().expect("VOCAB"));
+    let max_memory_mb: Option<usize> = args.get(5).map(|s| s.parse().expect("MAX_MEMORY_MB"));
     let text = std::fs::read_to_string(path).map_err(|e| bytepiece::Error::io(path, e))?;
     let mut end = text.len().min(mb << 20);
     while !text.is_char_boundary(end) {
@@ -35,6 +36,7 @@ fn main() -> bytepiece::Result<()> {
     let texts: Vec<&str> = text[..end].lines().collect();
     let config = TrainerConfig {
         max_vocab_sizes: vec![vocab],
+        max_memory_mb,
         ..TrainerConfig::default()
     };
     let ln = |xs: &[f64]| -> bytepiece::Result<Vec<f64>> { Ok(xs.iter().map(|x| x.ln()).collect()) };

@@ -8,16 +8,21 @@
 //! looked up one step before. The difference of the same two numbers is the same number, so the
 //! scores are those of a table of differences, bit for bit.
 //!
-//! Each length's n-grams are kept in one array sorted by bucket, a bucket being the high bits of
-//! a bijective hash of the key, with an array of bucket offsets: a look-up reads one offset and
-//! scans a few slots. A slot holds the rest of the hash (the key is recovered from the bucket and
-//! the rest, so no key is stored) and the index of the n-gram's count in a table of logarithms
-//! of the distinct counts: 8 bytes per n-gram, plus about 1 for the offsets, where a hash table
-//! of `(key, log-probability)` takes 32 or more.
+//! The n-grams are held in one of two ways ([`Levels`]):
+//!
+//! - hashed: a [`KeyTable`] from the key to the logarithm, at most 3/8 full: one cache line per
+//!   look-up, the fastest, 43 to 85 bytes per n-gram;
+//! - compact, when the model must fit a memory budget that the hashed form exceeds: one array
+//!   sorted by bucket, a bucket being the high bits of a bijective hash of the key, with an array
+//!   of bucket offsets; a look-up reads one offset and scans a few slots. A slot holds the rest of
+//!   the hash (the key is recovered from the bucket and the rest, so no key is stored) and the
+//!   index of the n-gram's count in a table of logarithms of the distinct counts: 8 bytes per
+//!   n-gram, plus about 1 for the offsets (and about twice as slow to segment with).
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::keytable::KeyTable;
 use crate::runs::Run;
 use crate::table::NgramTable;
 
@@ -146,12 +151,22 @@ impl Level {
         prefetch(&self.offsets[self.locate(key).0]);
     }
 
+    /// Prefetches the first and the last slot of the bucket of `key` (a bucket may straddle
+    /// two cache lines).
     #[inline]
     fn prefetch_slots(&self, key: u64) {
-        let at = self.offsets[self.locate(key).0] as usize;
+        let b = self.locate(key).0;
+        let (first, end) = (self.offsets[b] as usize, self.offsets[b + 1] as usize);
+        let last = end.max(first + 1) - 1;
         match &self.slots {
-            Slots::Narrow(s) => prefetch(s.get(at).unwrap_or(&0)),
-            Slots::Wide(s) => prefetch(s.get(at).unwrap_or(&(0, 0))),
+            Slots::Narrow(s) => {
+                prefetch(s.get(first).unwrap_or(&0));
+                prefetch(s.get(last).unwrap_or(&0));
+            }
+            Slots::Wide(s) => {
+                prefetch(s.get(first).unwrap_or(&(0, 0)));
+                prefetch(s.get(last).unwrap_or(&(0, 0)));
+            }
         }
     }
 
@@ -170,6 +185,32 @@ impl Level {
                 Slots::Narrow(s) => 8 * s.len(),
                 Slots::Wide(s) => 16 * s.len(),
             }
+    }
+}
+
+/// The n-grams of each length from 2 bytes (`[j - 2]`: of `j` bytes), with the logarithms of
+/// their counts, in one of the two forms of the module documentation.
+#[derive(Debug)]
+enum Levels {
+    /// Key -> the bits of the logarithm.
+    Hashed(Vec<KeyTable>),
+    /// Key -> the index of the logarithm in the model's table.
+    Compact(Vec<Level>),
+}
+
+impl Levels {
+    fn sizes(&self) -> Vec<usize> {
+        match self {
+            Levels::Hashed(t) => t.iter().map(KeyTable::len).collect(),
+            Levels::Compact(l) => l.iter().map(Level::len).collect(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Levels::Hashed(t) => t.iter().map(KeyTable::bytes).sum(),
+            Levels::Compact(l) => l.iter().map(Level::bytes).sum(),
+        }
     }
 }
 
@@ -214,9 +255,22 @@ fn count_index(count: u64, large: &[u64]) -> u32 {
     }
 }
 
-/// The bytes of memory a model of `ngrams` n-grams of 2 bytes or more takes, about.
+/// The bytes of memory a model of `ngrams` n-grams of 2 bytes or more takes, about, in its
+/// compact form (the least it can take).
 pub fn model_bytes(ngrams: usize) -> usize {
     ngrams * (8 + 4 * 2 / PER_BUCKET) + (DENSE as usize) * 8
+}
+
+/// The hashed form's table for `n` n-grams: at most 3/8 full (a table of fewer free slots was
+/// measured 30% slower to segment with).
+fn hashed_table(n: usize) -> KeyTable {
+    KeyTable::with_capacity(n + n / 2)
+}
+
+/// The bytes of memory a model of `ngrams` n-grams of 2 bytes or more takes in its hashed form,
+/// at most.
+fn hashed_bytes(ngrams: usize) -> usize {
+    ngrams * 4 * KeyTable::SLOT_BYTES + (DENSE as usize) * 8
 }
 
 /// See the module documentation.
@@ -226,8 +280,7 @@ pub struct NgramModel {
     /// The logarithm of every byte's count.
     byte_logs: Vec<f64>,
     log_positions: f64,
-    /// `levels[j - 2]`: the n-grams of `j` bytes.
-    levels: Vec<Level>,
+    levels: Levels,
     /// The logarithm of every count, by count index.
     logs: Vec<f64>,
     fingerprint: u64,
@@ -239,11 +292,13 @@ impl NgramModel {
     /// counted, and `fingerprint` is the table's ([`crate::table::NgramTable::fingerprint`]).
     /// As the original builds it, every byte value gets a count of at least 1 (a missing one
     /// counts 1 and one more position). `ln` computes natural logarithms elementwise (the
-    /// bindings pass NumPy's, which the original uses); it is called once.
+    /// bindings pass NumPy's, which the original uses); it is called once. The n-grams are
+    /// hashed unless that takes more than `budget` bytes (then they are held compactly).
     pub fn build(
         lists: &[&dyn SortedCounts],
         positions: u64,
         fingerprint: u64,
+        budget: Option<usize>,
         ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
     ) -> Result<NgramModel> {
         let order = lists.len();
@@ -264,23 +319,27 @@ impl NgramModel {
             *c = 1;
             positions += 1;
         }
+        let ngrams: usize = lists[1..].iter().map(|l| l.entries()).sum();
+        let compact = budget.is_some_and(|b| hashed_bytes(ngrams) > b);
         // first pass: bucket sizes and the counts too large to be their own index
         let planned = lists[1..]
             .par_iter()
             .enumerate()
             .map(|(j, list)| {
-                let mut level = Level::plan(j + 2, list.entries())?;
+                let mut level = if compact { Some(Level::plan(j + 2, list.entries())?) } else { None };
                 let mut large = Vec::new();
                 let mut seen = 0usize;
                 list.for_each(&mut |k, c| {
-                    let (b, _) = level.locate(k);
-                    level.offsets[b + 1] += 1;
+                    if let Some(level) = level.as_mut() {
+                        let (b, _) = level.locate(k);
+                        level.offsets[b + 1] += 1;
+                    }
                     seen += 1;
                     if c >= DENSE {
                         large.push(c);
                     }
                 })?;
-                if seen != level.len() {
+                if seen != list.entries() {
                     return Err(Error::InvalidArgument("an n-gram list changed while the model was built".into()));
                 }
                 large.sort_unstable();
@@ -308,7 +367,12 @@ impl NgramModel {
         let levels = planned
             .into_par_iter()
             .zip(&lists[1..])
-            .map(|((mut level, _), list)| {
+            .map(|((level, _), list)| {
+                let Some(mut level) = level else {
+                    let mut table = hashed_table(list.entries());
+                    list.for_each(&mut |k, c| table.add(k, logs[count_index(c, &large) as usize].to_bits()))?;
+                    return Ok(Err(table));
+                };
                 let mut total = 0u32;
                 for o in level.offsets.iter_mut() {
                     total += *o;
@@ -335,9 +399,14 @@ impl NgramModel {
                         sort_buckets(slots, offsets);
                     }
                 }
-                Ok(level)
+                Ok(Ok(level))
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<std::result::Result<Level, KeyTable>>>>()?;
+        let levels = if compact {
+            Levels::Compact(levels.into_iter().filter_map(|l| l.ok()).collect())
+        } else {
+            Levels::Hashed(levels.into_iter().filter_map(|l| l.err()).collect())
+        };
         Ok(NgramModel { order, byte_logs, log_positions, levels, logs, fingerprint })
     }
 
@@ -367,7 +436,7 @@ impl NgramModel {
             }
         }
         let refs: Vec<&dyn SortedCounts> = lists.iter().map(|l| l as &dyn SortedCounts).collect();
-        NgramModel::build(&refs, positions, fingerprint, ln)
+        NgramModel::build(&refs, positions, fingerprint, None, ln)
     }
 
     /// The order of the model.
@@ -383,12 +452,12 @@ impl NgramModel {
 
     /// Number of n-grams kept, for each length 1 to `order`.
     pub fn sizes(&self) -> Vec<usize> {
-        std::iter::once(256).chain(self.levels.iter().map(Level::len)).collect()
+        std::iter::once(256).chain(self.levels.sizes()).collect()
     }
 
     /// Bytes of memory the model holds.
     pub fn bytes(&self) -> usize {
-        8 * (self.logs.len() + self.byte_logs.len()) + self.levels.iter().map(Level::bytes).sum::<usize>()
+        8 * (self.logs.len() + self.byte_logs.len()) + self.levels.bytes()
     }
 
     /// The logarithm of the number of positions counted (the prefix count of single bytes).
@@ -403,12 +472,22 @@ impl NgramModel {
     #[inline]
     pub fn log_counts_ending_at(&self, text: &[u8], i: usize, raw: &mut [f64]) -> usize {
         raw[0] = self.byte_logs[usize::from(text[i])];
+        match &self.levels {
+            Levels::Hashed(tables) => self.walk_left(text, i, raw, |j, key| tables[j].get(key).map(f64::from_bits)),
+            Levels::Compact(levels) => self.walk_left(text, i, raw, |j, key| levels[j].get(key).map(|x| self.logs[x as usize])),
+        }
+    }
+
+    /// [`NgramModel::log_counts_ending_at`] from 2 bytes on, with `get(j, key)` the logarithm
+    /// of the count of the `j + 2`-byte `key`.
+    #[inline(always)]
+    fn walk_left(&self, text: &[u8], i: usize, raw: &mut [f64], get: impl Fn(usize, u64) -> Option<f64>) -> usize {
         let mut key = u64::from(text[i]);
         let longest = self.order.min(i + 1);
         for j in 1..longest {
             key |= u64::from(text[i - j]) << (8 * j);
-            match self.levels[j - 1].get(key) {
-                Some(index) => raw[j] = self.logs[index as usize],
+            match get(j - 1, key) {
+                Some(l) => raw[j] = l,
                 None => return j,
             }
         }
@@ -417,27 +496,47 @@ impl NgramModel {
 
     /// The conditional log-probability of the packed n-gram `key` of `len` bytes, if kept.
     pub fn log_prob(&self, len: usize, key: u64) -> Option<f64> {
-        let raw = |len: usize, key: u64| match len {
-            1 => self.byte_logs.get(key as usize).copied(),
-            _ => self.levels.get(len - 2).and_then(|l| l.get(key)).map(|i| self.logs[i as usize]),
+        let raw = |len: usize, key: u64| match (len, &self.levels) {
+            (1, _) => self.byte_logs.get(key as usize).copied(),
+            (_, Levels::Hashed(t)) => t.get(len - 2)?.get(key).map(f64::from_bits),
+            (_, Levels::Compact(l)) => l.get(len - 2)?.get(key).map(|x| self.logs[x as usize]),
         };
         let prefix = if len == 1 { Some(self.log_positions) } else { raw(len - 1, key >> 8) };
         Some(raw(len, key)? - prefix?)
     }
 
-    /// Starts loading what [`NgramModel::log_counts_ending_at`] reads at byte `i` of `text`, in
-    /// two steps: the bucket offsets (`slots` false), then, once those are in cache, the slots
-    /// (a hint for the CPU: it changes no result).
+    /// Bytes ahead of a look-up that [`NgramModel::prefetch_ahead`] loads its lines.
+    pub const PREFETCH: usize = 8;
+
+    /// Starts loading what [`NgramModel::log_counts_ending_at`] will read at byte
+    /// `i + PREFETCH` of `text` (and, for the compact form, the offsets it will read at
+    /// `i + 2 * PREFETCH`): call it for every `i` in turn, from `-2 * PREFETCH` (a hint for the
+    /// CPU: it changes no result).
     #[inline]
-    pub fn prefetch_ending_at(&self, text: &[u8], i: usize, slots: bool) {
-        let mut key = u64::from(text[i]);
-        for j in 1..self.order.min(i + 1) {
-            key |= u64::from(text[i - j]) << (8 * j);
-            let level = &self.levels[j - 1];
-            if slots {
-                level.prefetch_slots(key);
-            } else {
-                level.prefetch_offset(key);
+    pub fn prefetch_ahead(&self, text: &[u8], i: isize) {
+        let at = |d: isize| usize::try_from(i + d).ok().filter(|&x| x < text.len());
+        // the keys of the n-grams of 2 bytes and more ending at `at`
+        let keys = |at: usize, f: &mut dyn FnMut(usize, u64)| {
+            let mut key = u64::from(text[at]);
+            for j in 1..self.order.min(at + 1) {
+                key |= u64::from(text[at - j]) << (8 * j);
+                f(j - 1, key);
+            }
+        };
+        let p = Self::PREFETCH as isize;
+        match &self.levels {
+            Levels::Hashed(tables) => {
+                if let Some(x) = at(p) {
+                    keys(x, &mut |j, key| tables[j].prefetch(key));
+                }
+            }
+            Levels::Compact(levels) => {
+                if let Some(x) = at(2 * p) {
+                    keys(x, &mut |j, key| levels[j].prefetch_offset(key));
+                }
+                if let Some(x) = at(p) {
+                    keys(x, &mut |j, key| levels[j].prefetch_slots(key));
+                }
             }
         }
     }
@@ -475,23 +574,34 @@ mod tests {
                     lists[len - 1] = list.clone();
                 }
                 let refs: Vec<&dyn SortedCounts> = lists.iter().map(|l| l as &dyn SortedCounts).collect();
-                NgramModel::build(&refs, 1000, 0, &ln).unwrap()
+                // both forms: hashed without a budget, compact within a small one
+                [None, Some(1000)].map(|budget| NgramModel::build(&refs, 1000, 0, budget, &ln).unwrap())
             };
             if len == 1 {
                 continue;
             }
-            let l = &level.levels[len - 2];
-            for &(k, c) in &list {
-                let i = l.get(k).unwrap_or_else(|| panic!("len {len}: key {k:x} not found"));
-                assert_eq!(level.logs[i as usize], (c as f64).ln());
-            }
-            for i in 0..5000u64 {
-                let probe = i.wrapping_mul(0x5555_1111_3333_7777) & mask;
-                if keys.binary_search(&probe).is_err() {
-                    assert_eq!(l.get(probe), None, "len {len}");
+            for model in &level {
+                let (l, logs) = (&model.levels, &model.logs);
+                let get = |k: u64| match l {
+                    Levels::Hashed(t) => t[len - 2].get(k).map(f64::from_bits),
+                    Levels::Compact(c) => c[len - 2].get(k).map(|x| logs[x as usize]),
+                };
+                for &(k, c) in &list {
+                    let got = get(k).unwrap_or_else(|| panic!("len {len}: key {k:x} not found"));
+                    assert_eq!(got, (c as f64).ln());
+                }
+                for i in 0..5000u64 {
+                    let probe = i.wrapping_mul(0x5555_1111_3333_7777) & mask;
+                    if keys.binary_search(&probe).is_err() {
+                        assert_eq!(get(probe), None, "len {len}");
+                    }
                 }
             }
-            assert_eq!(matches!(l.slots, Slots::Wide(_)), len >= 7, "len {len}");
+            assert!(matches!(level[0].levels, Levels::Hashed(_)));
+            match &level[1].levels {
+                Levels::Compact(l) => assert_eq!(matches!(l[len - 2].slots, Slots::Wide(_)), len >= 7, "len {len}"),
+                Levels::Hashed(_) => panic!("len {len}: not compact within the budget"),
+            }
         }
     }
 
@@ -499,7 +609,7 @@ mod tests {
     fn scores_are_log_count_minus_log_prefix_count() {
         let lists: Vec<Vec<(u64, u64)>> = vec![vec![(b'a' as u64, 3), (b'b' as u64, 200_000)], vec![(0x6162, 2)], vec![]];
         let refs: Vec<&dyn SortedCounts> = lists.iter().map(|l| l as &dyn SortedCounts).collect();
-        let m = NgramModel::build(&refs, 200_003, 7, &ln).unwrap();
+        let m = NgramModel::build(&refs, 200_003, 7, None, &ln).unwrap();
         let positions = (200_003.0f64 + 254.0).ln();
         assert_eq!(m.log_prob(1, b'a' as u64), Some(3f64.ln() - positions));
         assert_eq!(m.log_prob(1, b'z' as u64), Some(0.0 - positions));
@@ -512,6 +622,6 @@ mod tests {
         assert_eq!(m.log_counts_ending_at(b"ab", 1, &mut raw), 2);
         assert_eq!(raw[..2], [200_000f64.ln(), 2f64.ln()]);
         assert_eq!(m.log_counts_ending_at(b"ba", 1, &mut raw), 1);
-        assert!(m.bytes() < model_bytes(1) + 4096);
+        assert!(m.bytes() < hashed_bytes(1) + 4096);
     }
 }

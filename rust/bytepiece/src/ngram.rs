@@ -287,13 +287,14 @@ impl NgramCounts {
     /// runs are merged and pruned by `min_count` into one run in `scratch`, which the model is
     /// built from. The table fingerprinted is the one [`NgramCounts::table_of`] would give with
     /// the same `tag` and `min_count`. Fails with [`Error::InvalidArgument`] (naming what would
-    /// fit) if the model would take more than `model_budget` bytes.
+    /// fit, see [`check_model_fits`]) if the model would take more than `model_budget` bytes.
     pub fn model_of(
         parts: Vec<NgramCounts>,
         scratch: &Arc<Scratch>,
         tag: u64,
         min_count: u64,
         model_budget: usize,
+        memory_mb_for: &dyn Fn(usize) -> usize,
         ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
     ) -> Result<NgramModel> {
         let min_count = min_count.max(1);
@@ -318,34 +319,34 @@ impl NgramCounts {
             fingerprint.end_list(out.len());
             pruned.push(out.finish()?);
         }
-        check_model_fits(&kept, model_budget, true)?;
+        check_model_fits(&kept, model_budget, true, memory_mb_for)?;
         let lists: Vec<&dyn SortedCounts> = pruned.iter().map(|r| r as &dyn SortedCounts).collect();
-        NgramModel::build(&lists, positions, fingerprint.finish(), ln)
+        NgramModel::build(&lists, positions, fingerprint.finish(), Some(model_budget), ln)
     }
 }
 
 /// Fails with a message naming what would fit when the n-grams that `kept` counts make a model
 /// larger than `budget` bytes (`exact`: they are all the counts, else a lower bound from part of
-/// the corpus).
-pub fn check_model_fits(kept: &KeptCounts, budget: usize, exact: bool) -> Result<()> {
+/// the corpus); `memory_mb_for(bytes)` is the `max_memory_mb` that leaves a model that many bytes.
+pub fn check_model_fits(kept: &KeptCounts, budget: usize, exact: bool, memory_mb_for: &dyn Fn(usize) -> usize) -> Result<()> {
     let need = model_bytes(kept.kept() as usize);
     if need <= budget {
         return Ok(());
     }
-    let mb = |b: usize| b.div_ceil(1 << 20);
     let fits = (budget.saturating_sub(model_bytes(0)) / model_bytes(1).saturating_sub(model_bytes(0)).max(1)) as u64;
+    let (least, most) = if exact { ("", "") } else { ("at least ", "at most ") };
     let suggestion = match kept.min_count_for(fits) {
-        Some((m, n)) => format!("or min_count to {}{m} (which keeps {}{n} n-grams)", if exact { "" } else { "at least " }, if exact { "" } else { "at most " }),
+        Some((m, n)) => format!("or min_count to {least}{m} (which keeps {most}{n} of them)"),
         None => format!("or min_count to more than {}", KeptCounts::EXACT),
     };
-    let (kind, least) = if exact { ("", "") } else { (" already in part of the corpus", "at least ") };
     Err(Error::InvalidArgument(format!(
-        "the n-gram model needs {least}{} MB ({least}{} n-grams counted at least {} times{kind}), more than the {} MB that max_memory_mb leaves it: raise max_memory_mb by at least {} MB, {suggestion}",
-        mb(need),
+        "the n-gram model needs {least}{} MB ({least}{} n-grams counted at least {} times{}), more than the {} MB that max_memory_mb leaves it: raise max_memory_mb to {least}{}, {suggestion}",
+        need.div_ceil(1 << 20),
         kept.kept(),
         kept.min_count,
-        mb(budget),
-        mb(need - budget) * 2,
+        if exact { "" } else { " in part of the corpus already" },
+        budget >> 20,
+        memory_mb_for(need),
     )))
 }
 
@@ -571,14 +572,16 @@ mod tests {
         assert!(bounded.iter().all(NgramCounts::spilled));
         let least = bounded.iter().map(|p| p.least_kept().kept()).max().unwrap();
         assert!(least > 0 && least < want.len() as u64 - 256, "a lower bound: {least}");
-        let from_runs = NgramCounts::model_of(bounded, &scratch, 0, 3, usize::MAX, &ln).unwrap();
+        let from_runs = NgramCounts::model_of(bounded, &scratch, 0, 3, usize::MAX, &|b| b, &ln).unwrap();
         assert_eq!(from_runs.fingerprint(), model.fingerprint());
         assert_eq!(from_runs.sizes(), model.sizes());
         assert_eq!(scores(&from_runs, &want), scores(&model, &want));
         // too small a budget for the model: a clear error, naming what would fit
         let bounded = fill(vec![NgramCounts::with_memory(4, 20_000, scratch.clone(), 3).unwrap()]);
-        let err = NgramCounts::model_of(bounded, &scratch, 0, 3, model_bytes(10), &ln).unwrap_err().to_string();
-        assert!(err.contains("raise max_memory_mb") && err.contains("or min_count to"), "{err}");
+        let err = NgramCounts::model_of(bounded, &scratch, 0, 3, model_bytes(10), &|b| b >> 10, &ln).unwrap_err().to_string();
+        let need = model_bytes(from_runs.sizes()[1..].iter().sum());
+        let want = format!("raise max_memory_mb to {}, or min_count to ", need >> 10);
+        assert!(err.starts_with("the n-gram model needs ") && err.contains(&want), "{err}");
         drop(scratch);
     }
 

@@ -9,7 +9,7 @@
 //! when every predecessor is impossible) are the original's NumPy code's, step for step.
 
 use crate::model::NgramModel;
-use crate::ngram::{MAX_ORDER, PREFETCH};
+use crate::ngram::MAX_ORDER;
 
 const NEG_INF: f64 = f64::NEG_INFINITY;
 
@@ -44,22 +44,14 @@ pub fn segment(model: &NgramModel, chunk: &[u8], ensure_unicode: bool, ws: &mut 
     ws.raw.resize(order, 0.0);
     ws.raw_prev.clear();
     ws.raw_prev.resize(order, 0.0);
-    // the tables are far larger than the caches, and the keys depend on the text alone: the
-    // bucket offsets are loaded 2 * PREFETCH bytes ahead, the slots they point to PREFETCH ahead
-    for i in 0..(2 * PREFETCH).min(n) {
-        model.prefetch_ending_at(chunk, i, false);
-    }
-    for i in 0..PREFETCH.min(n) {
-        model.prefetch_ending_at(chunk, i, true);
+    // the tables are far larger than the caches, and the keys depend on the text alone: their
+    // lines are loaded ahead
+    for i in -2 * NgramModel::PREFETCH as isize..=0 {
+        model.prefetch_ahead(chunk, i);
     }
     emissions(model, chunk, 0, ensure_unicode, ws, true);
     for i in 1..n {
-        if i + 2 * PREFETCH < n {
-            model.prefetch_ending_at(chunk, i + 2 * PREFETCH, false);
-        }
-        if i + PREFETCH < n {
-            model.prefetch_ending_at(chunk, i + PREFETCH, true);
-        }
+        model.prefetch_ahead(chunk, i as isize);
         emissions(model, chunk, i, ensure_unicode, ws, false);
         let routes = &mut ws.routes[(i - 1) * order..i * order];
         let (prev, cur) = (&ws.prev, &mut ws.cur);

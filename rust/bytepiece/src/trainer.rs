@@ -151,6 +151,11 @@ impl<'a> Trainer<'a> {
         })
     }
 
+    /// The `max_memory_mb` whose share leaves the n-gram model `bytes` (see [`Trainer::shares`]).
+    fn memory_mb_for_model(bytes: usize) -> usize {
+        (bytes / 5 * 8).div_ceil(1 << 20)
+    }
+
     /// The monitor the stages report to.
     pub fn monitor(&self) -> &dyn Monitor {
         self.monitor
@@ -186,7 +191,7 @@ impl<'a> Trainer<'a> {
             // counts only grow: a model that does not fit already never will
             let least = counter.map(|c| c.least_kept().clone()).into_iter().max_by_key(|k| k.kept());
             if let Some(least) = least {
-                check_model_fits(&least, shares.model, false)?;
+                check_model_fits(&least, shares.model, false, &Self::memory_mb_for_model)?;
             }
         }
         self.monitor.advance(texts.len() as u64);
@@ -246,7 +251,9 @@ impl<'a> Trainer<'a> {
         self.monitor.stage("Prune Ngrams", None);
         let (tag, min_count) = (self.ngram_tag(), self.config.min_count.max(1));
         if let Some(shares) = self.shares() {
-            return NgramCounts::model_of(counter.into_inner(), &self.scratch, tag, min_count, shares.model, &|xs| (self.ln)(xs));
+            let parts = counter.into_inner();
+            let ln = |xs: &[f64]| (self.ln)(xs);
+            return NgramCounts::model_of(parts, &self.scratch, tag, min_count, shares.model, &Self::memory_mb_for_model, &ln);
         }
         self.model_of(NgramCounts::table_of(counter.into_inner(), tag, min_count)?)
     }

@@ -1,0 +1,157 @@
+"""Training within ``max_memory_mb``: the same model as an unbounded run, on real text; the
+peak resident memory within the bound; an early, clear failure when the model cannot fit; no
+temporary file left on success, on error or on SIGTERM."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bytepiece_rs import Trainer
+from conftest import SHARED
+
+SAMPLE = SHARED / "corpus" / "sample"
+
+
+@pytest.fixture(scope="module")
+def sample_files() -> list[str]:
+    files = [str(SAMPLE / f"{lang}.txt") for lang in ("zh", "en", "code")]
+    if not all(os.path.isfile(f) for f in files):
+        pytest.skip("shared corpus sample not found")
+    return files
+
+
+def trained_json(paths, **params) -> list[str]:
+    t = Trainer(order=6, max_vocab_size=[6000, 3000], min_count=2, progress=False, **params)
+    t.train_from_files(paths, workers=2)
+    return [t._core.to_json(i) for i in range(2)]
+
+
+def test_a_small_bound_spills_every_stage_and_gives_the_same_models(sample_files, tmp_path):
+    want = trained_json(sample_files)
+    # count tables of 1 MB: the n-gram and the piece counts are spilled many times
+    got = trained_json(sample_files, max_memory_mb=64, count_memory_mb=1, temp_dir=tmp_path)
+    assert got == want
+    assert list(tmp_path.iterdir()) == []
+    # and from Python texts (spilled to the same folder for the second pass)
+    texts = Path(sample_files[0]).read_text().split("\n")
+    t = Trainer(order=6, max_vocab_size=3000, progress=False, max_memory_mb=64, count_memory_mb=1, temp_dir=tmp_path)
+    t.train(texts, workers=2)
+    u = Trainer(order=6, max_vocab_size=3000, progress=False)
+    u.train(texts, workers=2)
+    assert t._core.to_json(0) == u._core.to_json(0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_bounds_and_folders_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="max_memory_mb must be at least 64"):
+        Trainer(max_memory_mb=10)
+    with pytest.raises(ValueError, match="is not an existing folder"):
+        Trainer(max_memory_mb=512, temp_dir=tmp_path / "missing")
+
+
+def test_a_model_that_cannot_fit_fails_early_and_says_what_would(sample_files, tmp_path):
+    # min_count 1 keeps every n-gram: far more than 64 MB leaves the model, with count tables
+    # of 1 MB that spill from the first texts on
+    lines = [line for f in sample_files for line in Path(f).read_text().split("\n")] * 3
+    read = 0
+
+    def texts():
+        nonlocal read
+        for line in lines:
+            read += 1
+            yield line
+
+    t = Trainer(order=8, max_vocab_size=3000, min_count=1, progress=False, max_memory_mb=64, count_memory_mb=1, temp_dir=tmp_path)
+    with pytest.raises(ValueError) as e:
+        t.train(texts(), batch_size=500)
+    message = str(e.value)
+    assert "the n-gram model needs at least" in message, message
+    assert "raise max_memory_mb by at least" in message and "or min_count to at least" in message, message
+    assert read < len(lines) / 3, f"failed only after {read} of {len(lines)} texts"
+    assert list(tmp_path.iterdir()) == []
+
+
+PEAK_SCRIPT = textwrap.dedent(
+    """
+    import resource, sys
+    from bytepiece_rs import Trainer
+    path, bound, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    kw = {} if bound == "-" else {"max_memory_mb": int(bound)}
+    t = Trainer(order=6, max_vocab_size=32000, min_count=2, progress=False, **kw)
+    t.train_from_files(path, workers=2)
+    t.save(out)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    """
+)
+
+
+@pytest.mark.corpus
+def test_the_peak_memory_stays_within_the_bound_on_real_text(corpus_dir, tmp_path):
+    # 60 MB of the mixed corpus: unbounded, the trainer's peak is several times 128 MB
+    text = tmp_path / "mix60.txt"
+    with open(corpus_dir / "mix.train.txt", "rb") as f:
+        data = f.read(60_000_000)
+    text.write_bytes(data[: data.rfind(b"\n\n") + 2])
+
+    def peak(bound: str, out: Path) -> int:
+        run = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(text), bound, str(out)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return int(run.stdout.split()[-1])
+
+    unbounded = peak("-", tmp_path / "a.model")
+    bounded = peak("128", tmp_path / "b.model")
+    assert (tmp_path / "a.model").read_bytes() == (tmp_path / "b.model").read_bytes()
+    assert bounded <= 1.15 * 128 + 150, f"peak {bounded} MB with max_memory_mb=128 (unbounded: {unbounded} MB)"
+    assert unbounded > 2 * bounded, f"the bound did bind: unbounded {unbounded} MB, bounded {bounded} MB"
+
+
+SIGTERM_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from bytepiece_rs import Trainer
+    t = Trainer(order=6, max_vocab_size=5000, progress=False, max_memory_mb=64, count_memory_mb=1, temp_dir=sys.argv[2])
+    print("training", flush=True)
+    t.train_from_files([sys.argv[1]] * 40, workers=2)
+    """
+)
+
+
+@pytest.mark.parametrize("how", ["python", "cli"])
+def test_sigterm_stops_the_training_and_removes_its_files(sample_files, tmp_path, how):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    stdin = subprocess.DEVNULL
+    if how == "python":
+        cmd = [sys.executable, "-c", SIGTERM_SCRIPT, sample_files[1], str(temp)]
+    else:
+        # texts from stdin are spilled to the temporary folder from the start
+        big = tmp_path / "big.txt"
+        big.write_bytes(Path(sample_files[1]).read_bytes() * 30)
+        stdin = open(big, "rb")
+        cmd = [sys.executable, "-m", "bytepiece_rs", "train", "-", "-o", str(tmp_path / "m.model"),
+               "--vocab-size", "5000", "--max-memory", "64", "--temp-dir", str(temp), "-q"]
+    proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    # wait until the training has spilled files to its folder
+    while time.monotonic() < deadline and not any(p.is_file() for p in temp.rglob("*")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    assert any(p.is_file() for p in temp.rglob("*")), "the training never spilled"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    if stdin is not subprocess.DEVNULL:
+        stdin.close()
+    if how == "python":
+        assert proc.returncode == 1 and "Terminated: terminated by SIGTERM" in err, err
+    else:
+        assert proc.returncode == 128 + signal.SIGTERM, err
+        assert "terminated by SIGTERM" in err
+        assert not (tmp_path / "m.model").exists()
+    assert list(temp.iterdir()) == [], "temporary files left behind"
