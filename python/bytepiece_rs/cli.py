@@ -527,21 +527,22 @@ def cmd_train(a: argparse.Namespace) -> None:
         temp_dir=a.temp_dir,
     )
     workers = a.threads or os.cpu_count() or 1
-    if a.dataset:
-        trainer.train(_dataset_texts(a.dataset, a.split, a.column), workers=workers)
-    else:
-        if not a.inputs:
-            raise CliError("nothing to train on: give INPUT files, - for stdin, or --dataset")
-        _check_inputs(a.inputs)
-        plain = [p for p in a.inputs if p != "-" and not _is_jsonl(p, a.field)]
-        if len(plain) == len(a.inputs):
-            trainer.train_from_files(plain, workers=workers)  # read by Rust, streaming
+    with trainer.reporting():  # one summary line, naming the files written
+        if a.dataset:
+            trainer.train(_dataset_texts(a.dataset, a.split, a.column), workers=workers)
         else:
-            trainer.train((t for t, _ in read_documents(a.inputs, a.field, keep_newlines=True)), workers=workers)
-    target = os.path.dirname(os.path.abspath(a.output))
-    if not os.path.isdir(target):
-        raise CliError(f"{a.output}: no such directory {target}")
-    trainer.save(a.output)
+            if not a.inputs:
+                raise CliError("nothing to train on: give INPUT files, - for stdin, or --dataset")
+            _check_inputs(a.inputs)
+            plain = [p for p in a.inputs if p != "-" and not _is_jsonl(p, a.field)]
+            if len(plain) == len(a.inputs):
+                trainer.train_from_files(plain, workers=workers)  # read by Rust, streaming
+            else:
+                trainer.train((t for t, _ in read_documents(a.inputs, a.field, keep_newlines=True)), workers=workers)
+        target = os.path.dirname(os.path.abspath(a.output))
+        if not os.path.isdir(target):
+            raise CliError(f"{a.output}: no such directory {target}")
+        trainer.save(a.output)
 
 
 def _sizes(text: str) -> List[int]:
@@ -588,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
         if model:
             s.add_argument("-m", "--model", help="model file (default: the bundled model)")
         s.add_argument("--threads", type=_positive_int, default=None, help="threads (default: all cores)")
-        s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+        s.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr (bars, the summary of a training)")
 
     t = sub.add_parser("train", help="train a model on text files, jsonl, stdin or a datasets source")
     t.add_argument("inputs", nargs="*", metavar="INPUT", help="text files (every line is text), .jsonl files, - for stdin")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 from ._core import TrainerCore, prune_to_json
@@ -40,8 +44,10 @@ class Trainer:
       learned pieces (``max_vocab_size`` counts them); segmentation never produces them, and a
       learned piece with the same text is dropped. See :meth:`Tokenizer.encode` for their use.
 
-    ``progress`` shows a bar per stage on stderr: ``None`` (default) when it is a terminal,
-    ``False`` never, ``True`` always.
+    ``progress`` shows a labelled bar per stage on stderr (bytes, MB/s and an ETA while counting;
+    pieces while pruning) and ends a training with one summary line (vocabulary sizes, wall time,
+    peak memory): ``None`` (default) when stderr is a terminal, ``False`` never, ``True`` always
+    (bars need a terminal: elsewhere only the summary line is written).
 
     Memory: ``max_memory_mb`` bounds the memory of the whole training, every stage (``None``,
     the default: no bound, the fastest). Within it, everything that grows with the corpus (the
@@ -96,6 +102,7 @@ class Trainer:
         self.count_memory_mb = count_memory_mb
         self.max_memory_mb = max_memory_mb
         self.temp_dir = temp_dir
+        self._report: list[str] | None = None  # the files saved in an open `reporting` block
 
     def train(self, texts: Iterable[str], workers: int = 1, batch_size: int = 1000) -> None:
         """Trains on ``texts``, any iterable of ``str`` (a list, a generator, a ``datasets``
@@ -103,16 +110,42 @@ class Trainer:
         ``workers`` or ``batch_size``. Ctrl-C stops it with ``KeyboardInterrupt``, SIGTERM and
         SIGHUP with its subclass ``Terminated`` (when they have their default action)."""
         workers, batch_size = _positive(workers, "workers"), _positive(batch_size, "batch_size")
-        with terminations_raise():
-            self._core.train(texts, workers, batch_size, self.progress)
+        with terminations_raise(), self.reporting():
+            self._core.train(texts, workers, batch_size, self._shows_progress())
 
     def train_from_files(self, paths: Union[PathLike, Sequence[PathLike]], workers: int = 1) -> None:
         """Trains on UTF-8 text files (each file is one text), read by Rust, streaming."""
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         workers = _positive(workers, "workers")
-        with terminations_raise():
-            self._core.train_from_files([os.fspath(p) for p in paths], workers, self.progress)
+        with terminations_raise(), self.reporting():
+            self._core.train_from_files([os.fspath(p) for p in paths], workers, self._shows_progress())
+
+    @contextlib.contextmanager
+    def reporting(self) -> Iterator[None]:
+        """A block whose training is summed up, when it ends without an error and progress is
+        shown, by one line on stderr: the vocabulary sizes, the files :meth:`save` wrote in the
+        block (if any), the wall time and the peak memory of the process. :meth:`train` and
+        :meth:`train_from_files` open one themselves; inside an enclosing block they leave the
+        line to it (so ``bytepiece train`` reports its training and the files it saved in one
+        line)."""
+        if self._report is not None:
+            yield
+            return
+        self._report = []
+        start = time.perf_counter()
+        try:
+            yield
+            if len(self._core) and self._shows_progress():
+                sizes = [self._core.vocab_size(i) for i in range(len(self._core))]
+                print(_summary_line(sizes, time.perf_counter() - start, self._report), file=sys.stderr, flush=True)
+        finally:
+            self._report = None
+
+    def _shows_progress(self) -> bool:
+        if self.progress is None:
+            return _stderr_is_terminal()
+        return bool(self.progress)
 
     @property
     def pieces(self) -> List[Dict[bytes, int]]:
@@ -131,12 +164,15 @@ class Trainer:
             paths = [f"{path}.{size}" for size in self.max_vocab_size]
         for i, p in enumerate(paths):
             self._core.save(i, p)
+        if self._report is not None:
+            self._report.extend(paths)
 
     def __getstate__(self) -> dict:
         """Pickled as its parameters and, once trained, its models in the original's JSON format
         (so a trained trainer's copy can :meth:`save` and read :attr:`pieces`)."""
         state = dict(self.__dict__)
         core = state.pop("_core")
+        del state["_report"]
         state["_models"] = [core.to_json(i).encode("utf-8") for i in range(len(core))]
         return state
 
@@ -159,6 +195,43 @@ class Trainer:
         )
         self.__dict__.update(state)
         self._core.set_models(models)
+
+
+def _summary_line(sizes: Sequence[int], seconds: float, paths: Sequence[str] = ()) -> str:
+    """The line that ends a training: ``bytepiece: trained model.json (vocab 32000) in 1:02:03,
+    peak memory 2.1 GB``, or ``vocab 32000, 16000`` without the files (``paths``, one per size
+    when given)."""
+    if paths:
+        what = ", ".join(f"{p} (vocab {n})" for p, n in zip(paths, sizes))
+    else:
+        what = "vocab " + ", ".join(str(n) for n in sizes)
+    if seconds < 60:
+        took = f"{seconds:.1f} s"
+    else:
+        minutes, secs = divmod(round(seconds), 60)
+        took = f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+    line = f"bytepiece: trained {what} in {took}"
+    peak = _peak_memory()
+    if peak is not None:
+        line += f", peak memory {peak / 1e9:.1f} GB" if peak >= 1e9 else f", peak memory {peak / 1e6:.0f} MB"
+    return line
+
+
+def _peak_memory() -> int | None:
+    """The peak resident memory of this process in bytes, where the system reports it."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        return False
 
 
 def _special_list(tokens: Sequence[str]) -> List[str]:

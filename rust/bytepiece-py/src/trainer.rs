@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytepiece::corpus::{FileBlocks, Spill};
-use bytepiece::monitor::Monitor;
+use bytepiece::monitor::{Monitor, Unit};
 use bytepiece::model::NgramModel;
 use bytepiece::prune::{self, PruneConfig};
 use bytepiece::table::{self, NgramTable, PieceTable};
@@ -23,27 +23,65 @@ use crate::{numpy_log, to_py};
 /// Bytes read from a file per block when training from files.
 const FILE_BLOCK: usize = 4 << 20;
 
-/// Progress bars on stderr (hidden when it is not a terminal or when asked) and a stop flag.
+/// Progress on stderr (hidden when it is not a terminal or when asked): one labelled bar per
+/// stage, in bytes with their rate for the counting stages, in items for the others, with an
+/// ETA while the total is known; and a stop flag.
 struct Progress {
     show: bool,
-    bar: Mutex<Option<ProgressBar>>,
+    stage: Mutex<Option<Stage>>,
     stop: AtomicBool,
+}
+
+/// The bar of the current stage, and its style once the stage is over.
+struct Stage {
+    bar: ProgressBar,
+    done: ProgressStyle,
 }
 
 impl Progress {
     fn new(show: Option<bool>) -> Progress {
         Progress {
             show: show.unwrap_or_else(|| std::io::stderr().is_terminal()),
-            bar: Mutex::new(None),
+            stage: Mutex::new(None),
             stop: AtomicBool::new(false),
         }
     }
 
+    /// Ends the current stage's bar, which stays on screen with the time the stage took.
     fn finish(&self) {
-        if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(Stage { bar, done }) =
+            self.stage.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
+            bar.set_style(done);
             bar.finish();
         }
     }
+}
+
+/// The look of a stage's bar measured in `unit`, with a total if `total`, while it runs or
+/// once `done`: `Count Ngrams [###---] 120.50 MB/325.00 MB 38.20 MB/s ETA 5s`.
+fn bar_style(unit: Unit, total: bool, done: bool) -> ProgressStyle {
+    let spinner = if total || done { "" } else { "{spinner}" };
+    let amount = match (unit, total) {
+        (Unit::Bytes, true) => {
+            "[{wide_bar}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}"
+        }
+        (Unit::Bytes, false) => "{decimal_bytes} {decimal_bytes_per_sec}",
+        (Unit::Items, true) => "[{wide_bar}] {human_pos}/{human_len}",
+        (Unit::Items, false) => "",
+    };
+    let time = match (done, total) {
+        (true, _) => "in {elapsed}",
+        (false, true) => "ETA {eta}",
+        (false, false) => "{elapsed}",
+    };
+    let template: Vec<&str> = ["{msg}", spinner, amount, time]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
+    ProgressStyle::with_template(&template.join(" "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("##-")
 }
 
 impl Monitor for Progress {
@@ -55,30 +93,26 @@ impl Monitor for Progress {
         }
     }
 
-    fn stage(&self, name: &str, total: Option<u64>) {
-        let mut slot = self.bar.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = slot.take() {
-            old.finish();
-        }
-        let bar = match total {
-            Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template("{msg:>14} {wide_bar} {pos}/{len} [{elapsed_precise}<{eta_precise}]")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            ),
-            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-                ProgressStyle::with_template("{msg:>14} {spinner} {pos} [{elapsed_precise}]")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            ),
+    fn stage(&self, name: &str, total: Option<u64>, unit: Unit) {
+        self.finish();
+        let target = if self.show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
         };
-        if !self.show {
-            bar.set_draw_target(ProgressDrawTarget::hidden());
+        let bar = ProgressBar::with_draw_target(total, target)
+            .with_style(bar_style(unit, total.is_some(), false))
+            .with_message(name.to_string());
+        if self.show {
+            bar.enable_steady_tick(Duration::from_millis(100));
         }
-        bar.set_message(name.to_string());
-        *slot = Some(bar);
+        let done = bar_style(unit, total.is_some(), true);
+        *self.stage.lock().unwrap_or_else(|p| p.into_inner()) = Some(Stage { bar, done });
     }
 
     fn advance(&self, n: u64) {
-        if let Some(bar) = self.bar.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        let stage = self.stage.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Stage { bar, .. }) = stage.as_ref() {
             bar.inc(n);
         }
     }
@@ -182,17 +216,17 @@ impl PyTrainer {
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
         let mut spill = Spill::create(trainer.scratch()).map_err(to_py)?;
         let counter = parallel::run_with_threads(threads, || trainer.ngram_counter()).map_err(to_py)?;
-        progress.stage("Count Ngrams", texts.len().ok().map(|n| n as u64));
+        progress.stage("Count Ngrams", None, Unit::Bytes);
         for_each_batch(py, texts, batch_size, |strs| {
             strs.iter().try_for_each(|t| spill.push(t))?;
             parallel::run_with_threads(threads, || trainer.count_ngrams(&counter, strs))?
         })?;
-        let total = spill.len();
+        let total = spill.bytes();
         self.vocabs = run_watched(py, &progress, || {
             parallel::run_with_threads(threads, || {
                 let model = trainer.ngram_model(counter)?;
                 let pieces = trainer.piece_counter(&model);
-                trainer.monitor().stage("Count Pieces", Some(total));
+                trainer.monitor().stage("Count Pieces", Some(total), Unit::Bytes);
                 let mut reader = spill.read(batch_size)?;
                 loop {
                     let batch = reader.next_batch()?;
@@ -217,16 +251,16 @@ impl PyTrainer {
         let mut total = 0u64;
         for path in &paths {
             let meta = std::fs::metadata(path).map_err(|e| to_py(Error::io(path, e)))?;
-            total += meta.len() / FILE_BLOCK as u64 + 1;
+            total += meta.len();
         }
         self.vocabs = run_watched(py, &progress, || {
             parallel::run_with_threads(threads, || {
                 let counter = trainer.ngram_counter();
-                trainer.monitor().stage("Count Ngrams", Some(total));
+                trainer.monitor().stage("Count Ngrams", Some(total), Unit::Bytes);
                 for_each_block(&paths, &mut |parts| trainer.count_ngrams(&counter, parts))?;
                 let model = trainer.ngram_model(counter)?;
                 let pieces = trainer.piece_counter(&model);
-                trainer.monitor().stage("Count Pieces", Some(total));
+                trainer.monitor().stage("Count Pieces", Some(total), Unit::Bytes);
                 for_each_block(&paths, &mut |parts| trainer.count_pieces(&model, &pieces, parts))?;
                 trainer.finish(model, pieces)
             })?
@@ -319,6 +353,12 @@ impl PyTrainer {
             .detach(|| NgramTable::from_bytes(&table, "n-gram model table").and_then(|t| trainer.model_of(t)))
             .map_err(to_py)?;
         Ok(NgramModelCore { model, tag, min_count: self.config.min_count.max(1) })
+    }
+
+    /// The number of ids of the trained vocabulary `i` (reserved ids and special tokens
+    /// included; at most its `max_vocab_size`).
+    fn vocab_size(&self, i: usize) -> PyResult<usize> {
+        Ok(self.vocab(i)?.vocab_size())
     }
 
     /// Number of trained vocabularies (one per size).

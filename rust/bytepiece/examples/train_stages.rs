@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use bytepiece::monitor::Monitor;
+use bytepiece::monitor::{Monitor, Unit};
 use bytepiece::{Trainer, TrainerConfig};
 
 /// Prints the time each stage took.
@@ -14,7 +14,7 @@ impl Monitor for Timer {
     fn check(&self) -> bytepiece::Result<()> {
         Ok(())
     }
-    fn stage(&self, name: &str, _total: Option<u64>) {
+    fn stage(&self, name: &str, _total: Option<u64>, _unit: Unit) {
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         eprintln!("{:<14} {:7.2} s", s.0, s.1.elapsed().as_secs_f64());
         *s = (name.to_string(), Instant::now());
@@ -45,7 +45,7 @@ fn main() -> bytepiece::Result<()> {
     let vocabs = bytepiece::parallel::run_with_threads(Some(threads), || {
         Trainer::new(config, &ln, &timer)?.train(&texts)
     })??;
-    timer.stage("", None);
+    timer.stage("", None, Unit::Items);
     eprintln!("total          {:7.2} s, {} pieces", t0.elapsed().as_secs_f64(), vocabs[0].len());
     Ok(())
 }

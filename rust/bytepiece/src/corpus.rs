@@ -17,6 +17,7 @@ pub struct Spill {
     path: PathBuf,
     writer: Option<BufWriter<File>>,
     texts: u64,
+    bytes: u64,
 }
 
 impl Spill {
@@ -29,6 +30,7 @@ impl Spill {
             path,
             writer: Some(BufWriter::with_capacity(1 << 20, file)),
             texts: 0,
+            bytes: 0,
         })
     }
 
@@ -41,12 +43,18 @@ impl Spill {
             .and_then(|()| writer.write_all(text.as_bytes()))
             .map_err(|e| Error::io(path, e))?;
         self.texts += 1;
+        self.bytes += text.len() as u64;
         Ok(())
     }
 
     /// Number of texts written.
     pub fn len(&self) -> u64 {
         self.texts
+    }
+
+    /// Bytes of the texts written (their UTF-8, as [`crate::monitor::bytes_of`] counts them).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// True when no text was written.
@@ -177,6 +185,7 @@ mod tests {
         for t in ["a", "", "中文\n", "last"] {
             spill.push(t).unwrap();
         }
+        assert_eq!((spill.len(), spill.bytes()), (4, 1 + 7 + 4));
         let path = spill.path.clone();
         let mut r = spill.read(3).unwrap();
         assert_eq!(r.next_batch().unwrap(), ["a", "", "中文\n"]);

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::encoder::{best_segmentation, piece_scores, Lattice};
 use crate::error::{Error, Result};
 use crate::matcher::Matcher;
-use crate::monitor::Monitor;
+use crate::monitor::{Monitor, Unit};
 use crate::runs::{merge_runs, Run, RunWriter, Scratch};
 use crate::table::{merge_sorted, PieceTable};
 use crate::vocab::{Entry, Vocab, NUM_RESERVED};
@@ -308,7 +308,7 @@ fn prune_partitioned(
         keep.entry(vec![b]).or_insert(1);
     }
     let mut splitter = Splitter::new(&keep, ln)?;
-    monitor.stage("Prune Pieces", Some(dropped.len()));
+    monitor.stage("Prune Pieces: split rare/long", Some(dropped.len()), Unit::Items);
     // the splitter holds the scores of the pieces as they were: counts flowing into `keep`
     // change none of this round's splits
     dropped.for_each_batch(|batch| {
@@ -318,7 +318,7 @@ fn prune_partitioned(
         Ok(())
     })?;
     drop(dropped);
-    keep = drop_wasted(keep, &mut splitter, ln, monitor)?;
+    keep = drop_wasted(keep, &mut splitter, ln, monitor, "Prune Pieces: ")?;
     let mut out = Vec::with_capacity(sizes.len());
     for size in sizes {
         if keep.len() > size - NUM_RESERVED as usize {
@@ -331,11 +331,12 @@ fn prune_partitioned(
             keep = ranked.into_iter().collect();
             let dropped: Vec<(&[u8], u64)> = dropped.iter().map(|(p, c)| (&p[..], *c)).collect();
             splitter = Splitter::new(&keep, ln)?;
-            monitor.stage("Prune Pieces", Some(dropped.len() as u64));
+            let stage = format!("Prune Pieces: size {}", size + specials.len());
+            monitor.stage(&stage, Some(dropped.len() as u64), Unit::Items);
             for (p, c) in splitter.split(&dropped, monitor)? {
                 *keep.entry(p).or_insert(0) += c;
             }
-            keep = drop_wasted(keep, &mut splitter, ln, monitor)?;
+            keep = drop_wasted(keep, &mut splitter, ln, monitor, &format!("{stage}, "))?;
         }
         out.push(keep.clone());
     }
@@ -360,13 +361,22 @@ pub fn check_special_tokens(specials: &[String]) -> Result<()> {
 
 /// Re-splits every kept piece with the tokenizer of all kept pieces until the number of pieces
 /// stops changing; a piece that is split into others loses its count to them. `splitter` holds
-/// every piece of `keep` (and is rescored for each round).
-fn drop_wasted(mut keep: PieceCounts, splitter: &mut Splitter, ln: LogFn<'_>, monitor: &dyn Monitor) -> Result<PieceCounts> {
+/// every piece of `keep` (and is rescored for each round). Round `n` reports as the stage
+/// `{stage}wasted round {n}`.
+fn drop_wasted(
+    mut keep: PieceCounts,
+    splitter: &mut Splitter,
+    ln: LogFn<'_>,
+    monitor: &dyn Monitor,
+    stage: &str,
+) -> Result<PieceCounts> {
+    let mut round = 0;
     loop {
+        round += 1;
         let before = keep.len();
         splitter.rescore(&keep, ln)?;
         let all: Vec<(&[u8], u64)> = keep.iter().map(|(p, c)| (&p[..], *c)).collect();
-        monitor.stage("Prune Pieces", Some(all.len() as u64));
+        monitor.stage(&format!("{stage}wasted round {round}"), Some(all.len() as u64), Unit::Items);
         keep = splitter.split(&all, monitor)?.into_iter().collect();
         if keep.len() == before {
             return Ok(keep);

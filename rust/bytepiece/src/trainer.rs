@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::NgramModel;
-use crate::monitor::Monitor;
+use crate::monitor::{bytes_of, Monitor, Unit};
 use crate::ngram::{check_model_fits, NgramCounts, MAX_ORDER};
 use crate::normalize::{self, nfc};
 use crate::prune::{self, LogFn, PieceCounter, PruneConfig, MIN_VOCAB_SIZE};
@@ -194,7 +194,7 @@ impl<'a> Trainer<'a> {
                 check_model_fits(&least, shares.model, false, &Self::memory_mb_for_model)?;
             }
         }
-        self.monitor.advance(texts.len() as u64);
+        self.monitor.advance(bytes_of(texts));
         self.monitor.check()
     }
 
@@ -248,7 +248,7 @@ impl<'a> Trainer<'a> {
     /// Within `max_memory_mb`, the counts are merged from runs on disk into the model, which is
     /// checked to fit first.
     pub fn ngram_model(&self, counter: PerThread<NgramCounts>) -> Result<NgramModel> {
-        self.monitor.stage("Prune Ngrams", None);
+        self.monitor.stage("Prune Ngrams", None, Unit::Items);
         let (tag, min_count) = (self.ngram_tag(), self.config.min_count.max(1));
         if let Some(shares) = self.shares() {
             let parts = counter.into_inner();
@@ -292,7 +292,7 @@ impl<'a> Trainer<'a> {
                 })
             })
         })?;
-        self.monitor.advance(texts.len() as u64);
+        self.monitor.advance(bytes_of(texts));
         self.monitor.check()
     }
 
@@ -336,11 +336,11 @@ impl<'a> Trainer<'a> {
     /// All stages over texts held in memory.
     pub fn train(&self, texts: &[&str]) -> Result<Vec<Vocab>> {
         let counter = self.ngram_counter();
-        self.monitor.stage("Count Ngrams", Some(texts.len() as u64));
+        self.monitor.stage("Count Ngrams", Some(bytes_of(texts)), Unit::Bytes);
         self.count_ngrams(&counter, texts)?;
         let model = self.ngram_model(counter)?;
         let pieces = self.piece_counter(&model);
-        self.monitor.stage("Count Pieces", Some(texts.len() as u64));
+        self.monitor.stage("Count Pieces", Some(bytes_of(texts)), Unit::Bytes);
         self.count_pieces(&model, &pieces, texts)?;
         self.finish(model, pieces)
     }
