@@ -248,8 +248,28 @@ impl<K: RunKey> RunReader<'_, K> {
     }
 }
 
+/// The most runs read at once: more are merged in groups into longer runs first, so that a
+/// merge holds a bounded number of files open and of read buffers.
+const FAN_IN: usize = 64;
+
 /// Merges runs sorted by key, calling `f(key, total count)` once per key, in key order.
-pub fn merge_runs<K: RunKey>(runs: &[Run<K>], mut f: impl FnMut(K, u64) -> Result<()>) -> Result<()> {
+pub fn merge_runs<K: RunKey>(runs: &[Run<K>], f: impl FnMut(K, u64) -> Result<()>) -> Result<()> {
+    if runs.len() <= FAN_IN {
+        return merge_few(runs, f);
+    }
+    let merged = runs
+        .chunks(FAN_IN)
+        .map(|group| {
+            let mut w = RunWriter::create(&group[0]._scratch, "merged")?;
+            merge_few(group, |k, c| w.push(&k, c))?;
+            w.finish()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    merge_runs(&merged, f)
+}
+
+/// [`merge_runs`] of at most [`FAN_IN`] runs.
+fn merge_few<K: RunKey>(runs: &[Run<K>], mut f: impl FnMut(K, u64) -> Result<()>) -> Result<()> {
     use std::cmp::Reverse;
     let mut readers = runs.iter().map(Run::reader).collect::<Result<Vec<_>>>()?;
     let mut heap = std::collections::BinaryHeap::with_capacity(readers.len());
@@ -333,6 +353,35 @@ mod tests {
         assert!(dir.is_dir());
         drop(kept);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn more_runs_than_the_fan_in_merge_in_rounds() {
+        let scratch = Arc::new(Scratch::new(None));
+        let runs: Vec<Run<u64>> = (0..FAN_IN as u64 * 2 + 5)
+            .map(|i| {
+                let mut w = RunWriter::create(&scratch, "r").unwrap();
+                for k in [i % 7, 100 + i, 1000] {
+                    w.push(&k, 1).unwrap();
+                }
+                w.finish().unwrap()
+            })
+            .collect();
+        let mut got = std::collections::BTreeMap::new();
+        let mut last = None;
+        merge_runs(&runs, |k, c| {
+            assert!(last < Some(k), "in key order");
+            last = Some(k);
+            got.insert(k, c);
+            Ok(())
+        })
+        .unwrap();
+        let n = runs.len() as u64;
+        assert_eq!(got[&1000], n);
+        assert_eq!(got.values().sum::<u64>(), 3 * n);
+        assert_eq!(got.len() as u64, 7 + n + 1);
+        drop(runs);
+        assert_eq!(std::fs::read_dir(scratch.dir.get().unwrap()).unwrap().count(), 0, "the rounds' runs are removed");
     }
 
     #[test]
