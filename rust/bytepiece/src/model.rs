@@ -515,29 +515,31 @@ impl NgramModel {
     #[inline]
     pub fn prefetch_ahead(&self, text: &[u8], i: isize) {
         let at = |d: isize| usize::try_from(i + d).ok().filter(|&x| x < text.len());
-        // the keys of the n-grams of 2 bytes and more ending at `at`
-        let keys = |at: usize, f: &mut dyn FnMut(usize, u64)| {
-            let mut key = u64::from(text[at]);
-            for j in 1..self.order.min(at + 1) {
-                key |= u64::from(text[at - j]) << (8 * j);
-                f(j - 1, key);
-            }
-        };
         let p = Self::PREFETCH as isize;
         match &self.levels {
             Levels::Hashed(tables) => {
                 if let Some(x) = at(p) {
-                    keys(x, &mut |j, key| tables[j].prefetch(key));
+                    self.keys_ending_at(text, x, |j, key| tables[j].prefetch(key));
                 }
             }
             Levels::Compact(levels) => {
                 if let Some(x) = at(2 * p) {
-                    keys(x, &mut |j, key| levels[j].prefetch_offset(key));
+                    self.keys_ending_at(text, x, |j, key| levels[j].prefetch_offset(key));
                 }
                 if let Some(x) = at(p) {
-                    keys(x, &mut |j, key| levels[j].prefetch_slots(key));
+                    self.keys_ending_at(text, x, |j, key| levels[j].prefetch_slots(key));
                 }
             }
+        }
+    }
+
+    /// Calls `f(j, key)` with the key of every n-gram of `j + 2` bytes ending at byte `at`.
+    #[inline(always)]
+    fn keys_ending_at(&self, text: &[u8], at: usize, mut f: impl FnMut(usize, u64)) {
+        let mut key = u64::from(text[at]);
+        for j in 1..self.order.min(at + 1) {
+            key |= u64::from(text[at - j]) << (8 * j);
+            f(j - 1, key);
         }
     }
 }
