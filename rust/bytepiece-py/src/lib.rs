@@ -1,15 +1,13 @@
 //! Python bindings of the bytepiece core: type conversion, releasing the GIL, NumPy arrays and
 //! errors mapped to Python exceptions. No tokenizer logic lives here.
 
-use std::path::PathBuf;
 use pyo3::sync::PyOnceLock;
+use std::path::PathBuf;
 
 use bytepiece::encoder::Span;
-use bytepiece::{
-    model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab,
-};
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use bytepiece::rayon::prelude::*;
+use bytepiece::{model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyFileNotFoundError, PyKeyError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString};
@@ -27,9 +25,7 @@ pub(crate) fn to_py(err: Error) -> PyErr {
         Error::Io { .. } => PyOSError::new_err(err.to_string()),
         Error::UnknownId { .. } => PyKeyError::new_err(err.to_string()),
         Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
-        Error::InvalidModel { .. } | Error::InvalidArgument(_) => {
-            PyValueError::new_err(err.to_string())
-        }
+        Error::InvalidModel { .. } | Error::InvalidArgument(_) => PyValueError::new_err(err.to_string()),
     }
 }
 
@@ -57,10 +53,7 @@ fn extract_text<'py>(obj: &Bound<'py, PyAny>) -> PyResult<PyText<'py>> {
     } else if let Ok(b) = obj.cast::<PyBytes>() {
         Ok(PyText::Bytes(b.clone()))
     } else {
-        Err(PyTypeError::new_err(format!(
-            "expected str or bytes, got {}",
-            obj.get_type().name()?
-        )))
+        Err(PyTypeError::new_err(format!("expected str or bytes, got {}", obj.get_type().name()?)))
     }
 }
 
@@ -89,11 +82,7 @@ pub(crate) fn numpy_log(py: Python<'_>, xs: &[f64]) -> PyResult<Vec<f64>> {
 }
 
 fn options(add_bos: bool, add_eos: bool, alpha: f64) -> PyResult<EncodeOptions> {
-    let options = EncodeOptions {
-        add_bos,
-        add_eos,
-        alpha,
-    };
+    let options = EncodeOptions { add_bos, add_eos, alpha };
     options.validate().map_err(to_py)?;
     Ok(options)
 }
@@ -126,11 +115,7 @@ impl PyEncoder {
             (result, None) => result.map_err(to_py)?,
         };
         let seeds = seed.map_or_else(SeedSequence::from_entropy, SeedSequence::new);
-        Ok(PyEncoder {
-            inner,
-            seeds,
-            id_objects: PyOnceLock::new(),
-        })
+        Ok(PyEncoder { inner, seeds, id_objects: PyOnceLock::new() })
     }
 
     /// `ids` as a Python list of `int`.
@@ -184,7 +169,9 @@ impl PyEncoder {
         let mut out = Vec::with_capacity(inputs.len());
         for (first, part) in parts_of(inputs) {
             let ids = py
-                .detach(|| parallel::run_with_threads(num_threads, || self.inner.encode_batch_at(part, options, seed, first)))
+                .detach(|| {
+                    parallel::run_with_threads(num_threads, || self.inner.encode_batch_at(part, options, seed, first))
+                })
                 .and_then(|r| r)
                 .map_err(to_py)?;
             out.extend(ids);
@@ -251,7 +238,14 @@ impl PyEncoder {
 
     /// Ids of `text` (`str`, NFC-normalised, or `bytes`, as is).
     #[pyo3(signature = (text, add_bos=false, add_eos=false, alpha=-1.0))]
-    fn encode<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, add_bos: bool, add_eos: bool, alpha: f64) -> PyResult<Bound<'py, PyList>> {
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        add_bos: bool,
+        add_eos: bool,
+        alpha: f64,
+    ) -> PyResult<Bound<'py, PyList>> {
         let ids = self.encode_ids(py, text, &options(add_bos, add_eos, alpha)?)?;
         self.id_list(py, &ids)
     }
@@ -280,10 +274,7 @@ impl PyEncoder {
     fn tokenize<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, alpha: f64) -> PyResult<Bound<'py, PyList>> {
         let ids = self.encode_ids(py, text, &options(false, false, alpha)?)?;
         let vocab = self.inner.vocab();
-        PyList::new(
-            py,
-            ids.iter().filter_map(|&i| vocab.piece(i)).map(|p| PyBytes::new(py, p)),
-        )
+        PyList::new(py, ids.iter().filter_map(|&i| vocab.piece(i)).map(|p| PyBytes::new(py, p)))
     }
 
     /// Ids of many texts, encoded in parallel with the GIL released.
@@ -364,7 +355,9 @@ impl PyEncoder {
                 return Err(e);
             }
             joined
-                .unwrap_or_else(|_| Err(Error::InvalidArgument("encoding failed unexpectedly (a worker panicked)".into())))
+                .unwrap_or_else(|_| {
+                    Err(Error::InvalidArgument("encoding failed unexpectedly (a worker panicked)".into()))
+                })
                 .map_err(to_py)
         })?;
         Ok(out)

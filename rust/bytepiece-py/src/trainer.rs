@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytepiece::corpus::{FileBlocks, Spill};
-use bytepiece::monitor::{Monitor, Unit};
 use bytepiece::model::NgramModel;
+use bytepiece::monitor::{Monitor, Unit};
 use bytepiece::prune::{self, PruneConfig};
 use bytepiece::table::{self, NgramTable, PieceTable};
 use bytepiece::{model_io, parallel, Error, Result as CoreResult, Trainer, TrainerConfig, Vocab};
@@ -49,9 +49,7 @@ impl Progress {
 
     /// Ends the current stage's bar, which stays on screen with the time the stage took.
     fn finish(&self) {
-        if let Some(Stage { bar, done }) =
-            self.stage.lock().unwrap_or_else(|p| p.into_inner()).take()
-        {
+        if let Some(Stage { bar, done }) = self.stage.lock().unwrap_or_else(|p| p.into_inner()).take() {
             bar.set_style(done);
             bar.finish();
         }
@@ -63,9 +61,7 @@ impl Progress {
 fn bar_style(unit: Unit, total: bool, done: bool) -> ProgressStyle {
     let spinner = if total || done { "" } else { "{spinner}" };
     let amount = match (unit, total) {
-        (Unit::Bytes, true) => {
-            "[{wide_bar}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}"
-        }
+        (Unit::Bytes, true) => "[{wide_bar}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}",
         (Unit::Bytes, false) => "{decimal_bytes} {decimal_bytes_per_sec}",
         (Unit::Items, true) => "[{wide_bar}] {human_pos}/{human_len}",
         (Unit::Items, false) => "",
@@ -75,10 +71,7 @@ fn bar_style(unit: Unit, total: bool, done: bool) -> ProgressStyle {
         (false, true) => "ETA {eta}",
         (false, false) => "{elapsed}",
     };
-    let template: Vec<&str> = ["{msg}", spinner, amount, time]
-        .into_iter()
-        .filter(|s| !s.is_empty())
-        .collect();
+    let template: Vec<&str> = ["{msg}", spinner, amount, time].into_iter().filter(|s| !s.is_empty()).collect();
     ProgressStyle::with_template(&template.join(" "))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("##-")
@@ -95,11 +88,7 @@ impl Monitor for Progress {
 
     fn stage(&self, name: &str, total: Option<u64>, unit: Unit) {
         self.finish();
-        let target = if self.show {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
+        let target = if self.show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let bar = ProgressBar::with_draw_target(total, target)
             .with_style(bar_style(unit, total.is_some(), false))
             .with_message(name.to_string());
@@ -126,7 +115,11 @@ fn ln(xs: &[f64]) -> CoreResult<Vec<f64>> {
 /// Runs `work` on another thread while this one, holding the GIL only briefly, watches for
 /// Ctrl-C (Python runs signal handlers on the main thread); on a signal the work is told to stop
 /// and the signal's exception (`KeyboardInterrupt`) is raised once it has.
-fn run_watched<R: Send>(py: Python<'_>, progress: &Progress, work: impl FnOnce() -> CoreResult<R> + Send) -> PyResult<R> {
+fn run_watched<R: Send>(
+    py: Python<'_>,
+    progress: &Progress,
+    work: impl FnOnce() -> CoreResult<R> + Send,
+) -> PyResult<R> {
     let result = std::thread::scope(|scope| {
         let handle = scope.spawn(work);
         while !handle.is_finished() {
@@ -155,10 +148,7 @@ pub struct PyTrainer {
 fn extract_str<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     match obj.cast::<PyString>() {
         Ok(s) => s.encode_utf8(),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "training texts must be str, got {}",
-            obj.get_type().name()?
-        ))),
+        Err(_) => Err(PyTypeError::new_err(format!("training texts must be str, got {}", obj.get_type().name()?))),
     }
 }
 
@@ -210,7 +200,14 @@ impl PyTrainer {
     /// Trains on an iterable of `str`, read once (the texts are spilled to a temporary file for
     /// the second pass).
     #[pyo3(signature = (texts, workers, batch_size, progress=None))]
-    fn train(&mut self, py: Python<'_>, texts: &Bound<'_, PyAny>, workers: usize, batch_size: usize, progress: Option<bool>) -> PyResult<()> {
+    fn train(
+        &mut self,
+        py: Python<'_>,
+        texts: &Bound<'_, PyAny>,
+        workers: usize,
+        batch_size: usize,
+        progress: Option<bool>,
+    ) -> PyResult<()> {
         let progress = Progress::new(progress);
         let threads = Some(workers.max(1));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
@@ -244,7 +241,13 @@ impl PyTrainer {
 
     /// Trains on UTF-8 text files, each one text, read by Rust in blocks (twice).
     #[pyo3(signature = (paths, workers, progress=None))]
-    fn train_from_files(&mut self, py: Python<'_>, paths: Vec<PathBuf>, workers: usize, progress: Option<bool>) -> PyResult<()> {
+    fn train_from_files(
+        &mut self,
+        py: Python<'_>,
+        paths: Vec<PathBuf>,
+        workers: usize,
+        progress: Option<bool>,
+    ) -> PyResult<()> {
         let progress = Progress::new(progress);
         let threads = Some(workers.max(1));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
@@ -272,7 +275,14 @@ impl PyTrainer {
     /// in batches) or, with `files`, of UTF-8 text files (each one text), as a serialised
     /// unpruned n-gram table (see the core's `table` module).
     #[pyo3(signature = (texts, workers, batch_size, files=false))]
-    fn ngram_table<'py>(&self, py: Python<'py>, texts: &Bound<'py, PyAny>, workers: usize, batch_size: usize, files: bool) -> PyResult<Bound<'py, PyBytes>> {
+    fn ngram_table<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyAny>,
+        workers: usize,
+        batch_size: usize,
+        files: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         let progress = Progress::new(Some(false));
         let threads = Some(workers.max(1));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
@@ -284,9 +294,8 @@ impl PyTrainer {
         } else {
             for_each_batch(py, texts, batch_size, count)?;
         }
-        let table = py
-            .detach(|| parallel::run_with_threads(threads, || trainer.ngram_table(counter))?)
-            .map_err(to_py)?;
+        let table =
+            py.detach(|| parallel::run_with_threads(threads, || trainer.ngram_table(counter))?).map_err(to_py)?;
         Ok(PyBytes::new(py, &table.to_bytes()))
     }
 
@@ -320,7 +329,9 @@ impl PyTrainer {
             return Err(to_py(Error::InvalidArgument("the n-gram model was made with other parameters".into())));
         }
         let counter = parallel::run_with_threads(threads, || trainer.piece_counter(&model.model)).map_err(to_py)?;
-        let count = |parts: &[&str]| parallel::run_with_threads(threads, || trainer.count_pieces(&model.model, &counter, parts))?;
+        let count = |parts: &[&str]| {
+            parallel::run_with_threads(threads, || trainer.count_pieces(&model.model, &counter, parts))?
+        };
         if files {
             let paths: Vec<PathBuf> = texts.extract()?;
             py.detach(|| for_each_block(&paths, &mut |parts| count(parts))).map_err(to_py)?;
@@ -334,7 +345,13 @@ impl PyTrainer {
     /// Stage 4: prunes the merged piece tables of every shard into the vocabularies (then
     /// `pieces`, `save`... give them, as after `train`).
     #[pyo3(signature = (pieces, workers, progress=None))]
-    fn train_from_table(&mut self, py: Python<'_>, pieces: PyBackedBytes, workers: usize, progress: Option<bool>) -> PyResult<()> {
+    fn train_from_table(
+        &mut self,
+        py: Python<'_>,
+        pieces: PyBackedBytes,
+        workers: usize,
+        progress: Option<bool>,
+    ) -> PyResult<()> {
         let progress = Progress::new(progress);
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
         self.vocabs = run_watched(py, &progress, || {
@@ -398,7 +415,13 @@ impl PyTrainer {
             )));
         }
         let vocabs = py
-            .detach(|| models.iter().enumerate().map(|(i, m)| model_io::parse(m, &format!("trained model {i}"))).collect::<CoreResult<Vec<Vocab>>>())
+            .detach(|| {
+                models
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| model_io::parse(m, &format!("trained model {i}")))
+                    .collect::<CoreResult<Vec<Vocab>>>()
+            })
             .map_err(to_py)?;
         self.vocabs = vocabs;
         Ok(())
@@ -407,9 +430,9 @@ impl PyTrainer {
 
 impl PyTrainer {
     fn vocab(&self, i: usize) -> PyResult<&Vocab> {
-        self.vocabs
-            .get(i)
-            .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the trainer has not been trained yet: call train() first"))
+        self.vocabs.get(i).ok_or_else(|| {
+            pyo3::exceptions::PyRuntimeError::new_err("the trainer has not been trained yet: call train() first")
+        })
     }
 }
 
@@ -508,12 +531,7 @@ pub fn prune_to_json(
 ) -> PyResult<String> {
     let size = max_vocab_size.unwrap_or(pieces.len() + special_tokens.len() + 259);
     let counts = PieceTable::new(0, pieces);
-    let config = PruneConfig {
-        max_piece_length: usize::MAX,
-        min_count,
-        max_vocab_sizes: vec![size],
-        special_tokens,
-    };
+    let config = PruneConfig { max_piece_length: usize::MAX, min_count, max_vocab_sizes: vec![size], special_tokens };
     let progress = Progress::new(Some(false));
     let vocab = run_watched(py, &progress, || {
         let kept = prune::prune_pieces(counts, &config, &ln, &progress)?;

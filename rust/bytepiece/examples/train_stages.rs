@@ -34,17 +34,12 @@ fn main() -> bytepiece::Result<()> {
         end -= 1;
     }
     let texts: Vec<&str> = text[..end].lines().collect();
-    let config = TrainerConfig {
-        max_vocab_sizes: vec![vocab],
-        max_memory_mb,
-        ..TrainerConfig::default()
-    };
+    let config = TrainerConfig { max_vocab_sizes: vec![vocab], max_memory_mb, ..TrainerConfig::default() };
     let ln = |xs: &[f64]| -> bytepiece::Result<Vec<f64>> { Ok(xs.iter().map(|x| x.ln()).collect()) };
     let timer = Timer(Mutex::new(("start".into(), Instant::now())));
     let t0 = Instant::now();
-    let vocabs = bytepiece::parallel::run_with_threads(Some(threads), || {
-        Trainer::new(config, &ln, &timer)?.train(&texts)
-    })??;
+    let vocabs =
+        bytepiece::parallel::run_with_threads(Some(threads), || Trainer::new(config, &ln, &timer)?.train(&texts))??;
     timer.stage("", None, Unit::Items);
     eprintln!("total          {:7.2} s, {} pieces", t0.elapsed().as_secs_f64(), vocabs[0].len());
     Ok(())

@@ -68,11 +68,7 @@ impl Spill {
             w.flush().map_err(|e| Error::io(&self.path, e))?;
         }
         let file = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        Ok(SpillReader {
-            spill: self,
-            reader: BufReader::with_capacity(1 << 20, file),
-            batch: batch.max(1),
-        })
+        Ok(SpillReader { spill: self, reader: BufReader::with_capacity(1 << 20, file), batch: batch.max(1) })
     }
 }
 
@@ -103,7 +99,10 @@ impl SpillReader<'_> {
             }
             let mut buf = vec![0u8; u64::from_le_bytes(len) as usize];
             self.reader.read_exact(&mut buf).map_err(|e| Error::io(path, e))?;
-            out.push(String::from_utf8(buf).map_err(|_| Error::InvalidArgument(format!("{}: corrupt spill file", path.display())))?);
+            out.push(
+                String::from_utf8(buf)
+                    .map_err(|_| Error::InvalidArgument(format!("{}: corrupt spill file", path.display())))?,
+            );
         }
         Ok(out)
     }

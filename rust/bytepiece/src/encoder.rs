@@ -54,11 +54,7 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        EncodeOptions {
-            add_bos: false,
-            add_eos: false,
-            alpha: -1.0,
-        }
+        EncodeOptions { add_bos: false, add_eos: false, alpha: -1.0 }
     }
 }
 
@@ -252,14 +248,7 @@ impl Encoder {
         let mut rng = Rng::new(seed);
         for chunk in split_lines(&bytes) {
             if options.samples() {
-                sample_chunk(
-                    &self.matcher,
-                    chunk,
-                    options.alpha,
-                    &mut rng,
-                    &mut lattice,
-                    &mut out,
-                );
+                sample_chunk(&self.matcher, chunk, options.alpha, &mut rng, &mut lattice, &mut out);
             } else {
                 self.encode_chunk(chunk, &mut lattice, &mut out);
             }
@@ -273,12 +262,7 @@ impl Encoder {
     /// Encodes many texts on the current rayon pool (see [`crate::parallel`]); the result is the
     /// same as encoding them one by one with seeds `document_seed(seed, index)`, whatever the
     /// number of threads.
-    pub fn encode_batch(
-        &self,
-        texts: &[Text<'_>],
-        options: &EncodeOptions,
-        seed: u64,
-    ) -> Result<Vec<Vec<u32>>> {
+    pub fn encode_batch(&self, texts: &[Text<'_>], options: &EncodeOptions, seed: u64) -> Result<Vec<Vec<u32>>> {
         self.encode_batch_at(texts, options, seed, 0)
     }
 
@@ -311,10 +295,7 @@ impl Encoder {
             let piece = u32::try_from(id)
                 .ok()
                 .and_then(|id| self.vocab.piece(id))
-                .ok_or(Error::UnknownId {
-                    id,
-                    vocab_size: self.vocab.vocab_size(),
-                })?;
+                .ok_or(Error::UnknownId { id, vocab_size: self.vocab.vocab_size() })?;
             out.extend_from_slice(piece);
         }
         Ok(out)
@@ -331,9 +312,7 @@ mod tests {
     }
 
     fn pieces(enc: &Encoder, ids: &[u32]) -> Vec<String> {
-        ids.iter()
-            .map(|&i| String::from_utf8_lossy(enc.vocab().piece(i).unwrap()).into_owned())
-            .collect()
+        ids.iter().map(|&i| String::from_utf8_lossy(enc.vocab().piece(i).unwrap()).into_owned()).collect()
     }
 
     fn best(enc: &Encoder, text: &str) -> Vec<String> {
@@ -361,11 +340,7 @@ mod tests {
     fn lines_are_encoded_separately_and_specials_added() {
         let enc = toy(&[(b"a\nb", 1_000_000)]);
         assert_eq!(best(&enc, "a\nb"), ["a", "\n", "b"]);
-        let opts = EncodeOptions {
-            add_bos: true,
-            add_eos: true,
-            alpha: -1.0,
-        };
+        let opts = EncodeOptions { add_bos: true, add_eos: true, alpha: -1.0 };
         let ids = enc.encode(Text::Str(""), &opts, 0).unwrap();
         assert_eq!(ids, [BOS_ID, EOS_ID]);
     }

@@ -44,11 +44,7 @@ impl KeyTable {
     /// An empty table of `slots` slots (at least 16), which holds three quarters as many keys
     /// before it grows.
     pub fn with_slots(slots: usize) -> KeyTable {
-        KeyTable {
-            slots: vec![(EMPTY, 0); slots.max(16)],
-            len: 0,
-            empty_key: None,
-        }
+        KeyTable { slots: vec![(EMPTY, 0); slots.max(16)], len: 0, empty_key: None }
     }
 
     /// The bytes of one slot.
@@ -182,11 +178,7 @@ impl KeyTable {
     /// Every `(key, value)`, in slot order (the same for [`KeyTable::iter_mut`] while the
     /// table is not changed).
     pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.slots
-            .iter()
-            .copied()
-            .filter(|&(k, _)| k != EMPTY)
-            .chain(self.empty_key.map(|v| (EMPTY, v)))
+        self.slots.iter().copied().filter(|&(k, _)| k != EMPTY).chain(self.empty_key.map(|v| (EMPTY, v)))
     }
 
     /// Every key with its value to change, in the order of [`KeyTable::iter`].
@@ -225,7 +217,8 @@ mod tests {
 
     #[test]
     fn adds_finds_every_key_and_no_other() {
-        let keys: Vec<u64> = (0..5000u64).map(|i| i.wrapping_mul(0x1234_5678_9ABC_DEF1) >> (i % 60)).chain([0, u64::MAX]).collect();
+        let keys: Vec<u64> =
+            (0..5000u64).map(|i| i.wrapping_mul(0x1234_5678_9ABC_DEF1) >> (i % 60)).chain([0, u64::MAX]).collect();
         let mut unique = keys.clone();
         unique.sort_unstable();
         unique.dedup();

@@ -19,8 +19,8 @@ pub mod error;
 pub mod hugepages;
 pub mod keytable;
 pub mod matcher;
-pub mod model_io;
 pub mod model;
+pub mod model_io;
 pub mod monitor;
 pub mod ngram;
 pub mod normalize;
@@ -34,10 +34,10 @@ pub mod table;
 pub mod trainer;
 pub mod vocab;
 
-/// The thread-pool crate the core runs on (for callers that add their own parallel work).
-pub use rayon;
 pub use encoder::{EncodeOptions, Encoder, Lattice, Text};
 pub use error::{Error, Result};
+/// The thread-pool crate the core runs on (for callers that add their own parallel work).
+pub use rayon;
 pub use sampler::SeedSequence;
 pub use trainer::{Trainer, TrainerConfig};
 pub use vocab::{Entry, Vocab};

@@ -91,17 +91,12 @@ impl Matcher {
             )));
         }
         // special tokens (count 0) are never matched
-        let mut order: Vec<u32> = (0..pieces.len() as u32)
-            .filter(|&i| vocab.counts()[i as usize] > 0)
-            .collect();
+        let mut order: Vec<u32> = (0..pieces.len() as u32).filter(|&i| vocab.counts()[i as usize] > 0).collect();
         order.sort_unstable_by(|&a, &b| pieces[a as usize].cmp(&pieces[b as usize]));
         let keys: Vec<&[u8]> = order.iter().map(|&i| &*pieces[i as usize]).collect();
         let mut builder = Builder::new();
         builder.build(&keys, &order)?;
-        let mut matcher = Matcher {
-            units: builder.finish(),
-            scores: Vec::new(),
-        };
+        let mut matcher = Matcher { units: builder.finish(), scores: Vec::new() };
         matcher.rescore(scores)?;
         Ok(matcher)
     }
@@ -338,11 +333,8 @@ mod tests {
 
     #[test]
     fn finds_every_piece_at_a_start_shortest_first() {
-        let vocab = Vocab::from_entries(
-            entries_with(&[(b"bc", 1), (b"abc", 1), (b"ab", 1), (b"abcd\0x", 1)]),
-            "t",
-        )
-        .unwrap();
+        let vocab =
+            Vocab::from_entries(entries_with(&[(b"bc", 1), (b"abc", 1), (b"ab", 1), (b"abcd\0x", 1)]), "t").unwrap();
         let scores: Vec<f64> = (0..vocab.len()).map(|i| -(i as f64)).collect();
         let matcher = Matcher::new(&vocab, &scores).unwrap();
         let found = |text: &[u8], start| {
@@ -404,9 +396,7 @@ mod tests {
         while extra.len() < 20_000 {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let len = 2 + (x >> 60) as usize;
-            let piece: Vec<u8> = (0..len)
-                .map(|k| b"abcdefgh\xe4\xff"[((x >> (4 * k % 64)) % 10) as usize])
-                .collect();
+            let piece: Vec<u8> = (0..len).map(|k| b"abcdefgh\xe4\xff"[((x >> (4 * k % 64)) % 10) as usize]).collect();
             if seen.insert(piece.clone()) {
                 extra.push((piece, 1));
             }

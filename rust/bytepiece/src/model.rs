@@ -107,12 +107,7 @@ impl Level {
             bucket_bits = bucket_bits.max(bits.saturating_sub(32));
         }
         let slots = if narrow { Slots::Narrow(vec![0; n]) } else { Slots::Wide(vec![(0, 0); n]) };
-        Ok(Level {
-            bits,
-            shift: bits - bucket_bits,
-            offsets: vec![0; (1usize << bucket_bits) + 1],
-            slots,
-        })
+        Ok(Level { bits, shift: bits - bucket_bits, offsets: vec![0; (1usize << bucket_bits) + 1], slots })
     }
 
     /// The bucket and the rest of the hash of `key`.
@@ -251,7 +246,8 @@ fn count_index(count: u64, large: &[u64]) -> u32 {
     if count < DENSE {
         count as u32
     } else {
-        DENSE as u32 + large.binary_search(&count).unwrap_or_else(|_| unreachable!("every large count was collected")) as u32
+        DENSE as u32
+            + large.binary_search(&count).unwrap_or_else(|_| unreachable!("every large count was collected")) as u32
     }
 }
 
@@ -413,7 +409,9 @@ impl NgramModel {
     /// [`crate::ngram::NgramCounts::table_of`] with a `min_count`); see [`NgramModel::build`].
     pub fn from_table(table: NgramTable, ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>) -> Result<NgramModel> {
         if table.min_count() == 0 {
-            return Err(Error::InvalidArgument("the n-gram model is built from a pruned table (prune it by min_count first)".into()));
+            return Err(Error::InvalidArgument(
+                "the n-gram model is built from a pruned table (prune it by min_count first)".into(),
+            ));
         }
         let (fingerprint, positions) = (table.fingerprint(), table.positions());
         let lists = table.into_entries();
@@ -473,7 +471,9 @@ impl NgramModel {
         raw[0] = self.byte_logs[usize::from(text[i])];
         match &self.levels {
             Levels::Hashed(tables) => self.walk_left(text, i, raw, |j, key| tables[j].get(key).map(f64::from_bits)),
-            Levels::Compact(levels) => self.walk_left(text, i, raw, |j, key| levels[j].get(key).map(|x| self.logs[x as usize])),
+            Levels::Compact(levels) => {
+                self.walk_left(text, i, raw, |j, key| levels[j].get(key).map(|x| self.logs[x as usize]))
+            }
         }
     }
 
@@ -564,7 +564,8 @@ mod tests {
         // every length, a narrow and (at 7 and 8 bytes) a wide level, keys 0 and all-ones
         for len in 1..=8usize {
             let mask = u64::MAX >> (64 - 8 * len);
-            let mut keys: Vec<u64> = (0..3000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask).chain([0, mask]).collect();
+            let mut keys: Vec<u64> =
+                (0..3000u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & mask).chain([0, mask]).collect();
             keys.sort_unstable();
             keys.dedup();
             let list: Vec<(u64, u64)> = keys.iter().map(|&k| (k, (k % 100_000) + 1)).collect();
@@ -608,7 +609,8 @@ mod tests {
 
     #[test]
     fn scores_are_log_count_minus_log_prefix_count() {
-        let lists: Vec<Vec<(u64, u64)>> = vec![vec![(b'a' as u64, 3), (b'b' as u64, 200_000)], vec![(0x6162, 2)], vec![]];
+        let lists: Vec<Vec<(u64, u64)>> =
+            vec![vec![(b'a' as u64, 3), (b'b' as u64, 200_000)], vec![(0x6162, 2)], vec![]];
         let refs: Vec<&dyn SortedCounts> = lists.iter().map(|l| l as &dyn SortedCounts).collect();
         let m = NgramModel::build(&refs, 200_003, 7, None, &ln).unwrap();
         let positions = (200_003.0f64 + 254.0).ln();

@@ -34,24 +34,16 @@ pub fn parse(json: &[u8], origin: &str) -> Result<Vocab> {
         origin: origin.to_string(),
         message: format!("not a BytePiece model: {e}"),
     })?;
-    let entries = raw
-        .0
-        .into_iter()
-        .map(|(key, value)| decode_entry(&key, value, origin))
-        .collect::<Result<Vec<_>>>()?;
+    let entries =
+        raw.0.into_iter().map(|(key, value)| decode_entry(&key, value, origin)).collect::<Result<Vec<_>>>()?;
     Vocab::from_entries(entries, origin)
 }
 
 /// Turns one `"base64": [id, text, count]` (or `[id, text, "special", 0]`) item into an
 /// [`Entry`]; `text` is not used, as it is derived from the piece.
 fn decode_entry(key: &str, value: RawValue, origin: &str) -> Result<Entry> {
-    let invalid = |message: String| Error::InvalidModel {
-        origin: origin.to_string(),
-        message,
-    };
-    let piece = BASE64
-        .decode(key)
-        .map_err(|e| invalid(format!("key {key:?} is not valid base64 ({e})")))?;
+    let invalid = |message: String| Error::InvalidModel { origin: origin.to_string(), message };
+    let piece = BASE64.decode(key).map_err(|e| invalid(format!("key {key:?} is not valid base64 ({e})")))?;
     let id = value
         .id
         .as_u64()
@@ -60,17 +52,12 @@ fn decode_entry(key: &str, value: RawValue, origin: &str) -> Result<Entry> {
     if value.special {
         return match (count, String::from_utf8(piece)) {
             (Some(0), Ok(text)) => Ok(Entry::special(&text, id)),
-            _ => Err(invalid(format!(
-                "key {key:?}: a special token must be UTF-8 text with count 0"
-            ))),
+            _ => Err(invalid(format!("key {key:?}: a special token must be UTF-8 text with count 0"))),
         };
     }
     match count {
         Some(c) if c > 0 => Ok(Entry::piece(piece, id, c)),
-        _ => Err(invalid(format!(
-            "key {key:?}: count {} is not a positive integer",
-            value.count
-        ))),
+        _ => Err(invalid(format!("key {key:?}: count {} is not a positive integer", value.count))),
     }
 }
 
@@ -99,9 +86,7 @@ impl<'de> serde::Deserialize<'de> for RawValue {
                 let third: serde_json::Value = seq.next_element()?.ok_or_else(missing)?;
                 let (count, special) = match third {
                     serde_json::Value::Number(n) => (n, false),
-                    serde_json::Value::String(s) if s == SPECIAL => {
-                        (seq.next_element()?.ok_or_else(missing)?, true)
-                    }
+                    serde_json::Value::String(s) if s == SPECIAL => (seq.next_element()?.ok_or_else(missing)?, true),
                     other => return Err(de::Error::custom(format!("unexpected {other}"))),
                 };
                 if seq.next_element::<IgnoredAny>()?.is_some() {
@@ -199,15 +184,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{}: not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        unique_suffix()
-    ));
+    let name =
+        path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{}: not a file path", path.display())))?;
+    let tmp = dir.join(format!(".{}.tmp-{}-{}", name.to_string_lossy(), std::process::id(), unique_suffix()));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(data)?;

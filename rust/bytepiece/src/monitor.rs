@@ -63,46 +63,24 @@ mod tests {
             Ok(())
         }
         fn stage(&self, name: &str, total: Option<u64>, unit: Unit) {
-            self.0
-                .lock()
-                .unwrap()
-                .push((name.to_string(), total, unit, 0));
+            self.0.lock().unwrap().push((name.to_string(), total, unit, 0));
         }
         fn advance(&self, n: u64) {
-            self.0
-                .lock()
-                .unwrap()
-                .last_mut()
-                .expect("advance within a stage")
-                .3 += n;
+            self.0.lock().unwrap().last_mut().expect("advance within a stage").3 += n;
         }
     }
 
     #[test]
     fn every_stage_of_a_training_is_labelled_and_ends_at_its_total() {
         // real text with many pieces: the lines of some of this crate's sources
-        let sources = [
-            include_str!("encoder.rs"),
-            include_str!("matcher.rs"),
-            include_str!("vocab.rs"),
-        ];
-        let refs: Vec<&str> = sources
-            .iter()
-            .flat_map(|s| s.split_inclusive('\n'))
-            .collect();
+        let sources = [include_str!("encoder.rs"), include_str!("matcher.rs"), include_str!("vocab.rs")];
+        let refs: Vec<&str> = sources.iter().flat_map(|s| s.split_inclusive('\n')).collect();
         // without a memory bound, and with one (the pieces dropped first are then spilled)
         for max_memory_mb in [None, Some(crate::trainer::MIN_MEMORY_MB)] {
-            let config = TrainerConfig {
-                order: 4,
-                max_vocab_sizes: vec![400, 300],
-                max_memory_mb,
-                ..Default::default()
-            };
+            let config =
+                TrainerConfig { order: 4, max_vocab_sizes: vec![400, 300], max_memory_mb, ..Default::default() };
             let recorder = Recorder::default();
-            Trainer::new(config, &ln, &recorder)
-                .unwrap()
-                .train(&refs)
-                .unwrap();
+            Trainer::new(config, &ln, &recorder).unwrap().train(&refs).unwrap();
             check_stages(recorder.0.into_inner().unwrap(), bytes_of(&refs));
         }
     }
@@ -110,10 +88,7 @@ mod tests {
     /// The stages of a training on `bytes` of text with sizes 400 and 300.
     fn check_stages(stages: Vec<Record>, bytes: u64) {
         assert_eq!(
-            stages[..4]
-                .iter()
-                .map(|s| (s.0.as_str(), s.1, s.2))
-                .collect::<Vec<_>>(),
+            stages[..4].iter().map(|s| (s.0.as_str(), s.1, s.2)).collect::<Vec<_>>(),
             [
                 ("Count Ngrams", Some(bytes), Unit::Bytes),
                 ("Prune Ngrams", None, Unit::Items),
@@ -130,10 +105,7 @@ mod tests {
             .iter()
             .position(|&n| n == "Prune Pieces: size 400")
             .unwrap_or_else(|| panic!("the largest size is cut: {stages:?}"));
-        assert!(names[..size]
-            .iter()
-            .enumerate()
-            .all(|(i, n)| *n == format!("Prune Pieces: wasted round {}", i + 1)));
+        assert!(names[..size].iter().enumerate().all(|(i, n)| *n == format!("Prune Pieces: wasted round {}", i + 1)));
         assert_eq!(names[size + 1], "Prune Pieces: size 400, wasted round 1");
     }
 }

@@ -198,9 +198,8 @@ impl NgramCounts {
             Budget::Bytes { scratch, min_count, .. } => (scratch.clone(), Some(*min_count)),
             Budget::Entries(_) => (shared_temp_scratch(), None),
         };
-        let mut writers = (1..=self.order)
-            .map(|j| RunWriter::create(&scratch, &format!("ngrams{j}")))
-            .collect::<Result<Vec<_>>>()?;
+        let mut writers =
+            (1..=self.order).map(|j| RunWriter::create(&scratch, &format!("ngrams{j}"))).collect::<Result<Vec<_>>>()?;
         let mut kept = min_count.map(KeptCounts::new);
         Completion::of_tables(&mut self.tables, true, &mut |j, k, c| {
             if let (Some(kept), true) = (kept.as_mut(), j > 0) {
@@ -328,7 +327,12 @@ impl NgramCounts {
 /// Fails with a message naming what would fit when the n-grams that `kept` counts make a model
 /// larger than `budget` bytes (`exact`: they are all the counts, else a lower bound from part of
 /// the corpus); `memory_mb_for(bytes)` is the `max_memory_mb` that leaves a model that many bytes.
-pub fn check_model_fits(kept: &KeptCounts, budget: usize, exact: bool, memory_mb_for: &dyn Fn(usize) -> usize) -> Result<()> {
+pub fn check_model_fits(
+    kept: &KeptCounts,
+    budget: usize,
+    exact: bool,
+    memory_mb_for: &dyn Fn(usize) -> usize,
+) -> Result<()> {
     let need = model_bytes(kept.kept() as usize);
     if need <= budget {
         return Ok(());
@@ -388,7 +392,11 @@ struct Completion<'a, 's> {
 impl Completion<'_, '_> {
     /// Completes the windows of `tables` (`tables[j]`: of `j + 1` bytes) and empties them,
     /// keeping their memory if `keep`.
-    fn of_tables(tables: &mut Vec<KeyTable>, keep: bool, sink: &mut dyn FnMut(usize, u64, u64) -> Result<()>) -> Result<()> {
+    fn of_tables(
+        tables: &mut Vec<KeyTable>,
+        keep: bool,
+        sink: &mut dyn FnMut(usize, u64, u64) -> Result<()>,
+    ) -> Result<()> {
         let sorted: Vec<SortedEntries> = std::mem::take(tables).into_iter().map(KeyTable::into_sorted).collect();
         let order = sorted.len();
         let mut c = Completion {
@@ -458,9 +466,7 @@ fn check_order(order: usize) -> Result<()> {
     if (1..=MAX_ORDER).contains(&order) {
         Ok(())
     } else {
-        Err(Error::InvalidArgument(format!(
-            "order must be between 1 and {MAX_ORDER}, got {order}"
-        )))
+        Err(Error::InvalidArgument(format!("order must be between 1 and {MAX_ORDER}, got {order}")))
     }
 }
 
@@ -578,7 +584,8 @@ mod tests {
         assert_eq!(scores(&from_runs, &want), scores(&model, &want));
         // too small a budget for the model: a clear error, naming what would fit
         let bounded = fill(vec![NgramCounts::with_memory(4, 20_000, scratch.clone(), 3).unwrap()]);
-        let err = NgramCounts::model_of(bounded, &scratch, 0, 3, model_bytes(10), &|b| b >> 10, &ln).unwrap_err().to_string();
+        let err =
+            NgramCounts::model_of(bounded, &scratch, 0, 3, model_bytes(10), &|b| b >> 10, &ln).unwrap_err().to_string();
         let need = model_bytes(from_runs.sizes()[1..].iter().sum());
         let want = format!("raise max_memory_mb to {}, or min_count to ", need >> 10);
         assert!(err.starts_with("the n-gram model needs ") && err.contains(&want), "{err}");

@@ -96,10 +96,7 @@ pub const TRAIN_MAX_NEWLINES: usize = 100;
 /// decimal digit): runs of other characters are cut every 10,000 characters, a run's last piece
 /// takes up to 100 of the newlines after it, and with `isolate_digits` every digit is a chunk.
 pub fn split_for_training(text: &str, isolate_digits: bool) -> TrainChunks<'_> {
-    TrainChunks {
-        rest: text,
-        isolate_digits,
-    }
+    TrainChunks { rest: text, isolate_digits }
 }
 
 /// Iterator over the chunks of [`split_for_training`].
@@ -128,11 +125,8 @@ impl<'a> Iterator for TrainChunks<'a> {
                 end = i + c.len_utf8();
             }
             if rest.as_bytes().get(end) == Some(&b'\n') {
-                let newlines = rest.as_bytes()[end..]
-                    .iter()
-                    .take(TRAIN_MAX_NEWLINES)
-                    .take_while(|&&b| b == b'\n')
-                    .count();
+                let newlines =
+                    rest.as_bytes()[end..].iter().take(TRAIN_MAX_NEWLINES).take_while(|&&b| b == b'\n').count();
                 end + newlines
             } else {
                 end
@@ -162,9 +156,7 @@ mod tests {
     use super::*;
 
     fn chunks(text: &str) -> Vec<&str> {
-        split_lines(text.as_bytes())
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect()
+        split_lines(text.as_bytes()).map(|c| std::str::from_utf8(c).unwrap()).collect()
     }
 
     #[test]
@@ -193,9 +185,7 @@ mod tests {
     }
 
     fn train_chunks(text: &str, isolate: bool) -> Vec<String> {
-        split_for_training(text, isolate)
-            .map(|c| String::from_utf8(c.to_vec()).unwrap())
-            .collect()
+        split_for_training(text, isolate).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect()
     }
 
     #[test]

@@ -39,31 +39,22 @@ impl<'a> Alignment<'a> {
     /// The NFC form of `text`, positions counted in characters (Unicode code points).
     pub fn of_str(text: &'a str) -> Alignment<'a> {
         let (normalized, runs) = match nfc(text) {
-            Cow::Borrowed(_) => (
-                Cow::Borrowed(text.as_bytes()),
-                vec![identity(0, 0), sentinel(text.len(), text.chars().count())],
-            ),
+            Cow::Borrowed(_) => {
+                (Cow::Borrowed(text.as_bytes()), vec![identity(0, 0), sentinel(text.len(), text.chars().count())])
+            }
             Cow::Owned(normalized) => {
                 let mut runs = changed_runs(text);
                 if runs.last().map(|r| r.norm_start) != Some(normalized.len()) {
                     // not expected from the Unicode rules; stay correct, if coarse
                     runs = vec![
-                        Run {
-                            norm_start: 0,
-                            char_start: 0,
-                            changed: true,
-                        },
+                        Run { norm_start: 0, char_start: 0, changed: true },
                         sentinel(normalized.len(), text.chars().count()),
                     ];
                 }
                 (Cow::Owned(normalized.into_bytes()), runs)
             }
         };
-        Alignment {
-            normalized,
-            runs,
-            bytes: false,
-        }
+        Alignment { normalized, runs, bytes: false }
     }
 
     /// Raw bytes, not normalised; positions counted in bytes.
@@ -102,11 +93,7 @@ impl<'a> Alignment<'a> {
 }
 
 fn identity(norm_start: usize, char_start: usize) -> Run {
-    Run {
-        norm_start,
-        char_start,
-        changed: false,
-    }
+    Run { norm_start, char_start, changed: false }
 }
 
 fn sentinel(norm_len: usize, chars: usize) -> Run {
@@ -127,8 +114,7 @@ fn is_stable(c: char) -> bool {
             unicode_normalization::char::decompose_canonical(c, |d| {
                 first.get_or_insert(d);
             });
-            starter(c)
-                && first.is_some_and(|d| starter(d) && is_nfc_quick(std::iter::once(d)) != IsNormalized::Maybe)
+            starter(c) && first.is_some_and(|d| starter(d) && is_nfc_quick(std::iter::once(d)) != IsNormalized::Maybe)
         }
     }
 }
@@ -145,11 +131,7 @@ fn changed_runs(text: &str) -> Vec<Run> {
         let changed = composed != segment;
         let extends = runs.last().is_some_and(|r| !r.changed && !changed);
         if !extends {
-            runs.push(Run {
-                norm_start: *norm_len,
-                char_start: *chars,
-                changed,
-            });
+            runs.push(Run { norm_start: *norm_len, char_start: *chars, changed });
         }
         *norm_len += composed.len();
         *chars += seg_chars;
@@ -181,12 +163,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn new(alignment: &'a Alignment<'a>) -> Cursor<'a> {
-        Cursor {
-            alignment,
-            run: 0,
-            pos: 0,
-            chars: 0,
-        }
+        Cursor { alignment, run: 0, pos: 0, chars: 0 }
     }
 
     /// The original span `(start, end)` of the unit holding normalised byte `at`; positions
@@ -262,12 +239,12 @@ mod tests {
     #[test]
     fn segments_normalise_independently() {
         let samples = [
-            "\u{1100}\u{1161}\u{11A8}",     // Hangul jamo compose into one syllable
+            "\u{1100}\u{1161}\u{11A8}", // Hangul jamo compose into one syllable
             "A\u{30A}\u{301}e\u{301}\u{301}",
             "\u{FB2C}\u{5B4}",             // Hebrew presentation form, excluded from composition
             "ﬁ\u{0344}\u{0F73}x",          // compatibility char, decomposing marks
-            "\u{3099}a\u{3099}か\u{3099}",   // leading mark, kana voicing
-            "z\u{31E}\u{31E}\u{F73}",       // found by fuzzing: U+0F73's marks reorder before U+031E
+            "\u{3099}a\u{3099}か\u{3099}", // leading mark, kana voicing
+            "z\u{31E}\u{31E}\u{F73}",      // found by fuzzing: U+0F73's marks reorder before U+031E
         ];
         for s in samples {
             let a = Alignment::of_str(s);
@@ -286,8 +263,8 @@ mod tests {
     fn every_segment_start_normalises_on_its_own() {
         // what comes before a segment start never composes with it or reorders around it
         let before = [
-            "e", "\u{1100}", "\u{AC00}", "e\u{301}", "\u{0B47}", "\u{0DD9}", "\u{1025}",
-            "z\u{31E}", "z\u{345}", "z\u{F71}", "\u{301}", "z\u{5B0}",
+            "e", "\u{1100}", "\u{AC00}", "e\u{301}", "\u{0B47}", "\u{0DD9}", "\u{1025}", "z\u{31E}", "z\u{345}",
+            "z\u{F71}", "\u{301}", "z\u{5B0}",
         ];
         for c in (0..=0x10FFFFu32).filter_map(char::from_u32).filter(|&c| is_stable(c)) {
             for b in before {

@@ -10,11 +10,7 @@ use crate::error::{Error, Result};
 /// Runs `f` on a pool of `threads` threads (`None`: one per available core).
 pub fn run_with_threads<R: Send>(threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R> {
     let threads = match threads {
-        Some(0) => {
-            return Err(Error::InvalidArgument(
-                "the number of threads must be at least 1".into(),
-            ))
-        }
+        Some(0) => return Err(Error::InvalidArgument("the number of threads must be at least 1".into())),
         Some(n) => n,
         None => default_threads(),
     };
@@ -32,10 +28,7 @@ struct Pools {
     by_threads: BTreeMap<usize, Arc<ThreadPool>>,
 }
 
-static POOLS: Mutex<Pools> = Mutex::new(Pools {
-    pid: 0,
-    by_threads: BTreeMap::new(),
-});
+static POOLS: Mutex<Pools> = Mutex::new(Pools { pid: 0, by_threads: BTreeMap::new() });
 
 fn lock_pools() -> MutexGuard<'static, Pools> {
     POOLS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

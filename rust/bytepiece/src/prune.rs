@@ -69,7 +69,11 @@ impl PieceCounter {
     fn spill(&mut self) -> Result<()> {
         let scratch = match &self.limit {
             Some((_, scratch)) => scratch.clone(),
-            None => return Err(Error::InvalidArgument("a piece counter without a memory limit has no place to spill".into())),
+            None => {
+                return Err(Error::InvalidArgument(
+                    "a piece counter without a memory limit has no place to spill".into(),
+                ))
+            }
         };
         // a short key read big-endian sorts as its piece: bytes first, then the length
         let mut short: Vec<([u64; 2], u64)> = self
@@ -142,7 +146,9 @@ impl PieceCounter {
     /// part is sorted on its own thread, then the parts are merged in one sequential pass.
     pub fn table_of(parts: Vec<PieceCounter>, tag: u64) -> Result<PieceTable> {
         if parts.iter().any(|p| !p.runs.is_empty()) {
-            return Err(Error::InvalidArgument("spilled piece counts are merged by prune_runs, not into a table".into()));
+            return Err(Error::InvalidArgument(
+                "spilled piece counts are merged by prune_runs, not into a table".into(),
+            ));
         }
         let sorted: Vec<_> = parts
             .into_par_iter()
@@ -324,8 +330,12 @@ fn prune_partitioned(
         if keep.len() > size - NUM_RESERVED as usize {
             let mut ranked: Vec<(Vec<u8>, u64)> = keep.into_iter().collect();
             ranked.sort_unstable_by(|(pa, ca), (pb, cb)| {
-                (pa.len() > 1, std::cmp::Reverse(*ca), std::cmp::Reverse(pa.len()), pa)
-                    .cmp(&(pb.len() > 1, std::cmp::Reverse(*cb), std::cmp::Reverse(pb.len()), pb))
+                (pa.len() > 1, std::cmp::Reverse(*ca), std::cmp::Reverse(pa.len()), pa).cmp(&(
+                    pb.len() > 1,
+                    std::cmp::Reverse(*cb),
+                    std::cmp::Reverse(pb.len()),
+                    pb,
+                ))
             });
             let dropped = ranked.split_off(size - NUM_RESERVED as usize);
             keep = ranked.into_iter().collect();
@@ -439,14 +449,7 @@ impl Splitter {
             })
             .transpose()?
             .unwrap_or_else(|| vec![0u64; n]);
-        Ok(self
-            .vocab
-            .pieces()
-            .iter()
-            .zip(counts)
-            .filter(|&(_, c)| c > 0)
-            .map(|(p, c)| (p.to_vec(), c))
-            .collect())
+        Ok(self.vocab.pieces().iter().zip(counts).filter(|&(_, c)| c > 0).map(|(p, c)| (p.to_vec(), c)).collect())
     }
 }
 
@@ -460,9 +463,12 @@ pub fn vocab_of(pieces: &PieceCounts, specials: &[String], origin: &str) -> Resu
         .iter()
         .enumerate()
         .map(|(i, s)| Entry::special(s, i as u64 + first))
-        .chain(sorted.into_iter().enumerate().map(|(i, (p, &c))| {
-            Entry::piece(p.clone(), (specials.len() + i) as u64 + first, c)
-        }))
+        .chain(
+            sorted
+                .into_iter()
+                .enumerate()
+                .map(|(i, (p, &c))| Entry::piece(p.clone(), (specials.len() + i) as u64 + first, c)),
+        )
         .collect();
     Vocab::from_entries(entries, origin)
 }
@@ -507,8 +513,10 @@ mod tests {
         pieces.add_count(b"ab", 50);
         pieces.add_count(b"abc", 1); // rare: split into ab + c
         pieces.add_count(b"abababab", 10); // too long: split into ab x4
-        let config = PruneConfig { max_piece_length: 4, min_count: 2, max_vocab_sizes: vec![1000], special_tokens: vec![] };
-        let out = prune_pieces(PieceCounter::table_of(vec![pieces], 0).unwrap(), &config, &ln, &crate::monitor::Silent).unwrap();
+        let config =
+            PruneConfig { max_piece_length: 4, min_count: 2, max_vocab_sizes: vec![1000], special_tokens: vec![] };
+        let out = prune_pieces(PieceCounter::table_of(vec![pieces], 0).unwrap(), &config, &ln, &crate::monitor::Silent)
+            .unwrap();
         assert_eq!(out.len(), 1);
         let v = &out[0];
         assert_eq!(v[&b"ab".to_vec()], 50 + 1 + 40);
@@ -551,10 +559,22 @@ mod tests {
         for (i, p) in [b"xa", b"xb", b"xc", b"xd"].iter().enumerate() {
             pieces.add_count(*p, 100 * (i as u64 + 1));
         }
-        let config = PruneConfig { max_piece_length: 36, min_count: 2, max_vocab_sizes: vec![260, 1000, 261], special_tokens: vec![] };
-        let out = prune_pieces(PieceCounter::table_of(vec![pieces], 0).unwrap(), &config, &ln, &crate::monitor::Silent).unwrap();
+        let config = PruneConfig {
+            max_piece_length: 36,
+            min_count: 2,
+            max_vocab_sizes: vec![260, 1000, 261],
+            special_tokens: vec![],
+        };
+        let out = prune_pieces(PieceCounter::table_of(vec![pieces], 0).unwrap(), &config, &ln, &crate::monitor::Silent)
+            .unwrap();
         assert_eq!(out.iter().map(|v| v.len()).collect::<Vec<_>>(), [260, 258, 257]);
         assert!(out[2].contains_key(b"xd".as_slice()));
-        assert!(prune_pieces(PieceTable::default(), &PruneConfig { max_vocab_sizes: vec![100], ..config }, &ln, &crate::monitor::Silent).is_err());
+        assert!(prune_pieces(
+            PieceTable::default(),
+            &PruneConfig { max_vocab_sizes: vec![100], ..config },
+            &ln,
+            &crate::monitor::Silent
+        )
+        .is_err());
     }
 }

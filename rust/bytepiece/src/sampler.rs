@@ -81,10 +81,7 @@ pub struct SeedSequence {
 impl SeedSequence {
     /// A sequence starting from `seed`.
     pub fn new(seed: u64) -> SeedSequence {
-        SeedSequence {
-            seed: AtomicU64::new(seed),
-            calls: AtomicU64::new(0),
-        }
+        SeedSequence { seed: AtomicU64::new(seed), calls: AtomicU64::new(0) }
     }
 
     /// A sequence seeded from the clock and the process id (for `seed=None`).

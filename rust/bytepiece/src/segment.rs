@@ -13,7 +13,6 @@ use crate::ngram::MAX_ORDER;
 
 const NEG_INF: f64 = f64::NEG_INFINITY;
 
-
 /// Reusable buffers for [`segment`].
 #[derive(Debug, Default)]
 pub struct Workspace {

@@ -150,7 +150,9 @@ pub(crate) fn merge_sorted<K: Ord>(a: Vec<(K, u64)>, b: Vec<(K, u64)>) -> Result
                     let (k, c) = a.next().unwrap_or_else(|| unreachable!());
                     let (_, d) = b.next().unwrap_or_else(|| unreachable!());
                     let sum = c.checked_add(d).ok_or_else(|| {
-                        Error::InvalidArgument("the tables' counts sum past 2^64 - 1: they cannot be real counts".into())
+                        Error::InvalidArgument(
+                            "the tables' counts sum past 2^64 - 1: they cannot be real counts".into(),
+                        )
                     })?;
                     Some((k, sum))
                 }
@@ -271,7 +273,13 @@ impl NgramTable {
     /// A table of n-grams up to `order` bytes with `positions` byte positions counted, from
     /// `entries[j - 1]`, the n-grams of `j` bytes sorted by increasing key (checked), pruned by
     /// `min_count` (0: not pruned), made with the parameters fingerprinted by `tag`.
-    pub fn new(order: usize, tag: u64, min_count: u64, positions: u64, entries: Vec<Vec<(u64, u64)>>) -> Result<NgramTable> {
+    pub fn new(
+        order: usize,
+        tag: u64,
+        min_count: u64,
+        positions: u64,
+        entries: Vec<Vec<(u64, u64)>>,
+    ) -> Result<NgramTable> {
         let table = NgramTable { order, tag, min_count, positions, entries };
         table.check("n-gram table")?;
         Ok(table)
@@ -360,9 +368,12 @@ impl NgramTable {
             )));
         }
         if self.min_count != 0 || other.min_count != 0 {
-            return Err(Error::InvalidArgument("cannot merge pruned n-gram tables: merge the counts, then prune".into()));
+            return Err(Error::InvalidArgument(
+                "cannot merge pruned n-gram tables: merge the counts, then prune".into(),
+            ));
         }
-        let entries = self.entries.into_iter().zip(other.entries).map(|(a, b)| merge_sorted(a, b)).collect::<Result<_>>()?;
+        let entries =
+            self.entries.into_iter().zip(other.entries).map(|(a, b)| merge_sorted(a, b)).collect::<Result<_>>()?;
         let positions = self.positions.checked_add(other.positions).ok_or_else(|| {
             Error::InvalidArgument("the tables' positions sum past 2^64 - 1: they cannot be real counts".into())
         })?;
@@ -373,7 +384,10 @@ impl NgramTable {
     /// least 1).
     pub fn pruned(mut self, min_count: u64) -> Result<NgramTable> {
         if self.min_count != 0 {
-            return Err(Error::InvalidArgument(format!("the n-gram table is already pruned (min_count {})", self.min_count)));
+            return Err(Error::InvalidArgument(format!(
+                "the n-gram table is already pruned (min_count {})",
+                self.min_count
+            )));
         }
         let min_count = min_count.max(1);
         for (j, list) in self.entries.iter_mut().enumerate() {
@@ -386,7 +400,15 @@ impl NgramTable {
     /// The table serialised (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
         let n = self.len();
-        let mut out = header(Kind::Ngrams, self.order, self.tag, self.min_count, self.positions, n as u64, 8 * self.order + 16 * n);
+        let mut out = header(
+            Kind::Ngrams,
+            self.order,
+            self.tag,
+            self.min_count,
+            self.positions,
+            n as u64,
+            8 * self.order + 16 * n,
+        );
         for list in &self.entries {
             out.extend_from_slice(&(list.len() as u64).to_le_bytes());
         }
@@ -607,7 +629,8 @@ mod tests {
 
     #[test]
     fn piece_tables_round_trip_and_merge() {
-        let a = PieceTable::new(1, vec![(b"xy".to_vec(), 2), (b"".to_vec(), 1), (b"xy".to_vec(), 3), (vec![0xff; 40], 1)]);
+        let a =
+            PieceTable::new(1, vec![(b"xy".to_vec(), 2), (b"".to_vec(), 1), (b"xy".to_vec(), 3), (vec![0xff; 40], 1)]);
         assert_eq!(a.entries(), [(b"".to_vec(), 1), (b"xy".to_vec(), 5), (vec![0xff; 40], 1)]);
         let b = PieceTable::new(1, vec![(b"x".to_vec(), 2), (b"xy".to_vec(), 1)]);
         let m = a.clone().merge(b.clone()).unwrap();

@@ -167,15 +167,17 @@ impl<'a> Trainer<'a> {
         let slots = PerThread::<()>::slots();
         let order = self.config.order;
         // the order was validated
-        PerThread::new(|| match self.shares() {
-            Some(shares) => {
-                let bytes = (shares.counts / slots).min((self.config.count_memory_mb << 20) / slots);
-                NgramCounts::with_memory(order, bytes, self.scratch.clone(), self.config.min_count)
+        PerThread::new(|| {
+            match self.shares() {
+                Some(shares) => {
+                    let bytes = (shares.counts / slots).min((self.config.count_memory_mb << 20) / slots);
+                    NgramCounts::with_memory(order, bytes, self.scratch.clone(), self.config.min_count)
+                }
+                // about 40 bytes of hash table per entry, with its growth
+                None => NgramCounts::with_budget(order, (self.config.count_memory_mb << 20) / 40 / slots),
             }
-            // about 40 bytes of hash table per entry, with its growth
-            None => NgramCounts::with_budget(order, (self.config.count_memory_mb << 20) / 40 / slots),
-        }
-        .unwrap_or_else(|_| unreachable!()))
+            .unwrap_or_else(|_| unreachable!())
+        })
     }
 
     /// Stage 1: adds the n-grams of `texts` to `counter`, in parallel.
@@ -228,7 +230,9 @@ impl<'a> Trainer<'a> {
     /// ([`Trainer::model_of`]); small enough to broadcast.
     pub fn model_table(&self, merged: NgramTable) -> Result<NgramTable> {
         if merged.tag() != self.ngram_tag() {
-            return Err(Error::InvalidArgument("the n-gram table was counted with other parameters (order, isolate_digits)".into()));
+            return Err(Error::InvalidArgument(
+                "the n-gram table was counted with other parameters (order, isolate_digits)".into(),
+            ));
         }
         merged.pruned(self.config.min_count)
     }
@@ -253,7 +257,15 @@ impl<'a> Trainer<'a> {
         if let Some(shares) = self.shares() {
             let parts = counter.into_inner();
             let ln = |xs: &[f64]| (self.ln)(xs);
-            return NgramCounts::model_of(parts, &self.scratch, tag, min_count, shares.model, &Self::memory_mb_for_model, &ln);
+            return NgramCounts::model_of(
+                parts,
+                &self.scratch,
+                tag,
+                min_count,
+                shares.model,
+                &Self::memory_mb_for_model,
+                &ln,
+            );
         }
         self.model_of(NgramCounts::table_of(counter.into_inner(), tag, min_count)?)
     }
@@ -276,12 +288,13 @@ impl<'a> Trainer<'a> {
     }
 
     /// Stage 3: segments `texts` with the model and adds the pieces to `counter`, in parallel.
-    pub fn count_pieces(&self, model: &NgramModel, counter: &PerThread<(PieceCounter, Workspace)>, texts: &[&str]) -> Result<()> {
-        let TrainerConfig {
-            isolate_digits,
-            ensure_unicode,
-            ..
-        } = self.config;
+    pub fn count_pieces(
+        &self,
+        model: &NgramModel,
+        counter: &PerThread<(PieceCounter, Workspace)>,
+        texts: &[&str],
+    ) -> Result<()> {
+        let TrainerConfig { isolate_digits, ensure_unicode, .. } = self.config;
         texts.par_iter().try_for_each(|text| {
             let text = nfc(text);
             counter.with(|(counts, ws)| {
@@ -356,8 +369,7 @@ fn vocabs_of(pruned: Vec<prune::PieceCounts>, config: &PruneConfig) -> Result<Ve
     pruned.iter().map(|p| prune::vocab_of(p, &config.special_tokens, "trained vocabulary")).collect()
 }
 
-impl Trainer<'_> {
-}
+impl Trainer<'_> {}
 
 /// Accumulators, one per thread of the pool, so that workers add without contention and the
 /// partial results are merged once, at the end.
@@ -368,9 +380,7 @@ pub struct PerThread<T> {
 impl<T: Send> PerThread<T> {
     /// One accumulator per thread of the current pool (and at least one per core).
     pub fn new(init: impl Fn() -> T) -> PerThread<T> {
-        PerThread {
-            slots: (0..Self::slots()).map(|_| Mutex::new(init())).collect(),
-        }
+        PerThread { slots: (0..Self::slots()).map(|_| Mutex::new(init())).collect() }
     }
 
     /// How many accumulators [`PerThread::new`] makes.
@@ -401,11 +411,12 @@ mod tests {
 
     use crate::test_support::ln;
 
-
     #[test]
     fn same_model_for_any_threads_and_batches() {
         let texts: Vec<String> = (0..200)
-            .map(|i| format!("document {i}: the quick brown fox jumps over the lazy dog {}\n中文文本 {}\n", i % 7, i % 3))
+            .map(|i| {
+                format!("document {i}: the quick brown fox jumps over the lazy dog {}\n中文文本 {}\n", i % 7, i % 3)
+            })
             .collect();
         let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
         let config = TrainerConfig { max_vocab_sizes: vec![400, 300], ..Default::default() };
@@ -442,7 +453,8 @@ mod tests {
         let trainer = Trainer::new(config.clone(), &ln, &crate::monitor::Silent).unwrap();
         let want: Vec<String> = trainer.train(&refs).unwrap().iter().map(crate::model_io::to_json).collect();
         // one shard spills its counts to disk
-        let spilling = Trainer::new(TrainerConfig { count_memory_mb: 0, ..config }, &ln, &crate::monitor::Silent).unwrap();
+        let spilling =
+            Trainer::new(TrainerConfig { count_memory_mb: 0, ..config }, &ln, &crate::monitor::Silent).unwrap();
         let shards: Vec<&[&str]> = vec![&refs[..7], &refs[7..100], &refs[100..101], &refs[101..], &[]];
         let ngram_tables: Vec<Vec<u8>> = shards
             .iter()
@@ -454,10 +466,13 @@ mod tests {
                 t.ngram_table(counter).unwrap().to_bytes()
             })
             .collect();
-        let refs_of = |v: &[Vec<u8>], order: &[usize]| -> Vec<Vec<u8>> { order.iter().map(|&i| v[i].clone()).collect() };
+        let refs_of =
+            |v: &[Vec<u8>], order: &[usize]| -> Vec<Vec<u8>> { order.iter().map(|&i| v[i].clone()).collect() };
         let flat = merge_serialised(&ngram_tables.iter().map(Vec::as_slice).collect::<Vec<_>>(), "n").unwrap();
         let left = merge_serialised(&[&ngram_tables[4], &ngram_tables[2]], "n").unwrap();
-        let right = merge_serialised(&refs_of(&ngram_tables, &[3, 0, 1]).iter().map(Vec::as_slice).collect::<Vec<_>>(), "n").unwrap();
+        let right =
+            merge_serialised(&refs_of(&ngram_tables, &[3, 0, 1]).iter().map(Vec::as_slice).collect::<Vec<_>>(), "n")
+                .unwrap();
         assert_eq!(merge_serialised(&[&right, &left], "n").unwrap(), flat);
         let model_bytes = trainer.model_table(NgramTable::from_bytes(&flat, "merged").unwrap()).unwrap().to_bytes();
         let model = trainer.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).unwrap();
@@ -469,7 +484,9 @@ mod tests {
                 trainer.piece_table(&model, counter).unwrap().to_bytes()
             })
             .collect();
-        let a = merge_serialised(&refs_of(&piece_tables, &[2, 4, 0]).iter().map(Vec::as_slice).collect::<Vec<_>>(), "p").unwrap();
+        let a =
+            merge_serialised(&refs_of(&piece_tables, &[2, 4, 0]).iter().map(Vec::as_slice).collect::<Vec<_>>(), "p")
+                .unwrap();
         let b = merge_serialised(&[&piece_tables[3], &piece_tables[1], &a], "p").unwrap();
         let got: Vec<String> = trainer
             .prune(PieceTable::from_bytes(&b, "pieces").unwrap())
@@ -479,10 +496,12 @@ mod tests {
             .collect();
         assert_eq!(got, want);
         // tables of other parameters are refused
-        let other = Trainer::new(TrainerConfig { order: 4, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();
+        let other =
+            Trainer::new(TrainerConfig { order: 4, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();
         assert!(other.model_table(NgramTable::from_bytes(&flat, "merged").unwrap()).is_err());
         assert!(other.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).is_err());
-        let wrong_min = Trainer::new(TrainerConfig { min_count: 3, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();
+        let wrong_min =
+            Trainer::new(TrainerConfig { min_count: 3, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();
         assert!(wrong_min.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).is_err());
     }
 
@@ -501,7 +520,14 @@ mod tests {
     #[test]
     fn a_memory_bound_spills_every_stage_and_changes_nothing() {
         let texts: Vec<String> = (0..400)
-            .map(|i| format!("line {i} of text, with {} words 中文{}\n\nand a second {} paragraph\n", i * 37 % 101, i % 13, i * 7 % 29))
+            .map(|i| {
+                format!(
+                    "line {i} of text, with {} words 中文{}\n\nand a second {} paragraph\n",
+                    i * 37 % 101,
+                    i % 13,
+                    i * 7 % 29
+                )
+            })
             .collect();
         let refs: Vec<&str> = texts.iter().map(|s| s.as_str()).collect();
         let dir = std::env::temp_dir().join(format!("bp-bound-{}", std::process::id()));

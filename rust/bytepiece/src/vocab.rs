@@ -36,22 +36,12 @@ pub struct Entry {
 impl Entry {
     /// An ordinary piece.
     pub fn piece(piece: Vec<u8>, id: u64, count: u64) -> Entry {
-        Entry {
-            piece,
-            id,
-            count,
-            special: false,
-        }
+        Entry { piece, id, count, special: false }
     }
 
     /// A special token.
     pub fn special(text: &str, id: u64) -> Entry {
-        Entry {
-            piece: text.as_bytes().to_vec(),
-            id,
-            count: 0,
-            special: true,
-        }
+        Entry { piece: text.as_bytes().to_vec(), id, count: 0, special: true }
     }
 }
 
@@ -70,10 +60,7 @@ impl Vocab {
     ///
     /// `origin` names where the entries came from (a path, or "model dict") for error messages.
     pub fn from_entries(entries: Vec<Entry>, origin: &str) -> Result<Vocab> {
-        let invalid = |message: String| Error::InvalidModel {
-            origin: origin.to_string(),
-            message,
-        };
+        let invalid = |message: String| Error::InvalidModel { origin: origin.to_string(), message };
         if entries.is_empty() {
             return Err(invalid("the vocabulary is empty".into()));
         }
@@ -99,10 +86,7 @@ impl Vocab {
                     entry.id
                 )));
             }
-            let slot = entry
-                .id
-                .checked_sub(u64::from(NUM_RESERVED))
-                .filter(|&i| i < n as u64);
+            let slot = entry.id.checked_sub(u64::from(NUM_RESERVED)).filter(|&i| i < n as u64);
             let Some(slot) = slot else {
                 out_of_range.get_or_insert((entry.id, entry.piece));
                 continue;
@@ -122,11 +106,7 @@ impl Vocab {
                 "the {n} pieces must have the ids {NUM_RESERVED} to {} (0-2 are reserved), but piece {} has id {id}{}",
                 n as u64 + u64::from(NUM_RESERVED) - 1,
                 show_piece(&piece),
-                if missing.is_empty() {
-                    String::new()
-                } else {
-                    format!(" and id {} is missing", missing.join(", "))
-                }
+                if missing.is_empty() { String::new() } else { format!(" and id {} is missing", missing.join(", ")) }
             )));
         }
         // Every slot is filled: n entries, n slots, no slot filled twice.
@@ -140,17 +120,10 @@ impl Vocab {
                 } else {
                     "piece"
                 };
-                return Err(invalid(format!(
-                    "{what} {} appears twice (ids {first} and {id})",
-                    show_piece(p)
-                )));
+                return Err(invalid(format!("{what} {} appears twice (ids {first} and {id})", show_piece(p))));
             }
         }
-        let vocab = Vocab {
-            pieces,
-            counts,
-            index,
-        };
+        let vocab = Vocab { pieces, counts, index };
         let missing: Vec<String> = (0..=255u8)
             .filter(|b| vocab.id(&[*b]).is_none_or(|id| vocab.is_special(id)))
             .map(|b| format!("0x{b:02x}"))
@@ -204,17 +177,12 @@ impl Vocab {
 
     /// True when `id` is a special token's (never produced by segmentation).
     pub fn is_special(&self, id: u32) -> bool {
-        id.checked_sub(NUM_RESERVED)
-            .and_then(|i| self.counts.get(i as usize))
-            .is_some_and(|&c| c == 0)
+        id.checked_sub(NUM_RESERVED).and_then(|i| self.counts.get(i as usize)).is_some_and(|&c| c == 0)
     }
 
     /// The ids of the special tokens, in id order.
     pub fn special_ids(&self) -> Vec<u32> {
-        (0..self.counts.len() as u32)
-            .filter(|&i| self.counts[i as usize] == 0)
-            .map(|i| i + NUM_RESERVED)
-            .collect()
+        (0..self.counts.len() as u32).filter(|&i| self.counts[i as usize] == 0).map(|i| i + NUM_RESERVED).collect()
     }
 
     /// The entries of this vocabulary, in id order (what [`Vocab::from_entries`] takes back).
@@ -255,11 +223,7 @@ pub(crate) mod tests {
     pub(crate) fn entries_with(extra: &[(&[u8], u64)]) -> Vec<Entry> {
         let mut pieces: Vec<(Vec<u8>, u64)> = (0..=255u8).map(|b| (vec![b], 1)).collect();
         pieces.extend(extra.iter().map(|(p, c)| (p.to_vec(), *c)));
-        pieces
-            .into_iter()
-            .enumerate()
-            .map(|(i, (piece, count))| Entry::piece(piece, i as u64 + 3, count))
-            .collect()
+        pieces.into_iter().enumerate().map(|(i, (piece, count))| Entry::piece(piece, i as u64 + 3, count)).collect()
     }
 
     fn err(entries: Vec<Entry>) -> String {
