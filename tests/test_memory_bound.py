@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from bytepiece_rs import Trainer
 from conftest import SHARED
 

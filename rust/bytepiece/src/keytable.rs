@@ -125,7 +125,25 @@ impl KeyTable {
         if (self.len + additional) * 4 <= self.slots.len() * 3 {
             return;
         }
-        let old = std::mem::replace(self, KeyTable::with_capacity(self.len + additional));
+        self.regrow(KeyTable::with_capacity(self.len + additional));
+    }
+
+    /// Grows to `slots` slots, if more than it has (the old array is freed once the keys are
+    /// moved: both are held meanwhile).
+    pub fn grow_to(&mut self, slots: usize) {
+        if slots > self.slots.len() {
+            self.regrow(KeyTable::with_slots(slots));
+        }
+    }
+
+    /// The number of slots.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Moves every key into `new`, which becomes this table.
+    fn regrow(&mut self, new: KeyTable) {
+        let old = std::mem::replace(self, new);
         self.empty_key = old.empty_key;
         self.len = old.len;
         for (key, value) in old.slots.into_iter().filter(|&(k, _)| k != EMPTY) {

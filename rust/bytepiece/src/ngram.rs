@@ -55,8 +55,8 @@ pub struct NgramCounts {
 enum Budget {
     /// Tables grow as needed while they hold at most this many entries, then spill.
     Entries(usize),
-    /// The tables are made once, filling this many bytes, and spill when full; spilled runs
-    /// go to the scratch folder and are checked against `min_count` as they are written.
+    /// The tables grow within this many bytes, then spill when full; spilled runs go to the
+    /// scratch folder and are checked against `min_count` as they are written.
     Bytes { bytes: usize, scratch: Arc<Scratch>, min_count: u64 },
 }
 
@@ -117,8 +117,8 @@ impl NgramCounts {
         NgramCounts::make(order, Budget::Entries(budget.max(1)))
     }
 
-    /// Empty counts whose tables take `bytes` of memory, made at once, and spill to `scratch`
-    /// when full; [`NgramCounts::least_kept`] tells what the spilled runs say of the model that
+    /// Empty counts whose tables grow to at most `bytes` of memory and spill to `scratch` when
+    /// full; [`NgramCounts::least_kept`] tells what the spilled runs say of the model that
     /// `min_count` will give.
     pub fn with_memory(order: usize, bytes: usize, scratch: Arc<Scratch>, min_count: u64) -> Result<NgramCounts> {
         NgramCounts::make(order, Budget::Bytes { bytes, scratch, min_count })
@@ -126,11 +126,9 @@ impl NgramCounts {
 
     fn make(order: usize, budget: Budget) -> Result<NgramCounts> {
         check_order(order)?;
-        let mut tables = vec![KeyTable::default(); order];
+        let tables = vec![KeyTable::default(); order];
         let mut least_kept = KeptCounts::default();
-        if let Budget::Bytes { bytes, min_count, .. } = &budget {
-            // the windows at the ends of chunks, in the shorter tables, get an eighth
-            tables[order - 1] = KeyTable::with_slots(bytes / 8 * 7 / KeyTable::SLOT_BYTES);
+        if let Budget::Bytes { min_count, .. } = &budget {
             least_kept = KeptCounts::new(*min_count);
         }
         Ok(NgramCounts {
@@ -162,12 +160,31 @@ impl NgramCounts {
         let full_up = match &self.budget {
             Budget::Entries(entries) => self.tables.iter().map(KeyTable::len).sum::<usize>() > *entries,
             Budget::Bytes { bytes, .. } => {
+                // the full windows' table grows (doubling, then to what the budget leaves) while
+                // the old and the new array fit in 7/8 of it; the windows at the ends of chunks,
+                // in the shorter tables, get the rest
+                let full = &mut self.tables[order - 1];
+                if full.room() < n {
+                    let limit = bytes / 8 * 7 / KeyTable::SLOT_BYTES;
+                    let grown = (2 * full.slots()).min(limit.saturating_sub(full.slots()));
+                    if grown * 3 / 4 >= full.len() + n {
+                        full.grow_to(grown);
+                    }
+                }
                 self.tables[order - 1].room() < n
                     || self.tables[..order - 1].iter().map(KeyTable::bytes).sum::<usize>() > bytes / 8
             }
         };
         if full_up && self.tables.iter().any(|t| !t.is_empty()) {
             self.spill()?;
+            if let Budget::Bytes { bytes, .. } = &self.budget {
+                // once empty, the full windows' table takes its whole share: no keys to move
+                let limit = bytes / 8 * 7 / KeyTable::SLOT_BYTES;
+                if self.tables[order - 1].slots() < limit {
+                    self.tables[order - 1] = KeyTable::default();
+                    self.tables[order - 1] = KeyTable::with_slots(limit);
+                }
+            }
         }
         self.positions += n as u64;
         let mask = u64::MAX >> (64 - 8 * order);
@@ -590,6 +607,28 @@ mod tests {
         let want = format!("raise max_memory_mb to {}, or min_count to ", need >> 10);
         assert!(err.starts_with("the n-gram model needs ") && err.contains(&want), "{err}");
         drop(scratch);
+    }
+
+    #[test]
+    fn tables_grow_within_their_memory() {
+        let budget = 1 << 20;
+        let table_bytes = |c: &NgramCounts| c.tables.iter().map(KeyTable::bytes).sum::<usize>();
+        let mut c = NgramCounts::with_memory(4, budget, Arc::new(Scratch::new(None)), 2).unwrap();
+        c.add_chunk(b"a small text").unwrap();
+        assert!(table_bytes(&c) < budget / 100, "a small text takes little memory");
+        let mut x = 1u64;
+        for _ in 0..3000 {
+            let chunk: Vec<u8> = (0..100)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (x >> 56) as u8
+                })
+                .collect();
+            c.add_chunk(&chunk).unwrap();
+            assert!(table_bytes(&c) <= budget, "{} bytes", table_bytes(&c));
+        }
+        assert!(c.spilled());
+        assert!(table_bytes(&c) > budget / 2, "the budget is used before spilling");
     }
 
     #[test]

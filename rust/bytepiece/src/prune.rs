@@ -43,23 +43,30 @@ impl PieceCounter {
 
     /// An empty counter within `bytes` of memory, its runs written to `scratch`.
     pub fn with_memory(bytes: usize, scratch: Arc<Scratch>) -> PieceCounter {
-        // a hash table's bucket takes 25 bytes, at most 7/8 of them full; a spill sorts the
-        // short pieces in a list of 24 bytes each; the long pieces get a tenth
-        let buckets = (bytes / 10 * 9 / (25 + 21)).max(16);
-        let buckets = 1usize << buckets.ilog2();
-        PieceCounter {
-            short: HashMap::with_capacity_and_hasher(buckets / 8 * 7 - 1, Default::default()),
-            limit: Some((bytes, scratch)),
-            ..Default::default()
-        }
+        PieceCounter { limit: Some((bytes, scratch)), ..Default::default() }
     }
 
     /// Makes room for the pieces of a chunk of `len` bytes: with a memory limit, spills the
     /// counts to disk if they might not fit.
+    ///
+    /// The short pieces' hash table takes 25 bytes per bucket, at most 7/8 of them full, and
+    /// doubles when full (both arrays held meanwhile); a spill lists its pieces, 24 bytes each,
+    /// beside it. So a table of `B` buckets may double if `92·B` bytes (the doubled table and its
+    /// list) fit in 9/10 of the limit; the long pieces get the last tenth.
     pub fn make_room(&mut self, len: usize) -> Result<()> {
-        if let Some((bytes, _)) = &self.limit {
-            if self.short.len() + len > self.short.capacity() || self.long_bytes + len > bytes / 10 {
+        if let Some(bytes) = self.limit.as_ref().map(|(bytes, _)| *bytes) {
+            let capacity = self.short.capacity();
+            let buckets = if capacity == 0 { 0 } else { (capacity * 8 / 7 + 1).next_power_of_two() };
+            let grows = self.short.len() + len > capacity;
+            if (grows && 92 * buckets > bytes / 10 * 9) || self.long_bytes + len > bytes / 10 {
                 self.spill()?;
+                // once empty, the table takes its whole share (the list beside it included): no
+                // keys to move
+                let most = 1usize << (bytes / 10 * 9 / 46).max(16).ilog2();
+                if most > buckets {
+                    self.short = HashMap::default();
+                    self.short.reserve(most / 8 * 7 - 1);
+                }
             }
         }
         Ok(())
@@ -506,6 +513,32 @@ mod tests {
     }
 
     use crate::test_support::ln;
+
+    #[test]
+    fn a_piece_counter_grows_within_its_memory_then_spills() {
+        let limit = 4 << 20;
+        let mut c = PieceCounter::with_memory(limit, Arc::new(Scratch::new(None)));
+        c.make_room(10).unwrap();
+        c.add(b"ab");
+        assert!(c.short.capacity() < 100, "a few pieces take little memory");
+        for i in 0..400_000u32 {
+            if i % 100 == 0 {
+                c.make_room(100).unwrap();
+            }
+            c.add(&i.to_le_bytes());
+            // the table (25 bytes a bucket) and the list a spill makes (24 bytes a piece)
+            assert!(c.short.capacity() * 8 / 7 * 25 + c.short.capacity() * 24 <= limit, "{}", c.short.capacity());
+        }
+        assert!(!c.runs.is_empty(), "spilled");
+        let runs = PieceCounter::into_runs(vec![c]).unwrap();
+        let mut n = 0;
+        crate::runs::merge_runs(&runs, |_, c| {
+            n += c;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(n, 400_001);
+    }
 
     #[test]
     fn rare_and_long_pieces_give_their_counts_to_their_parts() {

@@ -116,8 +116,8 @@ fn emissions(model: &NgramModel, chunk: &[u8], i: usize, ensure_unicode: bool, w
     let out = if first { &mut ws.prev } else { &mut ws.cur };
     out.fill(NEG_INF);
     out[0] = ws.raw[0] - model.log_positions();
-    for j in 1..found {
-        out[j] = ws.raw[j] - ws.raw_prev[j - 1];
+    for ((o, &raw), &prefix) in out[1..found].iter_mut().zip(&ws.raw[1..found]).zip(&ws.raw_prev) {
+        *o = raw - prefix;
     }
     if ensure_unicode && (0x80..0xC0).contains(&chunk[i]) {
         out[0] = NEG_INF;
