@@ -128,8 +128,9 @@ SIGTERM_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("how", ["python", "cli"])
-def test_sigterm_stops_the_training_and_removes_its_files(sample_files, tmp_path, how):
+@pytest.mark.parametrize("how, sig", [("python", "SIGTERM"), ("cli", "SIGTERM"), ("cli", "SIGHUP"), ("python", "SIGINT"), ("cli", "SIGINT")])
+def test_a_signal_stops_the_training_and_removes_its_files(sample_files, tmp_path, how, sig):
+    sig = getattr(signal, sig)
     temp = tmp_path / "temp"
     temp.mkdir()
     stdin = subprocess.DEVNULL
@@ -149,14 +150,19 @@ def test_sigterm_stops_the_training_and_removes_its_files(sample_files, tmp_path
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
     assert any(p.is_file() for p in temp.rglob("*")), "the training never spilled"
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     if stdin is not subprocess.DEVNULL:
         stdin.close()
-    if how == "python":
-        assert proc.returncode == 1 and "Terminated: terminated by SIGTERM" in err, err
+    if sig == signal.SIGINT:
+        # Ctrl-C: KeyboardInterrupt (which Python, uncaught, ends by the signal itself), and the
+        # CLI's status for it
+        assert proc.returncode == (-signal.SIGINT if how == "python" else 130), err
+        assert "KeyboardInterrupt" in err if how == "python" else "interrupted" in err, err
+    elif how == "python":
+        assert proc.returncode == 1 and f"Terminated: terminated by {sig.name}" in err, err
     else:
-        assert proc.returncode == 128 + signal.SIGTERM, err
-        assert "terminated by SIGTERM" in err
-        assert not (tmp_path / "m.model").exists()
+        assert proc.returncode == 128 + sig, err
+        assert f"terminated by {sig.name}" in err
+    assert not (tmp_path / "m.model").exists()
     assert list(temp.iterdir()) == [], "temporary files left behind"
