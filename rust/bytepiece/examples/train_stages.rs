@@ -7,8 +7,17 @@ use std::time::Instant;
 use bytepiece::monitor::{Monitor, Unit};
 use bytepiece::{Trainer, TrainerConfig};
 
-/// Prints the time each stage took.
+/// Prints the time each stage took, and the resident memory at its end and the peak so far.
 struct Timer(Mutex<(String, Instant)>);
+
+/// `VmRSS` and `VmHWM` of this process, in MB (0 where /proc is not there).
+fn memory_mb() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).unwrap_or(0) / 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
 
 impl Monitor for Timer {
     fn check(&self) -> bytepiece::Result<()> {
@@ -16,7 +25,8 @@ impl Monitor for Timer {
     }
     fn stage(&self, name: &str, _total: Option<u64>, _unit: Unit) {
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        eprintln!("{:<14} {:7.2} s", s.0, s.1.elapsed().as_secs_f64());
+        let (rss, peak) = memory_mb();
+        eprintln!("{:<14} {:7.2} s  rss {rss} MB, peak {peak} MB", s.0, s.1.elapsed().as_secs_f64());
         *s = (name.to_string(), Instant::now());
     }
 }
