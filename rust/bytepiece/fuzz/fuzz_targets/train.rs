@@ -1,6 +1,6 @@
-//! The trainer on small arbitrary corpora with arbitrary parameters: an error for invalid
-//! parameters, else valid vocabularies (no larger than asked, every byte a piece) whose
-//! encoders round-trip the corpus; never a panic.
+//! The trainer on small arbitrary corpora with arbitrary parameters, with or without a memory
+//! bound: an error for invalid parameters, else valid vocabularies (no larger than asked, every
+//! byte a piece) whose encoders round-trip the corpus; never a panic.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -17,6 +17,8 @@ struct Input {
     min_count: u8,
     isolate_digits: bool,
     ensure_unicode: bool,
+    /// Within a memory bound, with count tables of a few slots: every stage spills to runs.
+    bounded: bool,
     special_tokens: Vec<String>,
     texts: Vec<String>,
 }
@@ -34,7 +36,9 @@ fuzz_target!(|input: Input| {
         isolate_digits: input.isolate_digits,
         ensure_unicode: input.ensure_unicode,
         special_tokens: input.special_tokens.into_iter().take(3).collect(),
-        count_memory_mb: 64,
+        count_memory_mb: if input.bounded { 0 } else { 64 },
+        max_memory_mb: input.bounded.then_some(bytepiece::trainer::MIN_MEMORY_MB),
+        temp_dir: None,
     };
     let Ok(config) = config.validated() else { return };
     let texts: Vec<&str> = input.texts.iter().map(String::as_str).take(64).collect();
