@@ -569,6 +569,41 @@ mod tests {
     }
 
     #[test]
+    fn bounded_and_unbounded_agree_on_arbitrary_small_corpora() {
+        // what the train fuzz target draws: every order, tiny sizes, min_count 0, empty texts,
+        // texts of one repeated byte, multi-byte characters, digits
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let alphabet = ['a', 'b', ' ', '\n', '中', '文', '1', '٣', 'é', '\u{1F600}'];
+        for case in 0..150 {
+            let texts: Vec<String> = (0..next(12))
+                .map(|_| (0..next(40)).map(|_| alphabet[next(alphabet.len() as u64) as usize]).collect())
+                .collect();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let config = TrainerConfig {
+                order: 1 + next(MAX_ORDER as u64) as usize,
+                max_vocab_sizes: vec![259 + next(300) as usize, 259 + next(50) as usize],
+                max_piece_length: 1 + next(12) as usize,
+                min_count: next(4),
+                isolate_digits: next(2) == 0,
+                ensure_unicode: next(2) == 0,
+                ..Default::default()
+            };
+            let train = |config: TrainerConfig| -> Vec<String> {
+                let trainer = Trainer::new(config, &ln, &crate::monitor::Silent).unwrap();
+                trainer.train(&refs).unwrap().iter().map(crate::model_io::to_json).collect()
+            };
+            let bounded = TrainerConfig { max_memory_mb: Some(MIN_MEMORY_MB), count_memory_mb: 0, ..config.clone() };
+            assert_eq!(train(bounded), train(config.clone()), "case {case}: {config:?}, {texts:?}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_parameters() {
         for config in [
             TrainerConfig { order: 0, ..Default::default() },
