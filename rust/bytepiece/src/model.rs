@@ -10,8 +10,8 @@
 //!
 //! The n-grams are held in one of two ways ([`Levels`]):
 //!
-//! - hashed: a [`KeyTable`] from the key to the logarithm, a quarter full: one cache line per
-//!   look-up, the fastest, 64 bytes per n-gram;
+//! - hashed: a [`KeyTable`] from the key to the logarithm, a quarter full (64 bytes per n-gram),
+//!   or fuller, to 3/4, within a memory budget: one cache line per look-up, the fastest;
 //! - compact, when the model must fit a memory budget that the hashed form exceeds: one array
 //!   sorted by bucket, a bucket being the high bits of a bijective hash of the key, with an array
 //!   of bucket offsets; a look-up reads one offset and scans a few slots. A slot holds the rest of
@@ -257,15 +257,16 @@ pub fn model_bytes(ngrams: usize) -> usize {
     ngrams * (8 + 4 * 2 / PER_BUCKET) + (DENSE as usize) * 8
 }
 
-/// The hashed form's table for `n` n-grams: a quarter full (3/8 full was measured 8-15% slower
-/// to segment with, half full 30%).
-fn hashed_table(n: usize) -> KeyTable {
-    KeyTable::with_slots(4 * n + 1)
-}
-
-/// The bytes of memory a model of `ngrams` n-grams of 2 bytes or more takes in its hashed form.
-fn hashed_bytes(ngrams: usize) -> usize {
-    (4 * ngrams + 1) * KeyTable::SLOT_BYTES + (DENSE as usize) * 8
+/// The slots of the hashed form's table of `n` of the model's `ngrams` n-grams (of 2 bytes or
+/// more) within `budget` bytes: a quarter full (3/8 full was measured 8-15% slower to segment
+/// with, half full 30%), or as many as the budget gives them; `None` when that is fewer than
+/// 4/3 of the n-grams (a table at most 3/4 full), so the compact form is needed.
+fn hashed_slots(n: usize, ngrams: usize, budget: Option<usize>) -> Option<usize> {
+    let most = 4 * n + 1;
+    let Some(budget) = budget else { return Some(most) };
+    let slots = budget.saturating_sub(8 * DENSE as usize) / KeyTable::SLOT_BYTES;
+    (slots * 3 / 4 > ngrams)
+        .then(|| ((n as u128 * slots as u128 / ngrams.max(1) as u128) as usize).clamp(n * 4 / 3 + 1, most))
 }
 
 /// See the module documentation.
@@ -315,7 +316,7 @@ impl NgramModel {
             positions += 1;
         }
         let ngrams: usize = lists[1..].iter().map(|l| l.entries()).sum();
-        let compact = budget.is_some_and(|b| hashed_bytes(ngrams) > b);
+        let compact = hashed_slots(ngrams, ngrams, budget).is_none();
         // first pass: bucket sizes and the counts too large to be their own index
         let planned = lists[1..]
             .par_iter()
@@ -364,7 +365,9 @@ impl NgramModel {
             .zip(&lists[1..])
             .map(|((level, _), list)| {
                 let Some(mut level) = level else {
-                    let mut table = hashed_table(list.entries());
+                    let slots =
+                        hashed_slots(list.entries(), ngrams, budget).unwrap_or_else(|| unreachable!("not compact"));
+                    let mut table = KeyTable::with_slots(slots);
                     list.for_each(&mut |k, c| table.add(k, logs[count_index(c, &large) as usize].to_bits()))?;
                     return Ok(Err(table));
                 };
@@ -576,8 +579,10 @@ mod tests {
                     lists[len - 1] = list.clone();
                 }
                 let refs: Vec<&dyn SortedCounts> = lists.iter().map(|l| l as &dyn SortedCounts).collect();
-                // both forms: hashed without a budget, compact within a small one
-                [None, Some(1000)].map(|budget| NgramModel::build(&refs, 1000, 0, budget, &ln).unwrap())
+                // both forms: hashed without a budget, compact within a small one, and hashed
+                // half full within one that gives it 2 slots per n-gram
+                let half = 8 * DENSE as usize + KeyTable::SLOT_BYTES * 2 * list.len();
+                [None, Some(1000), Some(half)].map(|budget| NgramModel::build(&refs, 1000, 0, budget, &ln).unwrap())
             };
             if len == 1 {
                 continue;
@@ -600,6 +605,12 @@ mod tests {
                 }
             }
             assert!(matches!(level[0].levels, Levels::Hashed(_)));
+            match &level[2].levels {
+                Levels::Hashed(t) => {
+                    assert!(t[len - 2].slots() <= 2 * list.len() + 1, "len {len}: {} slots", t[len - 2].slots())
+                }
+                Levels::Compact(_) => panic!("len {len}: compact where a half-full table fits"),
+            }
             match &level[1].levels {
                 Levels::Compact(l) => assert_eq!(matches!(l[len - 2].slots, Slots::Wide(_)), len >= 7, "len {len}"),
                 Levels::Hashed(_) => panic!("len {len}: not compact within the budget"),
@@ -625,6 +636,6 @@ mod tests {
         assert_eq!(m.log_counts_ending_at(b"ab", 1, &mut raw), 2);
         assert_eq!(raw[..2], [200_000f64.ln(), 2f64.ln()]);
         assert_eq!(m.log_counts_ending_at(b"ba", 1, &mut raw), 1);
-        assert!(m.bytes() < hashed_bytes(1) + 4096);
+        assert!(m.bytes() < 64 + 8 * (DENSE as usize + 4096));
     }
 }
