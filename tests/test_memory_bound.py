@@ -50,6 +50,15 @@ def test_a_small_bound_spills_every_stage_and_gives_the_same_models(sample_files
     assert list(tmp_path.iterdir()) == []
 
 
+def test_terminated_is_exported_and_is_a_keyboard_interrupt():
+    import signal as _signal
+
+    import bytepiece_rs
+
+    e = bytepiece_rs.Terminated(_signal.SIGTERM)
+    assert isinstance(e, KeyboardInterrupt) and e.signum == _signal.SIGTERM and "SIGTERM" in str(e)
+
+
 def test_bad_bounds_and_folders_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="max_memory_mb must be at least 64"):
         Trainer(max_memory_mb=10)

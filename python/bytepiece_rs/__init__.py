@@ -10,7 +10,8 @@ model files and the same ids, much faster::
 """
 
 from ._core import UNICODE_VERSION, __version__
+from ._signals import Terminated
 from .tokenizer import DEFAULT_MODEL, Tokenizer
 from .trainer import Trainer, convert_to_bytepiece
 
-__all__ = ["Tokenizer", "Trainer", "convert_to_bytepiece", "DEFAULT_MODEL", "UNICODE_VERSION", "__version__"]
+__all__ = ["Tokenizer", "Trainer", "Terminated", "convert_to_bytepiece", "DEFAULT_MODEL", "UNICODE_VERSION", "__version__"]
