@@ -214,7 +214,7 @@ def run_measured(cmd, log_path, *, env=None, preexec=None, timeout=3 * 3600, pol
     if rec["exit"] != 0 or timed_out or mon.low_memory:
         with open(log_path, "rb") as f:
             tail = f.read()[-3000:].decode("utf-8", "replace")
-        rec["log_tail"] = "\n".join(l for l in re.split(r"[\r\n]", tail) if l.strip())[-1500:]
+        rec["log_tail"] = "\n".join(line for line in re.split(r"[\r\n]", tail) if line.strip())[-1500:]
         rec["error"] = (f"timeout after {timeout:.0f} s" if timed_out else
                         f"killed: less than {min_available_mb} MB of memory left" if mon.low_memory else
                         f"exit {rec['exit']}")

@@ -48,7 +48,7 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import (
+from common import (  # noqa: E402 (bench/ is put on the path first)
     MB,
     evaluate,
     fmt_mb,
@@ -63,7 +63,7 @@ from common import (
     run_training,
     train_job,
 )
-from machine import describe, loadavg, take_capped, version_of, wait_idle
+from machine import describe, loadavg, take_capped, version_of, wait_idle  # noqa: E402
 
 LANGS = ("zh", "en", "code")
 HELD = tuple(f"{lang}/{unit}" for unit in ("line", "doc") for lang in LANGS)

@@ -50,6 +50,22 @@ def test_a_small_bound_spills_every_stage_and_gives_the_same_models(sample_files
     assert list(tmp_path.iterdir()) == []
 
 
+def test_without_a_bound_spilled_counts_go_to_temp_dir_too(sample_files, tmp_path):
+    lines = Path(sample_files[1]).read_text().split("\n")
+    seen = []
+
+    def texts():
+        for i, line in enumerate(lines):
+            if i % 2000 == 1999:
+                seen.extend(p.name for p in tmp_path.rglob("ngrams*"))
+            yield line
+
+    t = Trainer(order=6, max_vocab_size=3000, progress=False, count_memory_mb=1, temp_dir=tmp_path)
+    t.train(texts(), batch_size=500)
+    assert seen, "the n-gram runs were not written under temp_dir"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_terminated_is_exported_and_is_a_keyboard_interrupt():
     import signal as _signal
 

@@ -44,6 +44,8 @@ pub struct NgramCounts {
     tables: Vec<KeyTable>,
     positions: u64,
     budget: Budget,
+    /// Where the runs are written.
+    scratch: Arc<Scratch>,
     /// `runs[j - 1]`: sorted runs of the n-grams of length `j` written to disk.
     runs: Vec<Vec<Run<u64>>>,
     /// What the runs written so far say of the n-gram model (see [`NgramCounts::least_kept`]).
@@ -55,9 +57,17 @@ pub struct NgramCounts {
 enum Budget {
     /// Tables grow as needed while they hold at most this many entries, then spill.
     Entries(usize),
-    /// The tables grow within this many bytes, then spill when full; spilled runs go to the
-    /// scratch folder and are checked against `min_count` as they are written.
-    Bytes { bytes: usize, scratch: Arc<Scratch>, min_count: u64 },
+    /// The tables grow within this many bytes, then spill when full; spilled runs are checked
+    /// against `min_count` as they are written.
+    Bytes { bytes: usize, min_count: u64 },
+}
+
+impl Budget {
+    /// The most slots of the full windows' table within `bytes`: 7/8 of them (the windows at
+    /// the ends of chunks, in the shorter tables, get the rest).
+    fn full_table_slots(bytes: usize) -> usize {
+        bytes / 8 * 7 / KeyTable::SLOT_BYTES
+    }
 }
 
 /// Counts of the n-grams of 2 bytes or more that a `min_count` keeps: how many for each count
@@ -108,23 +118,23 @@ impl KeptCounts {
 impl NgramCounts {
     /// Empty counts for n-grams up to `order` bytes (1 to [`MAX_ORDER`]), with no budget.
     pub fn new(order: usize) -> Result<NgramCounts> {
-        NgramCounts::with_budget(order, usize::MAX)
+        NgramCounts::with_budget(order, usize::MAX, Arc::new(Scratch::new(None)))
     }
 
-    /// Empty counts that spill to the system's temporary folder whenever their tables hold more
-    /// than `budget` entries.
-    pub fn with_budget(order: usize, budget: usize) -> Result<NgramCounts> {
-        NgramCounts::make(order, Budget::Entries(budget.max(1)))
+    /// Empty counts that spill to `scratch` whenever their tables hold more than `budget`
+    /// entries.
+    pub fn with_budget(order: usize, budget: usize, scratch: Arc<Scratch>) -> Result<NgramCounts> {
+        NgramCounts::make(order, Budget::Entries(budget.max(1)), scratch)
     }
 
     /// Empty counts whose tables grow to at most `bytes` of memory and spill to `scratch` when
     /// full; [`NgramCounts::least_kept`] tells what the spilled runs say of the model that
     /// `min_count` will give.
     pub fn with_memory(order: usize, bytes: usize, scratch: Arc<Scratch>, min_count: u64) -> Result<NgramCounts> {
-        NgramCounts::make(order, Budget::Bytes { bytes, scratch, min_count })
+        NgramCounts::make(order, Budget::Bytes { bytes, min_count }, scratch)
     }
 
-    fn make(order: usize, budget: Budget) -> Result<NgramCounts> {
+    fn make(order: usize, budget: Budget, scratch: Arc<Scratch>) -> Result<NgramCounts> {
         check_order(order)?;
         let tables = vec![KeyTable::default(); order];
         let mut least_kept = KeptCounts::default();
@@ -136,6 +146,7 @@ impl NgramCounts {
             tables,
             positions: 0,
             budget,
+            scratch,
             runs: (0..order).map(|_| Vec::new()).collect(),
             least_kept,
         })
@@ -161,11 +172,10 @@ impl NgramCounts {
             Budget::Entries(entries) => self.tables.iter().map(KeyTable::len).sum::<usize>() > *entries,
             Budget::Bytes { bytes, .. } => {
                 // the full windows' table grows (doubling, then to what the budget leaves) while
-                // the old and the new array fit in 7/8 of it; the windows at the ends of chunks,
-                // in the shorter tables, get the rest
+                // the old and the new array fit in its share
                 let full = &mut self.tables[order - 1];
                 if full.room() < n {
-                    let limit = bytes / 8 * 7 / KeyTable::SLOT_BYTES;
+                    let limit = Budget::full_table_slots(*bytes);
                     let grown = (2 * full.slots()).min(limit.saturating_sub(full.slots()));
                     if grown * 3 / 4 >= full.len() + n {
                         full.grow_to(grown);
@@ -179,7 +189,7 @@ impl NgramCounts {
             self.spill()?;
             if let Budget::Bytes { bytes, .. } = &self.budget {
                 // once empty, the full windows' table takes its whole share: no keys to move
-                let limit = bytes / 8 * 7 / KeyTable::SLOT_BYTES;
+                let limit = Budget::full_table_slots(*bytes);
                 if self.tables[order - 1].slots() < limit {
                     self.tables[order - 1] = KeyTable::default();
                     self.tables[order - 1] = KeyTable::with_slots(limit);
@@ -211,13 +221,13 @@ impl NgramCounts {
     /// Writes every table to disk as a sorted run of n-gram counts and empties it (its memory is
     /// kept for reuse).
     fn spill(&mut self) -> Result<()> {
-        let (scratch, min_count) = match &self.budget {
-            Budget::Bytes { scratch, min_count, .. } => (scratch.clone(), Some(*min_count)),
-            Budget::Entries(_) => (shared_temp_scratch(), None),
+        let mut writers = (1..=self.order)
+            .map(|j| RunWriter::create(&self.scratch, &format!("ngrams{j}")))
+            .collect::<Result<Vec<_>>>()?;
+        let mut kept = match self.budget {
+            Budget::Bytes { min_count, .. } => Some(KeptCounts::new(min_count)),
+            Budget::Entries(_) => None,
         };
-        let mut writers =
-            (1..=self.order).map(|j| RunWriter::create(&scratch, &format!("ngrams{j}"))).collect::<Result<Vec<_>>>()?;
-        let mut kept = min_count.map(KeptCounts::new);
         Completion::of_tables(&mut self.tables, true, &mut |j, k, c| {
             if let (Some(kept), true) = (kept.as_mut(), j > 0) {
                 kept.add(c);
@@ -377,19 +387,6 @@ fn check_parts(parts: &[NgramCounts]) -> Result<usize> {
         return Err(Error::InvalidArgument("n-gram counts of different orders (or none) cannot be merged".into()));
     }
     Ok(order)
-}
-
-/// Spill files of counts made without a scratch folder of their own go to one in the system's
-/// temporary folder, removed when the last of them is dropped.
-fn shared_temp_scratch() -> Arc<Scratch> {
-    use std::sync::{Mutex, Weak};
-    static SHARED: Mutex<Weak<Scratch>> = Mutex::new(Weak::new());
-    let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
-    slot.upgrade().unwrap_or_else(|| {
-        let scratch = Arc::new(Scratch::new(None));
-        *slot = Arc::downgrade(&scratch);
-        scratch
-    })
 }
 
 /// Turns window counts, sorted by key in their own tables, into n-gram counts: `sink(j, key,
@@ -580,7 +577,9 @@ mod tests {
             }
             parts
         };
-        let parts = |budget: usize| fill((0..3).map(|_| NgramCounts::with_budget(4, budget).unwrap()).collect());
+        let parts = |budget: usize| {
+            fill((0..3).map(|_| NgramCounts::with_budget(4, budget, Arc::new(Scratch::new(None))).unwrap()).collect())
+        };
         let in_memory = parts(usize::MAX);
         assert!(!in_memory.iter().any(NgramCounts::spilled));
         let want = NgramCounts::table_of(in_memory, 0, 3).unwrap();

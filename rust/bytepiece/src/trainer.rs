@@ -174,7 +174,11 @@ impl<'a> Trainer<'a> {
                     NgramCounts::with_memory(order, bytes, self.scratch.clone(), self.config.min_count)
                 }
                 // about 40 bytes of hash table per entry, with its growth
-                None => NgramCounts::with_budget(order, (self.config.count_memory_mb << 20) / 40 / slots),
+                None => NgramCounts::with_budget(
+                    order,
+                    (self.config.count_memory_mb << 20) / 40 / slots,
+                    self.scratch.clone(),
+                ),
             }
             .unwrap_or_else(|_| unreachable!())
         })
@@ -191,10 +195,10 @@ impl<'a> Trainer<'a> {
         })?;
         if let Some(shares) = self.shares() {
             // counts only grow: a model that does not fit already never will
-            let least = counter.map(|c| c.least_kept().clone()).into_iter().max_by_key(|k| k.kept());
-            if let Some(least) = least {
-                check_model_fits(&least, shares.model, false, &Self::memory_mb_for_model)?;
-            }
+            counter
+                .map(|c| check_model_fits(c.least_kept(), shares.model, false, &Self::memory_mb_for_model))
+                .into_iter()
+                .collect::<Result<()>>()?;
         }
         self.monitor.advance(bytes_of(texts));
         self.monitor.check()
