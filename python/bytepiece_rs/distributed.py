@@ -30,6 +30,7 @@ reads text files), a record of a jsonl file or a row of a parquet file.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
@@ -218,10 +219,11 @@ def merge_counts(*tables: bytes) -> bytes:
     return merge_tables(list(tables))
 
 
-def ngram_model_table(merged: bytes, trainer_args: Dict[str, Any]) -> bytes:
-    """Stage 2, one task: the merged n-gram counts of every shard pruned by ``min_count`` into
+def ngram_model_table(tables: Union[bytes, Sequence[bytes]], trainer_args: Dict[str, Any]) -> bytes:
+    """Stage 2, one task: the n-gram tables of every shard (results of :func:`count_ngrams`, or
+    merges of them; one table or a list) merged and pruned by ``min_count`` in one pass into
     the table the n-gram model is built from, which every :func:`count_pieces` task takes."""
-    return _trainer(trainer_args)._core.model_table(merged)
+    return _trainer(trainer_args)._core.model_table([tables] if isinstance(tables, bytes) else list(tables))
 
 
 def count_pieces(source: Any, model_table: bytes, trainer_args: Dict[str, Any], *, threads: int = 1,
@@ -249,16 +251,22 @@ def _partition_count(stage: str, index: int, series: Any, trainer_args: Dict[str
     return _count(stage, series, trainer_args, threads, batch_size, model_table, f"DataFrame partition {index}")
 
 
-def _tree_merge(client: Any, futures: List[Any], fan_in: int, name: str, retries: int) -> Any:
-    """Merges count tables in a tree of tasks of ``fan_in`` tables each."""
+def _merge_list(tables: List[bytes]) -> bytes:
+    return merge_counts(*tables)
+
+
+def _tree_merge(client: Any, futures: List[Any], fan_in: int, name: str, retries: int,
+                root: Callable[[List[bytes]], bytes] = _merge_list) -> Any:
+    """Merges count tables in a tree of tasks of ``fan_in`` tables each, whose root task is
+    ``root(tables)`` (each merge streams through its tables once)."""
     level = 0
-    while len(futures) > 1:
+    while len(futures) > fan_in:
         futures = [
             client.submit(merge_counts, *futures[i:i + fan_in], key=f"{name}-{level}-{i}", retries=retries)
             for i in range(0, len(futures), fan_in)
         ]
         level += 1
-    return futures[0]
+    return client.submit(root, futures, key=f"{name}-{level}", retries=retries)
 
 
 def _check_positive(**values: Any) -> None:
@@ -323,9 +331,10 @@ def train_distributed(
             ]
 
     ngram_tables = count("ngrams")
-    merged = _tree_merge(client, ngram_tables, fan_in, f"bytepiece-merge-ngrams-{job}", retries)
-    model = client.submit(ngram_model_table, merged, trainer_args, key=f"bytepiece-model-{job}", retries=retries)
-    del ngram_tables, merged  # their memory on the workers is released once the model is made
+    # the root of the merge prunes as it merges: the model's table, in the same pass
+    model = _tree_merge(client, ngram_tables, fan_in, f"bytepiece-model-{job}", retries,
+                        root=functools.partial(ngram_model_table, trainer_args=trainer_args))
+    del ngram_tables  # their memory on the workers is released once the model is made
     piece_tables = count("pieces", model)
     merged = _tree_merge(client, piece_tables, fan_in, f"bytepiece-merge-pieces-{job}", retries)
     del piece_tables

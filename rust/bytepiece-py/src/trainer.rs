@@ -299,15 +299,15 @@ impl PyTrainer {
         Ok(PyBytes::new(py, &table.to_bytes()))
     }
 
-    /// Stage 2 over the merged n-gram tables of every shard: the serialised pruned table that
-    /// the n-gram model is built from (see `NgramModelCore`).
-    fn model_table<'py>(&self, py: Python<'py>, merged: PyBackedBytes) -> PyResult<Bound<'py, PyBytes>> {
+    /// Stage 2 over the n-gram tables of every shard (or merges of them): merged and pruned in
+    /// one pass into the serialised table that the n-gram model is built from (see
+    /// `NgramModelCore`).
+    fn model_table<'py>(&self, py: Python<'py>, tables: Vec<PyBackedBytes>) -> PyResult<Bound<'py, PyBytes>> {
         let progress = Progress::new(Some(false));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
-        let table = py
-            .detach(|| NgramTable::from_bytes(&merged, "merged n-gram table").and_then(|t| trainer.model_table(t)))
-            .map_err(to_py)?;
-        Ok(PyBytes::new(py, &table.to_bytes()))
+        let views: Vec<&[u8]> = tables.iter().map(|t| &t[..]).collect();
+        let table = py.detach(|| trainer.model_table(&views)).map_err(to_py)?;
+        Ok(PyBytes::new(py, &table))
     }
 
     /// Stage 3 over one shard: the piece counts of the texts (as for `ngram_table`) segmented
@@ -459,7 +459,7 @@ impl NgramModelCore {
 #[pyfunction]
 pub fn merge_tables<'py>(py: Python<'py>, tables: Vec<PyBackedBytes>) -> PyResult<Bound<'py, PyBytes>> {
     let views: Vec<&[u8]> = tables.iter().map(|t| &t[..]).collect();
-    let merged = py.detach(|| table::merge_serialised(&views, "count table")).map_err(to_py)?;
+    let merged = py.detach(|| table::merge_serialised(&views, 0, "count table")).map_err(to_py)?;
     Ok(PyBytes::new(py, &merged))
 }
 

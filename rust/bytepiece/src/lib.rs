@@ -18,6 +18,7 @@ pub mod encoder;
 pub mod error;
 pub mod hugepages;
 pub mod keytable;
+pub mod kmerge;
 pub mod matcher;
 pub mod model;
 pub mod model_io;

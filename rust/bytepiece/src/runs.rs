@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
+use crate::kmerge::{self, Source};
 
 /// A folder for the temporary files of one training, made on first use under a parent folder
 /// and removed with everything in it when dropped (on success, on error and on cancellation).
@@ -235,9 +236,10 @@ pub struct RunReader<'a, K> {
     r: BufReader<File>,
 }
 
-impl<K: RunKey> RunReader<'_, K> {
-    /// The next record, `None` at the end.
-    pub fn next_record(&mut self) -> Result<Option<(K, u64)>> {
+impl<K: RunKey> Source for RunReader<'_, K> {
+    type Key = K;
+
+    fn next_record(&mut self) -> Result<Option<(K, u64)>> {
         let path = &self.run.path;
         let Some(key) = K::read(&mut self.r).map_err(|e| Error::io(path, e))? else {
             return Ok(None);
@@ -269,37 +271,8 @@ pub fn merge_runs<K: RunKey>(runs: &[Run<K>], f: impl FnMut(K, u64) -> Result<()
 }
 
 /// [`merge_runs`] of at most [`FAN_IN`] runs.
-fn merge_few<K: RunKey>(runs: &[Run<K>], mut f: impl FnMut(K, u64) -> Result<()>) -> Result<()> {
-    use std::cmp::Reverse;
-    let mut readers = runs.iter().map(Run::reader).collect::<Result<Vec<_>>>()?;
-    let mut heap = std::collections::BinaryHeap::with_capacity(readers.len());
-    for (i, r) in readers.iter_mut().enumerate() {
-        if let Some((k, c)) = r.next_record()? {
-            heap.push(Reverse((k, i, c)));
-        }
-    }
-    let mut current: Option<(K, u64)> = None;
-    while let Some(Reverse((k, i, c))) = heap.pop() {
-        if let Some(next) = readers[i].next_record()? {
-            heap.push(Reverse((next.0, i, next.1)));
-        }
-        current = match current {
-            Some((ck, cc)) if ck == k => Some((ck, cc.checked_add(c).ok_or_else(overflow)?)),
-            Some((ck, cc)) => {
-                f(ck, cc)?;
-                Some((k, c))
-            }
-            None => Some((k, c)),
-        };
-    }
-    match current {
-        Some((k, c)) => f(k, c),
-        None => Ok(()),
-    }
-}
-
-fn overflow() -> Error {
-    Error::InvalidArgument("counts sum past 2^64 - 1: they cannot be real counts".into())
+fn merge_few<K: RunKey>(runs: &[Run<K>], f: impl FnMut(K, u64) -> Result<()>) -> Result<()> {
+    kmerge::merge(runs.iter().map(Run::reader).collect::<Result<Vec<_>>>()?, f)
 }
 
 #[cfg(test)]

@@ -13,14 +13,14 @@
 //! The single-machine trainer takes the same path within one process: its n-gram counts become a
 //! (pruned) [`NgramTable`] and its piece counts a [`PieceTable`], with the same code.
 //!
-//! # Binary format, version 1
+//! # Binary format, version 2
 //!
-//! All integers are little-endian.
+//! Fixed-width integers are little-endian; `varint` is LEB128 (7 bits a byte, low bits first).
 //!
 //! | offset | size | field |
 //! | --- | --- | --- |
 //! | 0 | 8 | magic `BPCOUNT\0` |
-//! | 8 | 2 | version, `1` |
+//! | 8 | 2 | version, `2` |
 //! | 10 | 1 | kind: `1` n-gram counts, `2` piece counts |
 //! | 11 | 1 | order: the longest n-gram (1 to 8) for n-gram counts, `0` for piece counts |
 //! | 12 | 4 | reserved, `0` |
@@ -28,21 +28,24 @@
 //! | 24 | 8 | min_count: `0` for counts as counted; else the table was pruned: n-grams of 2 bytes or more counted fewer times were dropped (n-gram counts only) |
 //! | 32 | 8 | total: the number of byte positions counted (n-gram counts), `0` for piece counts |
 //! | 40 | 8 | number of entries |
-//! | 48 | | n-gram counts: `order` numbers of entries (`u64`), of the n-grams of 1 to `order` bytes; then every entry as `(key: u64, count: u64)`, by length, then by increasing key; the key packs the n-gram's bytes, first byte most significant |
-//! | 48 | | piece counts: every entry as `(length: u32, bytes, count: u64)`, by increasing bytes (lexicographic order) |
+//! | 48 | | n-gram counts: for each length from 1 to `order`, its number of entries and the size in bytes of its list (two `u64`); then the lists, by length: each entry `(key delta: varint, count: varint)` by increasing key, the delta from the entry before (the first entry's from 0); the key packs the n-gram's bytes, first byte most significant |
+//! | 48 | | piece counts: every entry as `(length: varint, bytes, count: varint)`, by increasing bytes (lexicographic order) |
 //! | end − 8 | 8 | checksum of every byte before it (see [`checksum`]) |
 //!
 //! Keys are strictly increasing (each n-gram or piece appears once); n-gram counts are at least 1.
+//! Most counts are small and sorted keys close, so an n-gram entry takes about 3 bytes rather
+//! than the 16 of two `u64`: tables cross the network and sit in workers' memory at that size.
 
 use rayon::slice::ParallelSliceMut;
 
 use crate::error::{Error, Result};
+use crate::kmerge::{self, Source};
 use crate::ngram::MAX_ORDER;
 
 /// The first 8 bytes of a serialised table.
 pub const MAGIC: &[u8; 8] = b"BPCOUNT\0";
 /// The version of the format written (and the only one read).
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// The size of the fixed header.
 const HEADER: usize = 48;
 
@@ -191,9 +194,12 @@ struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
     origin: &'a str,
+    /// Where `bytes` starts in the whole table (for errors).
+    base: usize,
 }
 
 /// The fixed header, read.
+#[derive(Debug, Clone, Copy)]
 struct Header {
     order: usize,
     tag: u64,
@@ -220,14 +226,14 @@ impl<'a> Reader<'a> {
         if checksum(body) != u64::from_le_bytes(sum.try_into().unwrap_or_default()) {
             return bad("corrupt count table (checksum mismatch)".into());
         }
-        let mut r = Reader { bytes: body, at: 16, origin };
+        let mut r = Reader { bytes: body, at: 16, origin, base: 0 };
         let order = usize::from(bytes[11]);
         let (tag, min_count, total, entries) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
         Ok((r, Header { order, tag, min_count, total, entries }))
     }
 
     fn error(&self, m: &str) -> Error {
-        Error::InvalidArgument(format!("{}: corrupt count table ({m} at byte {})", self.origin, self.at))
+        Error::InvalidArgument(format!("{}: corrupt count table ({m} at byte {})", self.origin, self.base + self.at))
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
@@ -242,8 +248,22 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap_or_default()))
     }
 
-    fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
+    /// Reads a LEB128 varint of at most 64 bits.
+    #[inline]
+    fn varint(&mut self) -> Result<u64> {
+        let mut x = 0u64;
+        for shift in (0..64).step_by(7) {
+            let Some(&b) = self.bytes.get(self.at) else { return Err(self.error("truncated")) };
+            self.at += 1;
+            x |= u64::from(b & 0x7F) << shift;
+            if b < 0x80 {
+                if shift == 63 && b > 1 {
+                    break;
+                }
+                return Ok(x);
+            }
+        }
+        Err(self.error("varint too long"))
     }
 
     /// Fails unless every byte was read.
@@ -291,15 +311,25 @@ impl NgramTable {
             return bad(format!("order {} out of 1..={MAX_ORDER} or not matching its lists", self.order));
         }
         for (j, list) in self.entries.iter().enumerate() {
-            let limit = if j + 1 == 8 { u64::MAX } else { (1u64 << (8 * (j + 1))) - 1 };
-            if list.windows(2).any(|w| w[0].0 >= w[1].0) {
-                return bad(format!("the {}-byte n-grams are not sorted by strictly increasing key", j + 1));
+            let mut last = None;
+            for &(k, c) in list {
+                if let Some(m) = bad_ngram(j + 1, last, k, c) {
+                    return bad(m);
+                }
+                last = Some(k);
             }
-            if list.iter().any(|&(k, c)| k > limit || c == 0) {
-                return bad(format!("a {}-byte n-gram has a key wider than its length or a zero count", j + 1));
-            }
+        }
+        self.check_pruned(origin)
+    }
+
+    /// Checks that a pruned table holds no n-gram that its `min_count` drops.
+    fn check_pruned(&self, origin: &str) -> Result<()> {
+        for (j, list) in self.entries.iter().enumerate() {
             if self.min_count > 0 && list.iter().any(|&(_, c)| !keeps_ngram(j + 1, c, self.min_count)) {
-                return bad(format!("pruned by min_count {} but holds n-grams counted fewer times", self.min_count));
+                return Err(Error::InvalidArgument(format!(
+                    "{origin}: pruned by min_count {} but holds n-grams counted fewer times",
+                    self.min_count
+                )));
             }
         }
         Ok(())
@@ -407,43 +437,30 @@ impl NgramTable {
             self.min_count,
             self.positions,
             n as u64,
-            8 * self.order + 16 * n,
+            16 * self.order + 4 * n,
         );
-        for list in &self.entries {
-            out.extend_from_slice(&(list.len() as u64).to_le_bytes());
-        }
-        for list in &self.entries {
-            for &(k, c) in list {
-                out.extend_from_slice(&k.to_le_bytes());
-                out.extend_from_slice(&c.to_le_bytes());
-            }
-        }
+        write_lists(&mut out, self.order, |j, out, w| {
+            self.entries[j].iter().for_each(|&(k, c)| w.push(out, k, c));
+            Ok(())
+        })
+        .unwrap_or_else(|_| unreachable!("writing a list of a table in memory does not fail"));
         seal(out)
     }
 
     /// Reads a serialised table, checking it whole; `origin` names it in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<NgramTable> {
-        let (mut r, h) = Reader::open(bytes, Kind::Ngrams, origin)?;
-        if !(1..=MAX_ORDER).contains(&h.order) {
-            return Err(r.error("order out of range"));
-        }
-        let sizes = (0..h.order).map(|_| r.u64()).collect::<Result<Vec<u64>>>()?;
-        if sizes.iter().try_fold(0u64, |a, &b| a.checked_add(b)) != Some(h.entries)
-            || h.entries > (r.bytes.len() as u64) / 16
-        {
-            return Err(r.error("entry counts do not add up"));
-        }
+        let (h, lists) = NgramRecords::open(bytes, origin)?;
         let mut entries = Vec::with_capacity(h.order);
-        for n in sizes {
-            let mut list = Vec::with_capacity(n as usize);
-            for _ in 0..n {
-                list.push((r.u64()?, r.u64()?));
+        for mut list in lists {
+            let mut out = Vec::with_capacity(list.len());
+            while let Some(entry) = list.next_record()? {
+                out.push(entry);
             }
-            entries.push(list);
+            entries.push(out);
         }
-        r.end()?;
         let table = NgramTable { order: h.order, tag: h.tag, min_count: h.min_count, positions: h.total, entries };
-        table.check(origin)?;
+        // the records checked each entry as it was read
+        table.check_pruned(origin)?;
         Ok(table)
     }
 }
@@ -535,58 +552,275 @@ impl PieceTable {
         if !self.sorted {
             order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
-        let size: usize = self.entries.iter().map(|(p, _)| p.len() + 12).sum();
+        let size: usize = self.entries.iter().map(|(p, _)| p.len() + 3).sum();
         let mut out = header(Kind::Pieces, 0, self.tag, 0, 0, self.entries.len() as u64, size);
         for (p, c) in order {
-            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-            out.extend_from_slice(p);
-            out.extend_from_slice(&c.to_le_bytes());
+            put_piece(&mut out, p, *c);
         }
         seal(out)
     }
 
     /// Reads a serialised table, checking it whole; `origin` names it in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<PieceTable> {
-        let (mut r, h) = Reader::open(bytes, Kind::Pieces, origin)?;
-        if h.order != 0 || h.min_count != 0 || h.total != 0 || h.entries > r.bytes.len() as u64 / 12 {
-            return Err(r.error("bad header"));
-        }
+        let (h, mut records) = PieceRecords::open(bytes, origin)?;
         let mut entries: Vec<(Vec<u8>, u64)> = Vec::with_capacity(h.entries as usize);
-        for _ in 0..h.entries {
-            let len = r.u32()? as usize;
-            let piece = r.take(len)?.to_vec();
-            let count = r.u64()?;
-            if entries.last().is_some_and(|(last, _)| *last >= piece) {
-                return Err(r.error("pieces not strictly increasing"));
-            }
-            entries.push((piece, count));
+        while let Some((piece, count)) = records.next_record()? {
+            entries.push((piece.to_vec(), count));
         }
-        r.end()?;
         Ok(PieceTable { tag: h.tag, entries, sorted: true })
     }
 }
 
-/// Merges serialised tables of one kind (all n-gram or all piece counts) into one, serialised;
-/// `origin` names them in errors (with their index).
-pub fn merge_serialised(tables: &[&[u8]], origin: &str) -> Result<Vec<u8>> {
-    let name = |i: usize| format!("{origin} {i}");
-    let first = tables.first().ok_or_else(|| Error::InvalidArgument("no count table to merge".into()))?;
-    match first.get(10).copied() {
-        Some(k) if k == Kind::Ngrams as u8 => {
-            let mut all = NgramTable::from_bytes(first, &name(0))?;
-            for (i, t) in tables.iter().enumerate().skip(1) {
-                all = all.merge(NgramTable::from_bytes(t, &name(i))?)?;
-            }
-            Ok(all.to_bytes())
+/// The entries of one length of a serialised n-gram table, read in place and checked as they
+/// are read (see [`NgramTable::check`]).
+struct NgramRecords<'a> {
+    r: Reader<'a>,
+    left: u64,
+    len: usize,
+    last: Option<u64>,
+}
+
+impl<'a> NgramRecords<'a> {
+    /// Checks a serialised n-gram table's header, sizes and checksum; gives the header and each
+    /// length's entries.
+    fn open(bytes: &'a [u8], origin: &'a str) -> Result<(Header, Vec<NgramRecords<'a>>)> {
+        let (mut r, h) = Reader::open(bytes, Kind::Ngrams, origin)?;
+        if !(1..=MAX_ORDER).contains(&h.order) {
+            return Err(r.error("order out of range"));
         }
-        _ => {
-            let mut all = PieceTable::from_bytes(first, &name(0))?;
-            for (i, t) in tables.iter().enumerate().skip(1) {
-                all = all.merge(PieceTable::from_bytes(t, &name(i))?)?;
-            }
-            Ok(all.to_bytes())
+        let sizes = (0..h.order).map(|_| Ok((r.u64()?, r.u64()?))).collect::<Result<Vec<(u64, u64)>>>()?;
+        if sizes.iter().try_fold(0u64, |a, &(n, _)| a.checked_add(n)) != Some(h.entries)
+            || sizes.iter().any(|&(n, size)| n > size / 2)
+        {
+            return Err(r.error("entry counts do not add up"));
         }
+        let mut lists = Vec::with_capacity(h.order);
+        for (j, &(n, size)) in sizes.iter().enumerate() {
+            let at = r.at;
+            let bytes = r.take(usize::try_from(size).map_err(|_| r.error("list too long"))?)?;
+            lists.push(NgramRecords { r: Reader { bytes, at: 0, origin, base: at }, left: n, len: j + 1, last: None });
+        }
+        r.end()?;
+        Ok((h, lists))
     }
+
+    /// The number of entries left.
+    fn len(&self) -> usize {
+        self.left as usize
+    }
+}
+
+impl Source for NgramRecords<'_> {
+    type Key = u64;
+
+    #[inline]
+    fn next_record(&mut self) -> Result<Option<(u64, u64)>> {
+        if self.left == 0 {
+            self.r.end()?;
+            return Ok(None);
+        }
+        self.left -= 1;
+        let delta = self.r.varint()?;
+        let count = self.r.varint()?;
+        let key = match self.last {
+            None => delta,
+            Some(last) if delta > 0 => last.checked_add(delta).ok_or_else(|| self.r.error("key past 64 bits"))?,
+            Some(_) => 0,
+        };
+        if let Some(m) = bad_ngram(self.len, self.last, key, count) {
+            return Err(self.r.error(&m));
+        }
+        self.last = Some(key);
+        Ok(Some((key, count)))
+    }
+}
+
+/// The little-endian `u64` at `at` of `bytes`.
+#[inline]
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default())
+}
+
+/// Appends `x` as a LEB128 varint.
+#[inline]
+fn put_varint(out: &mut Vec<u8>, mut x: u64) {
+    while x >= 0x80 {
+        out.push(x as u8 | 0x80);
+        x >>= 7;
+    }
+    out.push(x as u8);
+}
+
+/// Appends a piece table's entry.
+#[inline]
+fn put_piece(out: &mut Vec<u8>, piece: &[u8], count: u64) {
+    put_varint(out, piece.len() as u64);
+    out.extend_from_slice(piece);
+    put_varint(out, count);
+}
+
+/// Writes the entries of one length of an n-gram table (see [`put_varint`]).
+struct NgramWriter {
+    last: u64,
+    entries: u64,
+}
+
+impl NgramWriter {
+    fn new() -> NgramWriter {
+        NgramWriter { last: 0, entries: 0 }
+    }
+
+    /// Appends an entry whose key is larger than the last one's.
+    #[inline]
+    fn push(&mut self, out: &mut Vec<u8>, key: u64, count: u64) {
+        put_varint(out, key - self.last);
+        put_varint(out, count);
+        self.last = key;
+        self.entries += 1;
+    }
+}
+
+/// What is wrong with an n-gram of `len` bytes, `(key, count)`, after one of key `last`, if
+/// anything: keys strictly increase, fit in `len` bytes, and counts are at least 1.
+#[inline]
+fn bad_ngram(len: usize, last: Option<u64>, key: u64, count: u64) -> Option<String> {
+    if last.is_some_and(|l| l >= key) {
+        return Some(format!("the {len}-byte n-grams are not sorted by strictly increasing key"));
+    }
+    let limit = if len == 8 { u64::MAX } else { (1u64 << (8 * len)) - 1 };
+    (key > limit || count == 0).then(|| format!("a {len}-byte n-gram has a key wider than its length or a zero count"))
+}
+
+/// The entries of a serialised piece table, read in place and checked as they are read.
+struct PieceRecords<'a> {
+    r: Reader<'a>,
+    left: u64,
+    last: Option<&'a [u8]>,
+}
+
+impl<'a> PieceRecords<'a> {
+    /// Checks a serialised piece table's header and checksum; gives the header and the entries.
+    fn open(bytes: &'a [u8], origin: &'a str) -> Result<(Header, PieceRecords<'a>)> {
+        let (r, h) = Reader::open(bytes, Kind::Pieces, origin)?;
+        if h.order != 0 || h.min_count != 0 || h.total != 0 || h.entries > r.bytes.len() as u64 / 2 {
+            return Err(r.error("bad header"));
+        }
+        Ok((h, PieceRecords { r, left: h.entries, last: None }))
+    }
+}
+
+impl<'a> Source for PieceRecords<'a> {
+    type Key = &'a [u8];
+
+    fn next_record(&mut self) -> Result<Option<(&'a [u8], u64)>> {
+        if self.left == 0 {
+            self.r.end()?;
+            return Ok(None);
+        }
+        self.left -= 1;
+        let len = self.r.varint()?;
+        let piece = self.r.take(usize::try_from(len).map_err(|_| self.r.error("piece too long"))?)?;
+        let count = self.r.varint()?;
+        if self.last.is_some_and(|last| last >= piece) {
+            return Err(self.r.error("pieces not strictly increasing"));
+        }
+        self.last = Some(piece);
+        Ok(Some((piece, count)))
+    }
+}
+
+/// Writes the sizes and lists of an n-gram table after its header in `out`: `list(j, out,
+/// writer)` pushes the entries of length `j + 1`. Sets the header's number of entries.
+fn write_lists(
+    out: &mut Vec<u8>,
+    order: usize,
+    mut list: impl FnMut(usize, &mut Vec<u8>, &mut NgramWriter) -> Result<()>,
+) -> Result<()> {
+    let sizes_at = out.len();
+    out.resize(sizes_at + 16 * order, 0);
+    let mut total = 0u64;
+    for j in 0..order {
+        let (start, mut w) = (out.len(), NgramWriter::new());
+        list(j, out, &mut w)?;
+        let size = (out.len() - start) as u64;
+        out[sizes_at + 16 * j..][..8].copy_from_slice(&w.entries.to_le_bytes());
+        out[sizes_at + 16 * j + 8..][..8].copy_from_slice(&size.to_le_bytes());
+        total += w.entries;
+    }
+    out[40..48].copy_from_slice(&total.to_le_bytes());
+    Ok(())
+}
+
+/// The tag of a serialised n-gram table (`None` if the bytes are not one; not checked further).
+pub fn ngram_tag_of(bytes: &[u8]) -> Option<u64> {
+    (bytes.len() >= HEADER && &bytes[..8] == MAGIC && bytes[10] == Kind::Ngrams as u8).then(|| u64_at(bytes, 16))
+}
+
+/// Merges serialised tables of one kind (all n-gram or all piece counts) into one, serialised,
+/// in one streaming pass over their entries; `origin` names them in errors (with their index).
+///
+/// With `min_count` above 0 (n-gram counts only), the merged table is also pruned, as
+/// [`NgramTable::pruned`] would: the n-gram model's table of the merged shards in one pass.
+pub fn merge_serialised(tables: &[&[u8]], min_count: u64, origin: &str) -> Result<Vec<u8>> {
+    let names: Vec<String> = (0..tables.len()).map(|i| format!("{origin} {i}")).collect();
+    let first = tables.first().ok_or_else(|| Error::InvalidArgument("no count table to merge".into()))?;
+    if first.get(10).copied() == Some(Kind::Ngrams as u8) {
+        return merge_ngrams(tables, &names, min_count);
+    }
+    if min_count > 0 {
+        return Err(Error::InvalidArgument("piece tables are not pruned by min_count".into()));
+    }
+    let opened = tables.iter().zip(&names).map(|(t, n)| PieceRecords::open(t, n)).collect::<Result<Vec<_>>>()?;
+    let tag = opened[0].0.tag;
+    if opened.iter().any(|(h, _)| h.tag != tag) {
+        return Err(Error::InvalidArgument(
+            "cannot merge piece tables counted with different parameters or n-gram models".into(),
+        ));
+    }
+    let capacity = tables.iter().map(|t| t.len()).max().unwrap_or(0);
+    let mut out = header(Kind::Pieces, 0, tag, 0, 0, 0, capacity);
+    let mut n = 0u64;
+    kmerge::merge(opened.into_iter().map(|(_, records)| records).collect(), |p, c| {
+        put_piece(&mut out, p, c);
+        n += 1;
+        Ok(())
+    })?;
+    out[40..48].copy_from_slice(&n.to_le_bytes());
+    Ok(seal(out))
+}
+
+/// [`merge_serialised`] of n-gram tables.
+fn merge_ngrams(tables: &[&[u8]], names: &[String], min_count: u64) -> Result<Vec<u8>> {
+    let opened = tables.iter().zip(names).map(|(t, n)| NgramRecords::open(t, n)).collect::<Result<Vec<_>>>()?;
+    let (order, tag) = (opened[0].0.order, opened[0].0.tag);
+    if opened.iter().any(|(h, _)| h.order != order || h.tag != tag) {
+        return Err(Error::InvalidArgument(
+            "cannot merge n-gram tables made with different parameters (order, isolate_digits)".into(),
+        ));
+    }
+    if opened.iter().any(|(h, _)| h.min_count != 0) {
+        return Err(Error::InvalidArgument(
+            "an n-gram table is already pruned: merge the counts as counted, then prune".into(),
+        ));
+    }
+    let positions = opened.iter().try_fold(0u64, |a, (h, _)| a.checked_add(h.total)).ok_or_else(kmerge::overflow)?;
+    let capacity = tables.iter().map(|t| t.len()).max().unwrap_or(0);
+    let mut out = header(Kind::Ngrams, order, tag, min_count, positions, 0, capacity);
+    // the lists of each length, from every table
+    let mut by_length: Vec<Vec<NgramRecords>> = (0..order).map(|_| Vec::with_capacity(tables.len())).collect();
+    for (_, lists) in opened {
+        by_length.iter_mut().zip(lists).for_each(|(all, list)| all.push(list));
+    }
+    let mut by_length = by_length.into_iter();
+    write_lists(&mut out, order, |j, out, w| {
+        kmerge::merge(by_length.next().unwrap_or_default(), |k, c| {
+            if min_count == 0 || keeps_ngram(j + 1, c, min_count) {
+                w.push(out, k, c);
+            }
+            Ok(())
+        })
+    })?;
+    Ok(seal(out))
 }
 
 #[cfg(test)]
@@ -623,8 +857,28 @@ mod tests {
         assert!(left.clone().merge(ngrams(7, 0, &[&[]])).is_err());
         let back = NgramTable::from_bytes(&pruned.to_bytes(), "p").unwrap();
         assert_eq!(back, pruned);
-        let merged = merge_serialised(&[&a.to_bytes(), &ngrams(7, 0, &[&[], &[]]).to_bytes()], "t").unwrap();
+        let merged = merge_serialised(&[&a.to_bytes(), &ngrams(7, 0, &[&[], &[]]).to_bytes()], 0, "t").unwrap();
         assert_eq!(NgramTable::from_bytes(&merged, "m").unwrap(), a);
+    }
+
+    #[test]
+    fn a_merge_prunes_as_it_merges_and_refuses_what_does_not_merge() {
+        let a = ngrams(7, 5, &[&[(b'a' as u64, 3), (b'b' as u64, 2)], &[(0x6162, 2), (0x6263, 1)]]);
+        let b = ngrams(7, 4, &[&[(b'a' as u64, 1), (b'c' as u64, 3)], &[(0x6162, 1), (0x6363, 1)]]);
+        let (ab, bb) = (a.to_bytes(), b.to_bytes());
+        let pruned = merge_serialised(&[&ab, &bb], 2, "t").unwrap();
+        assert_eq!(pruned, a.clone().merge(b.clone()).unwrap().pruned(2).unwrap().to_bytes());
+        assert_eq!(NgramTable::from_bytes(&pruned, "p").unwrap().entries(2), [(0x6162, 3)]);
+        let err = merge_serialised(&[&ab, &pruned], 0, "t").unwrap_err().to_string();
+        assert!(err.contains("pruned"), "{err}");
+        let pieces = PieceTable::new(7, vec![(b"ab".to_vec(), 1)]).to_bytes();
+        assert!(merge_serialised(&[&pieces], 2, "t").unwrap_err().to_string().contains("not pruned"));
+        assert!(merge_serialised(&[&ab, &pieces], 0, "t").unwrap_err().to_string().contains("kind"));
+        let other = ngrams(8, 0, &[&[], &[]]).to_bytes();
+        assert!(merge_serialised(&[&ab, &other], 0, "t").unwrap_err().to_string().contains("parameters"));
+        // large keys and counts take more bytes, and come back
+        let wide = ngrams(1, 1, &[&[(0, u64::MAX), (0xFF, 1 << 40)]]);
+        assert_eq!(NgramTable::from_bytes(&wide.to_bytes(), "w").unwrap(), wide);
     }
 
     #[test]
@@ -638,7 +892,7 @@ mod tests {
         assert_eq!(m.entries()[2], (b"xy".to_vec(), 6));
         assert_eq!(PieceTable::from_bytes(&m.to_bytes(), "m").unwrap(), m);
         assert!(a.merge(PieceTable::new(2, vec![])).is_err());
-        let joined = merge_serialised(&[&b.to_bytes(), &PieceTable::new(1, vec![]).to_bytes()], "t").unwrap();
+        let joined = merge_serialised(&[&b.to_bytes(), &PieceTable::new(1, vec![]).to_bytes()], 0, "t").unwrap();
         assert_eq!(PieceTable::from_bytes(&joined, "j").unwrap(), b);
     }
 
@@ -648,27 +902,41 @@ mod tests {
         let mut flipped = good.clone();
         flipped[HEADER + 20] ^= 1;
         let mut newer = good.clone();
-        newer[8] = 2;
+        newer[8] = 3;
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (flipped, "checksum"),
             (good[..good.len() - 3].to_vec(), "checksum"),
             (good[..20].to_vec(), "bad magic or too short"),
             (b"hello, this is not a count table at all, no no no no no".to_vec(), "bad magic"),
-            (newer, "version 2"),
+            (newer, "version 3"),
             (PieceTable::default().to_bytes(), "kind 2"),
         ];
         for (bytes, want) in cases {
             let err = NgramTable::from_bytes(&bytes, "shard-3.tbl").unwrap_err().to_string();
             assert!(err.starts_with("shard-3.tbl: ") && err.contains(want), "{err}");
         }
-        // unsorted, re-sealed so only the order is wrong
-        let mut unsorted = good[..good.len() - 8].to_vec();
-        let first = HEADER + 16;
-        let (x, y) = (unsorted[first..first + 16].to_vec(), unsorted[first + 16..first + 32].to_vec());
-        unsorted[first..first + 16].copy_from_slice(&y);
-        unsorted[first + 16..first + 32].copy_from_slice(&x);
-        let err = NgramTable::from_bytes(&seal(unsorted), "u").unwrap_err().to_string();
-        assert!(err.contains("strictly increasing"), "{err}");
-        assert!(merge_serialised(&[], "t").is_err());
+        // re-sealed, so that only the entries are wrong: the lists start after the header and
+        // two (entries, size) pairs; the single bytes are (delta 1, count 3), (delta 1, count 2)
+        let lists = HEADER + 32;
+        assert_eq!(good[lists..lists + 4], [1, 3, 1, 2]);
+        let resealed = |at: usize, bytes: &[u8]| {
+            let mut t = good[..good.len() - 8].to_vec();
+            t[at..at + bytes.len()].copy_from_slice(bytes);
+            seal(t)
+        };
+        let cases = [
+            (resealed(lists + 2, &[0]), "strictly increasing"),
+            (resealed(lists + 1, &[0]), "zero count"),
+            (resealed(lists + 1, &[0x83]), "truncated"),
+            (resealed(HEADER, &[3]), "do not add up"),
+        ];
+        for (bytes, want) in &cases {
+            let err = NgramTable::from_bytes(bytes, "u").unwrap_err().to_string();
+            assert!(err.starts_with("u: ") && err.contains(want), "{err}");
+            // a streaming merge checks every entry as it goes
+            let err = merge_serialised(&[&good, bytes], 0, "m").unwrap_err().to_string();
+            assert!(err.starts_with("m 1: ") && err.contains(want), "{err}");
+        }
+        assert!(merge_serialised(&[], 0, "t").is_err());
     }
 }

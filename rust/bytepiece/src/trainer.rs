@@ -8,8 +8,8 @@
 //!
 //! Across machines, each stage is a map over shards of the corpus whose results are count tables
 //! ([`crate::table`]) merged by sums: [`Trainer::ngram_table`] per shard, then
-//! [`Trainer::model_table`] over their merge (the table broadcast to build the model with
-//! [`Trainer::model_of`]), [`Trainer::piece_table`] per shard, and [`Trainer::prune`] over
+//! [`Trainer::model_table`] over them (merged and pruned: the table broadcast to build the model
+//! with [`Trainer::model_of`]), [`Trainer::piece_table`] per shard, and [`Trainer::prune`] over
 //! their merge. [`Trainer::train`] takes the same path in one process.
 
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ use crate::normalize::{self, nfc};
 use crate::prune::{self, LogFn, PieceCounter, PruneConfig, MIN_VOCAB_SIZE};
 use crate::runs::Scratch;
 use crate::segment::{segment, Workspace};
-use crate::table::{Hasher, Kind, NgramTable, PieceTable};
+use crate::table::{self, Hasher, Kind, NgramTable, PieceTable};
 use crate::vocab::Vocab;
 
 /// The trainer's parameters, with the original's names and defaults.
@@ -230,15 +230,16 @@ impl<'a> Trainer<'a> {
         NgramCounts::table_of(counter.into_inner(), self.ngram_tag(), 0)
     }
 
-    /// Stage 2 over merged shard tables: the pruned table that the n-gram model is built from
-    /// ([`Trainer::model_of`]); small enough to broadcast.
-    pub fn model_table(&self, merged: NgramTable) -> Result<NgramTable> {
-        if merged.tag() != self.ngram_tag() {
+    /// Stage 2 over serialised shard tables ([`Trainer::ngram_table`]'s, or merges of them):
+    /// merged and pruned by `min_count` in one streaming pass into the serialised table that
+    /// the n-gram model is built from ([`Trainer::model_of`]); small enough to broadcast.
+    pub fn model_table(&self, tables: &[&[u8]]) -> Result<Vec<u8>> {
+        if tables.iter().any(|t| table::ngram_tag_of(t).is_some_and(|tag| tag != self.ngram_tag())) {
             return Err(Error::InvalidArgument(
                 "the n-gram table was counted with other parameters (order, isolate_digits)".into(),
             ));
         }
-        merged.pruned(self.config.min_count)
+        table::merge_serialised(tables, self.config.min_count.max(1), "n-gram table")
     }
 
     /// The n-gram model of a pruned table made with this trainer's parameters.
@@ -472,13 +473,19 @@ mod tests {
             .collect();
         let refs_of =
             |v: &[Vec<u8>], order: &[usize]| -> Vec<Vec<u8>> { order.iter().map(|&i| v[i].clone()).collect() };
-        let flat = merge_serialised(&ngram_tables.iter().map(Vec::as_slice).collect::<Vec<_>>(), "n").unwrap();
-        let left = merge_serialised(&[&ngram_tables[4], &ngram_tables[2]], "n").unwrap();
+        let flat = merge_serialised(&ngram_tables.iter().map(Vec::as_slice).collect::<Vec<_>>(), 0, "n").unwrap();
+        let left = merge_serialised(&[&ngram_tables[4], &ngram_tables[2]], 0, "n").unwrap();
         let right =
-            merge_serialised(&refs_of(&ngram_tables, &[3, 0, 1]).iter().map(Vec::as_slice).collect::<Vec<_>>(), "n")
+            merge_serialised(&refs_of(&ngram_tables, &[3, 0, 1]).iter().map(Vec::as_slice).collect::<Vec<_>>(), 0, "n")
                 .unwrap();
-        assert_eq!(merge_serialised(&[&right, &left], "n").unwrap(), flat);
-        let model_bytes = trainer.model_table(NgramTable::from_bytes(&flat, "merged").unwrap()).unwrap().to_bytes();
+        assert_eq!(merge_serialised(&[&right, &left], 0, "n").unwrap(), flat);
+        let model_bytes = trainer.model_table(&[&flat]).unwrap();
+        let pruned = NgramTable::from_bytes(&flat, "merged").unwrap().pruned(config.min_count).unwrap();
+        assert_eq!(model_bytes, pruned.to_bytes());
+        // merged and pruned in one pass, from the shards or from merges of them
+        assert_eq!(trainer.model_table(&[&right, &left]).unwrap(), model_bytes);
+        let shard_refs: Vec<&[u8]> = ngram_tables.iter().map(Vec::as_slice).collect();
+        assert_eq!(trainer.model_table(&shard_refs).unwrap(), model_bytes);
         let model = trainer.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).unwrap();
         let piece_tables: Vec<Vec<u8>> = shards
             .iter()
@@ -489,9 +496,9 @@ mod tests {
             })
             .collect();
         let a =
-            merge_serialised(&refs_of(&piece_tables, &[2, 4, 0]).iter().map(Vec::as_slice).collect::<Vec<_>>(), "p")
+            merge_serialised(&refs_of(&piece_tables, &[2, 4, 0]).iter().map(Vec::as_slice).collect::<Vec<_>>(), 0, "p")
                 .unwrap();
-        let b = merge_serialised(&[&piece_tables[3], &piece_tables[1], &a], "p").unwrap();
+        let b = merge_serialised(&[&piece_tables[3], &piece_tables[1], &a], 0, "p").unwrap();
         let got: Vec<String> = trainer
             .prune(PieceTable::from_bytes(&b, "pieces").unwrap())
             .unwrap()
@@ -502,7 +509,7 @@ mod tests {
         // tables of other parameters are refused
         let other =
             Trainer::new(TrainerConfig { order: 4, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();
-        assert!(other.model_table(NgramTable::from_bytes(&flat, "merged").unwrap()).is_err());
+        assert!(other.model_table(&[&flat]).is_err());
         assert!(other.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).is_err());
         let wrong_min =
             Trainer::new(TrainerConfig { min_count: 3, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();

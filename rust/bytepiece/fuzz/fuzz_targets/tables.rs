@@ -16,15 +16,15 @@ enum Input {
 
 fn check_merges(serialised: &[Vec<u8>]) {
     let all: Vec<&[u8]> = serialised.iter().map(Vec::as_slice).collect();
-    let flat = merge_serialised(&all, "t");
+    let flat = merge_serialised(&all, 0, "t");
     let reversed: Vec<&[u8]> = all.iter().rev().copied().collect();
     let (left, right) = all.split_at(all.len() / 2);
-    let tree = match (merge_serialised(left, "l"), merge_serialised(right, "r")) {
-        (Ok(l), Ok(r)) => merge_serialised(&[&l, &r], "lr"),
+    let tree = match (merge_serialised(left, 0, "l"), merge_serialised(right, 0, "r")) {
+        (Ok(l), Ok(r)) => merge_serialised(&[&l, &r], 0, "lr"),
         (Err(e), _) | (_, Err(e)) if left.is_empty() => Err(e),
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
-    let rev = merge_serialised(&reversed, "rev");
+    let rev = merge_serialised(&reversed, 0, "rev");
     match (&flat, &rev) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "merging in reverse order differs"),
         (Err(_), Err(_)) => {}
