@@ -10,7 +10,7 @@ use bytepiece::corpus::{FileBlocks, Spill};
 use bytepiece::model::NgramModel;
 use bytepiece::monitor::{Monitor, Unit};
 use bytepiece::prune::{self, PruneConfig};
-use bytepiece::table::{self, NgramTable, PieceTable};
+use bytepiece::table::{self, PieceTable};
 use bytepiece::{model_io, parallel, Error, Result as CoreResult, Trainer, TrainerConfig, Vocab};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pyo3::exceptions::PyTypeError;
@@ -296,7 +296,7 @@ impl PyTrainer {
         }
         let table =
             py.detach(|| parallel::run_with_threads(threads, || trainer.ngram_table(counter))?).map_err(to_py)?;
-        Ok(PyBytes::new(py, &table.to_bytes()))
+        Ok(PyBytes::new(py, &table))
     }
 
     /// Stage 2 over the n-gram tables of every shard (or merges of them): merged and pruned in
@@ -339,7 +339,7 @@ impl PyTrainer {
             for_each_batch(py, texts, batch_size, count)?;
         }
         let table = py.detach(|| trainer.piece_table(&model.model, counter)).map_err(to_py)?;
-        Ok(PyBytes::new(py, &table.to_bytes()))
+        Ok(PyBytes::new(py, &table))
     }
 
     /// Stage 4: prunes the merged piece tables of every shard into the vocabularies (then
@@ -355,8 +355,7 @@ impl PyTrainer {
         let progress = Progress::new(progress);
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
         self.vocabs = run_watched(py, &progress, || {
-            let table = PieceTable::from_bytes(&pieces, "merged piece table")?;
-            parallel::run_with_threads(Some(workers.max(1)), || trainer.prune(table))?
+            parallel::run_with_threads(Some(workers.max(1)), || trainer.prune_table(&pieces))?
         })?;
         Ok(())
     }
@@ -366,9 +365,7 @@ impl PyTrainer {
         let progress = Progress::new(Some(false));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
         let tag = trainer.ngram_tag();
-        let model = py
-            .detach(|| NgramTable::from_bytes(&table, "n-gram model table").and_then(|t| trainer.model_of(t)))
-            .map_err(to_py)?;
+        let model = py.detach(|| trainer.model_of(&table)).map_err(to_py)?;
         Ok(NgramModelCore { model, tag, min_count: self.config.min_count.max(1) })
     }
 

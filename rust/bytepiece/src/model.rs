@@ -23,8 +23,9 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::keytable::KeyTable;
+use crate::kmerge::Source;
 use crate::runs::Run;
-use crate::table::NgramTable;
+use crate::table::{NgramList, NgramTable, NgramTableView};
 
 /// Counts below this are their own index in the table of logarithms.
 const DENSE: u64 = 1 << 16;
@@ -38,6 +39,8 @@ pub trait SortedCounts: Sync {
     fn entries(&self) -> usize;
     /// Calls `f` with every entry, in order.
     fn for_each(&self, f: &mut dyn FnMut(u64, u64)) -> Result<()>;
+    /// The entries' keys, in order, one at a time.
+    fn keys(&self) -> Box<dyn Iterator<Item = Result<u64>> + '_>;
 }
 
 impl SortedCounts for Vec<(u64, u64)> {
@@ -48,6 +51,24 @@ impl SortedCounts for Vec<(u64, u64)> {
     fn for_each(&self, f: &mut dyn FnMut(u64, u64)) -> Result<()> {
         self.iter().for_each(|&(k, c)| f(k, c));
         Ok(())
+    }
+
+    fn keys(&self) -> Box<dyn Iterator<Item = Result<u64>> + '_> {
+        Box::new(self.iter().map(|&(k, _)| Ok(k)))
+    }
+}
+
+impl SortedCounts for NgramList<'_> {
+    fn entries(&self) -> usize {
+        self.len()
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(u64, u64)) -> Result<()> {
+        NgramList::for_each(self, f)
+    }
+
+    fn keys(&self) -> Box<dyn Iterator<Item = Result<u64>> + '_> {
+        Box::new(self.records().map(|r| r.map(|(k, _)| k)))
     }
 }
 
@@ -62,6 +83,39 @@ impl SortedCounts for Run<u64> {
             Ok(())
         })
     }
+
+    fn keys(&self) -> Box<dyn Iterator<Item = Result<u64>> + '_> {
+        match self.reader() {
+            Ok(mut r) => Box::new(std::iter::from_fn(move || r.next_record().map(|o| o.map(|(k, _)| k)).transpose())),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
+}
+
+/// Checks that every n-gram's prefix (one byte shorter) is in the list before its own: a prefix
+/// occurs wherever its n-gram does, so it was counted at least as often and is kept too; a
+/// table where it is not was not counted from text.
+fn check_prefixes(lists: &[&dyn SortedCounts]) -> Result<()> {
+    for j in 1..lists.len() {
+        let mut shorter = lists[j - 1].keys().peekable();
+        for k in lists[j].keys() {
+            let prefix = k? >> 8;
+            while let Some(p) = shorter.next_if(|p| p.as_ref().is_ok_and(|&p| p < prefix)) {
+                p?;
+            }
+            match shorter.peek() {
+                Some(Ok(p)) if *p == prefix => {}
+                Some(Err(_)) => return shorter.next().unwrap_or(Ok(0)).map(|_| ()),
+                _ => {
+                    return Err(Error::InvalidArgument(format!(
+                        "the n-gram table holds a {}-byte n-gram without its prefix: it was not counted from text",
+                        j + 1
+                    )))
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A bijective hash of the `bits`-bit keys (a multiplication by an odd number, then an
@@ -418,25 +472,27 @@ impl NgramModel {
         }
         let (fingerprint, positions) = (table.fingerprint(), table.positions());
         let lists = table.into_entries();
-        // a prefix occurs wherever its n-gram does, so it was counted at least as often and is
-        // kept too; a table where it is not was not counted
-        for j in 1..lists.len() {
-            let mut p = 0;
-            let shorter = &lists[j - 1];
-            for &(k, _) in &lists[j] {
-                while p < shorter.len() && shorter[p].0 < k >> 8 {
-                    p += 1;
-                }
-                if p == shorter.len() || shorter[p].0 != k >> 8 {
-                    return Err(Error::InvalidArgument(format!(
-                        "the n-gram table holds a {}-byte n-gram without its prefix: it was not counted from text",
-                        j + 1
-                    )));
-                }
-            }
-        }
         let refs: Vec<&dyn SortedCounts> = lists.iter().map(|l| l as &dyn SortedCounts).collect();
+        check_prefixes(&refs)?;
         NgramModel::build(&refs, positions, fingerprint, None, ln)
+    }
+
+    /// The model of a serialised pruned table read in place ([`NgramTable::view`]), as
+    /// [`NgramModel::from_table`] builds it from the table, within `budget` bytes if given (see
+    /// [`NgramModel::build`]).
+    pub fn from_view(
+        view: &NgramTableView<'_>,
+        budget: Option<usize>,
+        ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
+    ) -> Result<NgramModel> {
+        if view.min_count() == 0 {
+            return Err(Error::InvalidArgument(
+                "the n-gram model is built from a pruned table (prune it by min_count first)".into(),
+            ));
+        }
+        let refs: Vec<&dyn SortedCounts> = view.lists().iter().map(|l| l as &dyn SortedCounts).collect();
+        check_prefixes(&refs)?;
+        NgramModel::build(&refs, view.positions(), view.fingerprint()?, budget, ln)
     }
 
     /// The order of the model.

@@ -83,13 +83,15 @@ impl KeptCounts {
     /// Counts from this one up are not told apart.
     const EXACT: u64 = 1 << 12;
 
-    fn new(min_count: u64) -> KeptCounts {
+    /// No counts yet, of n-grams kept by `min_count`.
+    pub(crate) fn new(min_count: u64) -> KeptCounts {
         let min_count = min_count.max(1);
         KeptCounts { cells: vec![0; (Self::EXACT.saturating_sub(min_count) + 1) as usize], min_count }
     }
 
+    /// Counts one more n-gram counted `count` times.
     #[inline]
-    fn add(&mut self, count: u64) {
+    pub(crate) fn add(&mut self, count: u64) {
         if count >= self.min_count {
             let i = (count.min(Self::EXACT.max(self.min_count)) - self.min_count) as usize;
             self.cells[i] += 1;
@@ -293,7 +295,7 @@ impl NgramCounts {
     }
 
     /// Every part spilled: the runs of each length, and the positions counted.
-    fn into_runs(parts: Vec<NgramCounts>) -> Result<(Vec<Vec<Run<u64>>>, u64)> {
+    pub(crate) fn into_runs(parts: Vec<NgramCounts>) -> Result<(Vec<Vec<Run<u64>>>, u64)> {
         let order = check_parts(&parts)?;
         let positions = parts.iter().map(|p| p.positions).sum();
         let mut runs: Vec<Vec<Run<u64>>> = (0..order).map(|_| Vec::new()).collect();

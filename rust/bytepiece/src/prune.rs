@@ -270,9 +270,8 @@ pub fn prune_pieces(
     prune_partitioned(keep.into_iter().collect(), Dropped::Memory(drop), config, ln, monitor)
 }
 
-/// [`prune_pieces`] of the piece counts in sorted runs ([`PieceCounter::into_runs`]): the runs
-/// are merged as they are read, the pieces kept at first held in memory and the dropped ones
-/// written to a run in `scratch` and split in batches, so that memory holds only the pieces kept.
+/// [`prune_pieces`] of the piece counts in sorted runs ([`PieceCounter::into_runs`]), merged
+/// as they are read: see [`prune_sorted`].
 pub fn prune_runs(
     runs: Vec<Run<Vec<u8>>>,
     scratch: &Arc<Scratch>,
@@ -280,17 +279,30 @@ pub fn prune_runs(
     ln: LogFn<'_>,
     monitor: &dyn Monitor,
 ) -> Result<Vec<PieceCounts>> {
+    prune_sorted(move |f| merge_runs(&runs, |p, c| f(&p, c)), scratch, config, ln, monitor)
+}
+
+/// [`prune_pieces`] of piece counts read once, by increasing piece, from `each` (which calls
+/// its argument with every piece and its count): the pieces kept at first are held in memory
+/// and the dropped ones written to a run in `scratch` and split in batches, so that memory
+/// holds only the pieces kept.
+pub fn prune_sorted(
+    each: impl FnOnce(&mut dyn FnMut(&[u8], u64) -> Result<()>) -> Result<()>,
+    scratch: &Arc<Scratch>,
+    config: &PruneConfig,
+    ln: LogFn<'_>,
+    monitor: &dyn Monitor,
+) -> Result<Vec<PieceCounts>> {
     let mut keep = PieceCounts::default();
     let mut dropped = RunWriter::create(scratch, "dropped")?;
-    merge_runs(&runs, |p, c| {
-        if config.keeps(&p, c) {
-            keep.insert(p, c);
+    each(&mut |p, c| {
+        if config.keeps(p, c) {
+            keep.insert(p.to_vec(), c);
             Ok(())
         } else {
-            dropped.push(&p, c)
+            dropped.push(&p.to_vec(), c)
         }
     })?;
-    drop(runs);
     prune_partitioned(keep, Dropped::Run(dropped.finish()?), config, ln, monitor)
 }
 

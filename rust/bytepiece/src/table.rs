@@ -190,6 +190,7 @@ fn seal(mut out: Vec<u8>) -> Vec<u8> {
 }
 
 /// A reader of a serialised table that names it (`origin`) in its errors.
+#[derive(Debug, Clone)]
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -388,6 +389,14 @@ impl NgramTable {
         f.finish()
     }
 
+    /// The n-gram lists of a serialised table, read in place (see [`NgramList`]): its header
+    /// and lists are checked as [`NgramTable::from_bytes`] checks them, but its entries only as
+    /// they are read.
+    pub fn view<'a>(bytes: &'a [u8], origin: &'a str) -> Result<NgramTableView<'a>> {
+        let (h, lists) = NgramRecords::open(bytes, origin)?;
+        Ok(NgramTableView { header: h, lists: lists.into_iter().map(NgramList).collect() })
+    }
+
     /// Adds `other`'s counts to these: a sum, so tables merge to the same result in any order
     /// and any tree. Both must be unpruned and made with the same parameters.
     pub fn merge(self, other: NgramTable) -> Result<NgramTable> {
@@ -429,22 +438,12 @@ impl NgramTable {
 
     /// The table serialised (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let n = self.len();
-        let mut out = header(
-            Kind::Ngrams,
-            self.order,
-            self.tag,
-            self.min_count,
-            self.positions,
-            n as u64,
-            16 * self.order + 4 * n,
-        );
-        write_lists(&mut out, self.order, |j, out, w| {
-            self.entries[j].iter().for_each(|&(k, c)| w.push(out, k, c));
+        let capacity = 16 * self.order + 4 * self.len();
+        ngram_bytes(self.order, self.tag, self.min_count, self.positions, capacity, |j, push| {
+            self.entries[j].iter().for_each(|&(k, c)| push(k, c));
             Ok(())
         })
-        .unwrap_or_else(|_| unreachable!("writing a list of a table in memory does not fail"));
-        seal(out)
+        .unwrap_or_else(|_| unreachable!("writing the lists of a table in memory does not fail"))
     }
 
     /// Reads a serialised table, checking it whole; `origin` names it in errors.
@@ -553,11 +552,11 @@ impl PieceTable {
             order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
         let size: usize = self.entries.iter().map(|(p, _)| p.len() + 3).sum();
-        let mut out = header(Kind::Pieces, 0, self.tag, 0, 0, self.entries.len() as u64, size);
-        for (p, c) in order {
-            put_piece(&mut out, p, *c);
-        }
-        seal(out)
+        piece_bytes(self.tag, size, |push| {
+            order.into_iter().for_each(|(p, c)| push(p, *c));
+            Ok(())
+        })
+        .unwrap_or_else(|_| unreachable!("writing a table in memory does not fail"))
     }
 
     /// Reads a serialised table, checking it whole; `origin` names it in errors.
@@ -571,8 +570,86 @@ impl PieceTable {
     }
 }
 
+/// A serialised n-gram table read in place ([`NgramTable::view`]), so that what is built from
+/// it (the n-gram model) does not hold its entries a second time.
+#[derive(Debug)]
+pub struct NgramTableView<'a> {
+    header: Header,
+    lists: Vec<NgramList<'a>>,
+}
+
+impl<'a> NgramTableView<'a> {
+    /// The longest n-gram.
+    pub fn order(&self) -> usize {
+        self.header.order
+    }
+
+    /// The fingerprint of the parameters that made the table.
+    pub fn tag(&self) -> u64 {
+        self.header.tag
+    }
+
+    /// The `min_count` it was pruned with (0: not pruned).
+    pub fn min_count(&self) -> u64 {
+        self.header.min_count
+    }
+
+    /// The number of byte positions counted.
+    pub fn positions(&self) -> u64 {
+        self.header.total
+    }
+
+    /// The n-grams of each length, from 1 byte up.
+    pub fn lists(&self) -> &[NgramList<'a>] {
+        &self.lists
+    }
+
+    /// [`NgramTable::fingerprint`] of the table, in one pass over its entries.
+    pub fn fingerprint(&self) -> Result<u64> {
+        let mut f = Fingerprint::new(self.order(), self.tag(), self.min_count(), self.positions());
+        for list in &self.lists {
+            list.for_each(|k, c| f.entry(k, c))?;
+            f.end_list(list.len() as u64);
+        }
+        Ok(f.finish())
+    }
+}
+
+/// The n-grams of one length of a serialised table, `(packed key, count)` by increasing key,
+/// decoded (and checked) each time they are read.
+#[derive(Debug, Clone)]
+pub struct NgramList<'a>(NgramRecords<'a>);
+
+impl NgramList<'_> {
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.left == 0
+    }
+
+    /// Calls `f` with every entry, in order.
+    pub fn for_each(&self, mut f: impl FnMut(u64, u64)) -> Result<()> {
+        let mut records = self.0.clone();
+        while let Some((k, c)) = records.next_record()? {
+            f(k, c);
+        }
+        Ok(())
+    }
+
+    /// The entries, in order, one at a time.
+    pub fn records(&self) -> impl Iterator<Item = Result<(u64, u64)>> + '_ {
+        let mut records = self.0.clone();
+        std::iter::from_fn(move || records.next_record().transpose())
+    }
+}
+
 /// The entries of one length of a serialised n-gram table, read in place and checked as they
 /// are read (see [`NgramTable::check`]).
+#[derive(Debug, Clone)]
 struct NgramRecords<'a> {
     r: Reader<'a>,
     left: u64,
@@ -691,6 +768,17 @@ fn bad_ngram(len: usize, last: Option<u64>, key: u64, count: u64) -> Option<Stri
     (key > limit || count == 0).then(|| format!("a {len}-byte n-gram has a key wider than its length or a zero count"))
 }
 
+/// Calls `f(piece, count)` for every entry of a serialised piece table, by increasing bytes,
+/// reading it in place (and checking it as [`PieceTable::from_bytes`] does); `origin` names it
+/// in errors.
+pub fn for_each_piece(bytes: &[u8], origin: &str, mut f: impl FnMut(&[u8], u64) -> Result<()>) -> Result<()> {
+    let (_, mut records) = PieceRecords::open(bytes, origin)?;
+    while let Some((piece, count)) = records.next_record()? {
+        f(piece, count)?;
+    }
+    Ok(())
+}
+
 /// The entries of a serialised piece table, read in place and checked as they are read.
 struct PieceRecords<'a> {
     r: Reader<'a>,
@@ -729,26 +817,48 @@ impl<'a> Source for PieceRecords<'a> {
     }
 }
 
-/// Writes the sizes and lists of an n-gram table after its header in `out`: `list(j, out,
-/// writer)` pushes the entries of length `j + 1`. Sets the header's number of entries.
-fn write_lists(
-    out: &mut Vec<u8>,
+/// The serialised n-gram table of `order` lengths, made with the parameters `tag`, pruned by
+/// `min_count` (0: not) and counting `positions`: `list(j, push)` calls `push(key, count)` for
+/// the n-grams of `j + 1` bytes, by increasing key. `capacity` is a guess of its size.
+pub(crate) fn ngram_bytes(
     order: usize,
-    mut list: impl FnMut(usize, &mut Vec<u8>, &mut NgramWriter) -> Result<()>,
-) -> Result<()> {
+    tag: u64,
+    min_count: u64,
+    positions: u64,
+    capacity: usize,
+    mut list: impl FnMut(usize, &mut dyn FnMut(u64, u64)) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let mut out = header(Kind::Ngrams, order, tag, min_count, positions, 0, capacity);
     let sizes_at = out.len();
     out.resize(sizes_at + 16 * order, 0);
     let mut total = 0u64;
     for j in 0..order {
         let (start, mut w) = (out.len(), NgramWriter::new());
-        list(j, out, &mut w)?;
+        list(j, &mut |k, c| w.push(&mut out, k, c))?;
         let size = (out.len() - start) as u64;
         out[sizes_at + 16 * j..][..8].copy_from_slice(&w.entries.to_le_bytes());
         out[sizes_at + 16 * j + 8..][..8].copy_from_slice(&size.to_le_bytes());
         total += w.entries;
     }
     out[40..48].copy_from_slice(&total.to_le_bytes());
-    Ok(())
+    Ok(seal(out))
+}
+
+/// The serialised piece table made with the parameters `tag`: `each(push)` calls `push(piece,
+/// count)` for every piece, by increasing bytes. `capacity` is a guess of its size.
+pub(crate) fn piece_bytes(
+    tag: u64,
+    capacity: usize,
+    each: impl FnOnce(&mut dyn FnMut(&[u8], u64)) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let mut out = header(Kind::Pieces, 0, tag, 0, 0, 0, capacity);
+    let mut n = 0u64;
+    each(&mut |p, c| {
+        put_piece(&mut out, p, c);
+        n += 1;
+    })?;
+    out[40..48].copy_from_slice(&n.to_le_bytes());
+    Ok(seal(out))
 }
 
 /// The tag of a serialised n-gram table (`None` if the bytes are not one; not checked further).
@@ -778,15 +888,12 @@ pub fn merge_serialised(tables: &[&[u8]], min_count: u64, origin: &str) -> Resul
         ));
     }
     let capacity = tables.iter().map(|t| t.len()).max().unwrap_or(0);
-    let mut out = header(Kind::Pieces, 0, tag, 0, 0, 0, capacity);
-    let mut n = 0u64;
-    kmerge::merge(opened.into_iter().map(|(_, records)| records).collect(), |p, c| {
-        put_piece(&mut out, p, c);
-        n += 1;
-        Ok(())
-    })?;
-    out[40..48].copy_from_slice(&n.to_le_bytes());
-    Ok(seal(out))
+    piece_bytes(tag, capacity, |push| {
+        kmerge::merge(opened.into_iter().map(|(_, records)| records).collect(), |p, c| {
+            push(p, c);
+            Ok(())
+        })
+    })
 }
 
 /// [`merge_serialised`] of n-gram tables.
@@ -805,22 +912,20 @@ fn merge_ngrams(tables: &[&[u8]], names: &[String], min_count: u64) -> Result<Ve
     }
     let positions = opened.iter().try_fold(0u64, |a, (h, _)| a.checked_add(h.total)).ok_or_else(kmerge::overflow)?;
     let capacity = tables.iter().map(|t| t.len()).max().unwrap_or(0);
-    let mut out = header(Kind::Ngrams, order, tag, min_count, positions, 0, capacity);
     // the lists of each length, from every table
     let mut by_length: Vec<Vec<NgramRecords>> = (0..order).map(|_| Vec::with_capacity(tables.len())).collect();
     for (_, lists) in opened {
         by_length.iter_mut().zip(lists).for_each(|(all, list)| all.push(list));
     }
     let mut by_length = by_length.into_iter();
-    write_lists(&mut out, order, |j, out, w| {
+    ngram_bytes(order, tag, min_count, positions, capacity, |j, push| {
         kmerge::merge(by_length.next().unwrap_or_default(), |k, c| {
             if min_count == 0 || keeps_ngram(j + 1, c, min_count) {
-                w.push(out, k, c);
+                push(k, c);
             }
             Ok(())
         })
-    })?;
-    Ok(seal(out))
+    })
 }
 
 #[cfg(test)]

@@ -20,10 +20,10 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::model::NgramModel;
 use crate::monitor::{bytes_of, Monitor, Unit};
-use crate::ngram::{check_model_fits, NgramCounts, MAX_ORDER};
+use crate::ngram::{check_model_fits, KeptCounts, NgramCounts, MAX_ORDER};
 use crate::normalize::{self, nfc};
 use crate::prune::{self, LogFn, PieceCounter, PruneConfig, MIN_VOCAB_SIZE};
-use crate::runs::Scratch;
+use crate::runs::{merge_runs, Scratch};
 use crate::segment::{segment, Workspace};
 use crate::table::{self, Hasher, Kind, NgramTable, PieceTable};
 use crate::vocab::Vocab;
@@ -225,9 +225,21 @@ impl<'a> Trainer<'a> {
     }
 
     /// Stage 1's result for one shard of a corpus: the complete (unpruned) n-gram counts as a
-    /// table, to be merged with the other shards' ([`NgramTable::merge`]).
-    pub fn ngram_table(&self, counter: PerThread<NgramCounts>) -> Result<NgramTable> {
-        NgramCounts::table_of(counter.into_inner(), self.ngram_tag(), 0)
+    /// serialised table, to be merged with the other shards' ([`Trainer::model_table`]). Within
+    /// `max_memory_mb`, the counts go to runs on disk and are merged from there into the table,
+    /// so that no list of them is held beside it.
+    pub fn ngram_table(&self, counter: PerThread<NgramCounts>) -> Result<Vec<u8>> {
+        let tag = self.ngram_tag();
+        if self.shares().is_none() {
+            return Ok(NgramCounts::table_of(counter.into_inner(), tag, 0)?.to_bytes());
+        }
+        let (runs, positions) = NgramCounts::into_runs(counter.into_inner())?;
+        table::ngram_bytes(runs.len(), tag, 0, positions, 0, |j, push| {
+            merge_runs(&runs[j], |k, c| {
+                push(k, c);
+                Ok(())
+            })
+        })
     }
 
     /// Stage 2 over serialised shard tables ([`Trainer::ngram_table`]'s, or merges of them):
@@ -242,14 +254,25 @@ impl<'a> Trainer<'a> {
         table::merge_serialised(tables, self.config.min_count.max(1), "n-gram table")
     }
 
-    /// The n-gram model of a pruned table made with this trainer's parameters.
-    pub fn model_of(&self, table: NgramTable) -> Result<NgramModel> {
-        if table.tag() != self.ngram_tag() || table.min_count() != self.config.min_count.max(1) {
+    /// The n-gram model of a serialised pruned table made with this trainer's parameters
+    /// ([`Trainer::model_table`]'s), read in place. Within `max_memory_mb`, the model is built
+    /// within its share (held compactly if it must be), or refused, saying what would fit.
+    pub fn model_of(&self, table: &[u8]) -> Result<NgramModel> {
+        let view = NgramTable::view(table, "n-gram model table")?;
+        if view.tag() != self.ngram_tag() || view.min_count() != self.config.min_count.max(1) {
             return Err(Error::InvalidArgument(
                 "the n-gram model table was made with other parameters (order, isolate_digits, min_count)".into(),
             ));
         }
-        NgramModel::from_table(table, &|xs| (self.ln)(xs))
+        let budget = self.shares().map(|s| s.model);
+        if let Some(budget) = budget {
+            let mut kept = KeptCounts::new(view.min_count());
+            for list in &view.lists()[1..] {
+                list.for_each(|_, c| kept.add(c))?;
+            }
+            check_model_fits(&kept, budget, true, &Self::memory_mb_for_model)?;
+        }
+        NgramModel::from_view(&view, budget, &|xs| (self.ln)(xs))
     }
 
     /// Stage 2: the n-gram model of the counts, through the same pruned table as
@@ -272,7 +295,7 @@ impl<'a> Trainer<'a> {
                 &ln,
             );
         }
-        self.model_of(NgramCounts::table_of(counter.into_inner(), tag, min_count)?)
+        NgramModel::from_table(NgramCounts::table_of(counter.into_inner(), tag, min_count)?, &|xs| (self.ln)(xs))
     }
 
     /// Stage 3's accumulator of piece counts, one per thread; within `max_memory_mb`, each
@@ -315,8 +338,25 @@ impl<'a> Trainer<'a> {
     }
 
     /// Stage 3's result (for one shard, or the whole corpus): the piece counts as a table
-    /// tagged with the model, to be merged with other shards' ([`PieceTable::merge`]).
-    pub fn piece_table(&self, model: &NgramModel, counter: PerThread<(PieceCounter, Workspace)>) -> Result<PieceTable> {
+    /// tagged with the model, serialised, to be merged with other shards'
+    /// ([`crate::table::merge_serialised`]). Within `max_memory_mb`, the counts go to runs on
+    /// disk and are merged from there into the table.
+    pub fn piece_table(&self, model: &NgramModel, counter: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<u8>> {
+        let tag = self.piece_tag(model);
+        if self.shares().is_none() {
+            return Ok(self.piece_counts(model, counter)?.to_bytes());
+        }
+        let runs = PieceCounter::into_runs(counter.into_inner().into_iter().map(|(p, _)| p).collect())?;
+        table::piece_bytes(tag, 0, |push| {
+            merge_runs(&runs, |p, c| {
+                push(&p, c);
+                Ok(())
+            })
+        })
+    }
+
+    /// The piece counts of one process' counters, tagged with the model, in memory.
+    fn piece_counts(&self, model: &NgramModel, counter: PerThread<(PieceCounter, Workspace)>) -> Result<PieceTable> {
         let parts = counter.into_inner().into_iter().map(|(pieces, _)| pieces).collect();
         PieceCounter::table_of(parts, self.piece_tag(model))
     }
@@ -332,16 +372,29 @@ impl<'a> Trainer<'a> {
 
     /// Stage 4: prunes the piece counts of the whole corpus into one vocabulary per size,
     /// largest first.
-    pub fn prune(&self, pieces: PieceTable) -> Result<Vec<Vocab>> {
+    fn prune(&self, pieces: PieceTable) -> Result<Vec<Vocab>> {
         let config = self.prune_config();
         vocabs_of(prune::prune_pieces(pieces, &config, self.ln, self.monitor)?, &config)
+    }
+
+    /// Stage 4 over the merged piece table of every shard, serialised: read in place, the
+    /// pieces kept at first held in memory and (within `max_memory_mb`) the dropped ones in a
+    /// run on disk, as one process prunes its own.
+    pub fn prune_table(&self, table: &[u8]) -> Result<Vec<Vocab>> {
+        let origin = "merged piece table";
+        if self.shares().is_none() {
+            return self.prune(PieceTable::from_bytes(table, origin)?);
+        }
+        let config = self.prune_config();
+        let each = |f: &mut dyn FnMut(&[u8], u64) -> Result<()>| table::for_each_piece(table, origin, f);
+        vocabs_of(prune::prune_sorted(each, &self.scratch, &config, self.ln, self.monitor)?, &config)
     }
 
     /// Stages 3 and 4 of one process, once every text was counted into `pieces`: the model is
     /// freed, then the pieces pruned (within `max_memory_mb`, from runs on disk).
     pub fn finish(&self, model: NgramModel, pieces: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<Vocab>> {
         if self.shares().is_none() {
-            let table = self.piece_table(&model, pieces)?;
+            let table = self.piece_counts(&model, pieces)?;
             drop(model);
             return self.prune(table);
         }
@@ -459,7 +512,7 @@ mod tests {
         let want: Vec<String> = trainer.train(&refs).unwrap().iter().map(crate::model_io::to_json).collect();
         // one shard spills its counts to disk
         let spilling =
-            Trainer::new(TrainerConfig { count_memory_mb: 0, ..config }, &ln, &crate::monitor::Silent).unwrap();
+            Trainer::new(TrainerConfig { count_memory_mb: 0, ..config.clone() }, &ln, &crate::monitor::Silent).unwrap();
         let shards: Vec<&[&str]> = vec![&refs[..7], &refs[7..100], &refs[100..101], &refs[101..], &[]];
         let ngram_tables: Vec<Vec<u8>> = shards
             .iter()
@@ -468,7 +521,7 @@ mod tests {
                 let t = if i == 1 { &spilling } else { &trainer };
                 let counter = t.ngram_counter();
                 t.count_ngrams(&counter, shard).unwrap();
-                t.ngram_table(counter).unwrap().to_bytes()
+                t.ngram_table(counter).unwrap()
             })
             .collect();
         let refs_of =
@@ -486,34 +539,44 @@ mod tests {
         assert_eq!(trainer.model_table(&[&right, &left]).unwrap(), model_bytes);
         let shard_refs: Vec<&[u8]> = ngram_tables.iter().map(Vec::as_slice).collect();
         assert_eq!(trainer.model_table(&shard_refs).unwrap(), model_bytes);
-        let model = trainer.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).unwrap();
+        let model = trainer.model_of(&model_bytes).unwrap();
         let piece_tables: Vec<Vec<u8>> = shards
             .iter()
             .map(|shard| {
                 let counter = trainer.piece_counter(&model);
                 trainer.count_pieces(&model, &counter, shard).unwrap();
-                trainer.piece_table(&model, counter).unwrap().to_bytes()
+                trainer.piece_table(&model, counter).unwrap()
             })
             .collect();
         let a =
             merge_serialised(&refs_of(&piece_tables, &[2, 4, 0]).iter().map(Vec::as_slice).collect::<Vec<_>>(), 0, "p")
                 .unwrap();
         let b = merge_serialised(&[&piece_tables[3], &piece_tables[1], &a], 0, "p").unwrap();
-        let got: Vec<String> = trainer
-            .prune(PieceTable::from_bytes(&b, "pieces").unwrap())
-            .unwrap()
-            .iter()
-            .map(crate::model_io::to_json)
-            .collect();
+        let got: Vec<String> = trainer.prune_table(&b).unwrap().iter().map(crate::model_io::to_json).collect();
+        assert_eq!(got, want);
+        // within a memory bound every stage goes through runs on disk, to the same bytes
+        let bounded_config = TrainerConfig { max_memory_mb: Some(MIN_MEMORY_MB), count_memory_mb: 0, ..config.clone() };
+        let bounded = Trainer::new(bounded_config, &ln, &crate::monitor::Silent).unwrap();
+        for (shard, (ngrams, pieces)) in shards.iter().zip(ngram_tables.iter().zip(&piece_tables)) {
+            let counter = bounded.ngram_counter();
+            bounded.count_ngrams(&counter, shard).unwrap();
+            assert_eq!(&bounded.ngram_table(counter).unwrap(), ngrams);
+            let bounded_model = bounded.model_of(&model_bytes).unwrap();
+            assert_eq!(bounded_model.fingerprint(), model.fingerprint());
+            let counter = bounded.piece_counter(&bounded_model);
+            bounded.count_pieces(&bounded_model, &counter, shard).unwrap();
+            assert_eq!(&bounded.piece_table(&bounded_model, counter).unwrap(), pieces);
+        }
+        let got: Vec<String> = bounded.prune_table(&b).unwrap().iter().map(crate::model_io::to_json).collect();
         assert_eq!(got, want);
         // tables of other parameters are refused
         let other =
             Trainer::new(TrainerConfig { order: 4, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();
         assert!(other.model_table(&[&flat]).is_err());
-        assert!(other.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).is_err());
+        assert!(other.model_of(&model_bytes).is_err());
         let wrong_min =
             Trainer::new(TrainerConfig { min_count: 3, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();
-        assert!(wrong_min.model_of(NgramTable::from_bytes(&model_bytes, "model").unwrap()).is_err());
+        assert!(wrong_min.model_of(&model_bytes).is_err());
     }
 
     #[test]
