@@ -105,6 +105,20 @@ def test_text_shards_give_the_single_machine_model(client, texts, tmp_path):
     assert models_of(got, tmp_path, "five") == want
 
 
+def test_workers_within_a_memory_bound_give_the_single_machine_model(client, texts, tmp_path):
+    paths = write_text_shards(tmp_path, texts, [900, 1800])
+    single = bytepiece_rs.Trainer(progress=False, **ARGS)
+    single.train_from_files(paths)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    # counting tables of a few slots: every worker's stage goes through runs on disk, and so
+    # does the client's pruning
+    got = train_distributed(client, paths, fan_in=2, max_memory_mb=64, count_memory_mb=0, temp_dir=str(scratch),
+                            **ARGS)
+    assert models_of(got, tmp_path, "bounded") == models_of(single, tmp_path, "single")
+    assert list(scratch.iterdir()) == [], "temporary files are removed"
+
+
 def test_jsonl_parquet_and_dataframe_shards_give_the_single_machine_model(client, texts, tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")

@@ -42,6 +42,13 @@ def test_stages_by_hand_give_the_single_machine_model(lines):
     pieces = [count_pieces(s, model, ARGS, threads=2, batch_size=7) for s in reversed(shards)]
     trained = prune_counts(merge_counts(*pieces), ARGS)
     assert trained.pieces == single.pieces
+    # the client merges the last tables as it prunes them
+    assert prune_counts(pieces, ARGS, threads=2).pieces == single.pieces
+    # within a memory bound, every stage goes through runs on disk, to the same bytes
+    bounded = dict(ARGS, max_memory_mb=64, count_memory_mb=0)
+    assert [count_ngrams(s, bounded) for s in shards] == ngrams
+    assert [count_pieces(s, model, bounded) for s in reversed(shards)] == pieces
+    assert prune_counts(pieces, bounded).pieces == single.pieces
     assert len(trained.pieces[0]) > 1000
 
 

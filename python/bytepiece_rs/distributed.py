@@ -5,12 +5,17 @@ as a map over shards of the corpus whose results are count tables merged by sums
 core's ``table`` module and the README's "Beyond one machine"):
 
 1. each shard's byte n-grams are counted into a serialised table (one task per shard);
-2. the tables are merged in a tree (any order and grouping gives the same table) and pruned by
-   ``min_count`` into the n-gram model's table, which every piece-counting task receives;
+2. the tables are merged in a tree (any order and grouping gives the same table), whose root
+   prunes by ``min_count`` as it merges: the n-gram model's table, which every piece-counting
+   task receives;
 3. each shard is segmented with the model and its pieces counted into a table (one task per
-   shard), and these are merged in a tree;
-4. the client prunes the merged piece table into the vocabularies (re-segmenting dropped pieces
-   is work on the piece table, not on the corpus: it runs on the client's cores).
+   shard), and these are merged in a tree up to its last level;
+4. the client merges the last ``fan_in`` piece tables as it reads them and prunes them into the
+   vocabularies (re-segmenting dropped pieces is work on the piece table, not on the corpus: it
+   runs on the client's cores).
+
+Each merge streams through its tables once (a k-way merge); the root of the n-gram merge
+merges the n-grams of each length in parallel on its worker's cores.
 
 Every task is a pure function of its shard and of the tables it is given, so a task lost with a
 worker, or retried, gives the same bytes: the model is the single-machine trainer's.
@@ -30,7 +35,6 @@ reads text files), a record of a jsonl file or a row of a parquet file.
 
 from __future__ import annotations
 
-import functools
 import glob
 import hashlib
 import json
@@ -233,12 +237,14 @@ def count_pieces(source: Any, model_table: bytes, trainer_args: Dict[str, Any], 
     return _count("pieces", source, trainer_args, threads, batch_size, model_table, name)
 
 
-def prune_counts(merged_pieces: bytes, trainer_args: Dict[str, Any], *, threads: Optional[int] = None,
-                 progress: Optional[bool] = False) -> Trainer:
-    """Stage 4, on the client: prunes the merged piece counts of every shard into the
-    vocabularies; returns the trained :class:`Trainer` (``.save``, ``.pieces``)."""
+def prune_counts(tables: Union[bytes, Sequence[bytes]], trainer_args: Dict[str, Any], *,
+                 threads: Optional[int] = None, progress: Optional[bool] = False) -> Trainer:
+    """Stage 4, on the client: prunes the piece tables of every shard (results of
+    :func:`count_pieces`, or merges of them; one table or a list), merged as they are read, into
+    the vocabularies; returns the trained :class:`Trainer` (``.save``, ``.pieces``)."""
     trainer = Trainer(progress=progress, **trainer_args)
-    trainer._core.train_from_table(merged_pieces, threads or os.cpu_count() or 1, progress)
+    tables = [tables] if isinstance(tables, bytes) else list(tables)
+    trainer._core.train_from_tables(tables, threads or os.cpu_count() or 1, progress)
     return trainer
 
 
@@ -251,14 +257,9 @@ def _partition_count(stage: str, index: int, series: Any, trainer_args: Dict[str
     return _count(stage, series, trainer_args, threads, batch_size, model_table, f"DataFrame partition {index}")
 
 
-def _merge_list(tables: List[bytes]) -> bytes:
-    return merge_counts(*tables)
-
-
-def _tree_merge(client: Any, futures: List[Any], fan_in: int, name: str, retries: int,
-                root: Callable[[List[bytes]], bytes] = _merge_list) -> Any:
-    """Merges count tables in a tree of tasks of ``fan_in`` tables each, whose root task is
-    ``root(tables)`` (each merge streams through its tables once)."""
+def _merge_levels(client: Any, futures: List[Any], fan_in: int, name: str, retries: int) -> List[Any]:
+    """Merges count tables in levels of tasks of ``fan_in`` tables each until at most ``fan_in``
+    are left (each merge streams through its tables once); the last merge is the caller's."""
     level = 0
     while len(futures) > fan_in:
         futures = [
@@ -266,7 +267,7 @@ def _tree_merge(client: Any, futures: List[Any], fan_in: int, name: str, retries
             for i in range(0, len(futures), fan_in)
         ]
         level += 1
-    return client.submit(root, futures, key=f"{name}-{level}", retries=retries)
+    return futures
 
 
 def _check_positive(**values: Any) -> None:
@@ -330,17 +331,16 @@ def train_distributed(
                 for i, s in enumerate(shards)
             ]
 
-    ngram_tables = count("ngrams")
-    # the root of the merge prunes as it merges: the model's table, in the same pass
-    model = _tree_merge(client, ngram_tables, fan_in, f"bytepiece-model-{job}", retries,
-                        root=functools.partial(ngram_model_table, trainer_args=trainer_args))
+    ngram_tables = _merge_levels(client, count("ngrams"), fan_in, f"bytepiece-merge-ngrams-{job}", retries)
+    # the last merge prunes as it merges: the model's table, in the same pass
+    model = client.submit(ngram_model_table, ngram_tables, trainer_args, key=f"bytepiece-model-{job}",
+                          retries=retries)
     del ngram_tables  # their memory on the workers is released once the model is made
-    piece_tables = count("pieces", model)
-    merged = _tree_merge(client, piece_tables, fan_in, f"bytepiece-merge-pieces-{job}", retries)
-    del piece_tables
-    table = merged.result()
-    del merged, model
-    return prune_counts(table, trainer_args, progress=progress)
+    piece_tables = _merge_levels(client, count("pieces", model), fan_in, f"bytepiece-merge-pieces-{job}", retries)
+    tables = client.gather(piece_tables)
+    del piece_tables, model
+    # the last merge is the pruning's first pass, here
+    return prune_counts(tables, trainer_args, progress=progress)
 
 
 # --------------------------------------------------------------------------- encoding

@@ -342,20 +342,21 @@ impl PyTrainer {
         Ok(PyBytes::new(py, &table))
     }
 
-    /// Stage 4: prunes the merged piece tables of every shard into the vocabularies (then
-    /// `pieces`, `save`... give them, as after `train`).
-    #[pyo3(signature = (pieces, workers, progress=None))]
-    fn train_from_table(
+    /// Stage 4: prunes the piece tables of every shard (or merges of them), merged as they are
+    /// read, into the vocabularies (then `pieces`, `save`... give them, as after `train`).
+    #[pyo3(signature = (tables, workers, progress=None))]
+    fn train_from_tables(
         &mut self,
         py: Python<'_>,
-        pieces: PyBackedBytes,
+        tables: Vec<PyBackedBytes>,
         workers: usize,
         progress: Option<bool>,
     ) -> PyResult<()> {
         let progress = Progress::new(progress);
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
+        let views: Vec<&[u8]> = tables.iter().map(|t| &t[..]).collect();
         self.vocabs = run_watched(py, &progress, || {
-            parallel::run_with_threads(Some(workers.max(1)), || trainer.prune_table(&pieces))?
+            parallel::run_with_threads(Some(workers.max(1)), || trainer.prune_tables(&views))?
         })?;
         Ok(())
     }

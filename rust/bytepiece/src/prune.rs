@@ -279,31 +279,38 @@ pub fn prune_runs(
     ln: LogFn<'_>,
     monitor: &dyn Monitor,
 ) -> Result<Vec<PieceCounts>> {
-    prune_sorted(move |f| merge_runs(&runs, |p, c| f(&p, c)), scratch, config, ln, monitor)
+    prune_sorted(move |f| merge_runs(&runs, |p, c| f(&p, c)), Some(scratch), config, ln, monitor)
 }
 
 /// [`prune_pieces`] of piece counts read once, by increasing piece, from `each` (which calls
 /// its argument with every piece and its count): the pieces kept at first are held in memory
-/// and the dropped ones written to a run in `scratch` and split in batches, so that memory
-/// holds only the pieces kept.
+/// and the dropped ones split in batches, from a run in `scratch` if given (so that memory
+/// holds only the pieces kept), else from memory.
 pub fn prune_sorted(
     each: impl FnOnce(&mut dyn FnMut(&[u8], u64) -> Result<()>) -> Result<()>,
-    scratch: &Arc<Scratch>,
+    scratch: Option<&Arc<Scratch>>,
     config: &PruneConfig,
     ln: LogFn<'_>,
     monitor: &dyn Monitor,
 ) -> Result<Vec<PieceCounts>> {
     let mut keep = PieceCounts::default();
-    let mut dropped = RunWriter::create(scratch, "dropped")?;
+    let mut run = scratch.map(|s| RunWriter::create(s, "dropped")).transpose()?;
+    let mut memory = Vec::new();
     each(&mut |p, c| {
         if config.keeps(p, c) {
             keep.insert(p.to_vec(), c);
-            Ok(())
+        } else if let Some(run) = run.as_mut() {
+            run.push(&p.to_vec(), c)?;
         } else {
-            dropped.push(&p.to_vec(), c)
+            memory.push((p.to_vec(), c));
         }
+        Ok(())
     })?;
-    prune_partitioned(keep, Dropped::Run(dropped.finish()?), config, ln, monitor)
+    let dropped = match run {
+        Some(run) => Dropped::Run(run.finish()?),
+        None => Dropped::Memory(memory),
+    };
+    prune_partitioned(keep, dropped, config, ln, monitor)
 }
 
 /// The rest of [`prune_pieces`], once the pieces are split into those kept at first (`keep`)

@@ -36,7 +36,7 @@
 //! Most counts are small and sorted keys close, so an n-gram entry takes about 3 bytes rather
 //! than the 16 of two `u64`: tables cross the network and sit in workers' memory at that size.
 
-use rayon::slice::ParallelSliceMut;
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::kmerge::{self, Source};
@@ -438,8 +438,7 @@ impl NgramTable {
 
     /// The table serialised (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let capacity = 16 * self.order + 4 * self.len();
-        ngram_bytes(self.order, self.tag, self.min_count, self.positions, capacity, |j, push| {
+        ngram_bytes(self.order, self.tag, self.min_count, self.positions, |j, push| {
             self.entries[j].iter().for_each(|&(k, c)| push(k, c));
             Ok(())
         })
@@ -768,15 +767,19 @@ fn bad_ngram(len: usize, last: Option<u64>, key: u64, count: u64) -> Option<Stri
     (key > limit || count == 0).then(|| format!("a {len}-byte n-gram has a key wider than its length or a zero count"))
 }
 
-/// Calls `f(piece, count)` for every entry of a serialised piece table, by increasing bytes,
-/// reading it in place (and checking it as [`PieceTable::from_bytes`] does); `origin` names it
-/// in errors.
-pub fn for_each_piece(bytes: &[u8], origin: &str, mut f: impl FnMut(&[u8], u64) -> Result<()>) -> Result<()> {
-    let (_, mut records) = PieceRecords::open(bytes, origin)?;
-    while let Some((piece, count)) = records.next_record()? {
-        f(piece, count)?;
+/// Calls `f(piece, total count)` for every piece of serialised piece tables (made with the same
+/// parameters and n-gram model), by increasing bytes: a merge that streams through them once,
+/// checking them as [`PieceTable::from_bytes`] does; `origin` names them in errors (with their
+/// index).
+pub fn for_each_piece(tables: &[&[u8]], origin: &str, f: impl FnMut(&[u8], u64) -> Result<()>) -> Result<()> {
+    let names: Vec<String> = (0..tables.len()).map(|i| format!("{origin} {i}")).collect();
+    let opened = tables.iter().zip(&names).map(|(t, n)| PieceRecords::open(t, n)).collect::<Result<Vec<_>>>()?;
+    if opened.iter().any(|(h, _)| h.tag != opened[0].0.tag) {
+        return Err(Error::InvalidArgument(
+            "cannot merge piece tables counted with different parameters or n-gram models".into(),
+        ));
     }
-    Ok(())
+    kmerge::merge(opened.into_iter().map(|(_, records)| records).collect(), f)
 }
 
 /// The entries of a serialised piece table, read in place and checked as they are read.
@@ -819,28 +822,33 @@ impl<'a> Source for PieceRecords<'a> {
 
 /// The serialised n-gram table of `order` lengths, made with the parameters `tag`, pruned by
 /// `min_count` (0: not) and counting `positions`: `list(j, push)` calls `push(key, count)` for
-/// the n-grams of `j + 1` bytes, by increasing key. `capacity` is a guess of its size.
+/// the n-grams of `j + 1` bytes, by increasing key. The lengths are written in parallel on the
+/// current rayon pool.
 pub(crate) fn ngram_bytes(
     order: usize,
     tag: u64,
     min_count: u64,
     positions: u64,
-    capacity: usize,
-    mut list: impl FnMut(usize, &mut dyn FnMut(u64, u64)) -> Result<()>,
+    list: impl Fn(usize, &mut dyn FnMut(u64, u64)) -> Result<()> + Sync,
 ) -> Result<Vec<u8>> {
-    let mut out = header(Kind::Ngrams, order, tag, min_count, positions, 0, capacity);
-    let sizes_at = out.len();
-    out.resize(sizes_at + 16 * order, 0);
-    let mut total = 0u64;
-    for j in 0..order {
-        let (start, mut w) = (out.len(), NgramWriter::new());
-        list(j, &mut |k, c| w.push(&mut out, k, c))?;
-        let size = (out.len() - start) as u64;
-        out[sizes_at + 16 * j..][..8].copy_from_slice(&w.entries.to_le_bytes());
-        out[sizes_at + 16 * j + 8..][..8].copy_from_slice(&size.to_le_bytes());
-        total += w.entries;
+    let lists = (0..order)
+        .into_par_iter()
+        .map(|j| {
+            let (mut out, mut w) = (Vec::new(), NgramWriter::new());
+            list(j, &mut |k, c| w.push(&mut out, k, c))?;
+            Ok((w.entries, out))
+        })
+        .collect::<Result<Vec<(u64, Vec<u8>)>>>()?;
+    let total = lists.iter().map(|(n, _)| n).sum();
+    let size: usize = lists.iter().map(|(_, l)| 16 + l.len()).sum();
+    let mut out = header(Kind::Ngrams, order, tag, min_count, positions, total, size);
+    for (n, list) in &lists {
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&(list.len() as u64).to_le_bytes());
     }
-    out[40..48].copy_from_slice(&total.to_le_bytes());
+    for (_, list) in lists {
+        out.extend_from_slice(&list);
+    }
     Ok(seal(out))
 }
 
@@ -880,16 +888,11 @@ pub fn merge_serialised(tables: &[&[u8]], min_count: u64, origin: &str) -> Resul
     if min_count > 0 {
         return Err(Error::InvalidArgument("piece tables are not pruned by min_count".into()));
     }
-    let opened = tables.iter().zip(&names).map(|(t, n)| PieceRecords::open(t, n)).collect::<Result<Vec<_>>>()?;
-    let tag = opened[0].0.tag;
-    if opened.iter().any(|(h, _)| h.tag != tag) {
-        return Err(Error::InvalidArgument(
-            "cannot merge piece tables counted with different parameters or n-gram models".into(),
-        ));
-    }
     let capacity = tables.iter().map(|t| t.len()).max().unwrap_or(0);
+    // (the tag of a table too short to hold one is never written: reading it fails)
+    let tag = if first.len() >= HEADER { u64_at(first, 16) } else { 0 };
     piece_bytes(tag, capacity, |push| {
-        kmerge::merge(opened.into_iter().map(|(_, records)| records).collect(), |p, c| {
+        for_each_piece(tables, origin, |p, c| {
             push(p, c);
             Ok(())
         })
@@ -911,15 +914,13 @@ fn merge_ngrams(tables: &[&[u8]], names: &[String], min_count: u64) -> Result<Ve
         ));
     }
     let positions = opened.iter().try_fold(0u64, |a, (h, _)| a.checked_add(h.total)).ok_or_else(kmerge::overflow)?;
-    let capacity = tables.iter().map(|t| t.len()).max().unwrap_or(0);
     // the lists of each length, from every table
     let mut by_length: Vec<Vec<NgramRecords>> = (0..order).map(|_| Vec::with_capacity(tables.len())).collect();
     for (_, lists) in opened {
         by_length.iter_mut().zip(lists).for_each(|(all, list)| all.push(list));
     }
-    let mut by_length = by_length.into_iter();
-    ngram_bytes(order, tag, min_count, positions, capacity, |j, push| {
-        kmerge::merge(by_length.next().unwrap_or_default(), |k, c| {
+    ngram_bytes(order, tag, min_count, positions, |j, push| {
+        kmerge::merge(by_length[j].clone(), |k, c| {
             if min_count == 0 || keeps_ngram(j + 1, c, min_count) {
                 push(k, c);
             }
