@@ -80,7 +80,7 @@ PEERS = {
     "hf-bpe": {"trainer": "hf-bpe", "title": "HF tokenizers BPE"},
 }
 BASE = "spm-bpe"  # the ratios are against this run
-DASK_RUNS = ("single", "dask-1", "dask-2")
+DASK_RUNS = ("single", "dask-1", "dask-2", "dask-2-mem")
 
 # Figures reported by others, quoted in the projection (not measured here).
 ORIGINAL_REPORTED = (13 * GB, 51 * GB)  # the original BytePiece: 51 GB of RAM for 13 GB of text
@@ -269,9 +269,10 @@ def stages_main(job):
     stages = []
     t0 = time.perf_counter()
 
-    def merge_tree(tables, kind, covered):
+    def merge_levels(tables, kind, covered):
+        """train_distributed's merges: levels of fan_in tables until at most fan_in are left."""
         level = 0
-        while len(tables) > 1:
+        while len(tables) > fan_in:
             nxt, cov = [], []
             for i in range(0, len(tables), fan_in):
                 group = tables[i:i + fan_in]
@@ -280,23 +281,29 @@ def stages_main(job):
                 cov.append(sum(covered[i:i + fan_in]))
             tables, covered = nxt, cov
             level += 1
-        return tables[0]
+        return tables
 
     sizes = [os.path.getsize(s) for s in job["shards"]]
     tables = [_stage(stages, "ngrams", lambda s=s: count_ngrams(s, args, threads=threads), shard_bytes=n)
               for s, n in zip(job["shards"], sizes)]
-    merged = merge_tree(tables, "ngrams", sizes)
+    last_ngrams = merge_levels(tables, "ngrams", sizes)
     del tables
-    model = _stage(stages, "model", lambda: ngram_model_table(merged, args), in_bytes=len(merged))
-    del merged
+    # the last merge prunes as it merges
+    model = _stage(stages, "model", lambda: ngram_model_table(last_ngrams, args), in_bytes=sum(map(len, last_ngrams)))
     # the first task of a process also builds the n-gram model from the table (once)
     tables = [_stage(stages, "pieces", lambda s=s: count_pieces(s, model, args, threads=threads), shard_bytes=n)
               for s, n in zip(job["shards"], sizes)]
-    merged = merge_tree(tables, "pieces", sizes)
+    last_pieces = merge_levels(tables, "pieces", sizes)
     del tables
-    trainer = _stage(stages, "prune", lambda: prune_counts(merged, args, threads=threads), in_bytes=len(merged))
+    # the client merges the last piece tables as it prunes them
+    trainer = _stage(stages, "prune", lambda: prune_counts(last_pieces, args, threads=threads),
+                     in_bytes=sum(map(len, last_pieces)))
     trainer.save(job["model"])
-    res = {"train_s": time.perf_counter() - t0, "stages": stages, "hwm_self": rss_hwm(os.getpid())[1],
+    train_s = time.perf_counter() - t0
+    # for the projection, not part of the training: one merge task of each kind, on the last tables
+    for kind, last in (("ngrams", last_ngrams), ("pieces", last_pieces)):
+        _stage(stages, f"probe-merge-{kind}", lambda g=last: merge_counts(*g), in_bytes=sum(map(len, last)))
+    res = {"train_s": train_s, "stages": stages, "hwm_self": rss_hwm(os.getpid())[1],
            "model_bytes": os.path.getsize(job["model"])}
     with open(job["result"], "w") as f:
         json.dump(res, f)
@@ -332,7 +339,8 @@ def dask_main(job):
         res["client_rss_before"] = rss_hwm(os.getpid())[0]
         reset_hwm()
         c0, t1 = os.times(), time.perf_counter()
-        trainer = train_distributed(client, job["shards"], threads=1, fan_in=job["fan_in"], **job["trainer_args"])
+        trainer = train_distributed(client, job["shards"], threads=1, fan_in=job["fan_in"], **job["trainer_args"],
+                                    **job.get("bound", {}))
         trainer.save(job["model"])
         c1 = os.times()
         res["train_s"] = time.perf_counter() - t1
@@ -489,7 +497,8 @@ def dask_sweep(a, texts, workdir):
                 r = run_training(job, base + ".log", timeout=a.timeout, poll=a.poll, min_available_mb=a.min_available_mb)
             else:
                 job = {"shards": shards, "workers": int(name.split("-")[1]), "trainer_args": trainer_args(a),
-                       "fan_in": a.fan_in, "model": base + ".json", "result": base + ".result.json"}
+                       "fan_in": a.fan_in, "model": base + ".json", "result": base + ".result.json",
+                       "bound": {"max_memory_mb": a.max_memory_mb} if name.endswith("-mem") else {}}
                 r = run_sub("dask", job, base + ".log", a)
             r.update({"run": name, "repeat": rep, "model": job["model"]})
             if r["ok"]:
@@ -540,12 +549,15 @@ def projection(a, runs):
                 tables[s["stage"]].append((s["shard_bytes"], s["out_bytes"]))
             elif s["stage"].startswith("merge-"):
                 tables[s["stage"][6:]].append((s["covers_bytes"], s["out_bytes"]))
+            elif s["stage"].startswith("probe-merge-"):  # a merge of the whole corpus' tables
+                tables[s["stage"][12:]].append((n, s["out_bytes"]))
             elif s["stage"] == "model":
                 tables["model"].append((n, s["out_bytes"]))
         cpu = {k: sum(s["cpu_s"] for s in v) for k, v in by.items()}
         point = {"bytes": n, "cpu_s": cpu,
-                 "merge_in_bytes": {k: sum(s["in_bytes"] for s in by.get(f"merge-{k}", [])) for k in ("ngrams", "pieces")},
-                 "merged_pieces_bytes": by["prune"][0]["in_bytes"], "merged_ngrams_bytes": by["model"][0]["in_bytes"],
+                 "merge_in_bytes": {k: sum(s["in_bytes"] for s in by.get(f"merge-{k}", []) + by[f"probe-merge-{k}"])
+                                    for k in ("ngrams", "pieces")},
+                 "last_pieces_bytes": by["prune"][0]["in_bytes"], "last_ngrams_bytes": by["model"][0]["in_bytes"],
                  "prune_wall_s": by["prune"][0]["wall_s"], "prune_peak_rss": by["prune"][0]["peak_rss"],
                  "count_peak_rss": max(s["peak_rss"] for s in by["ngrams"] + by["pieces"]),
                  "shard_bytes": max(s["shard_bytes"] for s in by["ngrams"])}
@@ -554,9 +566,9 @@ def projection(a, runs):
     rates["ngrams"] = big["cpu_s"]["ngrams"] / big["bytes"]
     rates["pieces"] = big["cpu_s"]["pieces"] / big["bytes"]
     for k in ("ngrams", "pieces"):
-        merged_in = big["merge_in_bytes"][k]
-        rates[f"merge-{k}"] = big["cpu_s"].get(f"merge-{k}", 0) / merged_in if merged_in else None
-    rates["model"] = big["cpu_s"]["model"] / big["merged_ngrams_bytes"]
+        merge_cpu = big["cpu_s"].get(f"merge-{k}", 0) + big["cpu_s"][f"probe-merge-{k}"]
+        rates[f"merge-{k}"] = merge_cpu / big["merge_in_bytes"][k]
+    rates["model"] = big["cpu_s"]["model"] / big["last_ngrams_bytes"]
     m["rates"] = rates
     m["exponents"] = {k: (fit_power([(p["bytes"], p["cpu_s"][k]) for p in m["points"]]) or (None, None))[1]
                       for k in ("ngrams", "pieces", "prune")}
@@ -564,8 +576,8 @@ def projection(a, runs):
         "ngram_table": fit_power(tables["ngrams"]),
         "piece_table": fit_power(tables["pieces"]),
         "model_table": fit_power(tables["model"]),
-        "prune_s": fit_power([(p["merged_pieces_bytes"], p["prune_wall_s"]) for p in m["points"]]),
-        "prune_rss": fit_power([(p["merged_pieces_bytes"], p["prune_peak_rss"]) for p in m["points"]]),
+        "prune_s": fit_power([(p["last_pieces_bytes"], p["prune_wall_s"]) for p in m["points"]]),
+        "prune_rss": fit_power([(p["last_pieces_bytes"], p["prune_peak_rss"]) for p in m["points"]]),
         "count_rss": fit_power([(p["shard_bytes"], p["count_peak_rss"]) for p in m["points"]]),
     }
     single = {}
@@ -588,27 +600,30 @@ def projection(a, runs):
             row["count_ngrams_s"] = waves * rates["ngrams"] * s
             row["count_pieces_s"] = waves * rates["pieces"] * s
             for kind, fit in (("ngrams", f["ngram_table"]), ("pieces", f["piece_table"])):
-                t = shipped = 0.0
+                t = shipped = largest = 0.0
                 tasks, cover = k, s
-                while tasks > 1:
+                while tasks > F:
                     groups = math.ceil(tasks / F)
                     size_in = power(fit, cover)
-                    t += math.ceil(groups / w) * (rates[f"merge-{kind}"] or 0) * F * size_in
+                    t += math.ceil(groups / w) * rates[f"merge-{kind}"] * F * size_in
                     shipped += tasks * size_in
+                    largest = max(largest, F * size_in + power(fit, min(cover * F, n)))
                     tasks, cover = groups, cover * F
+                # the last (at most F) tables: merged by the model task, or by the client as it prunes
+                last = tasks * power(fit, min(cover, n))
                 row[f"merge_{kind}_s"] = t
-                row[f"shipped_{kind}"] = shipped
-                row[f"merged_{kind}_bytes"] = power(fit, n)
-                row[f"last_merge_{kind}_bytes"] = F * power(fit, n / F) + power(fit, n)
-            row["model_s"] = rates["model"] * row["merged_ngrams_bytes"]
+                row[f"shipped_{kind}"] = shipped + last
+                row[f"last_{kind}_bytes"] = last
+                row[f"largest_merge_{kind}"] = largest
             row["model_table_bytes"] = power(f["model_table"], n)
+            row["model_s"] = rates["model"] * row["last_ngrams_bytes"]
             row["shipped_model"] = min(w, k) * row["model_table_bytes"]
-            row["client_prune_s"] = power(f["prune_s"], row["merged_pieces_bytes"])
-            row["client_rss"] = power(f["prune_rss"], row["merged_pieces_bytes"])
+            row["client_prune_s"] = power(f["prune_s"], row["last_pieces_bytes"])
+            row["client_rss"] = power(f["prune_rss"], row["last_pieces_bytes"])
             row["total_s"] = sum(row[x] for x in ("count_ngrams_s", "merge_ngrams_s", "model_s", "count_pieces_s",
                                                   "merge_pieces_s", "client_prune_s"))
-            row["worker_rss"] = max(power(f["count_rss"], s) or 0, row["last_merge_ngrams_bytes"],
-                                    row["last_merge_pieces_bytes"])
+            row["worker_rss"] = max(power(f["count_rss"], s) or 0, row["last_ngrams_bytes"] + row["model_table_bytes"],
+                                    row["largest_merge_ngrams"], row["largest_merge_pieces"])
             rows.append(row)
     m["rows"] = rows
     return m
@@ -685,13 +700,15 @@ def plots(a, summary, dask, plot_dir, prefix):
             if pts:
                 ax.plot(*zip(*pts), marker="o", color=colors[peer], label=title(peer, a))
         if dask and dask.get("runs"):
-            for name, marker in zip(DASK_RUNS[1:], ("s", "D")):
+            for name, marker in zip(DASK_RUNS[1:], ("s", "D", "^")):
                 ok = [r for r in dask["runs"] if r["run"] == name and r["ok"]]
                 if ok:
                     y = med([r["train_s"] for r in ok]) if key == "time" else max(r["peak_rss_tree"] for r in ok) / scale
-                    n = int(name[5:])
+                    n = int(name.split("-")[1])
+                    bound = f", max_memory_mb={a.max_memory_mb}" if name.endswith("-mem") else ""
                     ax.plot([dask["size_mb"]], [y], marker=marker, color="black", linestyle="none", fillstyle="none",
-                            markersize=8, label=f"Dask, {n} worker{'s' if n > 1 else ''} × 1 thread, {dask['shards']} shards")
+                            markersize=8, label=f"Dask, {n} worker{'s' if n > 1 else ''} × 1 thread, {dask['shards']} "
+                                                f"shards{bound}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(sizes)
@@ -812,9 +829,10 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
         w(f"{dask['size_mb']:g} MB ({dask['bytes']:,} bytes) cut into {dask['shards']} shard files "
           f"({min(dask['shard_bytes']) / MB:.1f}–{max(dask['shard_bytes']) / MB:.1f} MB). single: "
           f"`Trainer(...).train_from_files(shards, workers={a.workers})` in one process; dask-N: "
-          f"`train_distributed(client, shards, threads=1, fan_in={a.fan_in}, ...)` on a "
+          f"`train_distributed(client, shards, threads=1, fan_in={a.fan_in}, ...)` (dask-N-mem: with "
+          f"`max_memory_mb={a.max_memory_mb}`, so every worker's stage and the client's are bounded) on a "
           "`LocalCluster(n_workers=N, threads_per_worker=1, processes=True, host='127.0.0.1', "
-          "dashboard_address=None)`; this process is the client and prunes the merged piece table. Time: the "
+          "dashboard_address=None)`; this process is the client, which merges the last piece tables as it prunes them. Time: the "
           "training call + saving (the cluster's start is not included; it is given apart).\n")
         w("| run | time (s) | × single | cluster start (s) | worker peak (MiB) | client peak (MiB) | tree peak (MiB) | "
           "bytes sent by workers | same model as single |")
@@ -840,16 +858,17 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
             by = {}
             for x in st_d[-1]["stages"]:
                 by.setdefault(x["stage"], []).append(x)
-            w(f"- Count tables at this size (stage-by-stage run on {a.shards} shards of the same text): n-gram tables "
-              f"{fmt_gb(sum(x['out_bytes'] for x in by['ngrams']))} in all, merged "
-              f"{fmt_gb(by['model'][0]['in_bytes'])}, model table {fmt_gb(by['model'][0]['out_bytes'])} (sent to "
-              f"each worker), piece tables {fmt_gb(sum(x['out_bytes'] for x in by['pieces']))}, merged piece table "
-              f"{fmt_gb(by['prune'][0]['in_bytes'])} (sent to the client).")
+            w(f"- Bytes per stage at this size (stage-by-stage run on {a.shards} shards of the same text): n-gram "
+              f"tables {fmt_gb(sum(x['out_bytes'] for x in by['ngrams']))} in all, "
+              f"{fmt_gb(by['model'][0]['in_bytes'])} into the model task (merged and pruned in one pass), model "
+              f"table {fmt_gb(by['model'][0]['out_bytes'])} (sent to each worker), piece tables "
+              f"{fmt_gb(sum(x['out_bytes'] for x in by['pieces']))} in all, {fmt_gb(by['prune'][0]['in_bytes'])} "
+              "sent to the client (which merges them as it prunes).")
         w("- worker peak: the largest VmHWM of a worker process (Python, Dask and the tables of its tasks); client "
-          "peak: the client's VmHWM during training (reset before it), i.e. the merged piece table and its pruning; "
+          "peak: the client's VmHWM during training (reset before it), i.e. the piece tables and their pruning; "
           "tree peak: the largest sum of RSS over the client, the nannies and the workers. Bytes sent by workers: "
           "`Worker.transfer_outgoing_bytes_total` summed (count tables sent to other workers' merge tasks and the "
-          "merged table fetched by the client); the tables' sizes are in the stage-by-stage table.\n")
+          "last tables fetched by the client); the tables' sizes are in the stage-by-stage table.\n")
 
     w("## Projection\n")
     if not proj:
@@ -870,20 +889,20 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
           f"{fits['piece_table'][0]:.3g} × bytes^{fits['piece_table'][1]:.2f}, n-gram model table (after "
           f"`min_count`) = {fits['model_table'][0]:.3g} × bytes^{fits['model_table'][1]:.2f} (serialised bytes; "
           "fitted on every shard and merged table measured).")
-        w(f"- **Merges** are a tree of fan-in {a.fan_in}: merge CPU = {1e9 * (r['merge-ngrams'] or 0):.1f} ns "
-          f"(n-grams) and {1e9 * (r['merge-pieces'] or 0):.1f} ns (pieces) per byte of input tables; each input "
-          f"table is shipped once to its merge task; the last merge holds its {a.fan_in} inputs and its output. The "
-          f"model table is then built ({1e9 * r['model']:.1f} ns per byte of merged n-gram table) and broadcast to "
-          "every worker.")
-        w(f"- **Client**: receives the merged piece table and prunes it: time = {fits['prune_s'][0]:.3g} × "
+        w(f"- **Merges** are levels of tasks of fan-in {a.fan_in} until at most {a.fan_in} tables are left: merge "
+          f"CPU = {1e9 * r['merge-ngrams']:.1f} ns (n-grams) and {1e9 * r['merge-pieces']:.1f} ns (pieces) per "
+          "byte of input tables (measured on one merge of the whole corpus' tables); each table is shipped once to "
+          "the task that merges it. The last n-gram tables are merged and pruned in one task, the model's table "
+          f"({1e9 * r['model']:.1f} ns per byte of its input tables), which is broadcast to every worker.")
+        w(f"- **Client**: receives the last piece tables, merges them as it prunes: time = {fits['prune_s'][0]:.3g} × "
           f"bytes^{fits['prune_s'][1]:.2f}, peak RSS = {fits['prune_rss'][0]:.3g} × bytes^{fits['prune_rss'][1]:.2f} "
-          "of merged piece table.")
+          "of those tables.")
         w(f"- Shards of {a.project_shard_gb:g} GB, one core per worker (as in the Dask sweep), no time for "
           "scheduling, reading from storage or the network (bytes shipped are given instead).")
         w("")
         if proj["rows"]:
             w("| text | workers | shards | count n-grams | merge n-grams | model | count pieces | merge pieces | "
-              "client prune | total | shipped: n-gram tables / model / piece tables | merged n-gram table | "
+              "client prune | total | shipped: n-gram tables / model / piece tables | last n-gram tables | "
               "worker memory (largest task) | client RSS |")
             w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
             for x in proj["rows"]:
@@ -891,7 +910,7 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
                   f"{fmt_h(x['merge_ngrams_s'])} | {fmt_h(x['model_s'])} | {fmt_h(x['count_pieces_s'])} | "
                   f"{fmt_h(x['merge_pieces_s'])} | {fmt_h(x['client_prune_s'])} | **{fmt_h(x['total_s'])}** | "
                   f"{fmt_gb(x['shipped_ngrams'])} / {fmt_gb(x['shipped_model'])} / {fmt_gb(x['shipped_pieces'])} | "
-                  f"{fmt_gb(x['merged_ngrams_bytes'])} | {fmt_gb(x['worker_rss'])} | "
+                  f"{fmt_gb(x['last_ngrams_bytes'])} | {fmt_gb(x['worker_rss'])} | "
                   f"{fmt_gb(x['client_rss'])} |")
             w("")
         w("Single machine, extrapolated from the sweep (power law of time and peak memory against size, "
@@ -905,9 +924,9 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
             w(f"| {title(peer, a)} | {f['time'][1]:.2f} | {f['memory'][1]:.2f} | " + " | ".join(cells) + " |")
         w("")
         if proj["rows"]:
-            w("Worker memory (largest task): the larger of a counting task's peak (fitted against shard size) and the "
-              f"tables the last merge holds ({a.fan_in} inputs + output); client RSS: the pruning stage's peak, "
-              "fitted against the merged piece table. Times are one wave of tasks after another (a stage's tasks "
+            w("Worker memory (largest task): the largest of a counting task's peak (fitted against shard size), the "
+              "model task's tables (its inputs and output) and a merge task's; client RSS: the pruning stage's "
+              "peak, fitted against the piece tables it merges. Times are one wave of tasks after another (a stage's tasks "
               "beyond the workers wait), so past the number of shards more workers do not help, and the merges and "
               "the client's pruning, which do not shrink with more workers, set the floor.\n")
         ours = proj["single"].get("ours") or {}
