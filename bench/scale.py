@@ -788,8 +788,10 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
       "`max_sentence_length` = longest line + 1, all lines), default: `split_by_whitespace=True, "
       "max_sentencepiece_length=16`; high compression: `split_by_whitespace=False, max_sentencepiece_length=36`; "
       "HF BPE as in train.py (ByteLevel). Stage by stage: the text cut into shards, then count_ngrams per shard, "
-      f"merge_counts (fan-in {a.fan_in}), ngram_model_table, count_pieces per shard, merge_counts, prune_counts, "
-      "one after the other in one process.")
+      f"merge_counts in levels (fan-in {a.fan_in}) down to {a.fan_in} tables, ngram_model_table of those, "
+      "count_pieces per shard, merge_counts in levels, prune_counts of the last tables, one after the other in one "
+      "process (train_distributed's tasks); then, for the projection only, one merge_counts of each kind "
+      "(probe-merge).")
     w("")
     if plot_paths:
         rel = [os.path.relpath(p, os.path.dirname(out_path)) for p in plot_paths]
@@ -928,7 +930,10 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
               "model task's tables (its inputs and output) and a merge task's; client RSS: the pruning stage's "
               "peak, fitted against the piece tables it merges. Times are one wave of tasks after another (a stage's tasks "
               "beyond the workers wait), so past the number of shards more workers do not help, and the merges and "
-              "the client's pruning, which do not shrink with more workers, set the floor.\n")
+              "the client's pruning, which do not shrink with more workers, set the floor. These are the memories "
+              "without a bound: with `max_memory_mb=M`, a task's own work stays within `1.15·M + 150` MB (the "
+              "dask-2-mem run above), its counts and the client's dropped pieces going to runs on disk; what a "
+              "worker still holds are the count tables that Dask keeps as task results.\n")
         ours = proj["single"].get("ours") or {}
         if ours.get("memory"):
             n0, m0 = ORIGINAL_REPORTED

@@ -300,7 +300,9 @@ def train_distributed(
     ``retries`` the retries of a failed task (a task lost with a worker is always rerun).
     ``trainer_args`` are :class:`Trainer`'s (``order``, ``max_vocab_size``, ``min_count``...).
 
-    The client holds no text: only the merged piece table, whose pruning runs here.
+    The client holds no text: only the last piece tables, which it merges as it prunes them.
+    With ``max_memory_mb`` among ``trainer_args``, every task is bounded as one process is (see
+    the README's "Beyond one machine").
     """
     Trainer(progress=False, **trainer_args)  # checks every argument here, before any task
     _check_positive(threads=threads, batch_size=batch_size, fan_in=fan_in)

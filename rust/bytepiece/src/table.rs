@@ -152,12 +152,7 @@ pub(crate) fn merge_sorted<K: Ord>(a: Vec<(K, u64)>, b: Vec<(K, u64)>) -> Result
                 std::cmp::Ordering::Equal => {
                     let (k, c) = a.next().unwrap_or_else(|| unreachable!());
                     let (_, d) = b.next().unwrap_or_else(|| unreachable!());
-                    let sum = c.checked_add(d).ok_or_else(|| {
-                        Error::InvalidArgument(
-                            "the tables' counts sum past 2^64 - 1: they cannot be real counts".into(),
-                        )
-                    })?;
-                    Some((k, sum))
+                    Some((k, c.checked_add(d).ok_or_else(kmerge::overflow)?))
                 }
             },
             (Some(_), None) => a.next(),
