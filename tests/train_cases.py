@@ -170,7 +170,7 @@ def _long_lines(shared):
 
 def _corpus_mixed(corpus_dir, per_lang_bytes):
     docs = ec.parity_corpus(corpus_dir, min_bytes=per_lang_bytes)
-    by_lang = {lang: [t for l, t in docs if l == lang] for lang in ec.PARITY_LANGS}
+    by_lang = {lang: [t for lg, t in docs if lg == lang] for lang in ec.PARITY_LANGS}
     return interleave(*(by_lang[lang] for lang in ec.PARITY_LANGS))
 
 
