@@ -244,7 +244,8 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap_or_default()))
     }
 
-    /// Reads a LEB128 varint of at most 64 bits.
+    /// Reads a LEB128 varint of at most 64 bits, in its shortest form (so that a table has one
+    /// serialisation).
     #[inline]
     fn varint(&mut self) -> Result<u64> {
         let mut x = 0u64;
@@ -253,13 +254,13 @@ impl<'a> Reader<'a> {
             self.at += 1;
             x |= u64::from(b & 0x7F) << shift;
             if b < 0x80 {
-                if shift == 63 && b > 1 {
+                if (shift == 63 && b > 1) || (shift > 0 && b == 0) {
                     break;
                 }
                 return Ok(x);
             }
         }
-        Err(self.error("varint too long"))
+        Err(self.error("varint too long or not in its shortest form"))
     }
 
     /// Fails unless every byte was read.
@@ -1029,6 +1030,7 @@ mod tests {
             (resealed(lists + 2, &[0]), "strictly increasing"),
             (resealed(lists + 1, &[0]), "zero count"),
             (resealed(lists + 1, &[0x83]), "truncated"),
+            (resealed(lists, &[0x81, 0x00]), "shortest form"),
             (resealed(HEADER, &[3]), "do not add up"),
         ];
         for (bytes, want) in &cases {

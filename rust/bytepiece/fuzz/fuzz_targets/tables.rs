@@ -41,8 +41,11 @@ fn check_merges(serialised: &[Vec<u8>]) {
 
 fuzz_target!(|input: Input| match input {
     Input::Raw(bytes) => {
+        let view = NgramTable::view(&bytes, "raw").and_then(|v| v.fingerprint());
         if let Ok(t) = NgramTable::from_bytes(&bytes, "raw") {
             assert_eq!(t.to_bytes(), bytes);
+            // read in place, the table has the same fingerprint
+            assert_eq!(view.ok(), Some(t.fingerprint()));
         }
         if let Ok(t) = PieceTable::from_bytes(&bytes, "raw") {
             assert_eq!(t.to_bytes(), bytes);
