@@ -223,11 +223,18 @@ def merge_counts(*tables: bytes) -> bytes:
     return merge_tables(list(tables))
 
 
+def _table_list(tables: Any) -> List[bytes]:
+    """One serialised table or a sequence of them, as a list of ``bytes``."""
+    if isinstance(tables, (bytes, bytearray, memoryview)):
+        return [bytes(tables)]
+    return [bytes(t) if isinstance(t, (bytearray, memoryview)) else t for t in tables]
+
+
 def ngram_model_table(tables: Union[bytes, Sequence[bytes]], trainer_args: Dict[str, Any]) -> bytes:
     """Stage 2, one task: the n-gram tables of every shard (results of :func:`count_ngrams`, or
     merges of them; one table or a list) merged and pruned by ``min_count`` in one pass into
     the table the n-gram model is built from, which every :func:`count_pieces` task takes."""
-    return _trainer(trainer_args)._core.model_table([tables] if isinstance(tables, bytes) else list(tables))
+    return _trainer(trainer_args)._core.model_table(_table_list(tables))
 
 
 def count_pieces(source: Any, model_table: bytes, trainer_args: Dict[str, Any], *, threads: int = 1,
@@ -243,8 +250,7 @@ def prune_counts(tables: Union[bytes, Sequence[bytes]], trainer_args: Dict[str, 
     :func:`count_pieces`, or merges of them; one table or a list), merged as they are read, into
     the vocabularies; returns the trained :class:`Trainer` (``.save``, ``.pieces``)."""
     trainer = Trainer(progress=progress, **trainer_args)
-    tables = [tables] if isinstance(tables, bytes) else list(tables)
-    trainer._core.train_from_tables(tables, threads or os.cpu_count() or 1, progress)
+    trainer._core.train_from_tables(_table_list(tables), threads or os.cpu_count() or 1, progress)
     return trainer
 
 
@@ -263,8 +269,9 @@ def _merge_levels(client: Any, futures: List[Any], fan_in: int, name: str, retri
     level = 0
     while len(futures) > fan_in:
         futures = [
-            client.submit(merge_counts, *futures[i:i + fan_in], key=f"{name}-{level}-{i}", retries=retries)
-            for i in range(0, len(futures), fan_in)
+            client.submit(merge_counts, *group, key=f"{name}-{level}-{i}", retries=retries) if len(group) > 1
+            else group[0]  # a lone table goes up as it is
+            for i in range(0, len(futures), fan_in) for group in [futures[i:i + fan_in]]
         ]
         level += 1
     return futures
@@ -300,7 +307,8 @@ def train_distributed(
     ``retries`` the retries of a failed task (a task lost with a worker is always rerun).
     ``trainer_args`` are :class:`Trainer`'s (``order``, ``max_vocab_size``, ``min_count``...).
 
-    The client holds no text: only the last piece tables, which it merges as it prunes them.
+    The client holds no text: only the last (at most ``fan_in``) piece tables, which it merges as
+    it prunes them; they are held whole while it prunes, beside what ``max_memory_mb`` bounds.
     With ``max_memory_mb`` among ``trainer_args``, every task is bounded as one process is (see
     the README's "Beyond one machine").
     """

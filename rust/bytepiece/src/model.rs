@@ -23,7 +23,6 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::keytable::KeyTable;
-use crate::kmerge::Source;
 use crate::runs::Run;
 use crate::table::{NgramList, NgramTable, NgramTableView};
 
@@ -39,8 +38,15 @@ pub trait SortedCounts: Sync {
     fn entries(&self) -> usize;
     /// Calls `f` with every entry, in order.
     fn for_each(&self, f: &mut dyn FnMut(u64, u64)) -> Result<()>;
-    /// The entries' keys, in order, one at a time.
-    fn keys(&self) -> Box<dyn Iterator<Item = Result<u64>> + '_>;
+    /// The entries' keys, in order, one at a time (by default collected first: lists that can
+    /// should stream them).
+    fn keys(&self) -> Box<dyn Iterator<Item = Result<u64>> + '_> {
+        let mut keys = Vec::with_capacity(self.entries());
+        match self.for_each(&mut |k, _| keys.push(k)) {
+            Ok(()) => Box::new(keys.into_iter().map(Ok)),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        }
+    }
 }
 
 impl SortedCounts for Vec<(u64, u64)> {
@@ -82,13 +88,6 @@ impl SortedCounts for Run<u64> {
             f(k, c);
             Ok(())
         })
-    }
-
-    fn keys(&self) -> Box<dyn Iterator<Item = Result<u64>> + '_> {
-        match self.reader() {
-            Ok(mut r) => Box::new(std::iter::from_fn(move || r.next_record().map(|o| o.map(|(k, _)| k)).transpose())),
-            Err(e) => Box::new(std::iter::once(Err(e))),
-        }
     }
 }
 
@@ -367,7 +366,9 @@ impl NgramModel {
         let mut positions = positions;
         for c in bytes.iter_mut().filter(|c| **c == 0) {
             *c = 1;
-            positions += 1;
+            positions = positions.checked_add(1).ok_or_else(|| {
+                Error::InvalidArgument("the n-gram counts' positions are past 2^64 - 1: they were not counted".into())
+            })?;
         }
         let ngrams: usize = lists[1..].iter().map(|l| l.entries()).sum();
         let compact = hashed_slots(ngrams, ngrams, budget).is_none();

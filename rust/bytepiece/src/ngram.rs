@@ -283,12 +283,7 @@ impl NgramCounts {
         let mut entries = Vec::with_capacity(order);
         for (j, runs) in runs.iter().enumerate() {
             let mut list = Vec::new();
-            merge_runs(runs, |k, c| {
-                if min_count == 0 || keeps_ngram(j + 1, c, min_count) {
-                    list.push((k, c));
-                }
-                Ok(())
-            })?;
+            merge_list(runs, j + 1, min_count, &mut |k, c| list.push((k, c)))?;
             entries.push(list);
         }
         NgramTable::new(order, tag, min_count, positions, entries)
@@ -351,6 +346,17 @@ impl NgramCounts {
         let lists: Vec<&dyn SortedCounts> = pruned.iter().map(|r| r as &dyn SortedCounts).collect();
         NgramModel::build(&lists, positions, fingerprint.finish(), Some(model_budget), ln)
     }
+}
+
+/// Merges `runs` of the n-grams of `len` bytes, calling `push(key, count)` for each one that
+/// `min_count` keeps (0: every one), by increasing key.
+pub(crate) fn merge_list(runs: &[Run<u64>], len: usize, min_count: u64, push: &mut dyn FnMut(u64, u64)) -> Result<()> {
+    merge_runs(runs, |k, c| {
+        if min_count == 0 || keeps_ngram(len, c, min_count) {
+            push(k, c);
+        }
+        Ok(())
+    })
 }
 
 /// Fails with a message naming what would fit when the n-grams that `kept` counts make a model

@@ -2,16 +2,19 @@
 //!
 //! Training splits into maps over shards of the corpus and merges of their results:
 //!
-//! 1. each shard's byte n-grams are counted into an [`NgramTable`] (unpruned);
-//! 2. the tables are merged ([`NgramTable::merge`]: a sum, in any order and any tree) and pruned
-//!    by `min_count` ([`NgramTable::pruned`]); the pruned table is the n-gram model that is
-//!    broadcast (the model is built from it with [`crate::model::NgramModel::from_table`]);
+//! 1. each shard's byte n-grams are counted into an [`NgramTable`] (unpruned), serialised;
+//! 2. the serialised tables are merged ([`merge_serialised`]: a sum, in any order and any tree,
+//!    in one streaming pass), the last merge pruning by `min_count` as it goes: the pruned table
+//!    is the n-gram model's, broadcast (the model is built from it, decoded with
+//!    [`crate::model::NgramModel::from_table`] or read in place with [`NgramTable::view`] and
+//!    [`crate::model::NgramModel::from_view`]);
 //! 3. each shard is segmented with the model and its pieces counted into a [`PieceTable`];
-//! 4. the piece tables are merged ([`PieceTable::merge`]) and pruned into vocabularies
-//!    ([`crate::prune::prune_pieces`]).
+//! 4. the piece tables are merged ([`for_each_piece`] streams through them) and pruned into
+//!    vocabularies ([`crate::prune::prune_sorted`]).
 //!
 //! The single-machine trainer takes the same path within one process: its n-gram counts become a
-//! (pruned) [`NgramTable`] and its piece counts a [`PieceTable`], with the same code.
+//! (pruned) [`NgramTable`] and its piece counts a [`PieceTable`], summed in memory by the same
+//! rules.
 //!
 //! # Binary format, version 2
 //!
@@ -315,18 +318,8 @@ impl NgramTable {
                 }
                 last = Some(k);
             }
-        }
-        self.check_pruned(origin)
-    }
-
-    /// Checks that a pruned table holds no n-gram that its `min_count` drops.
-    fn check_pruned(&self, origin: &str) -> Result<()> {
-        for (j, list) in self.entries.iter().enumerate() {
             if self.min_count > 0 && list.iter().any(|&(_, c)| !keeps_ngram(j + 1, c, self.min_count)) {
-                return Err(Error::InvalidArgument(format!(
-                    "{origin}: pruned by min_count {} but holds n-grams counted fewer times",
-                    self.min_count
-                )));
+                return bad(format!("pruned by min_count {} but holds n-grams counted fewer times", self.min_count));
             }
         }
         Ok(())
@@ -452,10 +445,8 @@ impl NgramTable {
             }
             entries.push(out);
         }
-        let table = NgramTable { order: h.order, tag: h.tag, min_count: h.min_count, positions: h.total, entries };
-        // the records checked each entry as it was read
-        table.check_pruned(origin)?;
-        Ok(table)
+        // the records checked each entry as they read it
+        Ok(NgramTable { order: h.order, tag: h.tag, min_count: h.min_count, positions: h.total, entries })
     }
 }
 
@@ -650,6 +641,8 @@ struct NgramRecords<'a> {
     left: u64,
     len: usize,
     last: Option<u64>,
+    /// The table's `min_count` (0: not pruned), which every entry must meet.
+    min_count: u64,
 }
 
 impl<'a> NgramRecords<'a> {
@@ -670,7 +663,8 @@ impl<'a> NgramRecords<'a> {
         for (j, &(n, size)) in sizes.iter().enumerate() {
             let at = r.at;
             let bytes = r.take(usize::try_from(size).map_err(|_| r.error("list too long"))?)?;
-            lists.push(NgramRecords { r: Reader { bytes, at: 0, origin, base: at }, left: n, len: j + 1, last: None });
+            let r = Reader { bytes, at: 0, origin, base: at };
+            lists.push(NgramRecords { r, left: n, len: j + 1, last: None, min_count: h.min_count });
         }
         r.end()?;
         Ok((h, lists))
@@ -701,6 +695,11 @@ impl Source for NgramRecords<'_> {
         };
         if let Some(m) = bad_ngram(self.len, self.last, key, count) {
             return Err(self.r.error(&m));
+        }
+        if self.min_count > 0 && !keeps_ngram(self.len, count, self.min_count) {
+            return Err(self
+                .r
+                .error(&format!("pruned by min_count {} but holds n-grams counted fewer times", self.min_count)));
         }
         self.last = Some(key);
         Ok(Some((key, count)))
@@ -882,7 +881,9 @@ pub fn merge_serialised(tables: &[&[u8]], min_count: u64, origin: &str) -> Resul
         return merge_ngrams(tables, &names, min_count);
     }
     if min_count > 0 {
-        return Err(Error::InvalidArgument("piece tables are not pruned by min_count".into()));
+        // only n-gram counts are pruned: a table that is no piece table either says what it is
+        PieceRecords::open(first, &names[0])?;
+        return Err(Error::InvalidArgument(format!("{}: piece counts are not pruned by min_count", names[0])));
     }
     let capacity = tables.iter().map(|t| t.len()).max().unwrap_or(0);
     // (the tag of a table too short to hold one is never written: reading it fails)
@@ -899,17 +900,21 @@ pub fn merge_serialised(tables: &[&[u8]], min_count: u64, origin: &str) -> Resul
 fn merge_ngrams(tables: &[&[u8]], names: &[String], min_count: u64) -> Result<Vec<u8>> {
     let opened = tables.iter().zip(names).map(|(t, n)| NgramRecords::open(t, n)).collect::<Result<Vec<_>>>()?;
     let (order, tag) = (opened[0].0.order, opened[0].0.tag);
-    if opened.iter().any(|(h, _)| h.order != order || h.tag != tag) {
-        return Err(Error::InvalidArgument(
-            "cannot merge n-gram tables made with different parameters (order, isolate_digits)".into(),
-        ));
+    if let Some(i) = opened.iter().position(|(h, _)| h.order != order || h.tag != tag) {
+        return Err(Error::InvalidArgument(format!(
+            "{}: made with other parameters than {} (order {} and {}, or isolate_digits): they cannot be merged",
+            names[i], names[0], opened[i].0.order, order
+        )));
     }
-    if opened.iter().any(|(h, _)| h.min_count != 0) {
-        return Err(Error::InvalidArgument(
-            "an n-gram table is already pruned: merge the counts as counted, then prune".into(),
-        ));
+    if let Some(i) = opened.iter().position(|(h, _)| h.min_count != 0) {
+        return Err(Error::InvalidArgument(format!(
+            "{}: already pruned (min_count {}): merge the counts as counted, then prune",
+            names[i], opened[i].0.min_count
+        )));
     }
-    let positions = opened.iter().try_fold(0u64, |a, (h, _)| a.checked_add(h.total)).ok_or_else(kmerge::overflow)?;
+    let positions = opened.iter().try_fold(0u64, |a, (h, _)| a.checked_add(h.total)).ok_or_else(|| {
+        Error::InvalidArgument("the tables' positions sum past 2^64 - 1: they cannot be real counts".into())
+    })?;
     // the lists of each length, from every table
     let mut by_length: Vec<Vec<NgramRecords>> = (0..order).map(|_| Vec::with_capacity(tables.len())).collect();
     for (_, lists) in opened {
@@ -978,6 +983,27 @@ mod tests {
         assert!(merge_serialised(&[&ab, &pieces], 0, "t").unwrap_err().to_string().contains("kind"));
         let other = ngrams(8, 0, &[&[], &[]]).to_bytes();
         assert!(merge_serialised(&[&ab, &other], 0, "t").unwrap_err().to_string().contains("parameters"));
+        assert!(merge_serialised(&[b"hello"], 2, "t").unwrap_err().to_string().contains("bad magic"));
+        // a table whose header says pruned but holds what that drops is refused, read in place too
+        let forged = ngram_bytes(2, 7, 5, 10, |j, push| {
+            if j == 1 {
+                push(0x6162, 1);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(NgramTable::from_bytes(&forged, "f").unwrap_err().to_string().contains("pruned by min_count 5"));
+        let err = NgramTable::view(&forged, "f").and_then(|v| v.fingerprint()).unwrap_err().to_string();
+        assert!(err.contains("pruned by min_count 5"), "{err}");
+        // so are positions past 2^64 once the missing bytes count one each
+        let full = ngram_bytes(1, 7, 5, u64::MAX, |_, push| {
+            push(b'a' as u64, 7);
+            Ok(())
+        })
+        .unwrap();
+        let view = NgramTable::view(&full, "p").unwrap();
+        let err = crate::model::NgramModel::from_view(&view, None, &crate::test_support::ln).unwrap_err().to_string();
+        assert!(err.contains("2^64"), "{err}");
         // large keys and counts take more bytes, and come back
         let wide = ngrams(1, 1, &[&[(0, u64::MAX), (0xFF, 1 << 40)]]);
         assert_eq!(NgramTable::from_bytes(&wide.to_bytes(), "w").unwrap(), wide);

@@ -9,8 +9,8 @@
 //! Across machines, each stage is a map over shards of the corpus whose results are count tables
 //! ([`crate::table`]) merged by sums: [`Trainer::ngram_table`] per shard, then
 //! [`Trainer::model_table`] over them (merged and pruned: the table broadcast to build the model
-//! with [`Trainer::model_of`]), [`Trainer::piece_table`] per shard, and [`Trainer::prune`] over
-//! their merge. [`Trainer::train`] takes the same path in one process.
+//! with [`Trainer::model_of`]), [`Trainer::piece_table`] per shard, and [`Trainer::prune_tables`]
+//! over them. [`Trainer::train`] takes the same path in one process.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,14 +18,14 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::model::NgramModel;
+use crate::model::{model_bytes, NgramModel};
 use crate::monitor::{bytes_of, Monitor, Unit};
-use crate::ngram::{check_model_fits, KeptCounts, NgramCounts, MAX_ORDER};
+use crate::ngram::{check_model_fits, merge_list, KeptCounts, NgramCounts, MAX_ORDER};
 use crate::normalize::{self, nfc};
 use crate::prune::{self, LogFn, PieceCounter, PruneConfig, MIN_VOCAB_SIZE};
 use crate::runs::{merge_runs, Scratch};
 use crate::segment::{segment, Workspace};
-use crate::table::{self, Hasher, Kind, NgramTable, PieceTable};
+use crate::table::{self, Hasher, Kind, NgramList, NgramTable, PieceTable};
 use crate::vocab::Vocab;
 
 /// The trainer's parameters, with the original's names and defaults.
@@ -234,12 +234,7 @@ impl<'a> Trainer<'a> {
             return Ok(NgramCounts::table_of(counter.into_inner(), tag, 0)?.to_bytes());
         }
         let (runs, positions) = NgramCounts::into_runs(counter.into_inner())?;
-        table::ngram_bytes(runs.len(), tag, 0, positions, |j, push| {
-            merge_runs(&runs[j], |k, c| {
-                push(k, c);
-                Ok(())
-            })
-        })
+        table::ngram_bytes(runs.len(), tag, 0, positions, |j, push| merge_list(&runs[j], j + 1, 0, push))
     }
 
     /// Stage 2 over serialised shard tables ([`Trainer::ngram_table`]'s, or merges of them):
@@ -260,21 +255,32 @@ impl<'a> Trainer<'a> {
     /// must be), or refused, saying what would fit; without, the table is decoded once, which
     /// builds faster than reading it in place for each pass.
     pub fn model_of(&self, table: &[u8]) -> Result<NgramModel> {
-        let view = NgramTable::view(table, "n-gram model table")?;
-        if view.tag() != self.ngram_tag() || view.min_count() != self.config.min_count.max(1) {
-            return Err(Error::InvalidArgument(
-                "the n-gram model table was made with other parameters (order, isolate_digits, min_count)".into(),
-            ));
-        }
+        let origin = "n-gram model table";
+        let made_here = |tag: u64, min_count: u64| {
+            if tag != self.ngram_tag() || min_count != self.config.min_count.max(1) {
+                return Err(Error::InvalidArgument(
+                    "the n-gram model table was made with other parameters (order, isolate_digits, min_count)".into(),
+                ));
+            }
+            Ok(())
+        };
         let ln = |xs: &[f64]| (self.ln)(xs);
         let Some(budget) = self.shares().map(|s| s.model) else {
-            return NgramModel::from_table(NgramTable::from_bytes(table, "n-gram model table")?, &ln);
+            let table = NgramTable::from_bytes(table, origin)?;
+            made_here(table.tag(), table.min_count())?;
+            return NgramModel::from_table(table, &ln);
         };
-        let mut kept = KeptCounts::new(view.min_count());
-        for list in &view.lists()[1..] {
-            list.for_each(|_, c| kept.add(c))?;
+        let view = NgramTable::view(table, origin)?;
+        made_here(view.tag(), view.min_count())?;
+        let ngrams: usize = view.lists()[1..].iter().map(NgramList::len).sum();
+        if model_bytes(ngrams) > budget {
+            // counts of the kept n-grams, for what would fit
+            let mut kept = KeptCounts::new(view.min_count());
+            for list in &view.lists()[1..] {
+                list.for_each(|_, c| kept.add(c))?;
+            }
+            check_model_fits(&kept, budget, true, &Self::memory_mb_for_model)?;
         }
-        check_model_fits(&kept, budget, true, &Self::memory_mb_for_model)?;
         NgramModel::from_view(&view, Some(budget), &ln)
     }
 
@@ -384,6 +390,9 @@ impl<'a> Trainer<'a> {
     /// they are read, the pieces kept at first held in memory and the dropped ones split in
     /// batches (within `max_memory_mb`, from a run on disk), as one process prunes its own.
     pub fn prune_tables(&self, tables: &[&[u8]]) -> Result<Vec<Vocab>> {
+        if tables.is_empty() {
+            return Err(Error::InvalidArgument("no piece table to prune".into()));
+        }
         let config = self.prune_config();
         let each = |f: &mut dyn FnMut(&[u8], u64) -> Result<()>| table::for_each_piece(tables, "piece table", f);
         let scratch = self.shares().map(|_| &self.scratch);
@@ -569,6 +578,11 @@ mod tests {
         }
         let got: Vec<String> = bounded.prune_tables(&[&b]).unwrap().iter().map(crate::model_io::to_json).collect();
         assert_eq!(got, want);
+        // the client merges the last tables as it prunes them
+        let last: Vec<&[u8]> = piece_tables.iter().map(Vec::as_slice).collect();
+        let got: Vec<String> = bounded.prune_tables(&last).unwrap().iter().map(crate::model_io::to_json).collect();
+        assert_eq!(got, want);
+        assert!(trainer.prune_tables(&[]).is_err());
         // tables of other parameters are refused
         let other =
             Trainer::new(TrainerConfig { order: 4, ..Default::default() }, &ln, &crate::monitor::Silent).unwrap();
