@@ -190,9 +190,12 @@ def test_decode_skips_reserved_and_negative_ids_like_the_original(default):
 
 
 def test_unknown_ids_and_pieces_raise_key_error(default):
-    with pytest.raises(KeyError, match="not in the vocabulary"):
+    last = default.vocab_size - 1
+    default.id_to_piece(last)
+    # the message names the last valid id
+    with pytest.raises(KeyError, match=f"not in the vocabulary \\(ids are 0 to {last}\\)"):
         default.decode([default.vocab_size])
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match=f"ids are 0 to {last}\\)"):
         default.id_to_piece(default.vocab_size)
     with pytest.raises(KeyError):
         default.id_to_piece(-1)
@@ -200,6 +203,14 @@ def test_unknown_ids_and_pieces_raise_key_error(default):
         default.piece_to_id(b"\x00" * 50)
     # str pieces are looked up by their UTF-8 bytes
     assert default.piece_to_id("a") == default.piece_to_id(b"a")
+
+
+def test_a_batch_is_a_list_not_one_text(default):
+    for one in ("a string", b"some bytes"):
+        for method in (default.encode_batch, default.encode_batch_numpy):
+            with pytest.raises(TypeError, match="a batch is a list of texts"):
+                method(one)
+    assert default.encode_batch(["a string"]) == [default.encode("a string")]
 
 
 def test_alpha_must_be_finite(default):

@@ -54,6 +54,14 @@ def default():
     return Tokenizer()
 
 
+def test_version():
+    import bytepiece_rs
+
+    r = run("--version")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == f"bytepiece-rs {bytepiece_rs.__version__}"
+
+
 def test_encode_ids_pieces_and_jsonl_equal_the_api(sample, default, tmp_path):
     path, lines = sample
     expected = [default.encode(line) for line in lines]

@@ -18,7 +18,7 @@ from typing import IO, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ._core import format_ids
+from ._core import __version__, format_ids
 from ._files import AtomicOutput
 from ._signals import Terminated
 from .tokenizer import Tokenizer
@@ -583,6 +583,7 @@ def _dataset_texts(source: Sequence[str], split: str, column: str) -> Iterator[s
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bytepiece", description="BytePiece tokenizer (Rust engine): train, encode, decode, inspect.")
+    p.add_argument("--version", action="version", version=f"bytepiece-rs {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(s: argparse.ArgumentParser, model: bool = True) -> None:

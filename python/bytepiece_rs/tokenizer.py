@@ -212,6 +212,9 @@ class Tokenizer:
         """The texts to encode, and (when a text holds an allowed special token) how to put the
         documents back together: per document, its parts (an index into the texts, or a
         special token's id as ``-1 - id``)."""
+        if isinstance(texts, (str, bytes, bytearray)):
+            raise TypeError(f"a batch is a list of texts, got one {type(texts).__name__}: encode it with encode(), "
+                            "or pass [text]")
         texts = texts if isinstance(texts, list) else list(texts)
         if not self._special:
             self._special.split("", allowed_special, disallowed_special)  # checks the arguments
@@ -301,7 +304,7 @@ class Tokenizer:
             return RESERVED[id]
         piece = self._encoder.id_to_piece(int(id))
         if piece is None:
-            raise KeyError(id)
+            raise KeyError(f"id {id} is not in the vocabulary (ids are 0 to {self.vocab_size - 1})")
         return piece
 
     def pieces_to_ids(self, pieces: Iterable[Text]) -> List[int]:

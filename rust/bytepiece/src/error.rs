@@ -29,7 +29,7 @@ pub enum Error {
         message: String,
     },
     /// An id that names no piece (ids run from 0 to `vocab_size - 1`).
-    #[error("id {id} is not in the vocabulary (ids are 0..{vocab_size})")]
+    #[error("id {id} is not in the vocabulary (ids are 0 to {})", .vocab_size.saturating_sub(1))]
     UnknownId {
         /// The id asked for.
         id: i64,
