@@ -62,6 +62,19 @@ def test_version():
     assert r.stdout.decode().strip() == f"bytepiece-rs {bytepiece_rs.__version__}"
 
 
+def test_skip_empty_drops_empty_documents(default, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("first\n\n  \nsecond\n\n", encoding="utf-8")
+    every = ok("encode", src, "--add-eos").stdout.decode().splitlines()
+    assert every[1] == "2" and len(every) == 5, every  # each empty line is a document: [<eos>]
+    kept = ok("encode", src, "--add-eos", "--skip-empty").stdout.decode().splitlines()
+    # a line of spaces is text; only the empty lines go
+    assert kept == [every[0], every[2], every[3]]
+    records = tmp_path / "in.jsonl"
+    records.write_text('{"text": "a"}\n{"text": ""}\n{"text": "b"}\n', encoding="utf-8")
+    assert len(ok("encode", records, "--skip-empty").stdout.decode().splitlines()) == 2
+
+
 def test_encode_ids_pieces_and_jsonl_equal_the_api(sample, default, tmp_path):
     path, lines = sample
     expected = [default.encode(line) for line in lines]

@@ -397,6 +397,8 @@ def cmd_encode(a: argparse.Namespace) -> None:
         docs: Iterator[Tuple[str, int]] = iter([(t, len(t.encode())) for t in a.text])
     else:
         docs = read_documents(a.inputs, a.field)
+    if a.skip_empty:
+        docs = ((text, n) for text, n in docs if text)
     progress = Progress("encode", _input_size(a.inputs), a.quiet)
     with AtomicOutput() as out:  # renamed into place only if everything succeeds
         writer = WRITERS[a.format](out, a.output or "-", tokenizer, dtype)
@@ -626,6 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--alpha", type=float, default=-1, help="sample with this alpha (>= 0); default: best segmentation")
     e.add_argument("--seed", type=int, default=None, help="seed of the draws when sampling")
     e.add_argument("--field", help="the text field of .jsonl records (default: text)")
+    e.add_argument("--skip-empty", action="store_true",
+                   help="drop empty documents (lines with nothing before the newline, empty .jsonl texts) "
+                        "instead of encoding each as a document of no ids (or just --add-bos/--add-eos)")
     common(e)
     e.set_defaults(run=cmd_encode)
 
