@@ -75,6 +75,22 @@ def test_skip_empty_drops_empty_documents(default, tmp_path):
     assert len(ok("encode", records, "--skip-empty").stdout.decode().splitlines()) == 2
 
 
+def test_an_empty_input_is_said_and_writes_no_dataset(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    for fmt, files in (("bin", ["out.bin", "out.idx"]), ("npy", ["out.npy", "out.offsets.npy"])):
+        line = fails("encode", empty, "--format", fmt, "-o", tmp_path / f"out.{fmt}")
+        assert f"{empty}: no documents to encode; no {fmt} written" in line, line
+        assert not any((tmp_path / f).exists() for f in files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.txt"], "no temporary file is left"
+    blank = tmp_path / "blank.txt"
+    blank.write_bytes(b"\n\n")
+    assert "(all empty)" in fails("encode", blank, "--skip-empty", "--format", "bin", "-o", tmp_path / "b.bin")
+    # text formats write nothing, and say so
+    r = ok("encode", empty)
+    assert r.stdout == b"" and b"no documents to encode" in r.stderr
+
+
 def test_encode_ids_pieces_and_jsonl_equal_the_api(sample, default, tmp_path):
     path, lines = sample
     expected = [default.encode(line) for line in lines]

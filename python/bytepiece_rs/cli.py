@@ -400,15 +400,24 @@ def cmd_encode(a: argparse.Namespace) -> None:
     if a.skip_empty:
         docs = ((text, n) for text, n in docs if text)
     progress = Progress("encode", _input_size(a.inputs), a.quiet)
+    n_docs = 0
     with AtomicOutput() as out:  # renamed into place only if everything succeeds
         writer = WRITERS[a.format](out, a.output or "-", tokenizer, dtype)
         for texts, nbytes in prefetched(batches(docs)):
             ids, offsets = tokenizer.encode_batch_numpy(texts, a.add_bos, a.add_eos, a.alpha, a.threads,
                                                         allowed_special=allowed, disallowed_special=())
             writer.write(ids, offsets)
+            n_docs += len(texts)
             progress.advance(nbytes)
+        if n_docs == 0 and a.format in ("bin", "npy"):
+            # an empty dataset is no dataset: Megatron-LM's loader cannot map an empty .bin
+            source = "the --text given" if a.text is not None else ", ".join(a.inputs)
+            raise CliError(f"{source}: no documents to encode{' (all empty)' if a.skip_empty else ''}; "
+                           f"no {a.format} written")
         writer.finish()
     progress.close()
+    if n_docs == 0 and not a.quiet:
+        print(f"bytepiece: warning: {', '.join(a.inputs or ['--text'])}: no documents to encode", file=sys.stderr)
 
 
 def cmd_decode(a: argparse.Namespace) -> None:
