@@ -173,10 +173,15 @@ def run_cli(*args):
 
 def test_cli_show(tmp_path, model_path):
     out = tmp_path / "page.html"
-    r = run_cli("show", "Hello, 世界", "-o", str(out))
-    assert r.returncode == 0, r.stderr
+    r = run_cli("show", "--text", "Hello, 世界", "-o", str(out))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
     page = Page(out.read_text(encoding="utf-8"))
     assert token_ids(page) == Tokenizer().encode("Hello, 世界")
+    # an argument that is no file is shown as text, and the command says so
+    missing = tmp_path / "typo.txt"
+    r = run_cli("show", str(missing), "-o", str(out))
+    assert r.returncode == 0 and f"{missing}: no such file; showing it as text" in r.stderr, r.stderr
+    assert token_ids(Page(out.read_text(encoding="utf-8"))) == Tokenizer().encode(str(missing))
     # a file, two models side by side
     src = tmp_path / "in.txt"
     src.write_text(HOSTILE, encoding="utf-8")
@@ -195,9 +200,12 @@ def test_cli_show_errors(tmp_path):
     bad.write_bytes(b"\xff\xfe")
     r = run_cli("show", str(bad), "-o", str(tmp_path / "p.html"))
     assert r.returncode == 2 and "not UTF-8" in r.stderr
-    r = run_cli("show", "x", "-o", str(tmp_path / "nowhere" / "p.html"))
+    r = run_cli("show", "--text", "x", "-o", str(tmp_path / "nowhere" / "p.html"))
     assert r.returncode == 2 and "no such directory" in r.stderr
     assert not (tmp_path / "p.html").exists()
+    for args in ([], [str(bad), "--text", "x"]):
+        r = run_cli("show", *args, "-o", str(tmp_path / "p.html"))
+        assert r.returncode == 2 and "give a FILE or --text TEXT" in r.stderr, r.stderr
 
 
 # --------------------------------------------------------------------------- headless Chromium

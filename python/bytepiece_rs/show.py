@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import sys
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:
@@ -136,7 +137,9 @@ def to_html(
 def add_command(sub: "argparse._SubParsersAction") -> None:
     """Adds ``bytepiece show`` to the command line's subcommands."""
     s = sub.add_parser("show", help="write an HTML page showing the tokens of a text (one column per model)")
-    s.add_argument("input", metavar="TEXT_OR_FILE", help="a text file (read as UTF-8), or else the text itself")
+    s.add_argument("input", metavar="FILE", nargs="?",
+                   help="a text file (read as UTF-8); an argument that is no file is shown as text, with a note")
+    s.add_argument("--text", help="show this text (rather than a file's)")
     s.add_argument(
         "-m", "--model", action="append", help="model file, repeatable for side-by-side columns (default: the bundled model)"
     )
@@ -152,13 +155,20 @@ def _cmd_show(a: argparse.Namespace) -> None:
     models: List[Optional[str]] = a.model or [None]
     tokenizers = [_tokenizer(m) for m in models]
     names = [os.path.basename(m) if m else "default model" for m in models]
-    if os.path.isfile(a.input):
+    if (a.input is None) == (a.text is None):
+        raise CliError("show: give a FILE or --text TEXT (one of them)")
+    if a.text is not None:
+        text = a.text
+    elif os.path.isfile(a.input):
         try:
             with open(a.input, encoding="utf-8") as f:
                 text = f.read()
         except UnicodeDecodeError as e:
             raise CliError(f"{a.input}: not UTF-8 text ({e})") from None
     else:
+        # the original form of this command: text in place of a file (said, so a mistyped path is seen)
+        what = "a directory" if os.path.isdir(a.input) else "no such file"
+        print(f"bytepiece: note: {a.input}: {what}; showing it as text (--text TEXT says so)", file=sys.stderr)
         text = a.input
     target = os.path.dirname(os.path.abspath(a.output))
     if not os.path.isdir(target):
