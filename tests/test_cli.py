@@ -91,6 +91,31 @@ def test_an_empty_input_is_said_and_writes_no_dataset(tmp_path):
     assert r.stdout == b"" and b"no documents to encode" in r.stderr
 
 
+def test_decode_reads_every_format_encode_writes(sample, tmp_path):
+    src = tmp_path / "in.txt"
+    lines = sample[1][:200] + sample[1][-200:] + ["", "日本語 and émigré"]
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outputs = {"ids": tmp_path / "ids.txt", "jsonl": tmp_path / "ids.jsonl", "npy": tmp_path / "ids.npy",
+               "bin": tmp_path / "corpus.bin"}
+    for fmt, path in outputs.items():
+        ok("encode", src, "--format", fmt, "-o", path, "--add-eos")
+        decoded = ok("decode", path).stdout.decode("utf-8").split("\n")[:-1]
+        assert decoded == lines, fmt
+    # the index names the same dataset; --format overrides the extension; stdin takes jsonl too
+    assert ok("decode", tmp_path / "corpus.idx").stdout == ok("decode", outputs["ids"]).stdout
+    jsonl_copy = tmp_path / "records.txt"
+    jsonl_copy.write_bytes(outputs["jsonl"].read_bytes())
+    assert ok("decode", jsonl_copy, "--format", "jsonl").stdout == ok("decode", outputs["ids"]).stdout
+    assert ok("decode", stdin=outputs["jsonl"].read_bytes()).stdout == ok("decode", outputs["ids"]).stdout
+    # and says what is wrong with what it cannot read
+    assert "no such file" in fails("decode", tmp_path / "missing.bin")
+    assert "the offsets of an npy output" in fails("decode", tmp_path / "ids.offsets.npy")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"ids": [1, 2]}\n{"text": "x"}\n', encoding="utf-8")
+    assert f"{bad}:2: not a record" in fails("decode", bad)
+    assert "reads files, not standard input" in fails("decode", "--format", "npy")
+
+
 def test_encode_ids_pieces_and_jsonl_equal_the_api(sample, default, tmp_path):
     path, lines = sample
     expected = [default.encode(line) for line in lines]

@@ -420,22 +420,68 @@ def cmd_encode(a: argparse.Namespace) -> None:
         print(f"bytepiece: warning: {', '.join(a.inputs or ['--text'])}: no documents to encode", file=sys.stderr)
 
 
+#: What ``decode`` reads, by file extension (anything else: lines of ids).
+DECODE_FORMATS = {".jsonl": "jsonl", ".npy": "npy", ".bin": "bin", ".idx": "bin"}
+
+
+def _encoded_documents(path: str, fmt: str) -> Iterator[Tuple[str, Sequence[int]]]:
+    """``(where, ids)`` of every document of a file that ``encode`` wrote, in order: lines of ids
+    (``ids``), ``{"ids": [...]}`` records (``jsonl``), ``PATH`` + ``PATH.offsets.npy`` (``npy``)
+    or ``PREFIX.bin`` + ``PREFIX.idx`` (``bin``)."""
+    if fmt == "npy":
+        if path.endswith(".offsets.npy"):
+            raise CliError(f"{path}: the offsets of an npy output; give its ids' .npy")
+        offsets_path = path[:-4] + ".offsets.npy"
+        try:
+            ids, offsets = np.load(path, mmap_mode="r"), np.load(offsets_path)
+        except FileNotFoundError:
+            raise CliError(f"{offsets_path}: no such file (encode --format npy writes it beside {path})") from None
+        except ValueError as e:
+            raise CliError(f"{path}: not an npy output of encode ({e})") from None
+        for i in range(len(offsets) - 1):
+            yield f"{path}: document {i}", ids[offsets[i]:offsets[i + 1]]
+        return
+    if fmt == "bin":
+        prefix = os.path.splitext(path)[0]
+        try:
+            ids, offsets = read_megatron(prefix)
+        except (OSError, ValueError, KeyError, struct.error) as e:
+            raise CliError(f"{prefix}.bin/.idx: not a Megatron dataset that encode wrote ({e})") from None
+        for i in range(len(offsets) - 1):
+            yield f"{prefix}.bin: document {i}", ids[offsets[i]:offsets[i + 1]]
+        return
+    with _open_binary(path) as src:
+        for lineno, line in enumerate(src, 1):
+            where = f"{path}:{lineno}"
+            if fmt == "jsonl" or line.lstrip().startswith(b"{"):
+                try:
+                    ids = json.loads(line)["ids"]
+                except (ValueError, KeyError, TypeError):
+                    raise CliError(f"{where}: not a record {{\"ids\": [...]}}") from None
+            else:
+                try:
+                    ids = [int(x) for x in line.split()]
+                except ValueError:
+                    raise CliError(f"{where}: not a line of integer ids") from None
+            yield where, ids
+
+
 def cmd_decode(a: argparse.Namespace) -> None:
     tokenizer = _tokenizer(a.model)
-    _check_inputs(a.inputs)
+    sources = [(path, a.format if a.format != "auto" else DECODE_FORMATS.get(os.path.splitext(path)[1].lower(), "ids"))
+               for path in a.inputs or ["-"]]
+    for path, fmt in sources:
+        if path == "-" and fmt in ("npy", "bin"):
+            raise CliError(f"--format {fmt}: reads files, not standard input")
+        _check_inputs([os.path.splitext(path)[0] + ext for ext in (".bin", ".idx")] if fmt == "bin" else [path])
     with AtomicOutput() as out:
         f = _open_output(out, a.output) if a.output not in (None, "-") else sys.stdout.buffer
-        for path in a.inputs or ["-"]:
-            with _open_binary(path) as src:
-                for lineno, line in enumerate(src, 1):
-                    try:
-                        ids = [int(x) for x in line.split()]
-                    except ValueError:
-                        raise CliError(f"{path}:{lineno}: not a line of integer ids") from None
-                    try:
-                        f.write(tokenizer.decode(ids).encode() + b"\n")
-                    except (ValueError, KeyError, OverflowError) as e:
-                        raise CliError(f"{path}:{lineno}: {e}") from None
+        for path, fmt in sources:
+            for where, ids in _encoded_documents(path, fmt):
+                try:
+                    f.write(tokenizer.decode(ids).encode() + b"\n")
+                except (ValueError, KeyError, OverflowError, TypeError) as e:
+                    raise CliError(f"{where}: {e}") from None
 
 
 def cmd_stats(a: argparse.Namespace) -> None:
@@ -643,8 +689,12 @@ def build_parser() -> argparse.ArgumentParser:
     common(e)
     e.set_defaults(run=cmd_encode)
 
-    d = sub.add_parser("decode", help="decode lines of ids to text")
-    d.add_argument("inputs", nargs="*", metavar="INPUT", help="files of ids, one document per line (default: stdin)")
+    d = sub.add_parser("decode", help="decode what encode wrote back to text, one line per document")
+    d.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="files that encode wrote: lines of ids, .jsonl, .npy (with its .offsets.npy), .bin/.idx "
+                        "(default: stdin, lines of ids or jsonl records)")
+    d.add_argument("--format", choices=["auto", "ids", "jsonl", "npy", "bin"], default="auto",
+                   help="what the inputs hold (default: by extension; anything else is lines of ids)")
     d.add_argument("-o", "--output", help="output file (default: stdout)")
     common(d)
     d.set_defaults(run=cmd_decode)
