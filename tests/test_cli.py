@@ -116,6 +116,41 @@ def test_decode_reads_every_format_encode_writes(sample, tmp_path):
     assert "reads files, not standard input" in fails("decode", "--format", "npy")
 
 
+def fifo_with(tmp_path, name, data):
+    """A named pipe that a thread fills with ``data`` once a reader opens it."""
+    import threading
+
+    path = tmp_path / name
+    os.mkfifo(path)
+
+    def fill():
+        with open(path, "wb") as f:
+            f.write(data)
+
+    threading.Thread(target=fill, daemon=True).start()
+    return path
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_pipes_are_inputs_as_files_are(sample, tmp_path):
+    path, _ = sample
+    data = path.read_bytes()
+    # train reads its inputs twice: a pipe gives the model its file gives
+    ok("train", path, "-o", tmp_path / "file.model", "--vocab-size", "2000", "-q")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ok("train", fifo_with(tmp_path, "train.txt", data), "-o", tmp_path / "pipe.model", "--vocab-size", "2000", "-q",
+       "--temp-dir", spool)
+    assert (tmp_path / "pipe.model").read_bytes() == (tmp_path / "file.model").read_bytes()
+    assert list(spool.iterdir()) == [], "the copy is removed"
+    assert ok("encode", fifo_with(tmp_path, "enc.txt", data)).stdout == ok("encode", path).stdout
+
+
+def test_a_directory_is_said_the_same_way_for_models_and_inputs(tmp_path):
+    assert fails("encode", "-m", tmp_path, "--text", "x").endswith(f"{tmp_path}: is a directory, not a model file")
+    assert fails("encode", tmp_path).endswith(f"{tmp_path}: is a directory, not a file")
+
+
 def test_encode_ids_pieces_and_jsonl_equal_the_api(sample, default, tmp_path):
     path, lines = sample
     expected = [default.encode(line) for line in lines]

@@ -10,8 +10,10 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import struct
 import sys
+import tempfile
 import threading
 import time
 from typing import IO, Iterator, List, Optional, Sequence, Tuple
@@ -91,16 +93,28 @@ def _is_jsonl(path: str, field: Optional[str]) -> bool:
 
 
 def _input_size(paths: Sequence[str]) -> Optional[int]:
+    """The bytes to read, when every input is a regular file (else unknown)."""
+    if any(p == "-" or not os.path.isfile(p) for p in paths):
+        return None
     try:
-        return sum(os.path.getsize(p) for p in paths if p != "-")
+        return sum(os.path.getsize(p) for p in paths)
     except OSError:
         return None
 
 
+def _check_file(path: str, what: str = "file") -> None:
+    """Fails unless ``path`` can be read as a ``what``: it exists and is no directory (a pipe,
+    such as bash's ``<(zcat corpus.gz)``, is fine)."""
+    if not os.path.exists(path):
+        raise CliError(f"{path}: no such {what}")
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a directory, not a {what}")
+
+
 def _check_inputs(paths: Sequence[str]) -> None:
     for p in paths:
-        if p != "-" and not os.path.isfile(p):
-            raise CliError(f"{p}: no such file" if not os.path.exists(p) else f"{p}: not a file")
+        if p != "-":
+            _check_file(p)
 
 
 @contextlib.contextmanager
@@ -358,8 +372,8 @@ def read_megatron(prefix: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def _tokenizer(model: Optional[str], seed: Optional[int] = None) -> Tokenizer:
-    if model is not None and not os.path.exists(model):
-        raise CliError(f"{model}: no such model file")
+    if model is not None:
+        _check_file(model, "model file")
     return Tokenizer(model, seed=seed)
 
 
@@ -591,15 +605,30 @@ def cmd_train(a: argparse.Namespace) -> None:
             if not a.inputs:
                 raise CliError("nothing to train on: give INPUT files, - for stdin, or --dataset")
             _check_inputs(a.inputs)
-            plain = [p for p in a.inputs if p != "-" and not _is_jsonl(p, a.field)]
-            if len(plain) == len(a.inputs):
-                trainer.train_from_files(plain, workers=workers)  # read by Rust, streaming
-            else:
-                trainer.train((t for t, _ in read_documents(a.inputs, a.field, keep_newlines=True)), workers=workers)
+            with tempfile.TemporaryDirectory(prefix="bytepiece-", dir=a.temp_dir) as spool:
+                # training reads its files twice: a pipe is copied to a file first, to be the same text
+                inputs = [_spooled(p, spool, i) for i, p in enumerate(a.inputs)]
+                plain = [p for p in inputs if p != "-" and not _is_jsonl(p, a.field)]
+                if len(plain) == len(inputs):
+                    trainer.train_from_files(plain, workers=workers)  # read by Rust, streaming
+                else:
+                    texts = (t for t, _ in read_documents(inputs, a.field, keep_newlines=True))
+                    trainer.train(texts, workers=workers)
         target = os.path.dirname(os.path.abspath(a.output))
         if not os.path.isdir(target):
             raise CliError(f"{a.output}: no such directory {target}")
         trainer.save(a.output)
+
+
+def _spooled(path: str, folder: str, i: int) -> str:
+    """``path``, or for a pipe or other stream that reads once, a copy of it in ``folder`` (with
+    its extension, which says its format)."""
+    if path == "-" or os.path.isfile(path):
+        return path
+    copy = os.path.join(folder, f"input-{i}{os.path.splitext(path)[1]}")
+    with open(path, "rb") as src, open(copy, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return copy
 
 
 def _sizes(text: str) -> List[int]:
