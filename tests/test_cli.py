@@ -151,6 +151,34 @@ def test_a_directory_is_said_the_same_way_for_models_and_inputs(tmp_path):
     assert fails("encode", tmp_path).endswith(f"{tmp_path}: is a directory, not a file")
 
 
+def test_outputs_are_checked_before_any_work(sample, tmp_path):
+    import time
+
+    path, _ = sample
+    big = tmp_path / "big.txt"
+    big.write_bytes(path.read_bytes() * 40)  # minutes of training, were it started
+    nowhere = tmp_path / "nodir" / "m.model"
+    commands = {
+        "train": ["train", big, "--vocab-size", "8000", "-o"],
+        "encode": ["encode", big, "--format", "bin", "-o"],
+        "decode": ["decode", tmp_path / "missing-is-checked-later.txt", "-o"],
+        "convert": ["convert", "--to", "hf", "-o"],
+        "show": ["show", "--text", "x", "-o"],
+    }
+    for name, args in commands.items():
+        t = time.monotonic()
+        line = fails(*args, nowhere)
+        assert line.endswith(f"{nowhere}: no such directory {nowhere.parent}"), (name, line)
+        assert time.monotonic() - t < 5, name
+        line = fails(*args, tmp_path)
+        assert line.endswith(f"{tmp_path}: is a directory, not a file to write"), (name, line)
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert "is not writable" in fails("train", big, "--vocab-size", "8000", "-o", locked / "m.model")
+    assert not nowhere.parent.exists()
+
+
 def test_encode_ids_pieces_and_jsonl_equal_the_api(sample, default, tmp_path):
     path, lines = sample
     expected = [default.encode(line) for line in lines]

@@ -111,6 +111,20 @@ def _check_file(path: str, what: str = "file") -> None:
         raise CliError(f"{path}: is a directory, not a {what}")
 
 
+def check_output(path: Optional[str]) -> None:
+    """Fails at once, before any work, if ``path`` cannot be written: its folder must exist and
+    be writable, and it must not be a folder itself (``-`` and ``None``, standard output, can)."""
+    if path in (None, "-"):
+        return
+    target = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(target):
+        raise CliError(f"{path}: no such directory {target}")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise CliError(f"{path}: directory {target} is not writable")
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a directory, not a file to write")
+
+
 def _check_inputs(paths: Sequence[str]) -> None:
     for p in paths:
         if p != "-":
@@ -399,6 +413,7 @@ def _allowed_special(value: Optional[str], tokenizer: Tokenizer):
 
 
 def cmd_encode(a: argparse.Namespace) -> None:
+    check_output(a.output)
     tokenizer = _tokenizer(a.model, a.seed)
     if a.text is None and not a.inputs:
         a.inputs = ["-"]  # like spm_encode: standard input
@@ -481,6 +496,7 @@ def _encoded_documents(path: str, fmt: str) -> Iterator[Tuple[str, Sequence[int]
 
 
 def cmd_decode(a: argparse.Namespace) -> None:
+    check_output(a.output)
     tokenizer = _tokenizer(a.model)
     sources = [(path, a.format if a.format != "auto" else DECODE_FORMATS.get(os.path.splitext(path)[1].lower(), "ids"))
                for path in a.inputs or ["-"]]
@@ -552,10 +568,8 @@ def cmd_info(a: argparse.Namespace) -> None:
 
 
 def cmd_convert(a: argparse.Namespace) -> None:
+    check_output(a.output)
     tokenizer = _tokenizer(a.model)
-    target = os.path.dirname(os.path.abspath(a.output))
-    if not os.path.isdir(target):
-        raise CliError(f"{a.output}: no such directory {target}")
     if a.to == "sentencepiece":
         import warnings
 
@@ -585,6 +599,7 @@ def _print_report(d: dict, as_json: bool) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> None:
+    check_output(a.output)
     sizes = _sizes(a.vocab_size)
     trainer = Trainer(
         order=a.order,
@@ -614,9 +629,7 @@ def cmd_train(a: argparse.Namespace) -> None:
                 else:
                     texts = (t for t, _ in read_documents(inputs, a.field, keep_newlines=True))
                     trainer.train(texts, workers=workers)
-        target = os.path.dirname(os.path.abspath(a.output))
-        if not os.path.isdir(target):
-            raise CliError(f"{a.output}: no such directory {target}")
+        check_output(a.output)  # again: it may have gone while training
         trainer.save(a.output)
 
 

@@ -150,7 +150,9 @@ def add_command(sub: "argparse._SubParsersAction") -> None:
 
 def _cmd_show(a: argparse.Namespace) -> None:
     from ._files import write_atomic
-    from .cli import CliError, _tokenizer
+    from .cli import CliError, _tokenizer, check_output
+
+    check_output(a.output)
 
     models: List[Optional[str]] = a.model or [None]
     tokenizers = [_tokenizer(m) for m in models]
@@ -170,7 +172,4 @@ def _cmd_show(a: argparse.Namespace) -> None:
         what = "a directory" if os.path.isdir(a.input) else "no such file"
         print(f"bytepiece: note: {a.input}: {what}; showing it as text (--text TEXT says so)", file=sys.stderr)
         text = a.input
-    target = os.path.dirname(os.path.abspath(a.output))
-    if not os.path.isdir(target):
-        raise CliError(f"{a.output}: no such directory {target}")
     write_atomic(a.output, to_html(tokenizers, text, names=names, title=a.title).encode("utf-8"))
