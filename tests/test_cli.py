@@ -355,7 +355,7 @@ def test_bad_input_gives_one_line_and_status_2(sample, tmp_path):
     assert "--format" in fails("encode", path, "--format", "xml")
     fails("encode", path, "--threads", "0")
     fails("train", path, "-o", tmp_path / "x.model", "--vocab-size", "ten")
-    assert "cannot write" in fails("encode", path, "-o", tmp_path / "no" / "dir" / "out.ids")
+    assert "no such directory" in fails("encode", path, "-o", tmp_path / "no" / "dir" / "out.ids")
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"text": "fine"}\n{"text": "cut\n{"text": "after"}\n', encoding="utf-8")
     out = tmp_path / "out.ids"
