@@ -116,13 +116,15 @@ def check_output(path: Optional[str]) -> None:
     be writable, and it must not be a folder itself (``-`` and ``None``, standard output, can)."""
     if path in (None, "-"):
         return
-    target = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise CliError(f"{path}: is a directory, not a file to write")
+    if os.path.exists(path) and not os.path.isfile(path):
+        return  # a FIFO or a device: written to as it is
+    target = os.path.dirname(os.path.realpath(path))  # a symlink's target is what is replaced
     if not os.path.isdir(target):
         raise CliError(f"{path}: no such directory {target}")
     if not os.access(target, os.W_OK | os.X_OK):
         raise CliError(f"{path}: directory {target} is not writable")
-    if os.path.isdir(path):
-        raise CliError(f"{path}: is a directory, not a file to write")
 
 
 def _check_inputs(paths: Sequence[str]) -> None:

@@ -179,7 +179,16 @@ pub fn save(vocab: &Vocab, path: impl AsRef<Path>) -> Result<()> {
 /// Writes `data` to `path` so that readers see either the old file or the whole new one: the
 /// data goes to a temporary file in the same folder, is synced, then renamed over `path`. On
 /// failure the temporary file is removed and `path` is untouched.
+///
+/// A symlink is followed: its target is replaced (through a temporary file beside it) and the
+/// link stays. A FIFO, a device or another file that is not a regular one (`/dev/stdout`) is
+/// written to as it is, never replaced.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        let direct = || fs::OpenOptions::new().write(true).open(path)?.write_all(data);
+        return direct().map_err(|e| Error::io(path, e));
+    }
+    let path = &resolved(path);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -197,6 +206,20 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// `path` with its symlinks followed to the file they name (which need not exist yet), so that
+/// replacing it keeps the links.
+fn resolved(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    // as many links as Linux follows
+    for _ in 0..40 {
+        match fs::read_link(&p) {
+            Ok(target) => p = p.parent().unwrap_or(Path::new(".")).join(target),
+            Err(_) => break,
+        }
+    }
+    p
 }
 
 fn unique_suffix() -> u64 {
@@ -257,6 +280,18 @@ mod tests {
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         let missing = dir.join("no/such/dir/m.model");
         assert!(matches!(write_atomic(&missing, b"x"), Err(Error::NotFound { .. })));
+        // a symlink stays a link, its target is replaced; a dangling one gets its target made
+        #[cfg(unix)]
+        {
+            let link = dir.join("link");
+            std::os::unix::fs::symlink("target", &link).unwrap();
+            write_atomic(&link, b"through").unwrap();
+            assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+            assert_eq!(fs::read(dir.join("target")).unwrap(), b"through");
+            write_atomic(&link, b"again").unwrap();
+            assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+            assert_eq!(fs::read(dir.join("target")).unwrap(), b"again");
+        }
         assert!(matches!(load(dir.join("absent.model")), Err(Error::NotFound { .. })));
         fs::remove_dir_all(&dir).unwrap();
     }

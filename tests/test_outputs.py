@@ -1,0 +1,92 @@
+"""Outputs never replace what they should not: a symlink is followed (its target is written
+atomically, the link stays), a FIFO or a device is written to as it is, streaming."""
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import bytepiece_rs
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX files")
+
+
+def cli(*args):
+    r = subprocess.run([sys.executable, "-m", "bytepiece_rs", *map(str, args)], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    return r
+
+
+def read_fifo(path):
+    """Starts a reader of the FIFO ``path``; returns a function giving all it read."""
+    got = []
+    t = threading.Thread(target=lambda: got.append(open(path, "rb").read()), daemon=True)
+    t.start()
+
+    def result():
+        t.join(60)
+        return got[0]
+
+    return result
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return bytepiece_rs.Tokenizer()
+
+
+def writers(tok, tmp_path):
+    """Every way the package writes a file, as (name, write(path), what a fresh file gets)."""
+    model = tmp_path / "m.model"
+    tok.save(model)
+    text = tmp_path / "in.txt"
+    text.write_text("hello world\nBytePiece\n", encoding="utf-8")
+    trainer = bytepiece_rs.Trainer(max_vocab_size=300, min_count=1, progress=False)
+    trainer.train(["hello world hello world", "BytePiece BytePiece"])
+    return [
+        ("Tokenizer.save", lambda p: tok.save(p)),
+        ("Trainer.save", lambda p: trainer.save(p)),
+        ("encode", lambda p: cli("encode", text, "-o", p)),
+        ("convert", lambda p: cli("convert", "-m", model, "--to", "hf", "-o", p)),
+        ("show", lambda p: cli("show", "--text", "hello", "-o", p)),
+    ]
+
+
+def test_a_symlink_is_followed_and_stays(tok, tmp_path):
+    for name, write in writers(tok, tmp_path):
+        target, link = tmp_path / f"{name}.target", tmp_path / f"{name}.link"
+        os.symlink(target.name, link)
+        write(link)
+        assert link.is_symlink(), name
+        assert target.is_file() and target.stat().st_size > 0, name
+        fresh = tmp_path / f"{name}.fresh"
+        write(fresh)
+        assert target.read_bytes() == fresh.read_bytes(), name
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file is left"
+
+
+def test_a_fifo_is_written_to_as_it_is(tok, tmp_path):
+    for name, write in writers(tok, tmp_path):
+        fifo = tmp_path / f"{name}.fifo"
+        os.mkfifo(fifo)
+        got = read_fifo(fifo)
+        write(fifo)
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode), name
+        fresh = tmp_path / f"{name}.fresh"
+        write(fresh)
+        assert got() == fresh.read_bytes(), name
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_device_is_written_to_and_stays_a_device(tok, tmp_path):
+    for name, write in writers(tok, tmp_path):
+        null = tmp_path / f"{name}.null"
+        try:
+            os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a node of /dev/null's device
+        except PermissionError:
+            pytest.skip("no device nodes here")
+        write(null)
+        assert stat.S_ISCHR(os.lstat(null).st_mode), name
