@@ -90,3 +90,31 @@ def test_a_device_is_written_to_and_stays_a_device(tok, tmp_path):
             pytest.skip("no device nodes here")
         write(null)
         assert stat.S_ISCHR(os.lstat(null).st_mode), name
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("fmt", ["bin", "ids"])
+def test_a_termination_signal_leaves_no_litter_and_the_previous_output(tmp_path, fmt, sig):
+    import signal
+    import time
+
+    big = tmp_path / "big.txt"
+    line = "BytePiece splits text into pieces of bytes, 分词器 and all. " * 4 + "\n"
+    big.write_text(line * 400_000, encoding="utf-8")  # about 100 MB: seconds of encoding
+    out = tmp_path / "out"
+    cli("encode", __file__, "-o", out, "--format", fmt)  # a previous output, small
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("out")}
+    p = subprocess.Popen([sys.executable, "-m", "bytepiece_rs", "encode", str(big), "-o", str(out), "--format", fmt,
+                          "--threads", "1"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out*.tmp")) and time.monotonic() < deadline:  # writing has begun
+        time.sleep(0.02)
+    time.sleep(0.2)
+    assert p.poll() is None, "the encoding ended before the signal"
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + getattr(signal, sig), err
+    assert f"terminated by {sig}".encode() in err
+    after = {q.name: q.read_bytes() for q in tmp_path.iterdir() if q.name.startswith("out")}
+    assert after == before, "the previous output is intact"
+    assert not [q.name for q in tmp_path.iterdir() if q.name.endswith(".tmp")], "no temporary file is left"

@@ -22,7 +22,7 @@ import numpy as np
 
 from ._core import __version__, format_ids
 from ._files import AtomicOutput
-from ._signals import Terminated
+from ._signals import Terminated, terminations_raise
 from .tokenizer import Tokenizer
 from .trainer import Trainer
 
@@ -781,7 +781,10 @@ def _positive_int(text: str) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        # SIGTERM and SIGHUP (timeout, schedulers, docker stop, a closed terminal) stop every
+        # command as Ctrl-C does: temporary files removed, the previous output intact
+        with terminations_raise():
+            args.run(args)
     except CliError as e:
         print(f"bytepiece: error: {e}", file=sys.stderr)
         return 2

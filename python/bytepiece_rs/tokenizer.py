@@ -16,6 +16,7 @@ import numpy as np
 
 from ._core import Encoder, prune_to_json
 from ._files import write_atomic
+from ._signals import terminations_raise
 from .special import SpecialSet, SpecialTokens
 
 #: The model bundled with the package, used when no model is given.
@@ -317,8 +318,10 @@ class Tokenizer:
 
     def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
         """Writes the model in the original JSON format, atomically (a failed save leaves any
-        previous file as it was)."""
-        self._encoder.save(Path(path))
+        previous file as it was; SIGTERM or SIGHUP meanwhile lets it finish, then raises
+        :class:`Terminated`)."""
+        with terminations_raise():
+            self._encoder.save(Path(path))
 
     def convert_to_sentencepiece(self, path: Union[str, "os.PathLike[str]"], exact_original: bool = False) -> List[int]:
         """Writes the model as a SentencePiece model (Unigram, byte fallback, identity

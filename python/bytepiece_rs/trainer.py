@@ -162,8 +162,9 @@ class Trainer:
             paths = [path]
         else:
             paths = [f"{path}.{size}" for size in self.max_vocab_size]
-        for i, p in enumerate(paths):
-            self._core.save(i, p)
+        with terminations_raise():  # a save under way finishes, then Terminated is raised
+            for i, p in enumerate(paths):
+                self._core.save(i, p)
         if self._report is not None:
             self._report.extend(paths)
 
