@@ -268,11 +268,13 @@ def _merge_levels(client: Any, futures: List[Any], fan_in: int, name: str, retri
     are left (each merge streams through its tables once); the last merge is the caller's."""
     level = 0
     while len(futures) > fan_in:
-        futures = [
-            client.submit(merge_counts, *group, key=f"{name}-{level}-{i}", retries=retries) if len(group) > 1
-            else group[0]  # a lone table goes up as it is
-            for i in range(0, len(futures), fan_in) for group in [futures[i:i + fan_in]]
-        ]
+        merged = []
+        for i in range(0, len(futures), fan_in):
+            group = futures[i:i + fan_in]
+            # a lone table goes up as it is
+            merged.append(group[0] if len(group) == 1 else
+                          client.submit(merge_counts, *group, key=f"{name}-{level}-{i}", retries=retries))
+        futures = merged
         level += 1
     return futures
 

@@ -305,7 +305,7 @@ impl PyTrainer {
     fn model_table<'py>(&self, py: Python<'py>, tables: Vec<PyBackedBytes>) -> PyResult<Bound<'py, PyBytes>> {
         let progress = Progress::new(Some(false));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
-        let views: Vec<&[u8]> = tables.iter().map(|t| &t[..]).collect();
+        let views = slices(&tables);
         let table = py.detach(|| trainer.model_table(&views)).map_err(to_py)?;
         Ok(PyBytes::new(py, &table))
     }
@@ -354,7 +354,7 @@ impl PyTrainer {
     ) -> PyResult<()> {
         let progress = Progress::new(progress);
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
-        let views: Vec<&[u8]> = tables.iter().map(|t| &t[..]).collect();
+        let views = slices(&tables);
         self.vocabs = run_watched(py, &progress, || {
             parallel::run_with_threads(Some(workers.max(1)), || trainer.prune_tables(&views))?
         })?;
@@ -456,9 +456,14 @@ impl NgramModelCore {
 /// sums: the result does not depend on their order or grouping.
 #[pyfunction]
 pub fn merge_tables<'py>(py: Python<'py>, tables: Vec<PyBackedBytes>) -> PyResult<Bound<'py, PyBytes>> {
-    let views: Vec<&[u8]> = tables.iter().map(|t| &t[..]).collect();
+    let views = slices(&tables);
     let merged = py.detach(|| table::merge_serialised(&views, 0, "count table")).map_err(to_py)?;
     Ok(PyBytes::new(py, &merged))
+}
+
+/// The bytes of serialised tables passed from Python, borrowed.
+fn slices(tables: &[PyBackedBytes]) -> Vec<&[u8]> {
+    tables.iter().map(|t| &t[..]).collect()
 }
 
 /// Reads an iterable of `str` in batches of `batch_size` and calls `f` on each batch with the

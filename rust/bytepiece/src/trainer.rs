@@ -23,7 +23,7 @@ use crate::monitor::{bytes_of, Monitor, Unit};
 use crate::ngram::{check_model_fits, merge_list, KeptCounts, NgramCounts, MAX_ORDER};
 use crate::normalize::{self, nfc};
 use crate::prune::{self, LogFn, PieceCounter, PruneConfig, MIN_VOCAB_SIZE};
-use crate::runs::{merge_runs, Scratch};
+use crate::runs::{merge_runs, Run, Scratch};
 use crate::segment::{segment, Workspace};
 use crate::table::{self, Hasher, Kind, NgramList, NgramTable, PieceTable};
 use crate::vocab::Vocab;
@@ -355,13 +355,18 @@ impl<'a> Trainer<'a> {
         if self.shares().is_none() {
             return Ok(self.piece_counts(model, counter)?.to_bytes());
         }
-        let runs = PieceCounter::into_runs(counter.into_inner().into_iter().map(|(p, _)| p).collect())?;
+        let runs = Self::piece_runs(counter)?;
         table::piece_bytes(tag, 0, |push| {
             merge_runs(&runs, |p, c| {
                 push(&p, c);
                 Ok(())
             })
         })
+    }
+
+    /// The runs on disk of counters within `max_memory_mb`, every counter spilled.
+    fn piece_runs(counter: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<Run<Vec<u8>>>> {
+        PieceCounter::into_runs(counter.into_inner().into_iter().map(|(p, _)| p).collect())
     }
 
     /// The piece counts of one process' counters, tagged with the model, in memory.
@@ -408,7 +413,7 @@ impl<'a> Trainer<'a> {
             return self.prune(table);
         }
         drop(model);
-        let runs = PieceCounter::into_runs(pieces.into_inner().into_iter().map(|(p, _)| p).collect())?;
+        let runs = Self::piece_runs(pieces)?;
         let config = self.prune_config();
         vocabs_of(prune::prune_runs(runs, &self.scratch, &config, self.ln, self.monitor)?, &config)
     }
