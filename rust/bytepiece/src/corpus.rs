@@ -4,9 +4,9 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 
+use crate::blocks::{Blocks, Cut};
 use crate::error::{Error, Result};
 use crate::runs::Scratch;
 
@@ -112,64 +112,26 @@ impl SpillReader<'_> {
 /// by another character: the training chunks of the blocks are then exactly those of the whole
 /// file, which is one text.
 pub struct FileBlocks {
-    path: PathBuf,
-    file: File,
-    carry: Vec<u8>,
-    block: usize,
-    offset: u64,
-    done: bool,
+    blocks: Blocks,
 }
 
 impl FileBlocks {
     /// Opens `path`.
     pub fn open(path: &Path, block: usize) -> Result<FileBlocks> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-            return Err(Error::InvalidArgument(format!("{}: is a folder, not a text file", path.display())));
-        }
-        Ok(FileBlocks {
-            path: path.to_path_buf(),
-            file,
-            carry: Vec::new(),
-            block: block.max(1 << 16),
-            offset: 0,
-            done: false,
-        })
+        Ok(FileBlocks { blocks: Blocks::open(path, block.max(1 << 16), Cut::BeforeNonNewline)? })
     }
 
     /// The next block of text, or `None` at the end of the file.
     pub fn next_block(&mut self) -> Result<Option<String>> {
-        while !self.done && self.cut_point().is_none() {
-            let start = self.carry.len();
-            self.carry.resize(start + self.block, 0);
-            let n = self.file.read(&mut self.carry[start..]).map_err(|e| Error::io(&self.path, e))?;
-            self.carry.truncate(start + n);
-            self.done = n == 0;
-        }
-        if self.carry.is_empty() {
-            return Ok(None);
-        }
-        let cut = if self.done { self.carry.len() } else { self.cut_point().unwrap_or(self.carry.len()) };
-        let rest = self.carry.split_off(cut);
-        let block = std::mem::replace(&mut self.carry, rest);
-        let text = String::from_utf8(block).map_err(|e| {
+        let offset = self.blocks.offset();
+        let Some(block) = self.blocks.next_block()? else { return Ok(None) };
+        String::from_utf8(block).map(Some).map_err(|e| {
             Error::InvalidArgument(format!(
                 "{}: not valid UTF-8 at byte {}",
-                self.path.display(),
-                self.offset + e.utf8_error().valid_up_to() as u64
+                self.blocks.name().display(),
+                offset + e.utf8_error().valid_up_to() as u64
             ))
-        })?;
-        self.offset += cut as u64;
-        Ok(Some(text))
-    }
-
-    /// The last place in the buffer, past `block` bytes, where a newline is followed by another
-    /// byte than a newline.
-    fn cut_point(&self) -> Option<usize> {
-        if self.carry.len() < self.block {
-            return None;
-        }
-        (1..self.carry.len()).rev().find(|&i| self.carry[i - 1] == b'\n' && self.carry[i] != b'\n')
+        })
     }
 }
 

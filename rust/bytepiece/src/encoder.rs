@@ -38,6 +38,14 @@ impl Text<'_> {
             Text::Bytes(b) => Cow::Borrowed(b),
         }
     }
+
+    /// The length of the text before normalisation (about that of its normalised form).
+    fn normalized_len_hint(&self) -> usize {
+        match self {
+            Text::Str(s) => s.len(),
+            Text::Bytes(b) => b.len(),
+        }
+    }
 }
 
 /// How to encode.
@@ -69,10 +77,6 @@ impl EncodeOptions {
                 self.alpha
             )))
         }
-    }
-
-    fn samples(&self) -> bool {
-        self.alpha >= 0.0
     }
 }
 
@@ -239,24 +243,35 @@ impl Encoder {
     }
 
     fn encode_unchecked(&self, text: Text<'_>, options: &EncodeOptions, seed: u64) -> Vec<u32> {
-        let bytes = text.normalized();
-        let mut out = Vec::with_capacity(bytes.len() / 3 + 2);
+        let mut out = Vec::with_capacity(text.normalized_len_hint() / 3 + 2);
         if options.add_bos {
             out.push(BOS_ID);
         }
-        let mut lattice = Lattice::default();
-        let mut rng = Rng::new(seed);
-        for chunk in split_lines(&bytes) {
-            if options.samples() {
-                sample_chunk(&self.matcher, chunk, options.alpha, &mut rng, &mut lattice, &mut out);
-            } else {
-                self.encode_chunk(chunk, &mut lattice, &mut out);
-            }
-        }
+        self.append_ids(text, options.alpha, &mut Rng::new(seed), &mut Lattice::default(), &mut out);
         if options.add_eos {
             out.push(EOS_ID);
         }
         out
+    }
+
+    /// Appends the ids of `text` (no `<bos>` or `<eos>`) to `out`: its best segmentation when
+    /// `alpha < 0`, else one drawn with `rng` (see [`EncodeOptions::alpha`]).
+    pub(crate) fn append_ids(
+        &self,
+        text: Text<'_>,
+        alpha: f64,
+        rng: &mut Rng,
+        lattice: &mut Lattice,
+        out: &mut Vec<u32>,
+    ) {
+        let bytes = text.normalized();
+        for chunk in split_lines(&bytes) {
+            if alpha >= 0.0 {
+                sample_chunk(&self.matcher, chunk, alpha, rng, lattice, out);
+            } else {
+                self.encode_chunk(chunk, lattice, out);
+            }
+        }
     }
 
     /// Encodes many texts on the current rayon pool (see [`crate::parallel`]); the result is the

@@ -12,11 +12,15 @@
 
 #![warn(missing_docs)]
 
+pub mod blocks;
 pub mod corpus;
 pub mod digits;
+pub mod documents;
+pub mod encode_files;
 pub mod encoder;
 pub mod error;
 pub mod hugepages;
+pub mod id_format;
 pub mod keytable;
 pub mod kmerge;
 pub mod matcher;
@@ -31,6 +35,7 @@ pub mod prune;
 pub mod runs;
 pub mod sampler;
 pub mod segment;
+pub mod special;
 pub mod table;
 pub mod trainer;
 pub mod vocab;
