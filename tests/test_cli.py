@@ -13,7 +13,7 @@ import pytest
 
 import edge_cases as ec
 from bytepiece_rs import Tokenizer, Trainer
-from bytepiece_rs.cli import read_megatron
+from bytepiece_rs.formats import read_megatron
 
 
 def run(*args, stdin=None, cwd=None):
@@ -220,11 +220,10 @@ def test_encode_bin_is_a_megatron_indexed_dataset(sample, default, tmp_path):
 def test_bin_and_npy_indexes_are_streamed_in_chunks(sample, default, tmp_path, monkeypatch):
     """The index is computed chunk by chunk (memory bounded by the chunk, not the corpus): with a
     chunk of 7 documents the result equals one computed at once."""
-    from bytepiece_rs import cli
+    from bytepiece_rs import cli, formats
 
     path, lines = sample
-    monkeypatch.setattr(cli.BinWriter, "CHUNK", 7)
-    monkeypatch.setattr(cli.batches, "__defaults__", (20_000,))  # several batches of ~20 KB
+    monkeypatch.setattr(formats.BinWriter, "CHUNK", 7)
     assert cli.main(["encode", str(path), "-q", "-o", str(tmp_path / "c.bin"), "--format", "bin"
                      ]) == 0
     assert cli.main(["encode", str(path), "-q", "-o", str(tmp_path / "c.npy"), "--format", "npy"
@@ -390,14 +389,17 @@ def test_console_script_is_installed():
 
 
 def test_format_ids_formats_documents_and_checks_offsets():
-    from bytepiece_rs._core import format_ids
-
+    format_ids = Tokenizer()._encoder.format_ids
     ids = np.array([0, 7, 4294967295, 10, 123456], dtype=np.uint32)
-    assert format_ids(ids, np.array([0, 2, 2, 5]), "", " ", "\n") == b"0 7\n\n4294967295 10 123456\n"
-    assert format_ids(ids, np.array([1, 3]), '{"ids": [', ", ", "]}\n") == b'{"ids": [7, 4294967295]}\n'
-    assert format_ids(ids, np.array([0]), "", " ", "\n") == b""
+    data, lengths = format_ids(ids, np.array([0, 2, 2, 5]), "ids")
+    assert data == b"0 7\n\n4294967295 10 123456\n" and lengths.tolist() == [2, 0, 3]
+    assert format_ids(ids, np.array([1, 3]), "jsonl")[0] == b'{"ids": [7, 4294967295]}\n'
+    assert format_ids(ids, np.array([1, 2]), "uint32")[0] == b"\x07\0\0\0"
+    assert format_ids(ids, np.array([0]), "ids")[0] == b""
     for bad in ([0, 6], [3, 2], [-1, 2]):
         with pytest.raises(ValueError):
-            format_ids(ids, np.array(bad), "", " ", "\n")
+            format_ids(ids, np.array(bad), "ids")
     with pytest.raises(ValueError):
-        format_ids(ids[::2], np.array([0, 1]), "", " ", "\n")  # not contiguous
+        format_ids(ids[::2], np.array([0, 1]), "ids")  # not contiguous
+    with pytest.raises(ValueError, match="unknown id format"):
+        format_ids(ids, np.array([0, 1]), "int8")

@@ -16,7 +16,7 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install bytepiece-rs[dask])")
 
 import bytepiece_rs  # noqa: E402
-from bytepiece_rs import cli  # noqa: E402
+from bytepiece_rs import cli, formats  # noqa: E402
 from bytepiece_rs.distributed import ShardError, encode_distributed, shards_of, train_distributed, verify_manifest  # noqa: E402
 from edge_cases import read_sample  # noqa: E402
 
@@ -271,7 +271,7 @@ def test_encode_to_megatron_bin_matches_the_cli_and_resumes(client, texts, small
         expect[i] = ((tmp_path / f"cli{i}.bin").read_bytes(), (tmp_path / f"cli{i}.idx").read_bytes())
         assert (out / f"part-{i:05d}.bin").read_bytes() == expect[i][0]
         assert (out / f"part-{i:05d}.idx").read_bytes() == expect[i][1]
-        ids, offsets = cli.read_megatron(str(out / f"part-{i:05d}"))
+        ids, offsets = formats.read_megatron(str(out / f"part-{i:05d}"))
         assert manifests[i]["documents"] == len(offsets) - 1 == len(open(p, encoding="utf-8").read().splitlines())
         assert manifests[i]["tokens"] == len(ids)
     index = json.loads((out / "index.json").read_text())
@@ -333,7 +333,7 @@ def test_a_worker_killed_mid_encoding_loses_and_duplicates_nothing(client, texts
     tokenizer = bytepiece_rs.Tokenizer(small_model)
     for i, p in enumerate(paths):
         docs = open(p, encoding="utf-8").read().splitlines()
-        ids, offsets = cli.read_megatron(str(out / f"part-{i:05d}"))
+        ids, offsets = formats.read_megatron(str(out / f"part-{i:05d}"))
         want_ids, want_offsets = tokenizer.encode_batch_numpy(docs)
         assert np.array_equal(offsets, want_offsets) and np.array_equal(ids, want_ids)
         assert manifests[i]["documents"] == len(docs)

@@ -1,7 +1,7 @@
 """Type stubs of the compiled core (``bytepiece_rs._core``); use :class:`bytepiece_rs.Tokenizer`."""
 
 from os import PathLike
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,22 @@ class Encoder:
         alpha: float = -1.0,
         num_threads: Optional[int] = None,
     ) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...
+    def encode_files(
+        self,
+        inputs: Sequence[Tuple[str, Optional[str]]],
+        write: Callable[[bytes, npt.NDArray[np.int64], int], object],
+        format: str = "ids",
+        skip_empty: bool = False,
+        add_bos: bool = False,
+        add_eos: bool = False,
+        alpha: float = -1.0,
+        allowed_special: Sequence[str] = (),
+        num_threads: Optional[int] = None,
+        block_bytes: Optional[int] = None,
+    ) -> Dict[str, float]: ...
+    def format_ids(
+        self, ids: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64], format: str
+    ) -> Tuple[bytes, npt.NDArray[np.int64]]: ...
     def decode(self, ids: Sequence[int]) -> str: ...
     def decode_bytes(self, ids: Sequence[int]) -> bytes: ...
     def piece_to_id(self, piece: bytes) -> Optional[int]: ...
@@ -95,4 +111,3 @@ def prune_to_json(
     min_count: int = 1,
     special_tokens: Sequence[str] = ...,
 ) -> str: ...
-def format_ids(ids: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64], prefix: str, sep: str, suffix: str) -> bytes: ...

@@ -7,42 +7,33 @@ written to a temporary file beside the target and renamed into place only when c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import struct
 import sys
 import tempfile
-import threading
 import time
-from typing import IO, Iterator, List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from ._core import __version__, format_ids
+from ._core import __version__
 from ._files import AtomicOutput
 from ._signals import Terminated, terminations_raise
+from .formats import (
+    ENCODED_FORMATS,
+    WRITERS,
+    encoded_documents,
+    is_jsonl,
+    open_output,
+    read_documents,
+)
 from .tokenizer import Tokenizer
 from .trainer import Trainer
-
-#: Documents are encoded in batches of about this many bytes of text (bounded memory).
-BATCH_BYTES = 4 << 20
-
-#: Megatron-LM's ``MMapIndexedDataset`` index: magic, version, and the dtype codes we write.
-MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
-MEGATRON_DTYPE_CODES = {"uint16": 8, "uint32": 4}  # uint32 ids (< 2**31) are read as int32
 
 
 class CliError(Exception):
     """A problem to report on one line, exit status 2."""
-
-
-def _open_output(out: AtomicOutput, target: str):
-    try:
-        return out.open(target)
-    except OSError as e:
-        raise CliError(f"{target}: cannot write ({e.strerror})") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,10 +79,6 @@ class Progress:
 # --------------------------------------------------------------------------- inputs
 
 
-def _is_jsonl(path: str, field: Optional[str]) -> bool:
-    return field is not None or path.endswith((".jsonl", ".json"))
-
-
 def _input_size(paths: Sequence[str]) -> Optional[int]:
     """The bytes to read, when every input is a regular file (else unknown)."""
     if any(p == "-" or not os.path.isfile(p) for p in paths):
@@ -131,257 +118,6 @@ def _check_inputs(paths: Sequence[str]) -> None:
     for p in paths:
         if p != "-":
             _check_file(p)
-
-
-@contextlib.contextmanager
-def _open_binary(path: str) -> Iterator[IO[bytes]]:
-    if path == "-":
-        yield sys.stdin.buffer
-    else:
-        with open(path, "rb") as f:
-            yield f
-
-
-def read_documents(paths: Sequence[str], field: Optional[str], keep_newlines: bool = False) -> Iterator[Tuple[str, int]]:
-    """Yields ``(document, bytes read)``: each line of a text file (without its newline, unless
-    ``keep_newlines``), or the ``field`` (default ``"text"``) of each record of a ``.jsonl``
-    file."""
-    for path in paths:
-        jsonl = _is_jsonl(path, field)
-        key = field or "text"
-        pending, pending_bytes = "", 0  # keep_newlines: blank lines join the line before them
-        with _open_binary(path) as f:
-            for lineno, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise CliError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-                if not jsonl and keep_newlines:
-                    # texts cut where training cuts them anyway: after a run of newlines
-                    if line != "\n" and pending:
-                        yield pending, pending_bytes
-                        pending, pending_bytes = "", 0
-                    pending += line
-                    pending_bytes += len(raw)
-                    continue
-                if not jsonl:
-                    yield line[:-1] if line.endswith("\n") else line, len(raw)
-                    continue
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as e:
-                    raise CliError(f"{path}:{lineno}: invalid JSON ({e})") from None
-                text = record.get(key) if isinstance(record, dict) else None
-                if not isinstance(text, str):
-                    raise CliError(f"{path}:{lineno}: no string field {key!r}")
-                yield text, len(raw)
-        if pending:
-            yield pending, pending_bytes
-
-
-def batches(docs: Iterator[Tuple[str, int]], limit: int = BATCH_BYTES) -> Iterator[Tuple[List[str], int]]:
-    """Groups documents into lists of about ``limit`` bytes; yields ``(texts, bytes read)``."""
-    texts: List[str] = []
-    size = 0
-    for text, n in docs:
-        texts.append(text)
-        size += n
-        if size >= limit:
-            yield texts, size
-            texts, size = [], 0
-    if texts:
-        yield texts, size
-
-
-def prefetched(it: Iterator, depth: int = 2) -> Iterator:
-    """Runs ``it`` in a thread, ``depth`` items ahead (reading overlaps encoding, which
-    releases the GIL); exceptions reach the consumer."""
-    import queue
-
-    q: "queue.Queue" = queue.Queue(depth)
-    stop = threading.Event()
-    done = object()
-
-    def run() -> None:
-        try:
-            for item in it:
-                if stop.is_set():
-                    return
-                q.put((True, item))
-            q.put((True, done))
-        except BaseException as e:  # handed to the consumer
-            q.put((False, e))
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    try:
-        while True:
-            ok, item = q.get()
-            if not ok:
-                raise item
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-class Writer:
-    """Writes the ids of batches of documents in one output format."""
-
-    def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
-        self.tokenizer, self.dtype = tokenizer, dtype
-
-    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        pass
-
-
-class IdsWriter(Writer):
-    """One line per document: its ids separated by spaces."""
-
-    PREFIX, SEP, SUFFIX = "", " ", "\n"
-
-    def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
-        super().__init__(out, path, tokenizer, dtype)
-        self.f = _open_output(out, path) if path != "-" else sys.stdout.buffer
-
-    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
-        self.f.write(format_ids(ids, offsets, self.PREFIX, self.SEP, self.SUFFIX))
-
-
-class PiecesWriter(IdsWriter):
-    """One line per document: a JSON list of its pieces (invalid UTF-8 as ``\\xNN``)."""
-
-    PREFIX, SEP, SUFFIX = "[", ", ", "]\n"
-
-    def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
-        super().__init__(out, path, tokenizer, dtype)
-        pieces = tokenizer.ids_to_pieces(range(tokenizer.vocab_size))
-        self.names = [
-            json.dumps(p if isinstance(p, str) else p.decode("utf-8", "backslashreplace"), ensure_ascii=False)
-            for p in pieces
-        ]
-
-    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
-        name, flat, o = self.names.__getitem__, ids.tolist(), offsets.tolist()
-        pre, sep, suf = self.PREFIX, self.SEP, self.SUFFIX
-        text = "".join(pre + sep.join(map(name, flat[o[i]:o[i + 1]])) + suf for i in range(len(o) - 1))
-        self.f.write(text.encode("utf-8"))
-
-
-class JsonlWriter(IdsWriter):
-    """One JSON object per document: ``{"ids": [...]}``."""
-
-    PREFIX, SEP, SUFFIX = '{"ids": [', ", ", "]}\n"
-
-
-class NpyWriter(Writer):
-    """A ``.npy`` array of every id, and ``PATH.offsets.npy`` (``int64``): document ``i`` is
-    ``ids[offsets[i]:offsets[i + 1]]``. Both are streamed: memory does not grow with the input."""
-
-    HEADER = 128  # bytes, room for any length
-
-    def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
-        super().__init__(out, path, tokenizer, dtype)
-        self.f = _open_output(out, path)
-        self.f.write(b"\0" * self.HEADER)
-        self.n = 0
-        self.docs = 0
-        offsets_path = (path[:-4] if path.endswith(".npy") else path) + ".offsets.npy"
-        self.offsets_file = _open_output(out, offsets_path)
-        self.offsets_file.write(b"\0" * self.HEADER)
-        self.offsets_file.write(_little(np.zeros(1, np.int64)))
-
-    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
-        self.f.write(ids.astype(self.dtype).tobytes())
-        self.offsets_file.write(_little(offsets[1:].astype(np.int64) + self.n))
-        self.n += len(ids)
-        self.docs += len(offsets) - 1
-
-    def finish(self) -> None:
-        for f, dtype, n in ((self.f, self.dtype, self.n), (self.offsets_file, np.dtype(np.int64), self.docs + 1)):
-            f.seek(0)
-            f.write(_npy_header(dtype, n, self.HEADER))
-            f.seek(0, os.SEEK_END)
-
-
-def _little(a: np.ndarray) -> bytes:
-    """The bytes of ``a`` in little-endian order (the formats' byte order on any machine)."""
-    return a.astype(a.dtype.newbyteorder("<")).tobytes()
-
-
-def _npy_header(dtype: np.dtype, n: int, size: int) -> bytes:
-    """A version 1.0 ``.npy`` header of exactly ``size`` bytes for a 1-D array."""
-    d = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (np.dtype(dtype).str, n)
-    body = d.encode("latin1").ljust(size - 10 - 1) + b"\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body
-
-
-class BinWriter(Writer):
-    """Megatron-LM's indexed dataset: ``PREFIX.bin`` (every id, little-endian) and ``PREFIX.idx``
-    (the magic ``MMIDIDX``, version 1, a dtype code, then per document its length (``int32``)
-    and byte offset (``int64``), and the document index ``0..n``).
-
-    Streamed: the lengths go to the index as documents come; at the end the offsets are
-    computed from the lengths read back in chunks, so memory does not grow with the input."""
-
-    HEADER = len(MEGATRON_MAGIC) + struct.calcsize("<QBQQ")
-    CHUNK = 1 << 20  # documents per read-back
-
-    def __init__(self, out: AtomicOutput, path: str, tokenizer: Tokenizer, dtype: np.dtype) -> None:
-        super().__init__(out, path, tokenizer, dtype)
-        prefix = path[:-4] if path.endswith(".bin") else path
-        self.f = _open_output(out, prefix + ".bin")
-        self.idx = _open_output(out, prefix + ".idx")
-        self.idx.write(b"\0" * self.HEADER)
-        self.docs = 0
-
-    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
-        self.f.write(ids.astype(self.dtype).tobytes())
-        self.idx.write(_little(np.diff(offsets).astype(np.int32)))
-        self.docs += len(offsets) - 1
-
-    def finish(self) -> None:
-        idx, n = self.idx, self.docs
-        idx.flush()
-        pointer = 0
-        for start in range(0, n, self.CHUNK):
-            count = min(self.CHUNK, n - start)
-            raw = os.pread(idx.fileno(), 4 * count, self.HEADER + 4 * start)
-            sizes = np.frombuffer(raw, dtype="<i4").astype(np.int64) * self.dtype.itemsize
-            pointers = np.cumsum(sizes) - sizes + pointer
-            pointer = int(pointers[-1] + sizes[-1])
-            idx.write(_little(pointers))
-        for start in range(0, n + 1, self.CHUNK):
-            idx.write(_little(np.arange(start, min(start + self.CHUNK, n + 1), dtype=np.int64)))
-        idx.seek(0)
-        idx.write(MEGATRON_MAGIC + struct.pack("<QBQQ", 1, MEGATRON_DTYPE_CODES[self.dtype.name], n, n + 1))
-        idx.seek(0, os.SEEK_END)
-
-
-WRITERS = {"ids": IdsWriter, "pieces": PiecesWriter, "jsonl": JsonlWriter, "npy": NpyWriter, "bin": BinWriter}
-
-
-def read_megatron(prefix: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Reads what ``bytepiece encode --format bin`` wrote: ``(ids, offsets)``."""
-    with open(prefix + ".idx", "rb") as f:
-        head = f.read(len(MEGATRON_MAGIC) + 9 + 16)
-        if head[: len(MEGATRON_MAGIC)] != MEGATRON_MAGIC:
-            raise ValueError(f"{prefix}.idx: not a Megatron index")
-        version, code = struct.unpack_from("<QB", head, len(MEGATRON_MAGIC))
-        n, _ = struct.unpack_from("<QQ", head, len(MEGATRON_MAGIC) + 9)
-        sizes = np.frombuffer(f.read(4 * n), dtype="<i4")
-    dtype = {v: k for k, v in MEGATRON_DTYPE_CODES.items()}[code]
-    ids = np.fromfile(prefix + ".bin", dtype=np.dtype(dtype).newbyteorder("<"))
-    return ids, np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
 
 
 # --------------------------------------------------------------------------- commands
@@ -424,22 +160,27 @@ def cmd_encode(a: argparse.Namespace) -> None:
         raise CliError(f"--format {a.format} needs -o OUT")
     dtype = _dtype(a.dtype, tokenizer)
     allowed = _allowed_special(a.allow_special, tokenizer)
-    if a.text is not None:
-        docs: Iterator[Tuple[str, int]] = iter([(t, len(t.encode())) for t in a.text])
-    else:
-        docs = read_documents(a.inputs, a.field)
-    if a.skip_empty:
-        docs = ((text, n) for text, n in docs if text)
     progress = Progress("encode", _input_size(a.inputs), a.quiet)
-    n_docs = 0
     with AtomicOutput() as out:  # renamed into place only if everything succeeds
-        writer = WRITERS[a.format](out, a.output or "-", tokenizer, dtype)
-        for texts, nbytes in prefetched(batches(docs)):
+        writer = WRITERS[a.format](out, a.output or "-", dtype)
+
+        def write(data: bytes, lengths: np.ndarray, nbytes: int) -> None:
+            writer.write(data, lengths)
+            progress.advance(nbytes)
+
+        if a.text is not None:
+            texts = [t for t in a.text if t or not a.skip_empty]
             ids, offsets = tokenizer.encode_batch_numpy(texts, a.add_bos, a.add_eos, a.alpha, a.threads,
                                                         allowed_special=allowed, disallowed_special=())
-            writer.write(ids, offsets)
-            n_docs += len(texts)
-            progress.advance(nbytes)
+            write(*tokenizer._encoder.format_ids(ids, offsets, writer.core_format), sum(map(len, texts)))
+            n_docs = len(texts)
+        else:
+            # read, split, encode and format in Rust on every thread; written here, in order
+            n_docs = tokenizer._encoder.encode_files(
+                [(p, (a.field or "text") if is_jsonl(p, a.field) else None) for p in a.inputs], write,
+                writer.core_format, a.skip_empty, a.add_bos, a.add_eos, a.alpha,
+                sorted(tokenizer.special_tokens) if allowed == "all" else sorted(allowed), a.threads,
+            )["documents"]
         if n_docs == 0 and a.format in ("bin", "npy"):
             # an empty dataset is no dataset: Megatron-LM's loader cannot map an empty .bin
             source = "the --text given" if a.text is not None else ", ".join(a.inputs)
@@ -451,65 +192,19 @@ def cmd_encode(a: argparse.Namespace) -> None:
         print(f"bytepiece: warning: {', '.join(a.inputs or ['--text'])}: no documents to encode", file=sys.stderr)
 
 
-#: What ``decode`` reads, by file extension (anything else: lines of ids).
-DECODE_FORMATS = {".jsonl": "jsonl", ".npy": "npy", ".bin": "bin", ".idx": "bin"}
-
-
-def _encoded_documents(path: str, fmt: str) -> Iterator[Tuple[str, Sequence[int]]]:
-    """``(where, ids)`` of every document of a file that ``encode`` wrote, in order: lines of ids
-    (``ids``), ``{"ids": [...]}`` records (``jsonl``), ``PATH`` + ``PATH.offsets.npy`` (``npy``)
-    or ``PREFIX.bin`` + ``PREFIX.idx`` (``bin``)."""
-    if fmt == "npy":
-        if path.endswith(".offsets.npy"):
-            raise CliError(f"{path}: the offsets of an npy output; give its ids' .npy")
-        offsets_path = path[:-4] + ".offsets.npy"
-        try:
-            ids, offsets = np.load(path, mmap_mode="r"), np.load(offsets_path)
-        except FileNotFoundError:
-            raise CliError(f"{offsets_path}: no such file (encode --format npy writes it beside {path})") from None
-        except ValueError as e:
-            raise CliError(f"{path}: not an npy output of encode ({e})") from None
-        for i in range(len(offsets) - 1):
-            yield f"{path}: document {i}", ids[offsets[i]:offsets[i + 1]]
-        return
-    if fmt == "bin":
-        prefix = os.path.splitext(path)[0]
-        try:
-            ids, offsets = read_megatron(prefix)
-        except (OSError, ValueError, KeyError, struct.error) as e:
-            raise CliError(f"{prefix}.bin/.idx: not a Megatron dataset that encode wrote ({e})") from None
-        for i in range(len(offsets) - 1):
-            yield f"{prefix}.bin: document {i}", ids[offsets[i]:offsets[i + 1]]
-        return
-    with _open_binary(path) as src:
-        for lineno, line in enumerate(src, 1):
-            where = f"{path}:{lineno}"
-            if fmt == "jsonl" or line.lstrip().startswith(b"{"):
-                try:
-                    ids = json.loads(line)["ids"]
-                except (ValueError, KeyError, TypeError):
-                    raise CliError(f"{where}: not a record {{\"ids\": [...]}}") from None
-            else:
-                try:
-                    ids = [int(x) for x in line.split()]
-                except ValueError:
-                    raise CliError(f"{where}: not a line of integer ids") from None
-            yield where, ids
-
-
 def cmd_decode(a: argparse.Namespace) -> None:
     check_output(a.output)
     tokenizer = _tokenizer(a.model)
-    sources = [(path, a.format if a.format != "auto" else DECODE_FORMATS.get(os.path.splitext(path)[1].lower(), "ids"))
+    sources = [(path, a.format if a.format != "auto" else ENCODED_FORMATS.get(os.path.splitext(path)[1].lower(), "ids"))
                for path in a.inputs or ["-"]]
     for path, fmt in sources:
         if path == "-" and fmt in ("npy", "bin"):
             raise CliError(f"--format {fmt}: reads files, not standard input")
         _check_inputs([os.path.splitext(path)[0] + ext for ext in (".bin", ".idx")] if fmt == "bin" else [path])
     with AtomicOutput() as out:
-        f = _open_output(out, a.output) if a.output not in (None, "-") else sys.stdout.buffer
+        f = open_output(out, a.output) if a.output not in (None, "-") else sys.stdout.buffer
         for path, fmt in sources:
-            for where, ids in _encoded_documents(path, fmt):
+            for where, ids in encoded_documents(path, fmt):
                 try:
                     f.write(tokenizer.decode(ids).encode() + b"\n")
                 except (ValueError, KeyError, OverflowError, TypeError) as e:
@@ -520,18 +215,18 @@ def cmd_stats(a: argparse.Namespace) -> None:
     tokenizer = _tokenizer(a.model)
     _check_inputs(a.inputs)
     used = np.zeros(tokenizer.vocab_size, np.int64)
-    n_bytes = n_tokens = n_docs = 0
     progress = Progress("stats", _input_size(a.inputs), a.quiet)
-    for texts, nbytes in prefetched(batches(read_documents(a.inputs, a.field))):
-        ids, offsets = tokenizer.encode_batch_numpy(texts, num_threads=a.threads)
-        used += np.bincount(ids, minlength=tokenizer.vocab_size)
-        n_bytes += sum(len(t.encode()) for t in texts)
-        n_tokens += len(ids)
-        n_docs += len(texts)
+
+    def count(data: bytes, lengths: np.ndarray, nbytes: int) -> None:
+        used[:] += np.bincount(np.frombuffer(data, "<u4"), minlength=tokenizer.vocab_size)
         progress.advance(nbytes)
+
+    inputs = [(p, (a.field or "text") if is_jsonl(p, a.field) else None) for p in a.inputs]
+    run = tokenizer._encoder.encode_files(inputs, count, "uint32", num_threads=a.threads)
     progress.close()
+    n_bytes, n_tokens = run["text_bytes"], run["tokens"]
     stats = {
-        "documents": n_docs,
+        "documents": run["documents"],
         "bytes": n_bytes,
         "tokens": n_tokens,
         "bytes_per_token": n_bytes / n_tokens if n_tokens else None,
@@ -625,7 +320,7 @@ def cmd_train(a: argparse.Namespace) -> None:
             with tempfile.TemporaryDirectory(prefix="bytepiece-", dir=a.temp_dir) as spool:
                 # training reads its files twice: a pipe is copied to a file first, to be the same text
                 inputs = [_spooled(p, spool, i) for i, p in enumerate(a.inputs)]
-                plain = [p for p in inputs if p != "-" and not _is_jsonl(p, a.field)]
+                plain = [p for p in inputs if p != "-" and not is_jsonl(p, a.field)]
                 if len(plain) == len(inputs):
                     trainer.train_from_files(plain, workers=workers)  # read by Rust, streaming
                 else:

@@ -105,7 +105,7 @@ def shards_of(paths: Union[PathLike, Sequence[PathLike]], format: Optional[str] 
 def _documents(shard: Shard, batch_rows: int = 4096) -> Iterator[str]:
     """The texts of a ``jsonl`` or ``parquet`` shard, or the lines of a ``text`` shard, in order;
     raises :class:`ShardError` naming the shard (and line or row) on bad input."""
-    from .cli import CliError, read_documents  # the CLI's readers: one definition of a document
+    from .formats import FormatError, read_documents  # the CLI's documents too
 
     if shard.format == "parquet":
         yield from _parquet_texts(shard, batch_rows)
@@ -113,7 +113,7 @@ def _documents(shard: Shard, batch_rows: int = 4096) -> Iterator[str]:
     try:
         for text, _ in read_documents([shard.path], shard.column if shard.format == "jsonl" else None):
             yield text
-    except CliError as e:
+    except FormatError as e:
         raise ShardError(str(e)) from None
     except OSError as e:
         raise ShardError(f"{shard.path}: cannot read ({e.strerror or e})") from None
@@ -415,7 +415,7 @@ def encode_shard(
     the manifest (with ``"skipped"``). ``model_json`` is the model in the original's JSON format,
     ``model_sha256`` its SHA-256 (the tokenizer is built once per process); ``options`` holds
     ``output_format``, ``dtype``, ``add_bos`` and ``add_eos``."""
-    from .cli import BinWriter, batches
+    from .formats import BinWriter, batches
 
     prefix = os.path.join(output_dir, f"part-{index:05d}")
     manifest_path = prefix + ".manifest.json"
@@ -439,14 +439,14 @@ def encode_shard(
     try:
         with AtomicOutput() as out:
             if output_format == "bin":
-                writer: Any = BinWriter(out, prefix + ".bin", tokenizer, dtype)
+                writer: Any = BinWriter(out, prefix + ".bin", dtype)
             else:
                 writer = _ParquetWriter(out, prefix + ".parquet", dtype)
             for texts, _ in batches(docs_iter, batch_bytes):
                 ids, offsets = tokenizer.encode_batch_numpy(
                     texts, options["add_bos"], options["add_eos"], -1, threads,
                     allowed_special=frozenset(), disallowed_special=())
-                writer.write(ids, offsets)
+                writer.write(*tokenizer._encoder.format_ids(ids, offsets, writer.core_format))
                 docs += len(texts)
                 tokens += len(ids)
             writer.finish()
@@ -469,14 +469,17 @@ class _ParquetWriter:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        self.pa, self.dtype = pa, dtype
+        self.pa, self.dtype = pa, np.dtype(dtype)
+        self.core_format = self.dtype.name  # the bytes :meth:`write` takes: little-endian ids
         self.schema = pa.schema([("ids", pa.list_(pa.from_numpy_dtype(dtype)))])
         self.f = out.open(path)
         self.writer = pq.ParquetWriter(pa.PythonFile(self.f, mode="w"), self.schema)
 
-    def write(self, ids: np.ndarray, offsets: np.ndarray) -> None:
+    def write(self, data: bytes, lengths: np.ndarray) -> None:
         pa = self.pa
-        column = pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), pa.array(ids.astype(self.dtype)))
+        ids = np.frombuffer(data, self.dtype.newbyteorder("<")).astype(self.dtype)
+        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        column = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(ids))
         self.writer.write_table(pa.table({"ids": column.cast(self.schema.field("ids").type)}))
 
     def finish(self) -> None:

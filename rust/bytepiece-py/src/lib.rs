@@ -4,13 +4,17 @@
 use pyo3::sync::PyOnceLock;
 use std::path::PathBuf;
 
+use bytepiece::documents::DocumentFormat;
+use bytepiece::encode_files::{EncodeFiles, Input, BLOCK_BYTES};
 use bytepiece::encoder::Span;
+use bytepiece::id_format::IdFormat;
 use bytepiece::rayon::prelude::*;
+use bytepiece::special::SpecialTokens;
 use bytepiece::{model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
-use pyo3::exceptions::{PyFileNotFoundError, PyKeyError, PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 mod trainer;
 
@@ -179,6 +183,22 @@ impl PyEncoder {
         }
         Ok(out)
     }
+}
+
+/// An input of [`PyEncoder::encode_files`]: the file at `path` (`-`: standard input), its lines
+/// documents (`field` `None`) or JSON records whose `field` is the document.
+fn open_input(path: String, field: Option<String>) -> PyResult<Input> {
+    let source: Box<dyn std::io::Read + Send> = if path == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        let file = std::fs::File::open(&path).map_err(|e| to_py(Error::io(&path, e)))?;
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            return Err(PyIsADirectoryError::new_err(format!("{path}: is a directory, not a file")));
+        }
+        Box::new(file)
+    };
+    let documents = field.map_or(DocumentFormat::Lines, |field| DocumentFormat::Jsonl { field });
+    Ok(Input { name: path, source, documents })
 }
 
 /// Text encoded between two checks for Ctrl-C (about 0.2 s on one thread).
@@ -423,6 +443,108 @@ impl PyEncoder {
         self.inner.vocab().counts().to_vec()
     }
 
+    /// Encodes text files and `.jsonl` files to ids in `format` (`ids`, `jsonl`, `pieces`,
+    /// `uint16` or `uint32`, see the core's `IdFormat`), in parallel with the GIL released, and
+    /// calls `write(data, lengths, input_bytes)` with each block's output in input order.
+    /// `inputs` are `(path, field)`: `path` `-` is standard input; `field` `None` makes every
+    /// line a document, else the named string field of each JSON record. Input is read in blocks
+    /// of about `block_bytes` (the ids do not depend on it unless sampling). Returns what the run
+    /// did (`documents`, `tokens`, `input_bytes`, `text_bytes`) and the seconds spent reading,
+    /// encoding (summed over threads), writing and in all.
+    #[pyo3(signature = (inputs, write, format="ids", skip_empty=false, add_bos=false, add_eos=false, alpha=-1.0,
+                        allowed_special=Vec::new(), num_threads=None, block_bytes=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn encode_files<'py>(
+        &self,
+        py: Python<'py>,
+        inputs: Vec<(String, Option<String>)>,
+        write: Bound<'py, PyAny>,
+        format: &str,
+        skip_empty: bool,
+        add_bos: bool,
+        add_eos: bool,
+        alpha: f64,
+        allowed_special: Vec<String>,
+        num_threads: Option<usize>,
+        block_bytes: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let options = options(add_bos, add_eos, alpha)?;
+        let vocab = self.inner.vocab();
+        let allowed: Vec<&str> = allowed_special.iter().map(String::as_str).collect();
+        let job = EncodeFiles {
+            encoder: &self.inner,
+            skip_empty,
+            seed: self.seed_for(&options),
+            options,
+            special: SpecialTokens::allowed(vocab, &allowed).map_err(to_py)?,
+            format: IdFormat::by_name(format, vocab).map_err(to_py)?,
+            threads: num_threads.unwrap_or_else(parallel::default_threads),
+            block: block_bytes.unwrap_or(BLOCK_BYTES),
+        };
+        if job.threads == 0 {
+            return Err(PyValueError::new_err("num_threads must be at least 1"));
+        }
+        let inputs = inputs.into_iter().map(|(path, field)| open_input(path, field)).collect::<PyResult<Vec<_>>>()?;
+        let write = write.unbind();
+        let mut failed = None;
+        let ran = py.detach(|| {
+            job.run(inputs, |encoded| {
+                Python::attach(|py| {
+                    let lengths: Vec<i64> = encoded.lengths.iter().map(|&n| n as i64).collect();
+                    let args = (PyBytes::new(py, &encoded.bytes), lengths.into_pyarray(py), encoded.input_bytes);
+                    write.bind(py).call1(args).and_then(|_| py.check_signals())
+                })
+                .map_err(|e| {
+                    failed = Some(e);
+                    Error::Cancelled
+                })
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let summary = ran.map_err(to_py)?;
+        let out = PyDict::new(py);
+        out.set_item("documents", summary.documents)?;
+        out.set_item("tokens", summary.tokens)?;
+        out.set_item("input_bytes", summary.input_bytes)?;
+        out.set_item("text_bytes", summary.text_bytes)?;
+        out.set_item("read_seconds", summary.read_seconds)?;
+        out.set_item("encode_seconds", summary.encode_seconds)?;
+        out.set_item("write_seconds", summary.sink_seconds)?;
+        out.set_item("wall_seconds", summary.wall_seconds)?;
+        Ok(out)
+    }
+
+    /// The ids of documents (document `i` is `ids[offsets[i]:offsets[i + 1]]`) written in
+    /// `format` (as [`Self::encode_files`] writes them), and each document's number of ids.
+    fn format_ids<'py>(
+        &self,
+        py: Python<'py>,
+        ids: PyReadonlyArray1<'py, u32>,
+        offsets: PyReadonlyArray1<'py, i64>,
+        format: &str,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyArray1<i64>>)> {
+        let ids = ids.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let offsets = offsets.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let valid = offsets.first().is_none_or(|&o| o >= 0)
+            && offsets.windows(2).all(|w| w[0] <= w[1])
+            && offsets.last().is_none_or(|&o| o as u64 <= ids.len() as u64);
+        if !valid {
+            return Err(PyValueError::new_err("offsets must rise from 0 or more to at most len(ids)"));
+        }
+        let format = IdFormat::by_name(format, self.inner.vocab()).map_err(to_py)?;
+        let out = py.detach(|| {
+            let mut out = Vec::with_capacity(format.size_hint(ids.len()));
+            for w in offsets.windows(2) {
+                format.append(&ids[w[0] as usize..w[1] as usize], &mut out);
+            }
+            out
+        });
+        let lengths: Vec<i64> = offsets.windows(2).map(|w| w[1] - w[0]).collect();
+        Ok((PyBytes::new(py, &out), lengths.into_pyarray(py)))
+    }
+
     /// The special tokens: (text, id) in id order.
     fn special_tokens(&self) -> Vec<(String, u32)> {
         let vocab = self.inner.vocab();
@@ -450,54 +572,6 @@ impl PyEncoder {
 }
 
 /// The compiled core of bytepiece_rs.
-/// Documents of ids as text, one per line: `prefix`, the ids in decimal joined by `sep`, then
-/// `suffix` (the CLI's `ids` and `jsonl` formats), without one Python object per id. Document
-/// `i` is `ids[offsets[i]:offsets[i + 1]]`.
-#[pyfunction]
-fn format_ids<'py>(
-    py: Python<'py>,
-    ids: PyReadonlyArray1<'py, u32>,
-    offsets: PyReadonlyArray1<'py, i64>,
-    prefix: &str,
-    sep: &str,
-    suffix: &str,
-) -> PyResult<Bound<'py, PyBytes>> {
-    let ids = ids.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let offsets = offsets.as_slice().map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let valid = offsets.first().is_none_or(|&o| o >= 0)
-        && offsets.windows(2).all(|w| w[0] <= w[1])
-        && offsets.last().is_none_or(|&o| o as u64 <= ids.len() as u64);
-    if !valid {
-        return Err(PyValueError::new_err("offsets must rise from 0 or more to at most len(ids)"));
-    }
-    let (prefix, sep, suffix) = (prefix.as_bytes(), sep.as_bytes(), suffix.as_bytes());
-    let out = py.detach(|| {
-        let mut out = Vec::with_capacity(ids.len() * (sep.len() + 6) + offsets.len() * (prefix.len() + suffix.len()));
-        for w in offsets.windows(2) {
-            out.extend_from_slice(prefix);
-            for (k, &id) in ids[w[0] as usize..w[1] as usize].iter().enumerate() {
-                if k > 0 {
-                    out.extend_from_slice(sep);
-                }
-                let mut digits = [0u8; 10];
-                let (mut i, mut v) = (digits.len(), id);
-                loop {
-                    i -= 1;
-                    digits[i] = b'0' + (v % 10) as u8;
-                    v /= 10;
-                    if v == 0 {
-                        break;
-                    }
-                }
-                out.extend_from_slice(&digits[i..]);
-            }
-            out.extend_from_slice(suffix);
-        }
-        out
-    });
-    Ok(PyBytes::new(py, &out))
-}
-
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEncoder>()?;
@@ -505,7 +579,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trainer::prune_to_json, m)?)?;
     m.add_class::<trainer::NgramModelCore>()?;
     m.add_function(wrap_pyfunction!(trainer::merge_tables, m)?)?;
-    m.add_function(wrap_pyfunction!(format_ids, m)?)?;
     m.add("UNICODE_VERSION", bytepiece::normalize::UNICODE_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

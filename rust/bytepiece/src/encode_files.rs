@@ -23,12 +23,14 @@ use crate::sampler::{document_seed, Rng};
 use crate::special::{Part, SpecialTokens};
 use crate::vocab::{BOS_ID, EOS_ID};
 
-/// A stream to encode and the name its errors give.
+/// A stream to encode, what its lines hold and the name its errors give.
 pub struct Input {
     /// The name of the stream in messages (its path, or `-`).
     pub name: String,
     /// Its bytes.
     pub source: Box<dyn Read + Send>,
+    /// What its lines hold.
+    pub documents: DocumentFormat,
 }
 
 /// The output of one block of input: its documents' ids in the job's format.
@@ -40,6 +42,8 @@ pub struct Encoded {
     pub lengths: Vec<u64>,
     /// The bytes of input the block held.
     pub input_bytes: u64,
+    /// The bytes of its documents' text (UTF-8, before normalisation).
+    pub text_bytes: u64,
 }
 
 /// What a run did and where its time went.
@@ -51,6 +55,8 @@ pub struct Summary {
     pub tokens: u64,
     /// Bytes of input read.
     pub input_bytes: u64,
+    /// Bytes of the documents' text (UTF-8, before normalisation).
+    pub text_bytes: u64,
     /// Seconds the reading thread spent reading (serial work).
     pub read_seconds: f64,
     /// Seconds the workers spent splitting, encoding and formatting, summed over workers.
@@ -65,8 +71,6 @@ pub struct Summary {
 pub struct EncodeFiles<'a> {
     /// The tokenizer.
     pub encoder: &'a Encoder,
-    /// What the streams' lines hold.
-    pub documents: DocumentFormat,
     /// Leave empty documents out (instead of writing each as a document of no ids, or of just
     /// `<bos>` / `<eos>`).
     pub skip_empty: bool,
@@ -107,6 +111,7 @@ impl EncodeFiles<'_> {
         let start = Instant::now();
         let threads = self.threads.max(1);
         let names: Vec<String> = inputs.iter().map(|i| i.name.clone()).collect();
+        let formats: Vec<DocumentFormat> = inputs.iter().map(|i| i.documents.clone()).collect();
         let in_flight = 2 * threads + 2;
         let (job_tx, job_rx) = sync_channel::<Block>(threads);
         let (done_tx, done_rx) = channel::<(usize, usize, Outcome, Duration)>();
@@ -120,7 +125,8 @@ impl EncodeFiles<'_> {
             let job_rx = Arc::new(Mutex::new(job_rx));
             for _ in 0..threads {
                 let (job_rx, done_tx) = (Arc::clone(&job_rx), done_tx.clone());
-                scope.spawn(move || self.work(&job_rx, &done_tx));
+                let formats = &formats;
+                scope.spawn(move || self.work(formats, &job_rx, &done_tx));
             }
             // the workers hold the only receiver of jobs: when they stop, the reader stops too
             drop((job_rx, done_tx));
@@ -140,7 +146,7 @@ impl EncodeFiles<'_> {
         let mut busy = Duration::ZERO;
         let mut seq = 0;
         let mut credit = false;
-        for (input, Input { name, source }) in inputs.into_iter().enumerate() {
+        for (input, Input { name, source, .. }) in inputs.into_iter().enumerate() {
             let mut blocks = Blocks::new(name, source, self.block, Cut::AfterNewline);
             loop {
                 if !credit {
@@ -164,14 +170,19 @@ impl EncodeFiles<'_> {
     }
 
     /// A worker: encodes blocks until there are no more, or nobody to take the output.
-    fn work(&self, jobs: &Mutex<Receiver<Block>>, done: &Sender<(usize, usize, Outcome, Duration)>) {
+    fn work(
+        &self,
+        formats: &[DocumentFormat],
+        jobs: &Mutex<Receiver<Block>>,
+        done: &Sender<(usize, usize, Outcome, Duration)>,
+    ) {
         let mut lattice = Lattice::default();
         let mut ids = Vec::new();
         loop {
             let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
             let Ok(Block { seq, input, data }) = job else { return };
             let t = Instant::now();
-            let outcome = self.encode_block(&data, seq, &mut lattice, &mut ids);
+            let outcome = self.encode_block(&data, &formats[input], seq, &mut lattice, &mut ids);
             if done.send((seq, input, outcome, t.elapsed())).is_err() {
                 return;
             }
@@ -179,12 +190,20 @@ impl EncodeFiles<'_> {
     }
 
     /// Splits a block into documents, encodes them and formats their ids.
-    fn encode_block(&self, data: &[u8], seq: usize, lattice: &mut Lattice, ids: &mut Vec<u32>) -> Outcome {
-        let (docs, lines) = documents(data, &self.documents, self.skip_empty)?;
+    fn encode_block(
+        &self,
+        data: &[u8],
+        format: &DocumentFormat,
+        seq: usize,
+        lattice: &mut Lattice,
+        ids: &mut Vec<u32>,
+    ) -> Outcome {
+        let (docs, lines) = documents(data, format, self.skip_empty)?;
         let mut out = Encoded {
             bytes: Vec::with_capacity(self.format.size_hint(data.len() / 3)),
             lengths: Vec::with_capacity(docs.len()),
             input_bytes: data.len() as u64,
+            text_bytes: docs.iter().map(|d| d.len() as u64).sum(),
         };
         let block_seed = document_seed(self.seed, seq);
         let alpha = self.options.alpha;
@@ -241,6 +260,7 @@ fn consume(
             summary.documents += encoded.lengths.len() as u64;
             summary.tokens += encoded.lengths.iter().sum::<u64>();
             summary.input_bytes += encoded.input_bytes;
+            summary.text_bytes += encoded.text_bytes;
             let t = Instant::now();
             sink(encoded)?;
             summary.sink_seconds += t.elapsed().as_secs_f64();
@@ -267,7 +287,6 @@ mod tests {
     fn job<'a>(encoder: &'a Encoder, format: &str, threads: usize, block: usize) -> EncodeFiles<'a> {
         EncodeFiles {
             encoder,
-            documents: DocumentFormat::Lines,
             skip_empty: false,
             options: EncodeOptions::default(),
             seed: 0,
@@ -279,7 +298,11 @@ mod tests {
     }
 
     fn input(name: &str, text: &[u8]) -> Input {
-        Input { name: name.into(), source: Box::new(std::io::Cursor::new(text.to_vec())) }
+        Input {
+            name: name.into(),
+            source: Box::new(std::io::Cursor::new(text.to_vec())),
+            documents: DocumentFormat::Lines,
+        }
     }
 
     fn run(job: &EncodeFiles<'_>, inputs: Vec<Input>) -> Result<(Vec<u8>, Vec<u64>)> {
@@ -340,7 +363,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "second.txt:1001: not valid UTF-8 (at byte 4)");
-        assert!(written >= 2 && written < 1002, "{written}");
+        assert!((2..1002).contains(&written), "{written}");
     }
 
     #[test]

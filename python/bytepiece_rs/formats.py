@@ -1,0 +1,310 @@
+"""The files the package reads and writes around a model: documents in (text lines, ``.jsonl``
+records) and ids out (lines of ids, ``jsonl``, pieces, ``.npy`` with offsets, Megatron-LM's
+``.bin``/``.idx``), and reading those outputs back.
+
+Used by the command line and by :mod:`bytepiece_rs.distributed`. Problems with an input are
+:class:`FormatError` (a ``ValueError``) naming the file and line: ``PATH:LINE: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+import sys
+from typing import IO, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ._files import AtomicOutput
+
+#: Megatron-LM's ``MMapIndexedDataset`` index: magic, version, and the dtype codes we write.
+MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
+MEGATRON_DTYPE_CODES = {"uint16": 8, "uint32": 4}  # uint32 ids (< 2**31) are read as int32
+
+#: Documents are grouped in batches of about this many bytes of text (bounded memory).
+BATCH_BYTES = 4 << 20
+
+
+class FormatError(ValueError):
+    """An input that is not what its format says, named: ``PATH[:LINE]: what is wrong``."""
+
+
+# --------------------------------------------------------------------------- documents in
+
+
+def is_jsonl(path: str, field: Optional[str]) -> bool:
+    """Whether ``path`` holds JSON records (a ``field`` was named, or it ends in ``.jsonl`` /
+    ``.json``) rather than lines of text."""
+    return field is not None or path.endswith((".jsonl", ".json"))
+
+
+@contextlib.contextmanager
+def open_binary(path: str) -> Iterator[IO[bytes]]:
+    """``path`` opened for reading bytes; ``-`` is standard input."""
+    if path == "-":
+        yield sys.stdin.buffer
+    else:
+        with open(path, "rb") as f:
+            yield f
+
+
+def read_documents(paths: Sequence[str], field: Optional[str], keep_newlines: bool = False) -> Iterator[Tuple[str, int]]:
+    """Yields ``(document, bytes read)``: each line of a text file (without its newline, unless
+    ``keep_newlines``), or the ``field`` (default ``"text"``) of each record of a ``.jsonl``
+    file. (The command line's ``encode`` reads the same documents in Rust, in parallel.)"""
+    for path in paths:
+        jsonl = is_jsonl(path, field)
+        key = field or "text"
+        pending, pending_bytes = "", 0  # keep_newlines: blank lines join the line before them
+        with open_binary(path) as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise FormatError(f"{path}:{lineno}: not valid UTF-8 (at byte {e.start})") from None
+                if not jsonl and keep_newlines:
+                    # texts cut where training cuts them anyway: after a run of newlines
+                    if line != "\n" and pending:
+                        yield pending, pending_bytes
+                        pending, pending_bytes = "", 0
+                    pending += line
+                    pending_bytes += len(raw)
+                    continue
+                if not jsonl:
+                    yield line[:-1] if line.endswith("\n") else line, len(raw)
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError as e:
+                    raise FormatError(f"{path}:{lineno}: invalid JSON ({e})") from None
+                text = record.get(key) if isinstance(record, dict) else None
+                if not isinstance(text, str):
+                    raise FormatError(f"{path}:{lineno}: no string field {key!r}")
+                yield text, len(raw)
+        if pending:
+            yield pending, pending_bytes
+
+
+def batches(docs: Iterator[Tuple[str, int]], limit: int = BATCH_BYTES) -> Iterator[Tuple[List[str], int]]:
+    """Groups documents into lists of about ``limit`` bytes; yields ``(texts, bytes read)``."""
+    texts: List[str] = []
+    size = 0
+    for text, n in docs:
+        texts.append(text)
+        size += n
+        if size >= limit:
+            yield texts, size
+            texts, size = [], 0
+    if texts:
+        yield texts, size
+
+
+# --------------------------------------------------------------------------- ids out
+
+
+def open_output(out: AtomicOutput, target: str) -> IO[bytes]:
+    """``target`` opened for writing through ``out``; a failure names ``target`` (not the
+    temporary file beside it)."""
+    try:
+        return out.open(target)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write ({e.strerror})", target) from None
+
+
+class Writer:
+    """Writes the ids of documents in one output format. :meth:`write` takes a block of
+    documents as the core formats them (``data``: their ids in the format's bytes) and each
+    document's number of ids."""
+
+    #: The core's name of the bytes this writer takes (see ``Encoder.encode_files``).
+    core_format = "ids"
+
+    def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        self.f = open_output(out, path) if path != "-" else sys.stdout.buffer
+
+    def write(self, data: bytes, lengths: np.ndarray) -> None:
+        """Appends a block of documents."""
+        self.f.write(data)
+
+    def finish(self) -> None:
+        """Completes the output (headers, indexes) once every document is written."""
+
+
+class IdsWriter(Writer):
+    """One line per document: its ids separated by spaces."""
+
+
+class PiecesWriter(Writer):
+    """One line per document: a JSON list of its pieces (bytes that are not UTF-8 as ``\\xNN``)."""
+
+    core_format = "pieces"
+
+
+class JsonlWriter(Writer):
+    """One JSON object per document: ``{"ids": [...]}``."""
+
+    core_format = "jsonl"
+
+
+class _BinaryWriter(Writer):
+    """Ids as little-endian integers of ``dtype`` (``uint16`` or ``uint32``)."""
+
+    def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
+        self.dtype = np.dtype(dtype)
+        self.core_format = self.dtype.name
+
+
+class NpyWriter(_BinaryWriter):
+    """A ``.npy`` array of every id, and ``PATH.offsets.npy`` (``int64``): document ``i`` is
+    ``ids[offsets[i]:offsets[i + 1]]``. Both are streamed: memory does not grow with the input."""
+
+    HEADER = 128  # bytes, room for any length
+
+    def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
+        super().__init__(out, path, dtype)
+        self.f = open_output(out, path)
+        self.f.write(b"\0" * self.HEADER)
+        self.n = 0
+        self.docs = 0
+        offsets_path = (path[:-4] if path.endswith(".npy") else path) + ".offsets.npy"
+        self.offsets_file = open_output(out, offsets_path)
+        self.offsets_file.write(b"\0" * self.HEADER)
+        self.offsets_file.write(_little(np.zeros(1, np.int64)))
+
+    def write(self, data: bytes, lengths: np.ndarray) -> None:
+        self.f.write(data)
+        self.offsets_file.write(_little(np.cumsum(lengths, dtype=np.int64) + self.n))
+        self.n += len(data) // self.dtype.itemsize
+        self.docs += len(lengths)
+
+    def finish(self) -> None:
+        for f, dtype, n in ((self.f, self.dtype, self.n), (self.offsets_file, np.dtype(np.int64), self.docs + 1)):
+            f.seek(0)
+            f.write(_npy_header(dtype, n, self.HEADER))
+            f.seek(0, os.SEEK_END)
+
+
+def _little(a: np.ndarray) -> bytes:
+    """The bytes of ``a`` in little-endian order (the formats' byte order on any machine)."""
+    return a.astype(a.dtype.newbyteorder("<")).tobytes()
+
+
+def _npy_header(dtype: np.dtype, n: int, size: int) -> bytes:
+    """A version 1.0 ``.npy`` header of exactly ``size`` bytes for a 1-D array (little-endian)."""
+    d = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (np.dtype(dtype).newbyteorder("<").str, n)
+    body = d.encode("latin1").ljust(size - 10 - 1) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(body)) + body
+
+
+class BinWriter(_BinaryWriter):
+    """Megatron-LM's indexed dataset: ``PREFIX.bin`` (every id, little-endian) and ``PREFIX.idx``
+    (the magic ``MMIDIDX``, version 1, a dtype code, then per document its length (``int32``)
+    and byte offset (``int64``), and the document index ``0..n``).
+
+    Streamed: the lengths go to the index as documents come; at the end the offsets are
+    computed from the lengths read back in chunks, so memory does not grow with the input."""
+
+    HEADER = len(MEGATRON_MAGIC) + struct.calcsize("<QBQQ")
+    CHUNK = 1 << 20  # documents per read-back
+
+    def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
+        super().__init__(out, path, dtype)
+        prefix = path[:-4] if path.endswith(".bin") else path
+        self.f = open_output(out, prefix + ".bin")
+        self.idx = open_output(out, prefix + ".idx")
+        self.idx.write(b"\0" * self.HEADER)
+        self.docs = 0
+
+    def write(self, data: bytes, lengths: np.ndarray) -> None:
+        self.f.write(data)
+        self.idx.write(_little(lengths.astype(np.int32)))
+        self.docs += len(lengths)
+
+    def finish(self) -> None:
+        idx, n = self.idx, self.docs
+        idx.flush()
+        pointer = 0
+        for start in range(0, n, self.CHUNK):
+            count = min(self.CHUNK, n - start)
+            raw = os.pread(idx.fileno(), 4 * count, self.HEADER + 4 * start)
+            sizes = np.frombuffer(raw, dtype="<i4").astype(np.int64) * self.dtype.itemsize
+            pointers = np.cumsum(sizes) - sizes + pointer
+            pointer = int(pointers[-1] + sizes[-1])
+            idx.write(_little(pointers))
+        for start in range(0, n + 1, self.CHUNK):
+            idx.write(_little(np.arange(start, min(start + self.CHUNK, n + 1), dtype=np.int64)))
+        idx.seek(0)
+        idx.write(MEGATRON_MAGIC + struct.pack("<QBQQ", 1, MEGATRON_DTYPE_CODES[self.dtype.name], n, n + 1))
+        idx.seek(0, os.SEEK_END)
+
+
+#: The writer of each output format.
+WRITERS = {"ids": IdsWriter, "pieces": PiecesWriter, "jsonl": JsonlWriter, "npy": NpyWriter, "bin": BinWriter}
+
+
+# --------------------------------------------------------------------------- ids back in
+
+
+def read_megatron(prefix: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Reads a Megatron-LM dataset that ``encode --format bin`` wrote: ``(ids, offsets)``."""
+    with open(prefix + ".idx", "rb") as f:
+        head = f.read(len(MEGATRON_MAGIC) + 9 + 16)
+        if head[: len(MEGATRON_MAGIC)] != MEGATRON_MAGIC:
+            raise FormatError(f"{prefix}.idx: not a Megatron index")
+        version, code = struct.unpack_from("<QB", head, len(MEGATRON_MAGIC))
+        n, _ = struct.unpack_from("<QQ", head, len(MEGATRON_MAGIC) + 9)
+        sizes = np.frombuffer(f.read(4 * n), dtype="<i4")
+    dtype = {v: k for k, v in MEGATRON_DTYPE_CODES.items()}[code]
+    ids = np.fromfile(prefix + ".bin", dtype=np.dtype(dtype).newbyteorder("<"))
+    return ids, np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+
+#: The format of an encoded file, by extension (anything else: lines of ids).
+ENCODED_FORMATS = {".jsonl": "jsonl", ".npy": "npy", ".bin": "bin", ".idx": "bin"}
+
+
+def encoded_documents(path: str, fmt: str) -> Iterator[Tuple[str, Sequence[int]]]:
+    """``(where, ids)`` of every document of a file that ``encode`` wrote, in order: lines of ids
+    (``ids``), ``{"ids": [...]}`` records (``jsonl``), ``PATH`` + ``PATH.offsets.npy`` (``npy``)
+    or ``PREFIX.bin`` + ``PREFIX.idx`` (``bin``)."""
+    if fmt == "npy":
+        if path.endswith(".offsets.npy"):
+            raise FormatError(f"{path}: the offsets of an npy output; give its ids' .npy")
+        offsets_path = path[:-4] + ".offsets.npy"
+        try:
+            ids, offsets = np.load(path, mmap_mode="r"), np.load(offsets_path)
+        except FileNotFoundError:
+            raise FormatError(f"{offsets_path}: no such file (encode --format npy writes it beside {path})") from None
+        except ValueError as e:
+            raise FormatError(f"{path}: not an npy output of encode ({e})") from None
+        for i in range(len(offsets) - 1):
+            yield f"{path}: document {i}", ids[offsets[i]:offsets[i + 1]]
+        return
+    if fmt == "bin":
+        prefix = os.path.splitext(path)[0]
+        try:
+            ids, offsets = read_megatron(prefix)
+        except (OSError, ValueError, KeyError, struct.error) as e:
+            raise FormatError(f"{prefix}.bin/.idx: not a Megatron dataset that encode wrote ({e})") from None
+        for i in range(len(offsets) - 1):
+            yield f"{prefix}.bin: document {i}", ids[offsets[i]:offsets[i + 1]]
+        return
+    with open_binary(path) as src:
+        for lineno, line in enumerate(src, 1):
+            where = f"{path}:{lineno}"
+            if fmt == "jsonl" or line.lstrip().startswith(b"{"):
+                try:
+                    ids = json.loads(line)["ids"]
+                except (ValueError, KeyError, TypeError):
+                    raise FormatError(f"{where}: not a record {{\"ids\": [...]}}") from None
+            else:
+                try:
+                    ids = [int(x) for x in line.split()]
+                except ValueError:
+                    raise FormatError(f"{where}: not a line of integer ids") from None
+            yield where, ids
