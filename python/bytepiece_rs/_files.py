@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import IO, List, Optional, Tuple, Union
+from typing import IO, Callable, List, Optional, Tuple, TypeVar, Union
+
+T = TypeVar("T")
 
 #: The process' umask, for the permissions of new files (``mkstemp`` makes them private).
 _UMASK = os.umask(0)
@@ -25,13 +27,20 @@ class AtomicOutput:
         self.files: List[Tuple[str, Optional[str], IO[bytes]]] = []
 
     def open(self, target: str) -> IO[bytes]:
+        """A file to write ``target``'s bytes to. A failure names ``target`` (never the
+        temporary file): ``TARGET: what is wrong``."""
+        if os.path.isdir(target):
+            raise IsADirectoryError(f"{target}: is a directory, not a file")
         if os.path.exists(target) and not os.path.isfile(target):
-            f = open(target, "wb")
+            f = _named(target, lambda: open(target, "wb"))
             self.files.append((target, None, f))
             return f
         real = os.path.realpath(target)
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(real) + ".", suffix=".tmp",
-                                   dir=os.path.dirname(real))
+        folder = os.path.dirname(real)
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"{target}: no such directory {folder}")
+        fd, tmp = _named(target, lambda: tempfile.mkstemp(prefix="." + os.path.basename(real) + ".", suffix=".tmp",
+                                                          dir=folder))
         os.fchmod(fd, 0o666 & ~_UMASK)
         f = os.fdopen(fd, "wb")
         self.files.append((real, tmp, f))
@@ -45,7 +54,7 @@ class AtomicOutput:
             f.close()
         for target, tmp, _ in self.files:
             if tmp is not None:
-                os.replace(tmp, target)
+                _named(target, lambda: os.replace(tmp, target))
         self.files = []
 
     def abort(self) -> None:
@@ -64,6 +73,14 @@ class AtomicOutput:
         if exc[0] is None:
             self.commit()
         self.abort()
+
+
+def _named(target: str, make: Callable[[], T]) -> T:
+    """``make()``, with an ``OSError`` it raises reworded to name ``target``."""
+    try:
+        return make()
+    except OSError as e:
+        raise type(e)(f"{target}: cannot write ({e.strerror or e})") from None
 
 
 def write_atomic(path: Union[str, "os.PathLike[str]"], data: bytes) -> None:

@@ -25,7 +25,6 @@ from .formats import (
     WRITERS,
     encoded_documents,
     is_jsonl,
-    open_output,
     read_documents,
 )
 from .tokenizer import Tokenizer
@@ -202,13 +201,13 @@ def cmd_decode(a: argparse.Namespace) -> None:
             raise CliError(f"--format {fmt}: reads files, not standard input")
         _check_inputs([os.path.splitext(path)[0] + ext for ext in (".bin", ".idx")] if fmt == "bin" else [path])
     with AtomicOutput() as out:
-        f = open_output(out, a.output) if a.output not in (None, "-") else sys.stdout.buffer
+        f = out.open(a.output) if a.output not in (None, "-") else sys.stdout.buffer
         for path, fmt in sources:
             for where, ids in encoded_documents(path, fmt):
                 try:
                     f.write(tokenizer.decode(ids).encode() + b"\n")
                 except (ValueError, KeyError, OverflowError, TypeError) as e:
-                    raise CliError(f"{where}: {e}") from None
+                    raise CliError(f"{where}: {_message(e)}") from None
 
 
 def cmd_stats(a: argparse.Namespace) -> None:
@@ -473,6 +472,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _message(e: BaseException) -> str:
+    """An exception's message as one ``PATH: what is wrong`` line (a ``KeyError``'s without the
+    quotes its ``str`` adds, an ``OSError``'s with its file first)."""
+    if isinstance(e, OSError) and e.filename and e.strerror:
+        return f"{e.filename}: {e.strerror}"
+    if isinstance(e, KeyError) and len(e.args) == 1 and isinstance(e.args[0], str):
+        return e.args[0]
+    return str(e)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -486,8 +495,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:
         return 0
     except (OSError, ValueError, TypeError, KeyError) as e:
-        msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename and e.strerror else str(e)
-        print(f"bytepiece: error: {msg}", file=sys.stderr)
+        print(f"bytepiece: error: {_message(e)}", file=sys.stderr)
         return 2
     except Terminated as e:
         print(f"bytepiece: {e}", file=sys.stderr)

@@ -106,15 +106,6 @@ def batches(docs: Iterator[Tuple[str, int]], limit: int = BATCH_BYTES) -> Iterat
 # --------------------------------------------------------------------------- ids out
 
 
-def open_output(out: AtomicOutput, target: str) -> IO[bytes]:
-    """``target`` opened for writing through ``out``; a failure names ``target`` (not the
-    temporary file beside it)."""
-    try:
-        return out.open(target)
-    except OSError as e:
-        raise OSError(e.errno, f"cannot write ({e.strerror})", target) from None
-
-
 class Writer:
     """Writes the ids of documents in one output format. :meth:`write` takes a block of
     documents as the core formats them (``data``: their ids in the format's bytes) and each
@@ -125,7 +116,7 @@ class Writer:
 
     def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
         self.dtype = np.dtype(dtype)
-        self.f = open_output(out, path) if path != "-" else sys.stdout.buffer
+        self.f = out.open(path) if path != "-" else sys.stdout.buffer
 
     def write(self, data: bytes, lengths: np.ndarray) -> None:
         """Appends a block of documents."""
@@ -167,12 +158,12 @@ class NpyWriter(_BinaryWriter):
 
     def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
         super().__init__(out, path, dtype)
-        self.f = open_output(out, path)
+        self.f = out.open(path)
         self.f.write(b"\0" * self.HEADER)
         self.n = 0
         self.docs = 0
         offsets_path = (path[:-4] if path.endswith(".npy") else path) + ".offsets.npy"
-        self.offsets_file = open_output(out, offsets_path)
+        self.offsets_file = out.open(offsets_path)
         self.offsets_file.write(b"\0" * self.HEADER)
         self.offsets_file.write(_little(np.zeros(1, np.int64)))
 
@@ -215,8 +206,8 @@ class BinWriter(_BinaryWriter):
     def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
         super().__init__(out, path, dtype)
         prefix = path[:-4] if path.endswith(".bin") else path
-        self.f = open_output(out, prefix + ".bin")
-        self.idx = open_output(out, prefix + ".idx")
+        self.f = out.open(prefix + ".bin")
+        self.idx = out.open(prefix + ".idx")
         self.idx.write(b"\0" * self.HEADER)
         self.docs = 0
 

@@ -25,7 +25,8 @@ static ALLOCATOR: bytepiece::hugepages::HugePageAlloc = bytepiece::hugepages::Hu
 /// Maps a core error to the Python exception a user expects.
 pub(crate) fn to_py(err: Error) -> PyErr {
     match err {
-        Error::NotFound { .. } => PyFileNotFoundError::new_err(err.to_string()),
+        Error::NotFound { .. } | Error::NoDirectory { .. } => PyFileNotFoundError::new_err(err.to_string()),
+        Error::IsADirectory { .. } => PyIsADirectoryError::new_err(err.to_string()),
         Error::Io { .. } => PyOSError::new_err(err.to_string()),
         Error::UnknownId { .. } => PyKeyError::new_err(err.to_string()),
         Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),

@@ -11,6 +11,20 @@ pub enum Error {
         /// The missing file.
         path: PathBuf,
     },
+    /// A file was asked for and a directory found.
+    #[error("{}: is a directory, not a file", path.display())]
+    IsADirectory {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A file cannot be written because its directory does not exist.
+    #[error("{}: no such directory {}", path.display(), dir.display())]
+    NoDirectory {
+        /// The file to write.
+        path: PathBuf,
+        /// Its missing directory.
+        dir: PathBuf,
+    },
     /// Reading or writing a file failed for another reason.
     #[error("{}: {source}", path.display())]
     Io {
@@ -45,13 +59,13 @@ pub enum Error {
 }
 
 impl Error {
-    /// Builds an [`Error::Io`] (or [`Error::NotFound`]) for `path`.
+    /// Builds an [`Error::Io`] (or [`Error::NotFound`], [`Error::IsADirectory`]) for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
-        if source.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound { path }
-        } else {
-            Error::Io { path, source }
+        match source.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound { path },
+            std::io::ErrorKind::IsADirectory => Error::IsADirectory { path },
+            _ => Error::Io { path, source },
         }
     }
 }

@@ -184,6 +184,9 @@ pub fn save(vocab: &Vocab, path: impl AsRef<Path>) -> Result<()> {
 /// link stays. A FIFO, a device or another file that is not a regular one (`/dev/stdout`) is
 /// written to as it is, never replaced.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::IsADirectory { path: path.to_path_buf() });
+    }
     if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
         let direct = || fs::OpenOptions::new().write(true).open(path)?.write_all(data);
         return direct().map_err(|e| Error::io(path, e));
@@ -195,6 +198,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     };
     let name =
         path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{}: not a file path", path.display())))?;
+    if !dir.is_dir() {
+        return Err(Error::NoDirectory { path: path.to_path_buf(), dir });
+    }
     let tmp = dir.join(format!(".{}.tmp-{}-{}", name.to_string_lossy(), std::process::id(), unique_suffix()));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
@@ -279,7 +285,10 @@ mod tests {
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         let missing = dir.join("no/such/dir/m.model");
-        assert!(matches!(write_atomic(&missing, b"x"), Err(Error::NotFound { .. })));
+        let err = write_atomic(&missing, b"x").unwrap_err().to_string();
+        assert!(err.ends_with(&format!("m.model: no such directory {}", dir.join("no/such/dir").display())), "{err}");
+        assert!(matches!(write_atomic(&dir, b"x"), Err(Error::IsADirectory { .. })));
+        assert!(matches!(load(&dir), Err(Error::IsADirectory { .. })));
         // a symlink stays a link, its target is replaced; a dangling one gets its target made
         #[cfg(unix)]
         {
