@@ -315,6 +315,83 @@ def test_convert_commands(model_path, tmp_path):
     assert hf.Tokenizer.from_file(str(tmp_path / "tokenizer.json")).encode(text).ids == tok.encode(text)
 
 
+def test_convert_to_transformers_writes_a_folder_autotokenizer_loads(default, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    folder = tmp_path / "tok"
+    ok("convert", "--to", "transformers", "-o", folder)
+    hf = transformers.AutoTokenizer.from_pretrained(folder)
+    assert (hf.pad_token, hf.bos_token, hf.eos_token) == ("<pad>", "<bos>", "<eos>")
+    assert (hf.pad_token_id, hf.bos_token_id, hf.eos_token_id) == (0, 1, 2)
+    assert hf.split_special_tokens
+    texts = ["Hello, 世界!", "a <bos> b<eos><pad>", "def f(x):\n\treturn x  # ok\n", ""]
+    assert hf(texts)["input_ids"] == default.encode_batch(texts)
+    batch = hf(texts[:2], padding=True)
+    short, long = default.encode(texts[0]), default.encode(texts[1])
+    assert len(short) < len(long)
+    assert batch["input_ids"][0] == short + [0] * (len(long) - len(short))
+    assert batch["attention_mask"][0] == [1] * len(short) + [0] * (len(long) - len(short))
+    ids = default.encode("hi", add_bos=True, add_eos=True)
+    assert hf.decode(ids, skip_special_tokens=True) == "hi"
+
+
+def test_convert_to_transformers_writes_into_an_existing_folder(default, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    tok = Tokenizer()
+    tok.add_special_tokens(["<|im_end|>"])
+    tok.save(tmp_path / "special.model")
+    ok("convert", "--to", "transformers", "-o", folder)
+    ok("convert", "-m", tmp_path / "special.model", "--to", "transformers", "-o", folder)  # replaces ours
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "tokenizer.json", "tokenizer_config.json"]
+    assert (folder / "config.json").read_text() == "{}"
+    hf = transformers.AutoTokenizer.from_pretrained(folder)
+    assert len(hf) == default.vocab_size + 1 and hf.convert_tokens_to_ids("<|im_end|>") == default.vocab_size
+
+
+def test_convert_to_transformers_checks_its_folder_first(tmp_path):
+    pytest.importorskip("transformers")
+    nowhere = tmp_path / "nodir" / "tok"
+    assert fails("convert", "--to", "transformers", "-o", nowhere).endswith(
+        f"{nowhere}: no such directory {nowhere.parent}")
+    afile = tmp_path / "tokenizer.json"
+    afile.write_text("x")
+    assert fails("convert", "--to", "transformers", "-o", afile).endswith(f"{afile}: is not a directory")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        assert fails("convert", "--to", "transformers", "-o", locked).endswith(f"{locked}: directory is not writable")
+        assert "is not writable" in fails("convert", "--to", "transformers", "-o", locked / "tok")
+    assert not nowhere.parent.exists() and afile.read_text() == "x"
+
+
+def test_convert_to_transformers_without_transformers(tmp_path, monkeypatch, capsys):
+    from bytepiece_rs.cli import main
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers fails
+    assert main(["convert", "--to", "transformers", "-o", str(tmp_path / "tok")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["bytepiece: error: --to transformers needs the transformers package "
+                   "(pip install 'bytepiece-rs[transformers]')"]
+    assert not (tmp_path / "tok").exists()
+
+
+def test_convert_to_transformers_leaves_no_folder_when_it_fails(tmp_path, monkeypatch):
+    """A folder the command made is removed again if writing fails; no temporary file stays."""
+    pytest.importorskip("transformers")
+    from bytepiece_rs import cli
+
+    def failing(out, target):
+        if target.endswith("tokenizer.json"):
+            raise cli.CliError(f"{target}: cannot write (simulated)")
+        return out.open(target)
+
+    monkeypatch.setattr(cli, "_open_output", failing)
+    assert cli.main(["convert", "--to", "transformers", "-o", str(tmp_path / "tok")]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_train_from_files_jsonl_stdin_and_dataset(shared_dir, tmp_path):
     text = ec.read_sample("en", shared_dir)[:300_000]
     # lines with their runs of newlines: where training cuts a text into chunks anyway

@@ -15,6 +15,7 @@ import warnings
 import pytest
 
 import edge_cases as ec
+from bytepiece_rs import Tokenizer
 from conftest import GOLDEN_DIR, MODEL_NAMES
 
 spm = pytest.importorskip("sentencepiece")
@@ -120,7 +121,25 @@ def test_hf_tokenizers_loads_the_export_and_gives_our_ids(name, tokenizer, docum
     # pieces that are not valid UTF-8 are tokens too, and decoding gives the bytes back
     doc = documents[0]
     assert t.decode(tok.encode(doc)) == doc
-    assert t.token_to_id("<bos>") == 1 and t.encode("<bos>").ids == tok.encode("<bos>")
+    assert t.token_to_id("<bos>") == 1
+
+
+def test_hf_export_declares_pad_bos_eos_special_tokens():
+    """``<pad>``, ``<bos>`` and ``<eos>`` are special added tokens: ``skip_special_tokens=True``
+    drops them. HF matches them in the input, as every special token (documented), unless
+    ``encode_special_tokens`` is set: then their text is encoded as ours encodes it."""
+    tok = Tokenizer()
+    t = hf.Tokenizer.from_str(to_hf_json(tok))
+    added = {i: (a.content, a.special) for i, a in t.get_added_tokens_decoder().items()}
+    assert added == {0: ("<pad>", True), 1: ("<bos>", True), 2: ("<eos>", True)}
+    ids = tok.encode("Hello", add_bos=True, add_eos=True) + [0, 0]
+    assert t.decode(ids, skip_special_tokens=True) == tok.decode(ids) == "Hello"
+    assert t.decode(ids, skip_special_tokens=False) == "<bos>Hello<eos><pad><pad>"
+    text = "a <bos> b<eos><pad>"
+    assert t.encode(text).ids == tok.encode("a ") + [1] + tok.encode(" b") + [2, 0]
+    t.encode_special_tokens = True
+    for text in ("a <bos> b<eos><pad>", "<bos>", "Hello, 世界\n\tdef f(x): return x"):
+        assert t.encode(text).ids == tok.encode(text), text
 
 
 def test_hf_export_edge_cases(tokenizer, shared_dir):

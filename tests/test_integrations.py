@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,6 +191,35 @@ def test_dataset_map_gives_our_ids(tok, local_files):
     out = js.map(fn, batched=True, remove_columns=["content"])
     assert out.column_names == ["ids"]
     assert out["ids"][:] == tok.encode_batch(texts, add_bos=True)
+
+
+@pytest.fixture(scope="module")
+def repo_texts():
+    """Real text in any clone: the lines of the README and of the package's sources, empty ones
+    included, and runs of rows of one length (a batch of them must not become a 2-D array)."""
+    root = Path(__file__).resolve().parent.parent
+    paths = [root / "README.md", *sorted((root / "python" / "bytepiece_rs").glob("*.py"))]
+    lines = [line for path in paths for line in path.read_text(encoding="utf-8").split("\n")]
+    return lines + ["ab"] * 8 + [""] * 8
+
+
+def test_dataset_tokenizer_column_equals_encode_batch(tok, repo_texts):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_dict({"text": repo_texts})
+    for batch_size in (1, 7, 1000):
+        out = ds.map(dataset_tokenizer(tok, add_eos=True), batched=True, batch_size=batch_size, keep_in_memory=True)
+        assert out.features["input_ids"].feature.dtype == "uint32"
+        assert out["input_ids"][:] == tok.encode_batch(repo_texts, add_eos=True), batch_size
+
+
+def test_dataset_tokenizer_hands_datasets_one_array_of_views(tok):
+    """A batch's ids go to ``datasets`` as one object array of views of the flat ids, the
+    output it turns into an Arrow column cheaply (no Python object per token)."""
+    for texts in (["Hello, 世界", "", "def f(x):\n    return x"], ["ab", "ab"], []):
+        column = dataset_tokenizer(tok)({"text": texts})["input_ids"]
+        assert isinstance(column, np.ndarray) and column.dtype == object and column.shape == (len(texts),)
+        assert [row.tolist() for row in column] == tok.encode_batch(texts)
+        assert len({id(row.base) for row in column}) <= 1, "views of one array"
 
 
 def test_dataset_map_is_cached_and_picklable(tok, local_files):

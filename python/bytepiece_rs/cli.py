@@ -113,6 +113,18 @@ def check_output(path: Optional[str]) -> None:
         raise CliError(f"{path}: directory {target} is not writable")
 
 
+def check_output_folder(path: str) -> None:
+    """Fails at once, before any work, unless ``path`` is a writable folder or can be made one
+    (it does not exist, its parent folder does and is writable)."""
+    if os.path.isdir(path):
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise CliError(f"{path}: directory is not writable")
+    elif os.path.lexists(path):
+        raise CliError(f"{path}: is not a directory")
+    else:
+        check_output(path)  # the parent folder
+
+
 def _check_inputs(paths: Sequence[str]) -> None:
     for p in paths:
         if p != "-":
@@ -264,7 +276,11 @@ def cmd_info(a: argparse.Namespace) -> None:
 
 
 def cmd_convert(a: argparse.Namespace) -> None:
-    check_output(a.output)
+    if a.to == "transformers":
+        check_output_folder(a.output)
+        _require_transformers()
+    else:
+        check_output(a.output)
     tokenizer = _tokenizer(a.model)
     if a.to == "sentencepiece":
         import warnings
@@ -278,8 +294,43 @@ def cmd_convert(a: argparse.Namespace) -> None:
                 "SentencePiece model (its ids differ where BytePiece uses them)",
                 file=sys.stderr,
             )
-    else:
+    elif a.to == "hf":
         tokenizer.convert_to_hf(a.output)
+    else:
+        write_transformers(tokenizer, a.output)
+
+
+def _require_transformers() -> None:
+    # its advice that PyTorch is missing concerns models, not a tokenizer: not shown
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    try:
+        import transformers  # noqa: F401
+    except ImportError:
+        raise CliError("--to transformers needs the transformers package "
+                       "(pip install 'bytepiece-rs[transformers]')") from None
+
+
+def write_transformers(tokenizer: Tokenizer, folder: str) -> None:
+    """Writes the files of ``tokenizer.to_transformers().save_pretrained`` into ``folder`` (made
+    if missing; other files there stay), each atomically. ``tokenizer.json`` comes last: a
+    folder without it does not load, so a stopped run never leaves a new folder that loads
+    half-written. A folder this made is removed again if writing fails."""
+    with tempfile.TemporaryDirectory(prefix="bytepiece-") as staging:
+        tokenizer.to_transformers().save_pretrained(staging)
+        names = sorted(os.listdir(staging), key=lambda name: name == "tokenizer.json")
+        made = not os.path.isdir(folder)
+        if made:
+            os.mkdir(folder)
+        try:
+            with AtomicOutput() as out:
+                for name in names:
+                    with open(os.path.join(staging, name), "rb") as src:
+                        shutil.copyfileobj(src, _open_output(out, os.path.join(folder, name)))
+        except BaseException:
+            if made:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+            raise
 
 
 def _print_report(d: dict, as_json: bool) -> None:
@@ -448,10 +499,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-m", "--model", help="model file (default: the bundled model)")
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.set_defaults(run=cmd_info)
-    c = sub.add_parser("convert", help="write the model for SentencePiece or HF tokenizers")
+    c = sub.add_parser("convert", help="write the model for SentencePiece, HF tokenizers or transformers",
+                       description="Writes the model for another library: sentencepiece: a SentencePiece .model; "
+                                   "hf: an HF tokenizers tokenizer.json; transformers: a folder that "
+                                   "transformers.AutoTokenizer.from_pretrained loads, with <pad>, <bos>, <eos> as its "
+                                   "pad, bos and eos tokens (needs transformers).")
     c.add_argument("-m", "--model", help="model file (default: the bundled model)")
-    c.add_argument("--to", choices=["sentencepiece", "hf"], required=True)
-    c.add_argument("-o", "--output", required=True, help="file to write (.model, or tokenizer.json)")
+    c.add_argument("--to", choices=["sentencepiece", "hf", "transformers"], required=True)
+    c.add_argument("-o", "--output", required=True,
+                   help="file to write (.model, or tokenizer.json); transformers: the folder to write into "
+                        "(made if missing, its other files kept)")
     c.add_argument("--exact-original", action="store_true", help="sentencepiece: the original's conversion, byte for byte")
     c.add_argument("-q", "--quiet", action="store_true", help="no note on unconvertible pieces")
     c.set_defaults(run=cmd_convert)

@@ -13,8 +13,19 @@
 
 Special tokens become SentencePiece ``CONTROL`` pieces (never produced from text, so text that
 holds one is encoded as ordinary text, as with ``disallowed_special=()``; SentencePiece decodes
-them to ``""``) and HF *added tokens* with ``special: true`` (matched in the input first, as with
-``allowed_special="all"``, and skipped by ``decode(skip_special_tokens=True)``).
+them to ``""``) and HF *added tokens* with ``special: true``, skipped by
+``decode(skip_special_tokens=True)``; in the HF export, so do ``<pad>``, ``<bos>`` and
+``<eos>`` (ids 0-2).
+
+HF matches special added tokens in the input before the model, and ``tokenizer.json`` has no
+flag that keeps one out of this matching (the ``Tokenizer``'s ``encode_special_tokens``
+setting keeps them all out, but the file does not store it). So, loaded as it is, the HF export
+encodes the text of a special token as its id, as ours with ``allowed_special="all"``, and so
+the texts ``<pad>``, ``<bos>`` and ``<eos>`` too, which ours always encodes as text. Set
+``encode_special_tokens = True`` on the loaded ``tokenizers.Tokenizer`` to encode all of them as
+text, as ours with ``disallowed_special=()``; the ``transformers`` tokenizer
+(:func:`bytepiece_rs.integrations.to_transformers`, ``bytepiece convert --to transformers``)
+does so (``split_special_tokens=True``).
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ import struct
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import numpy as np
+
+from .tokenizer import RESERVED
 
 if TYPE_CHECKING:
     from .tokenizer import Tokenizer
@@ -148,18 +161,24 @@ def byte_level_alphabet() -> Dict[int, str]:
     return table
 
 
+def _added_token(i: int, content: str) -> Dict:
+    """An HF special added token: kept out of normalisation, dropped by
+    ``decode(skip_special_tokens=True)``, matched in the input before the model."""
+    return {"id": i, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+            "normalized": False, "special": True}
+
+
 def to_hf_json(tokenizer: "Tokenizer") -> str:
     """The model as an HF ``tokenizers`` ``tokenizer.json`` (see the module documentation).
-    ``<pad>``, ``<bos>`` and ``<eos>`` keep ids 0-2 with a score no segmentation ever picks, so
-    that text containing their names is encoded as text, as by BytePiece."""
+    ``<pad>``, ``<bos>`` and ``<eos>`` keep ids 0-2, with a score no segmentation ever picks, and
+    are special added tokens, as are the model's special tokens."""
     alphabet = byte_level_alphabet()
-    vocab: List[List] = [["<pad>", -1e9], ["<bos>", -1e9], ["<eos>", -1e9]]
-    added = []
+    vocab: List[List] = [[name, -1e9] for name in RESERVED]
+    added = [_added_token(i, name) for i, name in enumerate(RESERVED)]
     for i, (p, score) in enumerate(_scored_pieces(tokenizer), 3):
-        if score is None:  # a special token: an added token, matched before segmentation
+        if score is None:  # a special token
             vocab.append([p.decode(), -1e9])
-            added.append({"id": i, "content": p.decode(), "single_word": False, "lstrip": False,
-                          "rstrip": False, "normalized": False, "special": True})
+            added.append(_added_token(i, p.decode()))
         else:
             vocab.append(["".join(alphabet[b] for b in p), score])
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
