@@ -381,13 +381,16 @@ def test_convert_to_transformers_leaves_no_folder_when_it_fails(tmp_path, monkey
     """A folder the command made is removed again if writing fails; no temporary file stays."""
     pytest.importorskip("transformers")
     from bytepiece_rs import cli
+    from bytepiece_rs._files import AtomicOutput
+
+    real_open = AtomicOutput.open
 
     def failing(out, target):
         if target.endswith("tokenizer.json"):
-            raise cli.CliError(f"{target}: cannot write (simulated)")
-        return out.open(target)
+            raise OSError(f"{target}: cannot write (simulated)")
+        return real_open(out, target)
 
-    monkeypatch.setattr(cli, "_open_output", failing)
+    monkeypatch.setattr(AtomicOutput, "open", failing)
     assert cli.main(["convert", "--to", "transformers", "-o", str(tmp_path / "tok")]) == 2
     assert list(tmp_path.iterdir()) == []
 

@@ -7,6 +7,7 @@ written to a temporary file beside the target and renamed into place only when c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -325,7 +326,7 @@ def write_transformers(tokenizer: Tokenizer, folder: str) -> None:
             with AtomicOutput() as out:
                 for name in names:
                     with open(os.path.join(staging, name), "rb") as src:
-                        shutil.copyfileobj(src, _open_output(out, os.path.join(folder, name)))
+                        shutil.copyfileobj(src, out.open(os.path.join(folder, name)))
         except BaseException:
             if made:
                 with contextlib.suppress(OSError):
