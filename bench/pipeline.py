@@ -85,7 +85,7 @@ def serial_costs(tok, path: str, fmt: str, out: str) -> dict:
     with AtomicOutput() as o:
         writer = WRITERS[fmt](o, out, dtype)
         run = tok._encoder.encode_files([(path, None)], lambda data, lengths, n: writer.write(data, lengths),
-                                        writer.core_format, num_threads=1)
+                                        writer.core_format, num_threads=1, output=writer.output())
         writer.finish()
     return run
 

@@ -5,6 +5,7 @@ exceptions passed on."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -198,3 +199,25 @@ def test_the_command_reads_standard_input_as_a_file(tok, tmp_path):
                        capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode().splitlines() == [" ".join(map(str, d)) for d in tok.encode_batch(lines)]
+
+
+def test_ids_written_to_a_file_descriptor_are_those_handed_over(tok, tmp_path):
+    """With ``output``, the core writes each block's bytes to the file itself, after what the
+    caller wrote and flushed; ``on_block`` gets the lengths only. A failed write names the file."""
+    lines = text_lines(3000, seed=8)
+    src = tmp_path / "in.txt"
+    src.write_bytes(("\n".join(lines) + "\n").encode())
+    via_callback, lengths, _ = encode_files(tok, [(str(src), None)], "ids", block_bytes=2000, num_threads=2)
+    seen = []
+    with open(tmp_path / "out.txt", "wb") as f:
+        f.write(b"header\n")
+        f.flush()
+        tok._encoder.encode_files([(str(src), None)], lambda data, lens, n: seen.append((data, lens.tolist())), "ids",
+                                  block_bytes=2000, num_threads=2, output=(f.fileno(), "out.txt"))
+        f.write(b"footer\n")
+    assert (tmp_path / "out.txt").read_bytes() == b"header\n" + via_callback + b"footer\n"
+    assert all(data is None for data, _ in seen) and [n for _, lens in seen for n in lens] == lengths
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "wb") as full:
+            with pytest.raises(OSError, match="^/dev/full: No space left on device"):
+                tok._encoder.encode_files([(str(src), None)], lambda *a: None, output=(full.fileno(), "/dev/full"))

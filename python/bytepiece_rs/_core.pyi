@@ -41,7 +41,7 @@ class Encoder:
     def encode_files(
         self,
         inputs: Sequence[Tuple[str, Optional[str]]],
-        write: Callable[[bytes, npt.NDArray[np.int64], int], object],
+        on_block: Callable[[Optional[bytes], npt.NDArray[np.uint64], int], object],
         format: str = "ids",
         skip_empty: bool = False,
         add_bos: bool = False,
@@ -50,6 +50,7 @@ class Encoder:
         allowed_special: Sequence[str] = (),
         num_threads: Optional[int] = None,
         block_bytes: Optional[int] = None,
+        output: Optional[Tuple[int, str]] = None,
     ) -> Dict[str, float]: ...
     def format_ids(
         self, ids: npt.NDArray[np.uint32], offsets: npt.NDArray[np.int64], format: str

@@ -176,7 +176,7 @@ def cmd_encode(a: argparse.Namespace) -> None:
     with AtomicOutput() as out:  # renamed into place only if everything succeeds
         writer = WRITERS[a.format](out, a.output or "-", dtype)
 
-        def write(data: bytes, lengths: np.ndarray, nbytes: int) -> None:
+        def write(data: Optional[bytes], lengths: np.ndarray, nbytes: int) -> None:
             writer.write(data, lengths)
             progress.advance(nbytes)
 
@@ -192,6 +192,7 @@ def cmd_encode(a: argparse.Namespace) -> None:
                 [(p, (a.field or "text") if is_jsonl(p, a.field) else None) for p in a.inputs], write,
                 writer.core_format, a.skip_empty, a.add_bos, a.add_eos, a.alpha,
                 sorted(tokenizer.special_tokens) if allowed == "all" else sorted(allowed), a.threads,
+                output=writer.output(),
             )["documents"]
         if n_docs == 0 and a.format in ("bin", "npy"):
             # an empty dataset is no dataset: Megatron-LM's loader cannot map an empty .bin

@@ -107,20 +107,38 @@ def batches(docs: Iterator[Tuple[str, int]], limit: int = BATCH_BYTES) -> Iterat
 
 
 class Writer:
-    """Writes the ids of documents in one output format. :meth:`write` takes a block of
-    documents as the core formats them (``data``: their ids in the format's bytes) and each
-    document's number of ids."""
+    """Writes the ids of documents in one output format, a block of documents at a time: their
+    ids as the core formats them (``data``) and each document's number of ids (``lengths``)."""
 
     #: The core's name of the bytes this writer takes (see ``Encoder.encode_files``).
     core_format = "ids"
 
     def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
         self.dtype = np.dtype(dtype)
+        self.path = path
         self.f = out.open(path) if path != "-" else sys.stdout.buffer
 
-    def write(self, data: bytes, lengths: np.ndarray) -> None:
-        """Appends a block of documents."""
-        self.f.write(data)
+    def output(self) -> Optional[Tuple[int, str]]:
+        """The file descriptor the ids' bytes go to, and its name, for the core to write them
+        itself (then :meth:`write` gets ``None`` for ``data``); ``None`` where it cannot (not on
+        Unix, or no file)."""
+        if os.name != "posix":
+            return None
+        try:
+            fd = self.f.fileno()  # none for a stream in memory (a captured sys.stdout)
+        except (OSError, ValueError):
+            return None
+        self.f.flush()  # what was written here comes first
+        return fd, self.path
+
+    def write(self, data: Optional[bytes], lengths: np.ndarray) -> None:
+        """Appends a block of documents (``data`` ``None``: already written to :meth:`output`)."""
+        if data is not None:
+            self.f.write(data)
+        self.index(lengths)
+
+    def index(self, lengths: np.ndarray) -> None:
+        """Records the lengths of a block's documents (for the formats with an index)."""
 
     def finish(self) -> None:
         """Completes the output (headers, indexes) once every document is written."""
@@ -147,6 +165,7 @@ class _BinaryWriter(Writer):
 
     def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
         self.dtype = np.dtype(dtype)
+        self.path = path
         self.core_format = self.dtype.name
 
 
@@ -167,10 +186,10 @@ class NpyWriter(_BinaryWriter):
         self.offsets_file.write(b"\0" * self.HEADER)
         self.offsets_file.write(_little(np.zeros(1, np.int64)))
 
-    def write(self, data: bytes, lengths: np.ndarray) -> None:
-        self.f.write(data)
-        self.offsets_file.write(_little(np.cumsum(lengths, dtype=np.int64) + self.n))
-        self.n += len(data) // self.dtype.itemsize
+    def index(self, lengths: np.ndarray) -> None:
+        ends = np.cumsum(lengths, dtype=np.int64) + self.n
+        self.offsets_file.write(_little(ends))
+        self.n = int(ends[-1]) if len(ends) else self.n
         self.docs += len(lengths)
 
     def finish(self) -> None:
@@ -211,8 +230,7 @@ class BinWriter(_BinaryWriter):
         self.idx.write(b"\0" * self.HEADER)
         self.docs = 0
 
-    def write(self, data: bytes, lengths: np.ndarray) -> None:
-        self.f.write(data)
+    def index(self, lengths: np.ndarray) -> None:
         self.idx.write(_little(lengths.astype(np.int32)))
         self.docs += len(lengths)
 

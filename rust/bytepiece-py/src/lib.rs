@@ -2,6 +2,7 @@
 //! errors mapped to Python exceptions. No tokenizer logic lives here.
 
 use pyo3::sync::PyOnceLock;
+use std::io::Write;
 use std::path::PathBuf;
 
 use bytepiece::documents::DocumentFormat;
@@ -200,6 +201,25 @@ fn open_input(path: String, field: Option<String>) -> PyResult<Input> {
     };
     let documents = field.map_or(DocumentFormat::Lines, |field| DocumentFormat::Jsonl { field });
     Ok(Input { name: path, source, documents })
+}
+
+/// A file of our own (a duplicate) for the open file descriptor `fd`: writes go where the
+/// caller's file object would write them, after what it wrote and flushed.
+#[cfg(unix)]
+fn output_file(fd: i32) -> PyResult<std::fs::File> {
+    use std::os::fd::BorrowedFd;
+    if fd < 0 {
+        return Err(PyValueError::new_err(format!("output must be an open file descriptor, got {fd}")));
+    }
+    // SAFETY: only borrowed to be duplicated at once; the duplicate is ours to close.
+    let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned().map_err(PyErr::from)?;
+    Ok(std::fs::File::from(owned))
+}
+
+/// Writing to a file descriptor is for Unix; elsewhere the data goes through `on_block`.
+#[cfg(not(unix))]
+fn output_file(_fd: i32) -> PyResult<std::fs::File> {
+    Err(PyValueError::new_err("output file descriptors are supported on Unix only"))
 }
 
 /// Text encoded between two checks for Ctrl-C (about 0.2 s on one thread).
@@ -446,20 +466,23 @@ impl PyEncoder {
 
     /// Encodes text files and `.jsonl` files to ids in `format` (`ids`, `jsonl`, `pieces`,
     /// `uint16` or `uint32`, see the core's `IdFormat`), in parallel with the GIL released, and
-    /// calls `write(data, lengths, input_bytes)` with each block's output in input order.
-    /// `inputs` are `(path, field)`: `path` `-` is standard input; `field` `None` makes every
-    /// line a document, else the named string field of each JSON record. Input is read in blocks
-    /// of about `block_bytes` (the ids do not depend on it unless sampling). Returns what the run
+    /// calls `on_block(data, lengths, input_bytes)` with each block's output in input order:
+    /// `data` the ids' bytes (`None` when they were written to `output`: an open file
+    /// descriptor and the name of its file in errors), `lengths` each document's number of ids (`uint64`). `inputs` are
+    /// `(path, field)`: `path` `-` is standard input; `field` `None` makes every line a
+    /// document, else the named string field of each JSON record. Input is read in blocks of
+    /// about `block_bytes` (the ids do not depend on it unless sampling). Returns what the run
     /// did (`documents`, `tokens`, `input_bytes`, `text_bytes`) and the seconds spent reading,
-    /// encoding (summed over threads), writing and in all.
-    #[pyo3(signature = (inputs, write, format="ids", skip_empty=false, add_bos=false, add_eos=false, alpha=-1.0,
-                        allowed_special=Vec::new(), num_threads=None, block_bytes=None))]
+    /// encoding (summed over threads), writing (the calling thread's share: `output` and
+    /// `on_block`) and in all.
+    #[pyo3(signature = (inputs, on_block, format="ids", skip_empty=false, add_bos=false, add_eos=false, alpha=-1.0,
+                        allowed_special=Vec::new(), num_threads=None, block_bytes=None, output=None))]
     #[allow(clippy::too_many_arguments)]
     fn encode_files<'py>(
         &self,
         py: Python<'py>,
         inputs: Vec<(String, Option<String>)>,
-        write: Bound<'py, PyAny>,
+        on_block: Bound<'py, PyAny>,
         format: &str,
         skip_empty: bool,
         add_bos: bool,
@@ -468,6 +491,7 @@ impl PyEncoder {
         allowed_special: Vec<String>,
         num_threads: Option<usize>,
         block_bytes: Option<usize>,
+        output: Option<(i32, PathBuf)>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let options = options(add_bos, add_eos, alpha)?;
         let vocab = self.inner.vocab();
@@ -486,14 +510,21 @@ impl PyEncoder {
             return Err(PyValueError::new_err("num_threads must be at least 1"));
         }
         let inputs = inputs.into_iter().map(|(path, field)| open_input(path, field)).collect::<PyResult<Vec<_>>>()?;
-        let write = write.unbind();
+        let mut output = output.map(|(fd, name)| output_file(fd).map(|f| (f, name))).transpose()?;
+        let on_block = on_block.unbind();
         let mut failed = None;
         let ran = py.detach(|| {
             job.run(inputs, |encoded| {
+                if let Some((file, name)) = output.as_mut() {
+                    file.write_all(&encoded.bytes).map_err(|e| Error::io(&*name, e))?;
+                }
                 Python::attach(|py| {
-                    let lengths: Vec<i64> = encoded.lengths.iter().map(|&n| n as i64).collect();
-                    let args = (PyBytes::new(py, &encoded.bytes), lengths.into_pyarray(py), encoded.input_bytes);
-                    write.bind(py).call1(args).and_then(|_| py.check_signals())
+                    let data = match output {
+                        Some(_) => None,
+                        None => Some(PyBytes::new(py, &encoded.bytes)),
+                    };
+                    let args = (data, encoded.lengths.into_pyarray(py), encoded.input_bytes);
+                    on_block.bind(py).call1(args).and_then(|_| py.check_signals())
                 })
                 .map_err(|e| {
                     failed = Some(e);

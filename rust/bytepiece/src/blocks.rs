@@ -75,15 +75,12 @@ impl Blocks {
                     break;
                 }
             }
-            let start = self.carry.len();
-            self.carry.resize(start + self.block, 0);
-            let n = loop {
-                match self.source.read(&mut self.carry[start..]) {
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    other => break other.map_err(|e| Error::io(&self.name, e))?,
-                }
-            };
-            self.carry.truncate(start + n);
+            // up to `block` more bytes, read into spare room (no zeroing first)
+            self.carry.reserve(self.block);
+            let n = (&mut self.source)
+                .take(self.block as u64)
+                .read_to_end(&mut self.carry)
+                .map_err(|e| Error::io(&self.name, e))?;
             self.done = n == 0;
         }
         if self.carry.is_empty() {
