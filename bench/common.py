@@ -263,6 +263,11 @@ def longest_line(paths):
 #: The trainers a job can name.
 TRAINERS = ("ours", "original", "spm-bpe", "spm-unigram", "hf-bpe", "hf-unigram")
 
+#: What a text of a training file is for ours: the whole file, as the original's documents are
+#: (the file cut after blank lines, separators kept: the same model) and as the published
+#: figures were measured.
+OURS_TEXT_UNIT = "file"
+
 
 def train_job(trainer, train_file, model, result, *, workers, vocab, order=6, min_count=2, max_piece_length=36,
               spm_coverage=0.9995, stack_mb=1024, max_line=None, ours_args=None, spm_args=None):
@@ -293,7 +298,7 @@ def train_model(job):
         t1 = time.perf_counter()
         tr = bytepiece_rs.Trainer(order=j["order"], max_vocab_size=j["vocab"], max_piece_length=j["max_piece_length"],
                                   min_count=j["min_count"], progress=False, **j["ours_args"])
-        tr.train_from_files(path, workers=j["workers"])
+        tr.train_from_files(path, workers=j["workers"], text_unit=OURS_TEXT_UNIT)
         tr.save(model)
     elif name == "original":
         import bytepiece

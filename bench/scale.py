@@ -50,6 +50,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from common import (  # noqa: E402 (bench/ is put on the path first)
     MB,
+    OURS_TEXT_UNIT,
     evaluate,
     fmt_mb,
     fmt_s,
@@ -284,14 +285,16 @@ def stages_main(job):
         return tables
 
     sizes = [os.path.getsize(s) for s in job["shards"]]
-    tables = [_stage(stages, "ngrams", lambda s=s: count_ngrams(s, args, threads=threads), shard_bytes=n)
+    unit = OURS_TEXT_UNIT
+    tables = [_stage(stages, "ngrams", lambda s=s: count_ngrams(s, args, threads=threads, text_unit=unit), shard_bytes=n)
               for s, n in zip(job["shards"], sizes)]
     last_ngrams = merge_levels(tables, "ngrams", sizes)
     del tables
     # the last merge prunes as it merges
     model = _stage(stages, "model", lambda: ngram_model_table(last_ngrams, args), in_bytes=sum(map(len, last_ngrams)))
     # the first task of a process also builds the n-gram model from the table (once)
-    tables = [_stage(stages, "pieces", lambda s=s: count_pieces(s, model, args, threads=threads), shard_bytes=n)
+    tables = [_stage(stages, "pieces", lambda s=s: count_pieces(s, model, args, threads=threads, text_unit=unit),
+                     shard_bytes=n)
               for s, n in zip(job["shards"], sizes)]
     last_pieces = merge_levels(tables, "pieces", sizes)
     del tables
@@ -339,8 +342,8 @@ def dask_main(job):
         res["client_rss_before"] = rss_hwm(os.getpid())[0]
         reset_hwm()
         c0, t1 = os.times(), time.perf_counter()
-        trainer = train_distributed(client, job["shards"], threads=1, fan_in=job["fan_in"], **job["trainer_args"],
-                                    **job.get("bound", {}))
+        trainer = train_distributed(client, job["shards"], threads=1, fan_in=job["fan_in"], text_unit=OURS_TEXT_UNIT,
+                                    **job["trainer_args"], **job.get("bound", {}))
         trainer.save(job["model"])
         c1 = os.times()
         res["train_s"] = time.perf_counter() - t1
@@ -783,7 +786,8 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
     for n in meta["notes"]:
         w(f"- {n}")
     w(f"- Trainer settings: ours `Trainer(order={a.order}, max_vocab_size={a.vocab}, min_count={a.min_count}, "
-      f"max_piece_length={a.max_piece_length}).train_from_files(path, workers={a.workers})`; SentencePiece BPE "
+      f"max_piece_length={a.max_piece_length}).train_from_files(path, workers={a.workers}, "
+      f"text_unit={OURS_TEXT_UNIT!r})`; SentencePiece BPE "
       "as in train.py (`byte_fallback=True`, identity normalisation, no extra-whitespace removal or dummy prefix, "
       "`max_sentence_length` = longest line + 1, all lines), default: `split_by_whitespace=True, "
       "max_sentencepiece_length=16`; high compression: `split_by_whitespace=False, max_sentencepiece_length=36`; "
@@ -830,8 +834,9 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
     else:
         w(f"{dask['size_mb']:g} MB ({dask['bytes']:,} bytes) cut into {dask['shards']} shard files "
           f"({min(dask['shard_bytes']) / MB:.1f}–{max(dask['shard_bytes']) / MB:.1f} MB). single: "
-          f"`Trainer(...).train_from_files(shards, workers={a.workers})` in one process; dask-N: "
-          f"`train_distributed(client, shards, threads=1, fan_in={a.fan_in}, ...)` (dask-N-mem: with "
+          f"`Trainer(...).train_from_files(shards, workers={a.workers}, text_unit={OURS_TEXT_UNIT!r})` in one "
+          f"process; dask-N: `train_distributed(client, shards, threads=1, fan_in={a.fan_in}, "
+          f"text_unit={OURS_TEXT_UNIT!r}, ...)` (dask-N-mem: with "
           f"`max_memory_mb={a.max_memory_mb}`, so every worker's stage and the client's are bounded) on a "
           "`LocalCluster(n_workers=N, threads_per_worker=1, processes=True, host='127.0.0.1', "
           "dashboard_address=None)`; this process is the client, which merges the last piece tables as it prunes them. Time: the "

@@ -46,8 +46,8 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (cut_at_blank_line, evaluate, fmt_mb, fmt_s, jsonl_texts, meminfo, ratio,  # noqa: E402
-                    run_training, split_docs, train_job)
+from common import (OURS_TEXT_UNIT, cut_at_blank_line, evaluate, fmt_mb, fmt_s, jsonl_texts, meminfo,  # noqa: E402
+                    ratio, run_training, split_docs, train_job)
 from machine import cpu_model, loadavg, take_capped, version_of, wait_idle  # noqa: E402
 
 
@@ -81,7 +81,7 @@ def peer_settings(a):
           "byte is a symbol, so no unknown tokens and lossless), ByteLevel decoder, no normalizer, "
           "initial_alphabet=ByteLevel.alphabet(), RAYON_NUM_THREADS=%d" % a.workers)
     return {
-        "ours": "`Trainer(%s).train_from_files(file, workers=%d)`" % (bp, a.workers),
+        "ours": "`Trainer(%s).train_from_files(file, workers=%d, text_unit=%r)`" % (bp, a.workers, OURS_TEXT_UNIT),
         "original": "`Trainer(%s).train(docs, workers=%d)` (batch_size=1000); docs = the training "
                     "file cut after each blank line (separators kept, so the docs joined are the "
                     "file); cutting them is not timed" % (bp, a.workers),
@@ -115,31 +115,31 @@ def _mix_extension(corpus, need, log):
     en:code = 5:0.5 by bytes, continuing the corpus' greedy rule; at most `need` bytes."""
     W = {"zh": 3.0, "en": 5.0, "code": 0.5}
     lens = {}
-    for l in W:
-        lens[l] = [len(t.encode("utf-8")) + 1 for t in jsonl_texts(os.path.join(corpus, "%s.train.jsonl" % l))]
-    pos = {l: 0 for l in W}
-    got = {l: 0 for l in W}
-    while all(pos[l] < len(lens[l]) for l in W):  # replay build_corpus.sh's mix
-        l = min(W, key=lambda k: (got[k] / W[k], k))
-        got[l] += lens[l][pos[l]]
-        pos[l] += 1
+    for lang in W:
+        lens[lang] = [len(t.encode("utf-8")) + 1 for t in jsonl_texts(os.path.join(corpus, "%s.train.jsonl" % lang))]
+    pos = {lang: 0 for lang in W}
+    got = {lang: 0 for lang in W}
+    while all(pos[lang] < len(lens[lang]) for lang in W):  # replay build_corpus.sh's mix
+        lang = min(W, key=lambda k: (got[k] / W[k], k))
+        got[lang] += lens[lang][pos[lang]]
+        pos[lang] += 1
     mix_size = os.path.getsize(os.path.join(corpus, "mix.train.txt"))
     if sum(got.values()) != mix_size:
         raise SystemExit("cannot extend mix.train.txt: replaying its mix gives %d bytes, not %d"
                          % (sum(got.values()), mix_size))
     log("   mix.train.txt ends at en document %d, code document %d; extending with the rest"
         % (pos["en"], pos["code"]))
-    files = {l: open(os.path.join(corpus, "%s.train.txt" % l), "rb") for l in ("en", "code")}
-    for l in files:
-        files[l].seek(sum(lens[l][:pos[l]]))
+    files = {lang: open(os.path.join(corpus, "%s.train.txt" % lang), "rb") for lang in ("en", "code")}
+    for lang in files:
+        files[lang].seek(sum(lens[lang][:pos[lang]]))
     W2 = {"en": 5.0, "code": 0.5}
     out, total = [], 0
-    while total < need and any(pos[l] < len(lens[l]) for l in W2):
-        l = min((k for k in W2 if pos[k] < len(lens[k])), key=lambda k: (got[k] / W2[k], k))
-        n = lens[l][pos[l]]
-        out.append(files[l].read(n))
-        got[l] += n
-        pos[l] += 1
+    while total < need and any(pos[lang] < len(lens[lang]) for lang in W2):
+        lang = min((k for k in W2 if pos[k] < len(lens[k])), key=lambda k: (got[k] / W2[k], k))
+        n = lens[lang][pos[lang]]
+        out.append(files[lang].read(n))
+        got[lang] += n
+        pos[lang] += 1
         total += n
     for f in files.values():
         f.close()

@@ -402,10 +402,11 @@ def test_train_from_files_jsonl_stdin_and_dataset(shared_dir, tmp_path):
     assert "".join(lines) == text
     src = tmp_path / "train.txt"
     src.write_text(text, encoding="utf-8")
-    args = ["--vocab-size", "600", "--order", "4", "-q"]
+    # the whole file one text (each line one text: test_train_units.py)
+    args = ["--vocab-size", "600", "--order", "4", "-q", "--text-unit", "file"]
     ok("train", src, "-o", tmp_path / "a.model", *args)
     api = Trainer(order=4, max_vocab_size=600, progress=False)
-    api.train_from_files([src])
+    api.train_from_files([src], text_unit="file")
     api.save(tmp_path / "api.model")
     assert (tmp_path / "a.model").read_bytes() == (tmp_path / "api.model").read_bytes()
     # the same text as jsonl records, on stdin, and as a parquet dataset: the same model
@@ -420,7 +421,7 @@ def test_train_from_files_jsonl_stdin_and_dataset(shared_dir, tmp_path):
     ok("train", "--dataset", tmp_path / "d.parquet", "--column", "content", "-o", tmp_path / "d.model", *args)
     assert (tmp_path / "d.model").read_bytes() == (tmp_path / "api.model").read_bytes()
     # a list of sizes writes one model per size
-    ok("train", src, "-o", tmp_path / "s.model", "--vocab-size", "400,600", "--order", "4", "-q")
+    ok("train", src, "-o", tmp_path / "s.model", "--vocab-size", "400,600", "--order", "4", "-q", "--text-unit", "file")
     assert (tmp_path / "s.model.600").read_bytes() == (tmp_path / "api.model").read_bytes()
     assert Tokenizer(tmp_path / "s.model.400").vocab_size <= 400
 

@@ -95,13 +95,15 @@ def test_addresses_are_loopback_only(client):
     assert all(ip.is_loopback for ip, _ in found), found
 
 
-def test_text_shards_give_the_single_machine_model(client, texts, tmp_path):
+@pytest.mark.parametrize("text_unit", ["line", "file"])
+def test_text_shards_give_the_single_machine_model(client, texts, tmp_path, text_unit):
     paths = write_text_shards(tmp_path, texts, [100, 101, 2000, 2500])  # a one-line shard too
     single = bytepiece_rs.Trainer(progress=False, **ARGS)
-    single.train_from_files(paths)
+    single.train_from_files(paths, text_unit=text_unit)
     want = models_of(single, tmp_path, "single")
     assert len(single.pieces[0]) > 2000
-    got = train_distributed(client, paths, fan_in=2, **ARGS)
+    unit = {} if text_unit == "line" else {"text_unit": text_unit}  # lines by default
+    got = train_distributed(client, paths, fan_in=2, **unit, **ARGS)
     assert models_of(got, tmp_path, "five") == want
 
 
@@ -240,6 +242,8 @@ def test_bad_arguments_are_clear_errors(client, tmp_path):
         train_distributed(client, ["a.txt"], order=9)
     with pytest.raises(ValueError, match="fan_in"):
         train_distributed(client, ["a.txt"], fan_in=1, **ARGS)
+    with pytest.raises(ValueError, match="text_unit must be one of line, file, got 'lines'"):
+        train_distributed(client, ["a.txt"], text_unit="lines", **ARGS)
     with pytest.raises(ValueError, match="output_format"):
         encode_distributed(client, ["a.txt"], None, tmp_path, output_format="npy")
     assert [s.format for s in shards_of(["a.jsonl", "b.PARQUET", "c.txt", "d"])] == ["jsonl", "parquet", "text", "text"]

@@ -91,15 +91,18 @@ def test_a_list_of_sizes_saves_one_model_per_size(docs, tmp_path):
     assert sizes["m.model.600"] <= 597
 
 
-def test_train_from_files_equals_training_on_the_file_texts(tmp_path, docs):
+@pytest.mark.parametrize("text_unit", ["line", "file"])
+def test_train_from_files_equals_training_on_the_file_texts(tmp_path, docs, text_unit):
     paths = []
     for i in range(3):
         p = tmp_path / f"part{i}.txt"
         p.write_text("\n\n".join(docs[i::3]))
         paths.append(p)
     t = Trainer(order=4, max_vocab_size=2000, min_count=2, progress=False)
-    t.train_from_files(paths, workers=2)
-    assert model_json(t) == model_json(train([p.read_text() for p in paths]))
+    t.train_from_files(paths, workers=2, text_unit=text_unit)
+    wholes = [p.read_bytes().decode() for p in paths]
+    texts = [line for w in wholes for line in w.split("\n")] if text_unit == "line" else wholes
+    assert model_json(t) == model_json(train(texts))
 
 
 def test_bad_parameters_and_inputs(tmp_path):

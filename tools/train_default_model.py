@@ -5,8 +5,9 @@
 
 The training text is the first 100,000,000 bytes of the corpus' mix.train.txt (Chinese, English
 and code interleaved 3 : 5 : 0.5 by bytes; see shared/corpus/README.md), cut at the last newline
-before that size. Parameters: order 6, min_count 2, max_piece_length 36, ensure_unicode,
-max_vocab_size 64000.
+before that size, trained as one text (``text_unit="file"``: pieces may span lines, such as runs
+of newlines and the indentation after one). Parameters: order 6, min_count 2, max_piece_length
+36, ensure_unicode, max_vocab_size 64000.
 """
 import gzip
 import hashlib
@@ -31,7 +32,7 @@ def main() -> None:
         text.write_bytes(data)
         start = time.time()
         trainer = Trainer(order=6, max_vocab_size=64000, min_count=2, max_piece_length=36)
-        trainer.train_from_files([text], workers=2)
+        trainer.train_from_files([text], workers=2, text_unit="file")
         model = Path(tmp) / "default.model"
         trainer.save(model)
         seconds = time.time() - start

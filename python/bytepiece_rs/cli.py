@@ -29,7 +29,7 @@ from .formats import (
     read_documents,
 )
 from .tokenizer import Tokenizer
-from .trainer import Trainer
+from .trainer import TEXT_UNITS, Trainer
 
 
 class CliError(Exception):
@@ -373,10 +373,11 @@ def cmd_train(a: argparse.Namespace) -> None:
                 # training reads its files twice: a pipe is copied to a file first, to be the same text
                 inputs = [_spooled(p, spool, i) for i, p in enumerate(a.inputs)]
                 plain = [p for p in inputs if p != "-" and not is_jsonl(p, a.field)]
-                if len(plain) == len(inputs):
-                    trainer.train_from_files(plain, workers=workers)  # read by Rust, streaming
+                if len(plain) == len(inputs):  # read by Rust, streaming
+                    trainer.train_from_files(plain, workers=workers, text_unit=a.text_unit)
                 else:
-                    texts = (t for t, _ in read_documents(inputs, a.field, keep_newlines=True))
+                    whole = a.text_unit == "file"
+                    texts = (t for t, _ in read_documents(inputs, a.field, keep_newlines=whole))
                     trainer.train(texts, workers=workers)
         check_output(a.output)  # again: it may have gone while training
         trainer.save(a.output)
@@ -440,8 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--threads", type=_positive_int, default=None, help="threads (default: all cores)")
         s.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr (bars, the summary of a training)")
 
-    t = sub.add_parser("train", help="train a model on text files, jsonl, stdin or a datasets source")
-    t.add_argument("inputs", nargs="*", metavar="INPUT", help="text files (every line is text), .jsonl files, - for stdin")
+    t = sub.add_parser("train", help="train a model on text files, jsonl, stdin or a datasets source",
+                       description="Train a model. A text of a text file (or of stdin) is a line, without its "
+                                   "newline (see --text-unit); a text of a .jsonl file is the --field of a record; "
+                                   "a text of --dataset is the --column of a row.")
+    t.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="text files (each line a text), .jsonl files (each record a text), - for stdin")
     t.add_argument("-o", "--output", required=True, help="model file to write (with a list of sizes: OUTPUT.SIZE each)")
     t.add_argument("--vocab-size", required=True, help="vocabulary size, or a comma list of sizes")
     t.add_argument("--order", type=_positive_int, default=6)
@@ -449,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-piece-length", type=_positive_int, default=36)
     t.add_argument("--isolate-digits", action="store_true")
     t.add_argument("--no-ensure-unicode", action="store_true")
+    t.add_argument("--text-unit", choices=TEXT_UNITS, default=TEXT_UNITS[0],
+                   help="what a text of a text file or stdin is: 'line', each line without its newline "
+                        "(default; as encode reads them), or 'file', the whole file with its newlines "
+                        "(pieces may span lines); .jsonl records and --dataset rows are one text each either way")
     t.add_argument("--field", help="the text field of .jsonl records (default: text)")
     t.add_argument("--dataset", nargs="+", metavar="DIR_OR_FILE", help="a datasets source on disk")
     t.add_argument("--split", default="train", help="the dataset split (default: train)")

@@ -22,8 +22,9 @@ worker, or retried, gives the same bytes: the model is the single-machine traine
 
 What a *text* is, per shard format (the unit that training normalises and chunks):
 
-- ``text`` (any other extension): the whole file is one text, as in
-  :meth:`Trainer.train_from_files`, read by the core in blocks;
+- ``text`` (any other extension): each line, without its newline, as
+  :meth:`Trainer.train_from_files` and ``bytepiece train`` take text files by default; or, with
+  ``text_unit="file"``, the whole file (``--text-unit file``). The core reads them in blocks;
 - ``jsonl`` (``.jsonl``, ``.json``): the string field ``column`` of each record, one per line
   (blank lines are skipped);
 - ``parquet`` (``.parquet``, ``.pq``): each row of the string column ``column``;
@@ -49,7 +50,7 @@ import numpy as np
 from ._core import merge_tables
 from ._files import AtomicOutput, write_atomic
 from .tokenizer import Tokenizer
-from .trainer import Trainer
+from .trainer import TEXT_UNITS, Trainer
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -187,19 +188,20 @@ def _model(core: Any, table: bytes, trainer_args: Dict[str, Any]) -> Any:
 
 
 def _count(stage: str, source: Any, trainer_args: Dict[str, Any], threads: int, batch_size: int,
-           model_table: Optional[bytes], name: Optional[str]) -> bytes:
+           model_table: Optional[bytes], name: Optional[str], text_unit: str = "line") -> bytes:
     core = _trainer(trainer_args)._core
     if isinstance(source, (str, os.PathLike)):
         source = shards_of([source])[0]
+    files: Optional[str] = None  # the text unit of a text shard, read by the core
     if isinstance(source, Shard):
         name = source.path
-        files = source.format == "text"
+        files = text_unit if source.format == "text" else None
         texts: Any = [source.path] if files else _documents(source)
     elif isinstance(source, (bytes, dict)) or not hasattr(source, "__iter__"):
         raise TypeError(f"a shard must be a path, a Shard or an iterable of str, got {type(source).__name__}")
     else:
         name = name or "texts"
-        files, texts = False, iter(source)
+        texts = iter(source)
     try:
         if stage == "ngrams":
             return core.ngram_table(texts, threads, batch_size, files)
@@ -209,11 +211,12 @@ def _count(stage: str, source: Any, trainer_args: Dict[str, Any], threads: int, 
 
 
 def count_ngrams(source: Any, trainer_args: Dict[str, Any], *, threads: int = 1, batch_size: int = 1000,
-                 name: Optional[str] = None) -> bytes:
+                 name: Optional[str] = None, text_unit: str = "line") -> bytes:
     """Stage 1, one task: the byte n-gram counts of one shard (a path, a :class:`Shard`, or an
     iterable of ``str`` named ``name`` in errors) as a serialised count table. ``trainer_args``
-    are :class:`Trainer`'s."""
-    return _count("ngrams", source, trainer_args, threads, batch_size, None, name)
+    are :class:`Trainer`'s; ``text_unit`` says what a text of a text shard is (``"line"`` or
+    ``"file"``, see the module documentation)."""
+    return _count("ngrams", source, trainer_args, threads, batch_size, None, name, text_unit)
 
 
 def merge_counts(*tables: bytes) -> bytes:
@@ -238,10 +241,10 @@ def ngram_model_table(tables: Union[bytes, Sequence[bytes]], trainer_args: Dict[
 
 
 def count_pieces(source: Any, model_table: bytes, trainer_args: Dict[str, Any], *, threads: int = 1,
-                 batch_size: int = 1000, name: Optional[str] = None) -> bytes:
+                 batch_size: int = 1000, name: Optional[str] = None, text_unit: str = "line") -> bytes:
     """Stage 3, one task: the piece counts of one shard (as for :func:`count_ngrams`) segmented
     with the n-gram model of ``model_table`` (built once per process), serialised."""
-    return _count("pieces", source, trainer_args, threads, batch_size, model_table, name)
+    return _count("pieces", source, trainer_args, threads, batch_size, model_table, name, text_unit)
 
 
 def prune_counts(tables: Union[bytes, Sequence[bytes]], trainer_args: Dict[str, Any], *,
@@ -291,6 +294,7 @@ def train_distributed(
     *,
     column: str = "text",
     format: Optional[str] = None,
+    text_unit: str = "line",
     threads: int = 1,
     batch_size: int = 1000,
     fan_in: int = 8,
@@ -303,8 +307,10 @@ def train_distributed(
     on one machine on the same texts, for any number of workers and shards.
 
     ``data`` is a list of shard paths (text, jsonl or parquet; see the module documentation for
-    what a text is in each; ``format`` forces one format) or a Dask DataFrame whose ``column``
-    holds the texts (each partition a shard). The workers must see the paths. ``threads`` is the
+    what a text is in each; ``format`` forces one format; ``text_unit`` is what a text of a text
+    shard is: ``"line"``, each line without its newline, by default, or ``"file"``, as for
+    :meth:`Trainer.train_from_files`) or a Dask DataFrame whose ``column`` holds the texts (each
+    partition a shard). The workers must see the paths. ``threads`` is the
     number of threads each task uses; ``fan_in`` the number of tables merged per task;
     ``retries`` the retries of a failed task (a task lost with a worker is always rerun).
     ``trainer_args`` are :class:`Trainer`'s (``order``, ``max_vocab_size``, ``min_count``...).
@@ -316,6 +322,8 @@ def train_distributed(
     """
     Trainer(progress=False, **trainer_args)  # checks every argument here, before any task
     _check_positive(threads=threads, batch_size=batch_size, fan_in=fan_in)
+    if text_unit not in TEXT_UNITS:
+        raise ValueError(f"text_unit must be one of {', '.join(TEXT_UNITS)}, got {text_unit!r}")
     if fan_in < 2:
         raise ValueError("fan_in must be at least 2")
     job = uuid.uuid4().hex[:12]
@@ -338,7 +346,7 @@ def train_distributed(
 
         def count(stage: str, model: Any = None) -> List[Any]:
             return [
-                client.submit(_count, stage, s, trainer_args, threads, batch_size, model, None,
+                client.submit(_count, stage, s, trainer_args, threads, batch_size, model, None, text_unit,
                               key=f"bytepiece-{stage}-{job}-{i}", retries=retries)
                 for i, s in enumerate(shards)
             ]

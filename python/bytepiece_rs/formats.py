@@ -51,9 +51,12 @@ def open_binary(path: str) -> Iterator[IO[bytes]]:
 
 
 def read_documents(paths: Sequence[str], field: Optional[str], keep_newlines: bool = False) -> Iterator[Tuple[str, int]]:
-    """Yields ``(document, bytes read)``: each line of a text file (without its newline, unless
-    ``keep_newlines``), or the ``field`` (default ``"text"``) of each record of a ``.jsonl``
-    file. (The command line's ``encode`` reads the same documents in Rust, in parallel.)"""
+    """Yields ``(document, bytes read)``: each line of a text file split at ``\\n`` (without
+    it; a ``\\r`` before it stays), or the ``field`` (default ``"text"``) of each record of a
+    ``.jsonl`` file. With ``keep_newlines``, a text file's lines keep their newline and blank
+    lines join the line before them: texts that training chunks as the whole file (``bytepiece
+    train --text-unit file``). (The command line's ``encode`` reads the same documents in Rust,
+    in parallel.)"""
     for path in paths:
         jsonl = is_jsonl(path, field)
         key = field or "text"

@@ -20,6 +20,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: A piece length that no piece reaches (the original accepts ``np.inf``).
 _NO_LIMIT = 2**62
 
+#: What a text of a text file can be (see :meth:`Trainer.train_from_files`), the default first.
+TEXT_UNITS = ("line", "file")
+
 
 def _length(value: float, name: str) -> int:
     if isinstance(value, float) and math.isinf(value) and value > 0:
@@ -113,13 +116,25 @@ class Trainer:
         with terminations_raise(), self.reporting():
             self._core.train(texts, workers, batch_size, self._shows_progress())
 
-    def train_from_files(self, paths: Union[PathLike, Sequence[PathLike]], workers: int = 1) -> None:
-        """Trains on UTF-8 text files (each file is one text), read by Rust, streaming."""
+    def train_from_files(
+        self, paths: Union[PathLike, Sequence[PathLike]], workers: int = 1, text_unit: str = "line"
+    ) -> None:
+        """Trains on UTF-8 text files (a path or a list of them), read by Rust, streaming, in
+        parallel; the model is :meth:`train`'s on the files' texts, which ``text_unit`` says:
+
+        - ``"line"`` (the default): each line is a text, without its newline (only ``\\n`` ends a
+          line, a ``\\r`` before it stays): :meth:`train` on
+          ``[line.decode() for line in data.split(b"\\n")]`` for each file's bytes ``data``, as
+          ``bytepiece train`` trains and ``bytepiece encode`` reads text files;
+        - ``"file"``: each file is one text, its newlines part of it (pieces may span lines):
+          :meth:`train` on ``[open(path, encoding="utf-8", newline="").read()]`` for each file
+          (``bytepiece train --text-unit file``).
+        """
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         workers = _positive(workers, "workers")
         with terminations_raise(), self.reporting():
-            self._core.train_from_files([os.fspath(p) for p in paths], workers, self._shows_progress())
+            self._core.train_from_files([os.fspath(p) for p in paths], workers, text_unit, self._shows_progress())
 
     @contextlib.contextmanager
     def reporting(self) -> Iterator[None]:

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytepiece::corpus::{FileBlocks, Spill};
+use bytepiece::corpus::{for_each_file_texts, Spill, TextUnit};
 use bytepiece::model::NgramModel;
 use bytepiece::monitor::{Monitor, Unit};
 use bytepiece::prune::{self, PruneConfig};
@@ -19,9 +19,6 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::{numpy_log, to_py};
-
-/// Bytes read from a file per block when training from files.
-const FILE_BLOCK: usize = 4 << 20;
 
 /// Progress on stderr (hidden when it is not a terminal or when asked): one labelled bar per
 /// stage, in bytes with their rate for the counting stages, in items for the others, with an
@@ -239,15 +236,18 @@ impl PyTrainer {
         Ok(())
     }
 
-    /// Trains on UTF-8 text files, each one text, read by Rust in blocks (twice).
-    #[pyo3(signature = (paths, workers, progress=None))]
+    /// Trains on UTF-8 text files read by Rust in blocks (twice), whose texts are each line
+    /// (`text_unit` `"line"`) or each whole file (`"file"`).
+    #[pyo3(signature = (paths, workers, text_unit, progress=None))]
     fn train_from_files(
         &mut self,
         py: Python<'_>,
         paths: Vec<PathBuf>,
         workers: usize,
+        text_unit: &str,
         progress: Option<bool>,
     ) -> PyResult<()> {
+        let unit: TextUnit = text_unit.parse().map_err(to_py)?;
         let progress = Progress::new(progress);
         let threads = Some(workers.max(1));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
@@ -260,11 +260,15 @@ impl PyTrainer {
             parallel::run_with_threads(threads, || {
                 let counter = trainer.ngram_counter();
                 trainer.monitor().stage("Count Ngrams", Some(total), Unit::Bytes);
-                for_each_block(&paths, &mut |parts| trainer.count_ngrams(&counter, parts))?;
+                for_each_file_texts(&paths, unit, trainer.monitor(), &mut |texts| {
+                    trainer.count_ngrams(&counter, texts)
+                })?;
                 let model = trainer.ngram_model(counter)?;
                 let pieces = trainer.piece_counter(&model);
                 trainer.monitor().stage("Count Pieces", Some(total), Unit::Bytes);
-                for_each_block(&paths, &mut |parts| trainer.count_pieces(&model, &pieces, parts))?;
+                for_each_file_texts(&paths, unit, trainer.monitor(), &mut |texts| {
+                    trainer.count_pieces(&model, &pieces, texts)
+                })?;
                 trainer.finish(model, pieces)
             })?
         })?;
@@ -272,28 +276,24 @@ impl PyTrainer {
     }
 
     /// Stage 1 over one shard of a corpus: the n-gram counts of an iterable of `str` (read once,
-    /// in batches) or, with `files`, of UTF-8 text files (each one text), as a serialised
-    /// unpruned n-gram table (see the core's `table` module).
-    #[pyo3(signature = (texts, workers, batch_size, files=false))]
+    /// in batches) or, with a `text_unit` (`"line"` or `"file"`), of the texts of that unit of
+    /// UTF-8 text files whose paths `texts` lists, as a serialised unpruned n-gram table (see the
+    /// core's `table` module).
+    #[pyo3(signature = (texts, workers, batch_size, text_unit=None))]
     fn ngram_table<'py>(
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
         workers: usize,
         batch_size: usize,
-        files: bool,
+        text_unit: Option<&str>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let progress = Progress::new(Some(false));
         let threads = Some(workers.max(1));
         let trainer = Trainer::new(self.config.clone(), &ln, &progress).map_err(to_py)?;
         let counter = parallel::run_with_threads(threads, || trainer.ngram_counter()).map_err(to_py)?;
         let count = |parts: &[&str]| parallel::run_with_threads(threads, || trainer.count_ngrams(&counter, parts))?;
-        if files {
-            let paths: Vec<PathBuf> = texts.extract()?;
-            py.detach(|| for_each_block(&paths, &mut |parts| count(parts))).map_err(to_py)?;
-        } else {
-            for_each_batch(py, texts, batch_size, count)?;
-        }
+        for_each_text(py, texts, batch_size, text_unit, trainer.monitor(), count)?;
         let table =
             py.detach(|| parallel::run_with_threads(threads, || trainer.ngram_table(counter))?).map_err(to_py)?;
         Ok(PyBytes::new(py, &table))
@@ -312,7 +312,7 @@ impl PyTrainer {
 
     /// Stage 3 over one shard: the piece counts of the texts (as for `ngram_table`) segmented
     /// with `model`, as a serialised piece table.
-    #[pyo3(signature = (model, texts, workers, batch_size, files=false))]
+    #[pyo3(signature = (model, texts, workers, batch_size, text_unit=None))]
     fn piece_table<'py>(
         &self,
         py: Python<'py>,
@@ -320,7 +320,7 @@ impl PyTrainer {
         texts: &Bound<'py, PyAny>,
         workers: usize,
         batch_size: usize,
-        files: bool,
+        text_unit: Option<&str>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let progress = Progress::new(Some(false));
         let threads = Some(workers.max(1));
@@ -332,12 +332,7 @@ impl PyTrainer {
         let count = |parts: &[&str]| {
             parallel::run_with_threads(threads, || trainer.count_pieces(&model.model, &counter, parts))?
         };
-        if files {
-            let paths: Vec<PathBuf> = texts.extract()?;
-            py.detach(|| for_each_block(&paths, &mut |parts| count(parts))).map_err(to_py)?;
-        } else {
-            for_each_batch(py, texts, batch_size, count)?;
-        }
+        for_each_text(py, texts, batch_size, text_unit, trainer.monitor(), count)?;
         let table = py.detach(|| trainer.piece_table(&model.model, counter)).map_err(to_py)?;
         Ok(PyBytes::new(py, &table))
     }
@@ -489,34 +484,20 @@ fn for_each_batch(
     }
 }
 
-/// Reads UTF-8 text files (each one text) in blocks and calls `f` on each block, cut into parts
-/// for the threads to share.
-fn for_each_block(paths: &[PathBuf], f: &mut dyn FnMut(&[&str]) -> CoreResult<()>) -> CoreResult<()> {
-    for path in paths {
-        let mut blocks = FileBlocks::open(path, FILE_BLOCK)?;
-        while let Some(block) = blocks.next_block()? {
-            f(&split_block(&block))?;
-        }
-    }
-    Ok(())
-}
-
-/// Cuts a block into parts of about 64 KB at newline boundaries followed by another character
-/// (so that the training chunks do not change), for the threads to share.
-fn split_block(block: &str) -> Vec<&str> {
-    const PART: usize = 1 << 16;
-    let bytes = block.as_bytes();
-    let mut parts = Vec::with_capacity(block.len() / PART + 1);
-    let mut start = 0;
-    while start < bytes.len() {
-        let mut cut = (start + PART).min(bytes.len());
-        while cut < bytes.len() && !(bytes[cut - 1] == b'\n' && bytes[cut] != b'\n') {
-            cut += 1;
-        }
-        parts.push(&block[start..cut]);
-        start = cut;
-    }
-    parts
+/// Calls `f` on batches of the texts of a shard: `texts` an iterable of `str` read in batches of
+/// `batch_size` or, with a `text_unit`, the paths of text files read by the core in blocks.
+fn for_each_text(
+    py: Python<'_>,
+    texts: &Bound<'_, PyAny>,
+    batch_size: usize,
+    text_unit: Option<&str>,
+    monitor: &dyn Monitor,
+    mut f: impl FnMut(&[&str]) -> CoreResult<()> + Send,
+) -> PyResult<()> {
+    let Some(unit) = text_unit else { return for_each_batch(py, texts, batch_size, f) };
+    let unit: TextUnit = unit.parse().map_err(to_py)?;
+    let paths: Vec<PathBuf> = texts.extract()?;
+    py.detach(|| for_each_file_texts(&paths, unit, monitor, &mut f)).map_err(to_py)
 }
 
 /// The piece pruning of training, from given counts: prunes {piece: count} (no length limit,
