@@ -118,3 +118,39 @@ def test_a_termination_signal_leaves_no_litter_and_the_previous_output(tmp_path,
     after = {q.name: q.read_bytes() for q in tmp_path.iterdir() if q.name.startswith("out")}
     assert after == before, "the previous output is intact"
     assert not [q.name for q in tmp_path.iterdir() if q.name.endswith(".tmp")], "no temporary file is left"
+
+
+@pytest.mark.parametrize("fmt", ["bin", "parquet"])
+def test_the_distributed_writers_follow_a_symlink(tok, tmp_path, fmt):
+    """A shard's outputs and manifest that are symlinks (to a bigger disk, say) stay links; their
+    targets get the files, the same as fresh outputs."""
+    import hashlib
+    import json
+
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    from bytepiece_rs.distributed import encode_shard, shards_of
+
+    text = tmp_path / "shard.txt"
+    text.write_text("hello world\nBytePiece 分词\n" * 100, encoding="utf-8")
+    model = json.dumps(tok.to_dict())
+    sha = hashlib.sha256(model.encode()).hexdigest()
+    options = {"output_format": fmt, "dtype": "uint16", "add_bos": False, "add_eos": True}
+
+    def encode(folder):
+        folder.mkdir(exist_ok=True)
+        encode_shard(0, shards_of([str(text)])[0], str(folder), fmt, model, sha, options, 1, 1 << 20)
+        return folder
+
+    fresh = encode(tmp_path / "fresh")
+    linked, elsewhere = tmp_path / "linked", tmp_path / "elsewhere"
+    linked.mkdir()
+    elsewhere.mkdir()
+    names = sorted(p.name for p in fresh.iterdir())
+    for name in names:
+        os.symlink(elsewhere / name, linked / name)
+    encode(linked)
+    for name in names:
+        assert (linked / name).is_symlink(), name
+        assert (elsewhere / name).read_bytes() == (fresh / name).read_bytes() or name.endswith("manifest.json"), name
+    assert sorted(p.name for p in elsewhere.iterdir()) == names, "no temporary file is left"
