@@ -76,8 +76,9 @@ def run_engine(tok, lines, threads: int) -> float:
     return time.perf_counter() - t
 
 
-def serial_costs(tok, path: str, fmt: str, out: str) -> dict:
-    """The pipeline's account of one run on 1 thread, as the command writes it."""
+def in_process(tok, path: str, fmt: str, out: str, threads: int) -> dict:
+    """The pipeline's account of one run in this process, written as the command writes it
+    (without the command's start, the index's completion and the outputs' fsync)."""
     from bytepiece_rs._files import AtomicOutput
     from bytepiece_rs.formats import WRITERS
 
@@ -85,7 +86,7 @@ def serial_costs(tok, path: str, fmt: str, out: str) -> dict:
     with AtomicOutput() as o:
         writer = WRITERS[fmt](o, out, dtype)
         run = tok._encoder.encode_files([(path, None)], lambda data, lengths, n: writer.write(data, lengths),
-                                        writer.core_format, num_threads=1, output=writer.output())
+                                        writer.core_format, num_threads=threads, output=writer.output())
         writer.finish()
     return run
 
@@ -127,12 +128,20 @@ def main() -> None:
                          "pipeline_mb_s": size / MB / p, "engine_mb_s": size / MB / e, "ratio": e / p})
             print(f"   {threads} thread(s) {fmt:>4}: pipeline {size / MB / p:6.1f} MB/s, engine {size / MB / e:6.1f} MB/s, "
                   f"pipeline/engine {e / p:.2f}", flush=True)
-    costs = {fmt: serial_costs(tok, path, fmt, out + ".serial." + fmt) for fmt in a.formats.split(",")}
-    report(rows, costs, size, len(lines), a)
+    alone = {}
+    if a.threads > 1:
+        for fmt in a.formats.split(","):
+            walls = {1: [], a.threads: []}
+            for _ in range(a.repeats):
+                for t in walls:
+                    walls[t].append(in_process(tok, path, fmt, out + ".alone." + fmt, t)["wall_seconds"])
+            alone[fmt] = {t: statistics.median(w) for t, w in walls.items()}
+    costs = {fmt: in_process(tok, path, fmt, out + ".serial." + fmt, 1) for fmt in a.formats.split(",")}
+    report(rows, alone, costs, size, len(lines), a)
     subprocess.run(["rm", "-rf", work])
 
 
-def report(rows, costs, size, n_lines, a) -> None:
+def report(rows, alone, costs, size, n_lines, a) -> None:
     L = ["# The file-to-file pipeline against the engine", ""]
     L.append(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine.cpu_model()}, "
              f"{os.cpu_count()} cores; bytepiece-rs {machine.version_of('bytepiece-rs')}")
@@ -151,7 +160,11 @@ def report(rows, costs, size, n_lines, a) -> None:
     for fmt in a.formats.split(","):
         if top > 1:
             s = by[(top, fmt)]["pipeline_mb_s"] / by[(1, fmt)]["pipeline_mb_s"]
-            L.append(f"- pipeline `{fmt}`, {top} threads against 1: {s:.2f}x")
+            L.append(f"- the command `{fmt}`, {top} threads against 1: {s:.2f}x")
+        if fmt in alone:
+            w = alone[fmt]
+            L.append(f"- the pipeline alone (in this process: no start, index completion or fsync) `{fmt}`, "
+                     f"{top} threads against 1: {w[1] / w[top]:.2f}x ({w[1]:.2f} s against {w[top]:.2f} s)")
     L.append("")
     L.append("## Serial work per MB, and the ceiling it sets")
     L.append("")
@@ -174,7 +187,7 @@ def report(rows, costs, size, n_lines, a) -> None:
     with open(a.out, "w") as f:
         f.write(text)
     with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
-        json.dump({"rows": rows, "serial": costs, "bytes": size, "lines": n_lines}, f, indent=1)
+        json.dump({"rows": rows, "alone": alone, "serial": costs, "bytes": size, "lines": n_lines}, f, indent=1)
     print(text)
 
 

@@ -221,3 +221,16 @@ def test_ids_written_to_a_file_descriptor_are_those_handed_over(tok, tmp_path):
         with open("/dev/full", "wb") as full:
             with pytest.raises(OSError, match="^/dev/full: No space left on device"):
                 tok._encoder.encode_files([(str(src), None)], lambda *a: None, output=(full.fileno(), "/dev/full"))
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """``bytepiece encode big.txt | head -1``: the closed pipe ends the run with status 0 and
+    nothing on stderr, as with any Unix filter."""
+    path = tmp_path / "big.txt"
+    path.write_bytes(("\n".join(text_lines(20000, seed=9)) + "\n").encode() * 20)
+    p = subprocess.Popen([sys.executable, "-m", "bytepiece_rs", "encode", str(path)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout.read(100)
+    p.stdout.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 0 and err == b"", err

@@ -13,7 +13,9 @@ use bytepiece::rayon::prelude::*;
 use bytepiece::special::SpecialTokens;
 use bytepiece::{model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
-use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyBrokenPipeError, PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyOSError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
@@ -28,6 +30,9 @@ pub(crate) fn to_py(err: Error) -> PyErr {
     match err {
         Error::NotFound { .. } | Error::NoDirectory { .. } => PyFileNotFoundError::new_err(err.to_string()),
         Error::IsADirectory { .. } => PyIsADirectoryError::new_err(err.to_string()),
+        Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            PyBrokenPipeError::new_err(err.to_string())
+        }
         Error::Io { .. } => PyOSError::new_err(err.to_string()),
         Error::UnknownId { .. } => PyKeyError::new_err(err.to_string()),
         Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
