@@ -335,6 +335,33 @@ def write_transformers(tokenizer: Tokenizer, folder: str) -> None:
             raise
 
 
+def cmd_show(a: argparse.Namespace) -> None:
+    from ._files import write_atomic
+    from .show import to_html
+
+    check_output(a.output)
+
+    models: List[Optional[str]] = a.model or [None]
+    tokenizers = [_tokenizer(m) for m in models]
+    names = [os.path.basename(m) if m else "default model" for m in models]
+    if (a.input is None) == (a.text is None):
+        raise CliError("show: give a FILE or --text TEXT (one of them)")
+    if a.text is not None:
+        text = a.text
+    elif os.path.isfile(a.input):
+        try:
+            with open(a.input, encoding="utf-8") as f:
+                text = f.read()
+        except UnicodeDecodeError as e:
+            raise CliError(f"{a.input}: not UTF-8 text ({e})") from None
+    else:
+        # the original form of this command: text in place of a file (said, so a mistyped path is seen)
+        what = "a directory" if os.path.isdir(a.input) else "no such file"
+        print(f"bytepiece: note: {a.input}: {what}; showing it as text (--text TEXT says so)", file=sys.stderr)
+        text = a.input
+    write_atomic(a.output, to_html(tokenizers, text, names=names, title=a.title).encode("utf-8"))
+
+
 def _print_report(d: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(d, ensure_ascii=False))
@@ -524,9 +551,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="no note on unconvertible pieces")
     c.set_defaults(run=cmd_convert)
 
-    from .show import add_command as add_show
-
-    add_show(sub)
+    s = sub.add_parser("show", help="write an HTML page showing the tokens of a text (one column per model)")
+    s.add_argument("input", metavar="FILE", nargs="?",
+                   help="a text file (read as UTF-8); an argument that is no file is shown as text, with a note")
+    s.add_argument("--text", help="show this text (rather than a file's)")
+    s.add_argument(
+        "-m", "--model", action="append", help="model file, repeatable for side-by-side columns (default: the bundled model)"
+    )
+    s.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    s.add_argument("--title", help="the page's title")
+    s.set_defaults(run=cmd_show)
     return p
 
 
