@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use crate::blocks::{Blocks, Cut};
 use crate::documents::{documents, DocumentFormat, LineError};
-use crate::encoder::{EncodeOptions, Encoder, Lattice, Text};
+use crate::encoder::{EncodeOptions, Encoder, Text};
 use crate::error::{Error, Result};
 use crate::id_format::IdFormat;
+use crate::lattice::Lattice;
 use crate::sampler::{document_seed, Rng};
 use crate::special::{Part, SpecialTokens};
 use crate::vocab::{BOS_ID, EOS_ID};

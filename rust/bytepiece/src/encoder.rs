@@ -1,21 +1,17 @@
-//! Unigram encoding: the best (or a sampled) path through the lattice of all vocabulary matches,
-//! and decoding back to bytes.
-//!
-//! A piece's score is `ln(count) - ln(total count)`. The best path is found in one pass over the
-//! matches (by end position, longest first), keeping a candidate only when it is strictly better
-//! than the one held; this breaks ties between equal scores exactly as the original does. Cost
-//! and memory are linear in the text for a given vocabulary; nothing recurses.
+//! Unigram encoding: each line of a text is a chunk whose ids are the best (or a sampled) path
+//! through its lattice of vocabulary matches ([`crate::lattice`]); and decoding back to bytes.
+//! Cost and memory are linear in the text for a given vocabulary.
 
 use std::borrow::Cow;
-use std::hint::select_unpredictable;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::lattice::{best_segmentation, piece_scores, sample_path, Lattice};
 use crate::matcher::Matcher;
 use crate::normalize::{nfc, split_lines};
 use crate::offsets::Alignment;
-use crate::sampler::{document_seed, sample_chunk, Rng};
+use crate::sampler::{document_seed, Rng};
 use crate::vocab::{Vocab, BOS_ID, EOS_ID, NUM_RESERVED};
 
 /// A text to encode.
@@ -78,92 +74,6 @@ impl EncodeOptions {
             )))
         }
     }
-}
-
-/// Reusable buffers for one chunk's lattice: the best (or summed) score reaching each end
-/// position and the route chosen to end there (see [`route`]).
-#[derive(Debug, Default)]
-pub struct Lattice {
-    scores: Vec<f64>,
-    routes: Vec<u64>,
-}
-
-/// A route into an end position: the piece's slot in the matcher (see
-/// [`Matcher::piece_of`]: its index plus one) and its length, packed so that backtracking needs
-/// no look-up.
-#[inline(always)]
-pub(crate) fn route(slot: u32, len: usize) -> u64 {
-    u64::from(slot) << 32 | len as u64
-}
-
-impl Lattice {
-    /// Prepares for a chunk of `len` bytes: score 0 at position 0, `-inf` elsewhere.
-    pub(crate) fn reset(&mut self, len: usize) -> (&mut [f64], &mut [u64]) {
-        self.scores.clear();
-        self.scores.resize(len + 1, f64::NEG_INFINITY);
-        self.scores[0] = 0.0;
-        self.routes.clear();
-        self.routes.resize(len + 1, 0);
-        (&mut self.scores, &mut self.routes)
-    }
-
-    /// Follows the routes back from the end and appends the ids, in text order, to `out`.
-    pub(crate) fn backtrack(&self, out: &mut Vec<u32>) {
-        let first = out.len();
-        let mut e = self.routes.len() - 1;
-        while e > 0 {
-            // Every position is reached (all single bytes are pieces), through a piece's slot.
-            let r = self.routes[e];
-            let piece = Matcher::piece_of((r >> 32) as u32).unwrap_or(0) as u32;
-            out.push(piece + NUM_RESERVED);
-            e -= r as u32 as usize;
-        }
-        out[first..].reverse();
-    }
-}
-
-/// Appends the ids of the best segmentation of `chunk` by the pieces of `matcher` (ties to the
-/// first candidate, as the original breaks them) to `out`.
-pub(crate) fn best_segmentation(matcher: &Matcher, chunk: &[u8], lattice: &mut Lattice, out: &mut Vec<u32>) {
-    let (best, routes) = lattice.reset(chunk.len());
-    for s in 0..chunk.len() {
-        let base = best[s];
-        // Nodes where no piece ends score -inf and never win.
-        matcher.for_each_prefix(chunk, s, |e, slot, score| {
-            // Branch-free: which candidate wins is unpredictable.
-            let score = base + score;
-            let held = best[e];
-            let better = score > held;
-            best[e] = select_unpredictable(better, score, held);
-            routes[e] = select_unpredictable(better, route(slot, e - s), routes[e]);
-        });
-    }
-    lattice.backtrack(out);
-}
-
-/// The score (log-probability) of each piece of a vocabulary whose counts are `counts` (in id
-/// order from 3): the logarithm of its count minus that of the total, with `ln` applied
-/// elementwise to the positive counts (as `f64`, in order) followed by their total; `-inf` for
-/// a count of 0 (a special token, or a piece left out of every segmentation).
-pub(crate) fn piece_scores(counts: &[u64], ln: impl FnOnce(&[f64]) -> Result<Vec<f64>>) -> Result<Vec<f64>> {
-    let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
-    let mut xs: Vec<f64> = counts.iter().filter(|&&c| c > 0).map(|&c| c as f64).collect();
-    xs.push(total as f64);
-    let logs = ln(&xs)?;
-    if logs.len() != xs.len() || logs.iter().any(|l| !l.is_finite()) {
-        return Err(Error::InvalidArgument(
-            "the logarithm function gave a wrong number of values or a non-finite one".into(),
-        ));
-    }
-    let log_total = logs[logs.len() - 1];
-    let mut logs = logs[..logs.len() - 1].iter();
-    Ok(counts
-        .iter()
-        .map(|&c| match c {
-            0 => f64::NEG_INFINITY,
-            _ => logs.next().map_or(f64::NEG_INFINITY, |l| l - log_total),
-        })
-        .collect())
 }
 
 /// Where an id came from in the caller's text: `(start, end)`, see [`Encoder::encode_with_offsets`].
@@ -267,7 +177,7 @@ impl Encoder {
         let bytes = text.normalized();
         for chunk in split_lines(&bytes) {
             if alpha >= 0.0 {
-                sample_chunk(&self.matcher, chunk, alpha, rng, lattice, out);
+                sample_path(&self.matcher, chunk, alpha, rng, lattice, out);
             } else {
                 self.encode_chunk(chunk, lattice, out);
             }

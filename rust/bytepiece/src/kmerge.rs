@@ -49,6 +49,30 @@ pub(crate) fn overflow() -> Error {
     Error::InvalidArgument("counts sum past 2^64 - 1: they cannot be real counts".into())
 }
 
+/// Sums two lists sorted by strictly increasing keys into one; a sum past `u64::MAX` (only
+/// possible from forged tables) is an error.
+pub(crate) fn merge_sorted<K: Ord>(a: Vec<(K, u64)>, b: Vec<(K, u64)>) -> Result<Vec<(K, u64)>> {
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match x.0.cmp(&y.0) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    let (k, c) = a.next().unwrap_or_else(|| unreachable!());
+                    let (_, d) = b.next().unwrap_or_else(|| unreachable!());
+                    Some((k, c.checked_add(d).ok_or_else(overflow)?))
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => return Ok(out),
+        };
+        out.extend(next);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,11 +23,13 @@ pub mod hugepages;
 pub mod id_format;
 pub mod keytable;
 pub mod kmerge;
+pub mod lattice;
 pub mod matcher;
 pub mod model;
 pub mod model_io;
 pub mod monitor;
 pub mod ngram;
+pub mod ngram_key;
 pub mod normalize;
 pub mod offsets;
 pub mod parallel;
@@ -40,8 +42,9 @@ pub mod table;
 pub mod trainer;
 pub mod vocab;
 
-pub use encoder::{EncodeOptions, Encoder, Lattice, Text};
+pub use encoder::{EncodeOptions, Encoder, Text};
 pub use error::{Error, Result};
+pub use lattice::Lattice;
 /// The thread-pool crate the core runs on (for callers that add their own parallel work).
 pub use rayon;
 pub use sampler::SeedSequence;

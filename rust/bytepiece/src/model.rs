@@ -351,7 +351,7 @@ impl NgramModel {
         ln: &dyn Fn(&[f64]) -> Result<Vec<f64>>,
     ) -> Result<NgramModel> {
         let order = lists.len();
-        if !(1..=crate::ngram::MAX_ORDER).contains(&order) {
+        if !(1..=crate::ngram_key::MAX_ORDER).contains(&order) {
             return Err(Error::InvalidArgument(format!("an n-gram model of order {order}")));
         }
         let mut bytes = [0u64; 256];

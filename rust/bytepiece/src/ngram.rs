@@ -1,6 +1,6 @@
 //! Byte n-gram counts and the n-gram language model the trainer segments with.
 //!
-//! An n-gram of up to [`MAX_ORDER`] bytes is packed into a `u64` (first byte most significant),
+//! An n-gram of up to [`MAX_ORDER`] bytes is packed into a `u64` ([`crate::ngram_key`]) (first byte most significant),
 //! one flat hash table per length: no heap object per n-gram. Counting is a sum, so tables
 //! counted on any split of the text merge into the same result in any order.
 
@@ -11,20 +11,12 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::keytable::{KeyTable, SortedEntries};
 use crate::model::{model_bytes, NgramModel, SortedCounts};
+use crate::ngram_key::{keeps_ngram, pack, MAX_ORDER};
 use crate::runs::{merge_runs, Run, RunWriter, Scratch};
-use crate::table::{keeps_ngram, Fingerprint, NgramTable};
-
-/// The longest n-gram (and so the highest `order`) the trainer supports: 8 bytes fill a `u64`.
-pub const MAX_ORDER: usize = 8;
+use crate::table::{Fingerprint, NgramTable};
 
 /// How many bytes ahead the table slots of n-grams are prefetched.
 pub(crate) const PREFETCH: usize = 8;
-
-/// Packs up to 8 bytes, first byte most significant.
-#[inline]
-pub fn pack(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0u64, |key, &b| (key << 8) | u64::from(b))
-}
 
 /// Counts of every byte n-gram of length 1 to `order`, and of the positions.
 ///

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::encoder::{best_segmentation, piece_scores, Lattice};
 use crate::error::{Error, Result};
+use crate::kmerge::merge_sorted;
+use crate::lattice::{best_segmentation, piece_scores, Lattice};
 use crate::matcher::Matcher;
 use crate::monitor::{Monitor, Unit};
 use crate::runs::{merge_runs, Run, RunWriter, Scratch};
-use crate::table::{merge_sorted, PieceTable};
+use crate::table::PieceTable;
 use crate::vocab::{Entry, Vocab, NUM_RESERVED};
 
 /// Piece counts: piece bytes -> count.

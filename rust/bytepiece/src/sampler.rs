@@ -1,20 +1,10 @@
-//! Exact sampling of segmentations, and the seeded random numbers it draws.
-//!
-//! With `alpha >= 0` a segmentation `s` of a chunk is drawn with probability proportional to
-//! `exp(alpha * score(s))`, where `score(s)` is the sum of its pieces' log-probabilities. One pass
-//! over the matches keeps, at every end position, the log of the summed weights of all paths that
-//! reach it and a route drawn among them in proportion to their weights (reservoir sampling), as
-//! the original does; backtracking the drawn routes yields an exact sample. `alpha = 0` draws
-//! uniformly among all segmentations.
+//! The seeded random numbers that sampling draws (see [`crate::lattice::sample_path`]).
 //!
 //! Randomness never comes from global state: every call draws from its own generator, seeded
 //! from a [`SeedSequence`] and, in a batch, from the document's index, so results depend only on
 //! the seed and the order of calls, not on threads.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::encoder::{route, Lattice};
-use crate::matcher::Matcher;
 
 /// A small, fast generator (xoshiro256++), seeded through SplitMix64.
 #[derive(Debug, Clone)]
@@ -106,45 +96,6 @@ impl SeedSequence {
     }
 }
 
-/// Draws one segmentation of `chunk` and appends its piece indices to `out`.
-pub(crate) fn sample_chunk(
-    matcher: &Matcher,
-    chunk: &[u8],
-    alpha: f64,
-    rng: &mut Rng,
-    lattice: &mut Lattice,
-    out: &mut Vec<u32>,
-) {
-    let (best, routes) = lattice.reset(chunk.len());
-    for s in 0..chunk.len() {
-        let base = best[s];
-        matcher.for_each_prefix(chunk, s, |e, slot, score| {
-            if score == f64::NEG_INFINITY {
-                return; // no piece ends at this node
-            }
-            let score = base + alpha * score;
-            let before = best[e];
-            let total = log_add_exp(before, score);
-            best[e] = total;
-            if before == f64::NEG_INFINITY || rng.next_f64() < (score - total).exp() {
-                routes[e] = route(slot, e - s);
-            }
-        });
-    }
-    lattice.backtrack(out);
-}
-
-/// `ln(exp(x) + exp(y))` without overflow; `-inf` when both are `-inf`.
-#[inline]
-fn log_add_exp(x: f64, y: f64) -> f64 {
-    let (hi, lo) = if x >= y { (x, y) } else { (y, x) };
-    if lo == f64::NEG_INFINITY {
-        hi
-    } else {
-        hi + (lo - hi).exp().ln_1p()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,12 +119,5 @@ mod tests {
         let again: Vec<u64> = (0..3).map(|_| s.next_seed()).collect();
         assert_eq!(first, again);
         assert_ne!(first[0], first[1]);
-    }
-
-    #[test]
-    fn log_add_exp_handles_infinities() {
-        assert_eq!(log_add_exp(f64::NEG_INFINITY, f64::NEG_INFINITY), f64::NEG_INFINITY);
-        assert_eq!(log_add_exp(f64::NEG_INFINITY, -2.0), -2.0);
-        assert!((log_add_exp(0.0, 0.0) - 2f64.ln()).abs() < 1e-15);
     }
 }

@@ -9,7 +9,7 @@
 //! when every predecessor is impossible) are the original's NumPy code's, step for step.
 
 use crate::model::NgramModel;
-use crate::ngram::MAX_ORDER;
+use crate::ngram_key::MAX_ORDER;
 
 const NEG_INF: f64 = f64::NEG_INFINITY;
 

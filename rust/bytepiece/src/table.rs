@@ -42,8 +42,8 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::kmerge::{self, Source};
-use crate::ngram::MAX_ORDER;
+use crate::kmerge::{self, merge_sorted, Source};
+use crate::ngram_key::{keeps_ngram, MAX_ORDER};
 
 /// The first 8 bytes of a serialised table.
 pub const MAGIC: &[u8; 8] = b"BPCOUNT\0";
@@ -132,37 +132,6 @@ impl Fingerprint {
     /// The fingerprint.
     pub(crate) fn finish(&self) -> u64 {
         self.0.finish()
-    }
-}
-
-/// Whether an n-gram of `len` bytes counted `count` times is kept in a table pruned by
-/// `min_count`: single bytes always are. The one pruning rule of the n-gram model.
-#[inline]
-pub fn keeps_ngram(len: usize, count: u64, min_count: u64) -> bool {
-    len == 1 || count >= min_count
-}
-
-/// Sums two lists sorted by strictly increasing keys into one; a sum past `u64::MAX` (only
-/// possible from forged tables) is an error.
-pub(crate) fn merge_sorted<K: Ord>(a: Vec<(K, u64)>, b: Vec<(K, u64)>) -> Result<Vec<(K, u64)>> {
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => match x.0.cmp(&y.0) {
-                std::cmp::Ordering::Less => a.next(),
-                std::cmp::Ordering::Greater => b.next(),
-                std::cmp::Ordering::Equal => {
-                    let (k, c) = a.next().unwrap_or_else(|| unreachable!());
-                    let (_, d) = b.next().unwrap_or_else(|| unreachable!());
-                    Some((k, c.checked_add(d).ok_or_else(kmerge::overflow)?))
-                }
-            },
-            (Some(_), None) => a.next(),
-            (None, Some(_)) => b.next(),
-            (None, None) => return Ok(out),
-        };
-        out.extend(next);
     }
 }
 
