@@ -12,31 +12,31 @@
 
 #![warn(missing_docs)]
 
-pub mod blocks;
+mod blocks;
 pub mod corpus;
-pub mod digits;
+mod digits;
 pub mod documents;
 pub mod encode_files;
 pub mod encoder;
 pub mod error;
 pub mod hugepages;
 pub mod id_format;
-pub mod keytable;
-pub mod kmerge;
-pub mod lattice;
-pub mod matcher;
+mod keytable;
+mod kmerge;
+mod lattice;
+mod matcher;
 pub mod model;
 pub mod model_io;
 pub mod monitor;
 pub mod ngram;
-pub mod ngram_key;
+mod ngram_key;
 pub mod normalize;
-pub mod offsets;
+mod offsets;
 pub mod parallel;
 pub mod prune;
 pub mod runs;
 pub mod sampler;
-pub mod segment;
+mod segment;
 pub mod special;
 pub mod table;
 pub mod trainer;
