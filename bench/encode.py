@@ -81,7 +81,7 @@ def corpus_mix(corpus, cap_bytes, shares=(("zh", 3.0), ("en", 5.0), ("code", 0.5
     weight = dict(shares)
     docs, langs, total = [], [], 0
     while streams:
-        lang = min(streams, key=lambda l: got[l] / weight[l])
+        lang = min(streams, key=lambda lg: got[lg] / weight[lg])
         doc = next(streams[lang], None)
         if doc is None:
             break  # one language ran out: stop, like the corpus' mix
@@ -93,7 +93,7 @@ def corpus_mix(corpus, cap_bytes, shares=(("zh", 3.0), ("en", 5.0), ("code", 0.5
         langs.append(lang)
         got[lang] += n
         total += n
-    return docs, {l: got[l] for l in got}, names
+    return docs, {lg: got[lg] for lg in got}, names
 
 
 def file_docs(path, cap_bytes, doc_bytes):
@@ -546,7 +546,7 @@ def main(argv=None):
     sha = hashlib.sha256("\n".join(docs).encode("utf-8")).hexdigest()
     print("text: %d documents, %.2f MB UTF-8, %d chars (read in %.1f s)%s" % (
         len(docs), nbytes / MB, sum(map(len, docs)), time.perf_counter() - t0,
-        "" if not by_lang else "; " + ", ".join("%s %.2f MB" % (l, b / MB) for l, b in by_lang.items())),
+        "" if not by_lang else "; " + ", ".join("%s %.2f MB" % (lg, b / MB) for lg, b in by_lang.items())),
         flush=True)
     if not docs:
         raise SystemExit("no text")
@@ -559,17 +559,19 @@ def main(argv=None):
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
-    versions_later = lambda: {
-        "bytepiece-rs (ours)": version_of("bytepiece-rs", "bytepiece_rs"),
-        "bytepiece": version_of("bytepiece"),
-        "bytepiece-py": version_of("bytepiece-py", "bytepiece_py"),
-        "rs-bytepiece": version_of("rs-bytepiece", "rs_bytepiece"),
-        "sentencepiece": version_of("sentencepiece"),
-        "tiktoken": version_of("tiktoken"),
-        "protobuf": version_of("protobuf"),
-        "numpy": version_of("numpy"),
-        "pyahocorasick": version_of("pyahocorasick"),
-    }
+
+    def versions_later():
+        return {
+            "bytepiece-rs (ours)": version_of("bytepiece-rs", "bytepiece_rs"),
+            "bytepiece": version_of("bytepiece"),
+            "bytepiece-py": version_of("bytepiece-py", "bytepiece_py"),
+            "rs-bytepiece": version_of("rs-bytepiece", "rs_bytepiece"),
+            "sentencepiece": version_of("sentencepiece"),
+            "tiktoken": version_of("tiktoken"),
+            "protobuf": version_of("protobuf"),
+            "numpy": version_of("numpy"),
+            "pyahocorasick": version_of("pyahocorasick"),
+        }
     warm = docs[: max(n * 4, 16)]
     busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()
     wall0 = time.perf_counter()
@@ -724,7 +726,7 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
     L.append("- model: `%s`" % args.model)
     L.append("- text: %s; %d documents, %.2f MB (UTF-8)%s; sha256 of the documents joined by `\\n`: `%s`" % (
         text_desc, len(docs), nbytes / MB,
-        "" if not by_lang else " = " + " + ".join("%s %.2f MB" % (l, b / MB) for l, b in by_lang.items()),
+        "" if not by_lang else " = " + " + ".join("%s %.2f MB" % (lg, b / MB) for lg, b in by_lang.items()),
         sha[:16]))
     L.append("- versions: " + ", ".join("%s %s" % (k, v or "not installed") for k, v in versions.items()))
     L.append("- MB/s = UTF-8 bytes of input / wall seconds (MB = 10^6 bytes), median of the runs shown "
@@ -771,7 +773,9 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         ra, rb = by.get(a), by.get(b)
         if not ra or not rb or not ra.get(ka) or not rb.get(kb):
             return None
-        src = lambda k: "cpu1" if k == "mbps_cpu1" else "runs" + k[4:]
+        def src(k):
+            return "cpu1" if k == "mbps_cpu1" else "runs" + k[4:]
+
         ta, tb = ra[src(ka)], rb[src(kb)]
         per = [y / x for x, y in zip(ta, tb)]  # runs are paired by round
         return ra[ka] / rb[kb], (min(per), max(per)) if per else None

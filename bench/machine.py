@@ -33,7 +33,7 @@ def describe() -> dict:
     os_name = platform.platform()
     try:
         with open("/etc/os-release") as f:
-            rel = dict(l.rstrip("\n").split("=", 1) for l in f if "=" in l)
+            rel = dict(lg.rstrip("\n").split("=", 1) for lg in f if "=" in lg)
         os_name = "%s (%s)" % (rel.get("PRETTY_NAME", "").strip('"'), os_name)
     except OSError:
         pass

@@ -482,14 +482,14 @@ def headline(R):
                  train_bench.fmt_s(t["train_s"]) if t else "—",
                  train_bench.fmt_mb(t["peak_rss_tree"]) if t else "—"]
         if t and "eval" in t:
-            cells += ["%.3f" % t["eval"][l]["bytes_per_token"] for l in train_bench.LANGS]
+            cells += ["%.3f" % t["eval"][lg]["bytes_per_token"] for lg in train_bench.LANGS]
         elif ek == "tiktoken" and tk.get("held_out"):
-            cells += ["%.3f†" % tk["held_out"][l]["bytes_per_token"] for l in train_bench.LANGS]
+            cells += ["%.3f†" % tk["held_out"][lg]["bytes_per_token"] for lg in train_bench.LANGS]
         else:
             cells += ["—"] * 3
         if ek == "tiktoken" and tk.get("held_out"):
             h = tk["held_out"]
-            r = "%d/%d · %s" % (sum(h[l]["roundtrip_fail"] for l in h), sum(h[l]["docs"] for l in h),
+            r = "%d/%d · %s" % (sum(h[lg]["roundtrip_fail"] for lg in h), sum(h[lg]["docs"] for lg in h),
                                 "%d/%d" % (e["roundtrip_fail"], enc_js["text"]["documents"]) if e else "—")
         else:
             r = rt(t, e)
@@ -513,7 +513,9 @@ def write_report(a, R, made):
     enc_js = R["encode"].get(max(R["encode"])) if R["encode"] else None
     tr = R["train"] or {}
     tk = R["tiktoken"] or {}
-    rel = lambda p: os.path.relpath(p, os.path.dirname(os.path.abspath(a.report)))
+    def rel(p):
+        return os.path.relpath(p, os.path.dirname(os.path.abspath(a.report)))
+
     L = ["# Benchmark results: bytepiece-rs and its peers, side by side", ""]
     L.append("Produced by `%s` (%s mode); %s"
              % (run_info.get("command", "python3 bench/run_all.py"), run_info.get("mode", "?"),
@@ -617,10 +619,10 @@ def write_report(a, R, made):
                                          train_bench.fmt_s(h.get("train_s"))))
         L.append("")
         L += md_table(["held-out", "docs", "MB", "bytes/token", "tiktoken tokens", "HF tokens", "docs cut as HF does", "round-trip fails"],
-                      [[l, "{:,}".format(c["docs"]), "%.2f" % (c["bytes"] / MB), "%.3f" % c["bytes_per_token"],
+                      [[lg, "{:,}".format(c["docs"]), "%.2f" % (c["bytes"] / MB), "%.3f" % c["bytes_per_token"],
                         "{:,}".format(c["tiktoken_tokens"]), "{:,}".format(c["hf_tokens"]),
                         "%d/%d" % (c["same_tokens_docs"], c["docs"]), str(c["roundtrip_fail"])]
-                       for l, c in tk["held_out"].items()])
+                       for lg, c in tk["held_out"].items()])
         L.append("")
     runs = train_runs(tr)
     if runs:
@@ -659,7 +661,7 @@ def write_report(a, R, made):
                 else:
                     e = r["eval"]
                     fails = sum(e[s]["roundtrip_fail"] for s in train_bench.HELD_OUT)
-                    cells.append("%s (%s)%s" % (" / ".join("%.3f" % e[l]["bytes_per_token"] for l in train_bench.LANGS),
+                    cells.append("%s (%s)%s" % (" / ".join("%.3f" % e[lg]["bytes_per_token"] for lg in train_bench.LANGS),
                                                 "{:,}".format(e["vocab_size"]), " [%d fails]" % fails if fails else ""))
             body.append(cells)
         L += md_table(["vocab requested"] + [train_bench.TITLES[p] for p in VOCAB_PEERS], body)
