@@ -6,28 +6,7 @@
 //! candidates arrive by increasing start — longest first, the order in which the original's
 //! Aho-Corasick automaton reports them, on which tie-breaking depends.
 //!
-//! Measured on this project's corpus (1 MB of English, 80k model, one core): the walks plus the
-//! Viterbi run at about 28 MB/s where a double-array Aho-Corasick automaton (`daachorse`,
-//! overlapping search) plus the same Viterbi ran at 24 MB/s, and the trie builds in a third of
-//! the time. Also tried and dropped, as no faster: four walks side by side without branches,
-//! the first steps of each walk without branches, breadth-first and count-ordered node layouts,
-//! prefetching the next walks' second node, an Aho-Corasick automaton over this double array
-//! with each state's matches in one contiguous run (the same ids, about 10% slower), and (session
-//! 4, best of 5 runs each, A/B) the score inside a 16-byte cell (31.0 against 36.2 MB/s), a
-//! shortcut for bytes that start no longer piece, such as UTF-8 continuation bytes (38.0 against
-//! 39.5), and placing a node's only child in the cells just after it, so that the tails of long
-//! pieces are read in sequence (no measurable change). Session 5: the walks of 64 starts
-//! advanced together one byte per round, without branches, so that their loads are independent
-//! and no exit is mispredicted (29 against 40 MB/s: more instructions and stores per step), and
-//! the piece slots numbered in trie order, for nearby scores, with a table from slot to piece
-//! (no faster, and backtracking then needs that look-up). Nor (34 against 38 MB/s) the pull form:
-//! the walks in progress kept in a list, all advanced by each byte, each end position taking the
-//! best of the candidates ending there — every byte then waits for the slowest of its walks.
-//! Nor, without branches and with the original's order of candidates kept, groups of 4 starts
-//! each one byte behind the last (all of a group's candidates for an end come in one round) or
-//! a ring of 4 or 8 walks advanced by every byte, longer walks continuing in a list, the best
-//! candidate found by a tree of comparisons: the same ids, 25–35 MB/s against 34 for this
-//! walk on the same, busy, machine.
+//! Why this design, and the others measured and dropped: `docs/DESIGN.md`, *Matcher*.
 
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
