@@ -8,6 +8,7 @@ import numpy.typing as npt
 
 __version__: str
 UNICODE_VERSION: Tuple[int, int, int]
+RESERVED: List[str]
 
 class Encoder:
     @staticmethod

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .tokenizer import RESERVED
+from ._core import RESERVED
 
 if TYPE_CHECKING:
     from .tokenizer import Tokenizer

@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
+from ._core import RESERVED as _RESERVED
 from ._core import Encoder, prune_to_json
 from ._files import write_atomic
 from ._signals import terminations_raise
@@ -22,8 +23,8 @@ from .special import SpecialSet, SpecialTokens
 #: The model bundled with the package, used when no model is given.
 DEFAULT_MODEL = Path(__file__).with_name("data") / "default.model.gz"
 
-#: The names of ids 0, 1 and 2, as the original names them.
-RESERVED = ("<pad>", "<bos>", "<eos>")
+#: The names of ids 0, 1 and 2, as the original names them (the core's).
+RESERVED = tuple(_RESERVED)
 
 Text = Union[str, bytes]
 ModelSource = Union[str, "os.PathLike[str]", Mapping[str, Sequence[Any]], None]

@@ -32,6 +32,7 @@ pub mod ngram;
 mod ngram_key;
 pub mod normalize;
 mod offsets;
+pub mod output;
 pub mod parallel;
 pub mod prune;
 pub mod runs;
