@@ -287,8 +287,22 @@ mod tests {
     }
 
     #[test]
-    fn long_runs_are_linear_and_do_not_recurse() {
+    fn a_run_of_a_million_bytes_is_one_pass_without_recursion() {
         let enc = toy(&[(b"aa", 5), (b"aaaa", 50)]);
+        // the lattice's edges, counted: a walk from every start passes the trie's 4 nodes a, aa,
+        // aaa (no piece) and aaaa, fewer near the end, so doubling the run doubles them (a walk
+        // that did not stop would grow with the text)
+        let edges = |n: usize| {
+            let text = vec![b'a'; n];
+            let mut count = 0usize;
+            for s in 0..n {
+                enc.matcher.for_each_prefix(&text, s, |_, _, _| count += 1);
+            }
+            count
+        };
+        assert_eq!(edges(200_000), 4 * 200_000 - 6);
+        assert_eq!(edges(400_000), 2 * edges(200_000) + 6);
+        // a recursive backtrack would overflow the stack of a test thread on this chunk
         let text = "a".repeat(1_000_001);
         let ids = enc.encode(Text::Str(&text), &EncodeOptions::default(), 0).unwrap();
         assert_eq!(ids.len(), 250_001);
