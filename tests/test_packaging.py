@@ -39,6 +39,9 @@ ZIGLANG = "ziglang==0.17.1"
 #: the oldest glibc that Rust's Linux targets support, as a wheel tag
 MANYLINUX = "manylinux_2_17"
 RUST_TOOLS = ("cargo", "rustc")
+#: what would point a command at another venv's packages, or at a Rust toolchain
+VENV_VARIABLES = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+RUST_VARIABLES = ("CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN")
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="builds and checks a manylinux wheel"),
@@ -63,12 +66,11 @@ class Venv:
     env: dict
 
     @classmethod
-    def create(cls, root: Path, path: list[str]) -> "Venv":
+    def create(cls, root: Path, path: list[str], drop: tuple[str, ...] = ()) -> "Venv":
         """A new venv at ``root`` (no system site-packages) whose commands run with ``PATH``
-        its bin folder, then ``path``, and no variable of another venv or of Rust's tools."""
+        its bin folder, then ``path``, and without the variables of another venv or ``drop``."""
         run(sys.executable, "-m", "venv", root)
-        drop = {"VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN"}
-        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env = {k: v for k, v in os.environ.items() if k not in (*VENV_VARIABLES, *drop)}
         env["PATH"] = os.pathsep.join([str(root / "bin"), *path])
         return cls(root, env)
 
@@ -122,7 +124,7 @@ def user(wheel, work) -> Venv:
     """A fresh venv with the wheel installed, as a user without a Rust toolchain has it: PATH is
     the venv's bin, then /usr/bin and /bin unless they hold cargo or rustc."""
     system = [d for d in ("/usr/bin", "/bin") if not any(Path(d, tool).exists() for tool in RUST_TOOLS)]
-    venv = Venv.create(work / "user-venv", system)
+    venv = Venv.create(work / "user-venv", system, drop=RUST_VARIABLES)
     venv.pip("install", "-q", "--only-binary", ":all:", wheel)
     return venv
 
