@@ -373,7 +373,7 @@ def test_convert_to_transformers_without_transformers(tmp_path, monkeypatch, cap
     assert main(["convert", "--to", "transformers", "-o", str(tmp_path / "tok")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["bytepiece: error: --to transformers needs the transformers package "
-                   "(pip install 'bytepiece-rs[transformers]')"]
+                   "(pip install 'bytepiece-rs[hf]')"]
     assert not (tmp_path / "tok").exists()
 
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install bytepiece-rs[dask])")
+distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install 'bytepiece-rs[dask]')")
 
 import bytepiece_rs  # noqa: E402
 from bytepiece_rs import cli, formats  # noqa: E402

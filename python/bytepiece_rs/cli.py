@@ -309,7 +309,7 @@ def _require_transformers() -> None:
         import transformers  # noqa: F401
     except ImportError:
         raise CliError("--to transformers needs the transformers package "
-                       "(pip install 'bytepiece-rs[transformers]')") from None
+                       "(pip install 'bytepiece-rs[hf]')") from None
 
 
 def write_transformers(tokenizer: Tokenizer, folder: str) -> None:
@@ -437,7 +437,7 @@ def _dataset_texts(source: Sequence[str], split: str, column: str) -> Iterator[s
     try:
         import datasets
     except ImportError:
-        raise CliError("--dataset needs the `datasets` package (pip install datasets)") from None
+        raise CliError("--dataset needs the `datasets` package (pip install 'bytepiece-rs[datasets]')") from None
     _check_inputs([s for s in source if not os.path.isdir(s)])
     builders = {".parquet": "parquet", ".arrow": "arrow", ".jsonl": "json", ".json": "json", ".txt": "text", ".csv": "csv"}
     try:

@@ -1,5 +1,5 @@
 """Bridges to HF ``transformers`` and ``datasets`` (optional: install them, or the extras
-``bytepiece-rs[transformers]`` / ``bytepiece-rs[datasets]``).
+``bytepiece-rs[hf]`` / ``bytepiece-rs[datasets]``).
 
 - :func:`to_transformers`: a ``transformers.PreTrainedTokenizerFast`` over the HF
   ``tokenizers`` export (:func:`bytepiece_rs.convert.to_hf_json`), with ``<pad>``, ``<bos>`` and
@@ -52,7 +52,7 @@ def to_transformers(tokenizer: "Tokenizer", add_bos: bool = False, add_eos: bool
     try:
         from transformers import PreTrainedTokenizerFast
     except ImportError as e:
-        raise ImportError("to_transformers needs transformers: pip install 'bytepiece-rs[transformers]'") from e
+        raise ImportError("to_transformers needs transformers: pip install 'bytepiece-rs[hf]'") from e
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers.processors import TemplateProcessing
 
