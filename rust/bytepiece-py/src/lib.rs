@@ -2,13 +2,13 @@
 //! errors mapped to Python exceptions. No tokenizer logic lives here.
 
 use pyo3::sync::PyOnceLock;
+use std::io::Write;
 use std::path::PathBuf;
 
 use bytepiece::documents::DocumentFormat;
 use bytepiece::encode_files::{EncodeFiles, Input, BLOCK_BYTES};
 use bytepiece::encoder::Span;
 use bytepiece::id_format::IdFormat;
-use bytepiece::output::StreamedFile;
 use bytepiece::rayon::prelude::*;
 use bytepiece::special::SpecialTokens;
 use bytepiece::{model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab};
@@ -515,13 +515,13 @@ impl PyEncoder {
             return Err(PyValueError::new_err("num_threads must be at least 1"));
         }
         let inputs = inputs.into_iter().map(|(path, field)| open_input(path, field)).collect::<PyResult<Vec<_>>>()?;
-        let mut output = output.map(|(fd, name)| output_file(fd).map(|f| (StreamedFile::new(f), name))).transpose()?;
+        let mut output = output.map(|(fd, name)| output_file(fd).map(|f| (f, name))).transpose()?;
         let on_block = on_block.unbind();
         let mut failed = None;
         let ran = py.detach(|| {
             job.run(inputs, |encoded| {
                 if let Some((file, name)) = output.as_mut() {
-                    file.write_block(&encoded.bytes).map_err(|e| Error::io(&*name, e))?;
+                    file.write_all(&encoded.bytes).map_err(|e| Error::io(&*name, e))?;
                 }
                 Python::attach(|py| {
                     let data = match output {

@@ -32,7 +32,6 @@ pub mod ngram;
 mod ngram_key;
 pub mod normalize;
 mod offsets;
-pub mod output;
 pub mod parallel;
 pub mod prune;
 pub mod runs;
