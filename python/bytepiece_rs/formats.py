@@ -11,10 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import struct
 import sys
-import tempfile
 from typing import IO, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -209,6 +207,23 @@ def _little(a: np.ndarray) -> bytes:
     return a.astype(a.dtype.newbyteorder("<")).tobytes()
 
 
+def _read_at(f: IO[bytes], offset: int, n: int) -> bytes:
+    """``n`` bytes at ``offset`` of a file opened to write (its descriptor reads too: a
+    temporary file); the file's position is left at its end."""
+    f.flush()
+    fd = f.fileno()
+    os.lseek(fd, offset, os.SEEK_SET)
+    chunks = []
+    while n > 0:
+        chunk = os.read(fd, n)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n -= len(chunk)
+    f.seek(0, os.SEEK_END)
+    return b"".join(chunks)
+
+
 def _npy_header(dtype: np.dtype, n: int, size: int) -> bytes:
     """A version 1.0 ``.npy`` header of exactly ``size`` bytes for a 1-D array (little-endian)."""
     d = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (np.dtype(dtype).newbyteorder("<").str, n)
@@ -221,12 +236,11 @@ class BinWriter(_BinaryWriter):
     (the magic ``MMIDIDX``, version 1, a dtype code, then per document its length (``int32``)
     and byte offset (``int64``), and the document index ``0..n``).
 
-    Streamed: the lengths go to the index as documents come, the offsets to an unnamed
-    temporary file that is appended to the index at the end, so memory does not grow with the
-    input."""
+    Streamed: the lengths go to the index as documents come; at the end the offsets are
+    computed from the lengths read back in chunks, so memory does not grow with the input."""
 
     HEADER = len(MEGATRON_MAGIC) + struct.calcsize("<QBQQ")
-    CHUNK = 1 << 20  # entries of the document index written at a time
+    CHUNK = 1 << 20  # documents per read-back
 
     def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
         super().__init__(out, path, dtype)
@@ -234,23 +248,23 @@ class BinWriter(_BinaryWriter):
         self.f = out.open(prefix + ".bin")
         self.idx = out.open(prefix + ".idx")
         self.idx.write(b"\0" * self.HEADER)
-        self.pointers = tempfile.TemporaryFile()  # gone with the process, whatever ends it
-        self.pointer = 0
         self.docs = 0
 
     def index(self, lengths: np.ndarray) -> None:
-        sizes = lengths.astype(np.int64) * self.dtype.itemsize
-        ends = np.cumsum(sizes) + self.pointer
         self.idx.write(_little(lengths.astype(np.int32)))
-        self.pointers.write(_little(ends - sizes))
-        self.pointer = int(ends[-1]) if len(ends) else self.pointer
         self.docs += len(lengths)
 
     def finish(self) -> None:
         idx, n = self.idx, self.docs
-        self.pointers.seek(0)
-        shutil.copyfileobj(self.pointers, idx, 1 << 20)
-        self.pointers.close()
+        idx.flush()
+        pointer = 0
+        for start in range(0, n, self.CHUNK):
+            count = min(self.CHUNK, n - start)
+            raw = _read_at(idx, self.HEADER + 4 * start, 4 * count)
+            sizes = np.frombuffer(raw, dtype="<i4").astype(np.int64) * self.dtype.itemsize
+            pointers = np.cumsum(sizes) - sizes + pointer
+            pointer = int(pointers[-1] + sizes[-1])
+            idx.write(_little(pointers))
         for start in range(0, n + 1, self.CHUNK):
             idx.write(_little(np.arange(start, min(start + self.CHUNK, n + 1), dtype=np.int64)))
         idx.seek(0)
