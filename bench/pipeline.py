@@ -101,6 +101,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--formats", default="bin,ids")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--serial-dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+                    help="where the serial costs' outputs go (default /dev/shm: memory, so that the figure is the "
+                         "pipeline's own work, not the disk's write-back)")
+    ap.add_argument("--serial-only", action="store_true", help="measure the serial costs only")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "pipeline.md"))
     a = ap.parse_args()
     import bytepiece_rs
@@ -117,7 +121,7 @@ def main() -> None:
     print(f"== {size / MB:,.1f} MB, {len(lines):,} lines, model {a.model}", flush=True)
     out = os.path.join(work, "out")
     rows = []
-    for threads in sorted({1, a.threads}):
+    for threads in [] if a.serial_only else sorted({1, a.threads}):
         for fmt in a.formats.split(","):
             pipe, engine = [], []
             for _ in range(a.repeats):  # alternating, the machine's speed drifts
@@ -129,7 +133,7 @@ def main() -> None:
             print(f"   {threads} thread(s) {fmt:>4}: pipeline {size / MB / p:6.1f} MB/s, engine {size / MB / e:6.1f} MB/s, "
                   f"pipeline/engine {e / p:.2f}", flush=True)
     alone = {}
-    if a.threads > 1:
+    if a.threads > 1 and not a.serial_only:
         for fmt in a.formats.split(","):
             walls = {1: [], a.threads: []}
             for _ in range(a.repeats):
@@ -137,12 +141,15 @@ def main() -> None:
                     walls[t].append(in_process(tok, path, fmt, out + ".alone." + fmt, t)["wall_seconds"])
             alone[fmt] = {t: statistics.median(w) for t, w in walls.items()}
     costs = {}
+    serial_out = os.path.join(tempfile.mkdtemp(dir=a.serial_dir), "out") if a.serial_dir else out
     for fmt in a.formats.split(","):  # the run of median wall time among `repeats`
-        runs = sorted((in_process(tok, path, fmt, out + ".serial." + fmt, 1) for _ in range(a.repeats)),
+        runs = sorted((in_process(tok, path, fmt, serial_out + "." + fmt, 1) for _ in range(a.repeats)),
                       key=lambda r: r["wall_seconds"])
         costs[fmt] = runs[len(runs) // 2]
-    report(rows, alone, costs, size, len(lines), a)
+    if a.serial_dir:
+        subprocess.run(["rm", "-rf", os.path.dirname(serial_out)])
     subprocess.run(["rm", "-rf", work])
+    report(rows, alone, costs, size, len(lines), a)
 
 
 def report(rows, alone, costs, size, n_lines, a) -> None:
@@ -159,7 +166,7 @@ def report(rows, alone, costs, size, n_lines, a) -> None:
     for r in rows:
         L.append(f"| {r['threads']} | {r['format']} | {r['pipeline_mb_s']:.1f} | {r['engine_mb_s']:.1f} | {r['ratio']:.2f} |")
     by = {(r["threads"], r["format"]): r for r in rows}
-    top = max(r["threads"] for r in rows)
+    top = max((r["threads"] for r in rows), default=1)
     L.append("")
     for fmt in a.formats.split(","):
         if top > 1:
@@ -182,6 +189,9 @@ def report(rows, alone, costs, size, n_lines, a) -> None:
         one = 1e3 / enc
         cells = " | ".join(f"{min(n * one, ceiling):,.0f}" for n in CORES)
         L.append(f"| {fmt} | {enc:.1f} | {rd:.2f} | {wr:.2f} | {ceiling:,.0f} | {ceiling / one:,.0f} | {cells} |")
+    L.append("")
+    L.append(f"Serial costs written to `{a.serial_dir or 'the work folder'}` (memory: the pipeline's own work; "
+             "a disk adds its write bandwidth as a further limit).")
     L.append("")
     L.append("Reading and writing each run on a thread of their own, beside the workers: on C cores the pipeline "
              "runs at about min(C x one core's encode speed, the serial ceiling), assuming the encode scales "
