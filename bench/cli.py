@@ -11,6 +11,7 @@ Several input sizes show that our memory stays bounded as the input grows.
     apt-get install sentencepiece        # spm_encode
     python3 bench/cli.py --mb 50,200     # ~5 min
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,9 @@ def timed(cmd, stdin=None, stdout=None) -> dict:
     process forked before exec); wall seconds and the peak RSS (MiB)."""
     with tempfile.NamedTemporaryFile("r") as rss:
         t0 = time.perf_counter()
-        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], stdin=stdin, stdout=stdout,
-                           stderr=subprocess.PIPE)
+        p = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", rss.name, *cmd], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE
+        )
         wall = time.perf_counter() - t0
         if p.returncode != 0:
             raise SystemExit(f"{cmd[0]} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-2000:]}")
@@ -124,9 +126,12 @@ def main() -> None:
         runs = {"spm_encode, 1 thread (ids)": run_spm(model, paths, spm_out)}
         ours_ids = os.path.join(work, "ours.ids")
         for threads in sorted({1, a.threads}):
-            runs[f"bytepiece encode, {threads} thread{'s' * (threads > 1)} (ids)"] = run_ours(paths, ours_ids, "ids", threads)
+            runs[f"bytepiece encode, {threads} thread{'s' * (threads > 1)} (ids)"] = run_ours(
+                paths, ours_ids, "ids", threads
+            )
             runs[f"bytepiece encode, {threads} thread{'s' * (threads > 1)} (bin)"] = run_ours(
-                paths, os.path.join(work, "ours.bin"), "bin", threads)
+                paths, os.path.join(work, "ours.bin"), "bin", threads
+            )
         same, lines = same_lines(spm_out, ours_ids)
         for name, r in runs.items():
             r["mb_s"] = size / MB / r["s"]
@@ -146,23 +151,33 @@ def spm_version() -> str:
 
 def write_report(rows, a) -> None:
     L = ["# CLI benchmark: `bytepiece encode` against `spm_encode`", ""]
-    L.append(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine.cpu_model()}, "
-             f"{os.cpu_count()} cores; bytepiece-rs {machine.version_of('bytepiece-rs')}, "
-             f"spm_encode: Debian's {spm_version()}")
-    L.append("- model: the bundled default (63,956 ids), converted with `bytepiece convert --to sentencepiece`; "
-             "input: text files of the real corpus (one document per line), cut into 4 files per size")
-    L.append("- MB/s: input bytes / wall time of the command (process start included); peak RSS: GNU time's maximum resident set size")
+    L.append(
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine.cpu_model()}, "
+        f"{os.cpu_count()} cores; bytepiece-rs {machine.version_of('bytepiece-rs')}, "
+        f"spm_encode: Debian's {spm_version()}"
+    )
+    L.append(
+        "- model: the bundled default (63,956 ids), converted with `bytepiece convert --to sentencepiece`; "
+        "input: text files of the real corpus (one document per line), cut into 4 files per size"
+    )
+    L.append(
+        "- MB/s: input bytes / wall time of the command (process start included); peak RSS: GNU time's maximum resident set size"
+    )
     L.append("")
     L.append("| input | command | time (s) | MB/s | × spm_encode | peak RSS (MiB) |")
     L.append("|---:|---|---:|---:|---:|---:|")
     for row in rows:
         spm = row["runs"]["spm_encode, 1 thread (ids)"]
         for name, r in row["runs"].items():
-            L.append(f"| {row['mb']:,.0f} MB | {name} | {r['s']:.2f} | {r['mb_s']:.2f} | {r['mb_s'] / spm['mb_s']:.2f} | {r['rss_mib']:,.0f} |")
+            L.append(
+                f"| {row['mb']:,.0f} MB | {name} | {r['s']:.2f} | {r['mb_s']:.2f} | {r['mb_s'] / spm['mb_s']:.2f} | {r['rss_mib']:,.0f} |"
+            )
     L.append("")
     for row in rows:
-        L.append(f"- {row['mb']:,.0f} MB: {row['same_lines']:,} of {row['lines']:,} lines have the same ids in both "
-                 "(the others: ties broken differently and pieces that are not valid UTF-8, see the README)")
+        L.append(
+            f"- {row['mb']:,.0f} MB: {row['same_lines']:,} of {row['lines']:,} lines have the same ids in both "
+            "(the others: ties broken differently and pieces that are not valid UTF-8, see the README)"
+        )
     text = "\n".join(L) + "\n"
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:

@@ -6,6 +6,7 @@ evaluation.
 A training is described by a job, a dict of plain values (see `train_job`); `run_training(job)`
 runs `python3 common.py JOB.json` and returns the measurements.
 """
+
 from __future__ import annotations
 
 import gc
@@ -28,6 +29,7 @@ MB = 1e6
 
 # --------------------------------------------------------------------------- machine
 
+
 def meminfo():
     out = {}
     try:
@@ -42,6 +44,7 @@ def meminfo():
 
 # --------------------------------------------------------------------------- process-tree memory
 
+
 def _children_map():
     kids = {}
     for name in os.listdir("/proc"):
@@ -52,7 +55,7 @@ def _children_map():
                 s = f.read()
         except OSError:
             continue
-        ppid = int(s[s.rindex(b")") + 2:].split(None, 2)[1])
+        ppid = int(s[s.rindex(b")") + 2 :].split(None, 2)[1])
         kids.setdefault(ppid, []).append(int(name))
     return kids
 
@@ -166,8 +169,9 @@ def run_measured(cmd, log_path, *, env=None, preexec=None, timeout=3 * 3600, pol
     (b0, st0), o0 = cpu_times(), os.times()
     t0 = time.perf_counter()
     with open(log_path, "wb") as lf:
-        proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, preexec_fn=preexec)  # noqa: PLW1509 (before the monitor thread)
+        proc = subprocess.Popen(
+            cmd, stdout=lf, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=preexec
+        )  # noqa: PLW1509 (before the monitor thread)
         mon = TreeMonitor(proc.pid, poll, min_available_mb * 2**20)
         mon.start()
         status, ru, timed_out = None, None, False
@@ -215,13 +219,18 @@ def run_measured(cmd, log_path, *, env=None, preexec=None, timeout=3 * 3600, pol
         with open(log_path, "rb") as f:
             tail = f.read()[-3000:].decode("utf-8", "replace")
         rec["log_tail"] = "\n".join(line for line in re.split(r"[\r\n]", tail) if line.strip())[-1500:]
-        rec["error"] = (f"timeout after {timeout:.0f} s" if timed_out else
-                        f"killed: less than {min_available_mb} MB of memory left" if mon.low_memory else
-                        f"exit {rec['exit']}")
+        rec["error"] = (
+            f"timeout after {timeout:.0f} s"
+            if timed_out
+            else f"killed: less than {min_available_mb} MB of memory left"
+            if mon.low_memory
+            else f"exit {rec['exit']}"
+        )
     return rec
 
 
 # --------------------------------------------------------------------------- text
+
 
 def jsonl_texts(path):
     with open(path, encoding="utf-8") as f:
@@ -239,8 +248,8 @@ def cut_at_blank_line(data, cap):
     head = data[:cap]
     i = head.rfind(b"\n\n")
     if i > cap // 2:
-        return head[:i + 2]
-    return head[:head.rfind(b"\n") + 1]
+        return head[: i + 2]
+    return head[: head.rfind(b"\n") + 1]
 
 
 def split_docs(text):
@@ -269,8 +278,23 @@ TRAINERS = ("ours", "original", "spm-bpe", "spm-unigram", "hf-bpe", "hf-unigram"
 OURS_TEXT_UNIT = "file"
 
 
-def train_job(trainer, train_file, model, result, *, workers, vocab, order=6, min_count=2, max_piece_length=36,
-              spm_coverage=0.9995, stack_mb=1024, max_line=None, ours_args=None, spm_args=None):
+def train_job(
+    trainer,
+    train_file,
+    model,
+    result,
+    *,
+    workers,
+    vocab,
+    order=6,
+    min_count=2,
+    max_piece_length=36,
+    spm_coverage=0.9995,
+    stack_mb=1024,
+    max_line=None,
+    ours_args=None,
+    spm_args=None,
+):
     """A training job for `run_training`. `train_file` is a path (a list of paths for ours);
     `ours_args` are more keyword arguments of ours' Trainer, `spm_args` of SentencePiece's
     trainer (they override the defaults of `train_model`)."""
@@ -278,10 +302,22 @@ def train_job(trainer, train_file, model, result, *, workers, vocab, order=6, mi
         max_line = 0
     elif max_line is None:
         max_line = longest_line(train_file)
-    return {"trainer": trainer, "train_file": train_file, "model": model, "result": result, "workers": workers,
-            "vocab": vocab, "order": order, "min_count": min_count, "max_piece_length": max_piece_length,
-            "spm_coverage": spm_coverage, "stack_mb": stack_mb, "max_line": max_line,
-            "ours_args": dict(ours_args or {}), "spm_args": dict(spm_args or {})}
+    return {
+        "trainer": trainer,
+        "train_file": train_file,
+        "model": model,
+        "result": result,
+        "workers": workers,
+        "vocab": vocab,
+        "order": order,
+        "min_count": min_count,
+        "max_piece_length": max_piece_length,
+        "spm_coverage": spm_coverage,
+        "stack_mb": stack_mb,
+        "max_line": max_line,
+        "ours_args": dict(ours_args or {}),
+        "spm_args": dict(spm_args or {}),
+    }
 
 
 def train_model(job):
@@ -293,15 +329,23 @@ def train_model(job):
     name, path, model = j["trainer"], j["train_file"], j["model"]
     if name == "ours":
         import bytepiece_rs
+
         res["import_s"] = time.perf_counter() - t0
         res["rss_before"] = rss_hwm(os.getpid())[0]
         t1 = time.perf_counter()
-        tr = bytepiece_rs.Trainer(order=j["order"], max_vocab_size=j["vocab"], max_piece_length=j["max_piece_length"],
-                                  min_count=j["min_count"], progress=False, **j["ours_args"])
+        tr = bytepiece_rs.Trainer(
+            order=j["order"],
+            max_vocab_size=j["vocab"],
+            max_piece_length=j["max_piece_length"],
+            min_count=j["min_count"],
+            progress=False,
+            **j["ours_args"],
+        )
         tr.train_from_files(path, workers=j["workers"], text_unit=OURS_TEXT_UNIT)
         tr.save(model)
     elif name == "original":
         import bytepiece
+
         res["import_s"] = time.perf_counter() - t0
         tp = time.perf_counter()
         with open(path, encoding="utf-8") as f:
@@ -311,38 +355,65 @@ def train_model(job):
         gc.collect()
         res["rss_before"] = rss_hwm(os.getpid())[0]
         t1 = time.perf_counter()
-        tr = bytepiece.Trainer(order=j["order"], max_vocab_size=j["vocab"], max_piece_length=j["max_piece_length"],
-                               min_count=j["min_count"])
+        tr = bytepiece.Trainer(
+            order=j["order"],
+            max_vocab_size=j["vocab"],
+            max_piece_length=j["max_piece_length"],
+            min_count=j["min_count"],
+        )
         tr.train(docs, workers=j["workers"])
         tr.save(model)
     elif name in ("spm-bpe", "spm-unigram"):
         import sentencepiece as spm
+
         res["import_s"] = time.perf_counter() - t0
         res["rss_before"] = rss_hwm(os.getpid())[0]
         t1 = time.perf_counter()
         assert model.endswith(".model")
         kw = {
-            "input": path, "model_prefix": model[:-len(".model")], "model_type": name[4:],
-            "vocab_size": j["vocab"], "byte_fallback": True, "normalization_rule_name": "identity",
-            "remove_extra_whitespaces": False, "add_dummy_prefix": False, "split_digits": False,
-            "character_coverage": j["spm_coverage"], "input_sentence_size": 0, "shuffle_input_sentence": False,
-            "max_sentence_length": j["max_line"] + 1, "num_threads": j["workers"], "minloglevel": 1}
+            "input": path,
+            "model_prefix": model[: -len(".model")],
+            "model_type": name[4:],
+            "vocab_size": j["vocab"],
+            "byte_fallback": True,
+            "normalization_rule_name": "identity",
+            "remove_extra_whitespaces": False,
+            "add_dummy_prefix": False,
+            "split_digits": False,
+            "character_coverage": j["spm_coverage"],
+            "input_sentence_size": 0,
+            "shuffle_input_sentence": False,
+            "max_sentence_length": j["max_line"] + 1,
+            "num_threads": j["workers"],
+            "minloglevel": 1,
+        }
         kw.update(j["spm_args"])
         spm.SentencePieceTrainer.train(**kw)
     elif name in ("hf-bpe", "hf-unigram"):
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
         res["import_s"] = time.perf_counter() - t0
         res["rss_before"] = rss_hwm(os.getpid())[0]
         t1 = time.perf_counter()
         alphabet = pre_tokenizers.ByteLevel.alphabet()
         if name == "hf-bpe":
             tok = Tokenizer(models.BPE())
-            trainer = trainers.BpeTrainer(vocab_size=j["vocab"], min_frequency=j["min_count"], show_progress=False,
-                                          initial_alphabet=alphabet, special_tokens=[])
+            trainer = trainers.BpeTrainer(
+                vocab_size=j["vocab"],
+                min_frequency=j["min_count"],
+                show_progress=False,
+                initial_alphabet=alphabet,
+                special_tokens=[],
+            )
         else:
             tok = Tokenizer(models.Unigram())
-            trainer = trainers.UnigramTrainer(vocab_size=j["vocab"], show_progress=False, unk_token="<unk>",
-                                              special_tokens=["<unk>"], initial_alphabet=alphabet)
+            trainer = trainers.UnigramTrainer(
+                vocab_size=j["vocab"],
+                show_progress=False,
+                unk_token="<unk>",
+                special_tokens=["<unk>"],
+                initial_alphabet=alphabet,
+            )
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
         tok.decoder = decoders.ByteLevel()
         err = []
@@ -353,6 +424,7 @@ def train_model(job):
                 tok.save(model)
             except BaseException as e:  # noqa: BLE001 - reported by the parent
                 err.append(e)
+
         if name == "hf-unigram":
             threading.stack_size(j["stack_mb"] << 20)
         th = threading.Thread(target=run)
@@ -388,8 +460,15 @@ def run_job(cmd, job, log_path, *, env=None, preexec=None, timeout=3 * 3600, pol
     job_path = os.path.splitext(job["result"])[0] + ".job.json"
     with open(job_path, "w") as f:
         json.dump(job, f)
-    rec = run_measured(cmd + [job_path], log_path, env=env, preexec=preexec, timeout=timeout, poll=poll,
-                       min_available_mb=min_available_mb)
+    rec = run_measured(
+        cmd + [job_path],
+        log_path,
+        env=env,
+        preexec=preexec,
+        timeout=timeout,
+        poll=poll,
+        min_available_mb=min_available_mb,
+    )
     ok = "error" not in rec and os.path.exists(job["result"]) and os.path.exists(job["model"])
     if ok:
         with open(job["result"]) as f:
@@ -414,11 +493,20 @@ def run_training(job, log_path, *, timeout=3 * 3600, poll=0.1, min_available_mb=
     if job["trainer"] == "hf-unigram":
         env["RUST_MIN_STACK"] = str(job["stack_mb"] << 20)
         preexec = _unlimited_stack
-    return run_job([sys.executable, os.path.abspath(__file__)], job, log_path, env=env, preexec=preexec,
-                   timeout=timeout, poll=poll, min_available_mb=min_available_mb)
+    return run_job(
+        [sys.executable, os.path.abspath(__file__)],
+        job,
+        log_path,
+        env=env,
+        preexec=preexec,
+        timeout=timeout,
+        poll=poll,
+        min_available_mb=min_available_mb,
+    )
 
 
 # --------------------------------------------------------------------------- evaluation
+
 
 class Model:
     """Encoder / decoder of a trained model, for held-out evaluation. `peer`: a trainer of
@@ -428,14 +516,17 @@ class Model:
         self.peer, self.path, self.n = peer, path, workers
         if peer in ("ours", "original"):
             import bytepiece_rs
+
             self.tok = bytepiece_rs.Tokenizer(path)
             self.vocab_size = self.tok.vocab_size
         elif peer.startswith("spm-"):
             import sentencepiece as spm
+
             self.tok = spm.SentencePieceProcessor(model_file=path)
             self.vocab_size = self.tok.get_piece_size()
         else:
             from tokenizers import Tokenizer
+
             self.tok = Tokenizer.from_file(path)
             self.vocab_size = self.tok.get_vocab_size()
 
@@ -469,7 +560,7 @@ def evaluate(peer, model_path, held, workers, names=None):
         nbytes = ntok = bad = 0
         first_bad = None
         for i in range(0, len(docs), 500):
-            chunk = docs[i:i + 500]
+            chunk = docs[i : i + 500]
             ids = m.encode(chunk)
             for d, x in zip(chunk, ids):
                 nbytes += len(d.encode("utf-8"))
@@ -478,13 +569,20 @@ def evaluate(peer, model_path, held, workers, names=None):
                     bad += 1
                     if first_bad is None:
                         first_bad = i + chunk.index(d)
-        out[name] = {"bytes": nbytes, "tokens": ntok, "bytes_per_token": nbytes / max(ntok, 1),
-                     "docs": len(docs), "roundtrip_fail": bad, "first_fail_doc": first_bad}
+        out[name] = {
+            "bytes": nbytes,
+            "tokens": ntok,
+            "bytes_per_token": nbytes / max(ntok, 1),
+            "docs": len(docs),
+            "roundtrip_fail": bad,
+            "first_fail_doc": first_bad,
+        }
     out["eval_s"] = time.perf_counter() - t0
     return out
 
 
 # --------------------------------------------------------------------------- report
+
 
 def fmt_mb(b):
     return "—" if b is None else f"{b / 2**20:,.0f}"

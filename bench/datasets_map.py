@@ -16,6 +16,7 @@ equal.
 
 Results go to stdout and to bench/results/datasets_map.md (+ .json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,41 +82,57 @@ def measure(kind: str, texts: list, repeat: int) -> dict:
     row = {"kind": kind, "rows": len(texts), "mb": nbytes / MB, "routes": {}}
     for name, runs in seconds.items():
         median = statistics.median(runs)
-        row["routes"][name] = {"runs_s": runs, "median_s": median, "rows_s": len(texts) / median,
-                               "mb_s": nbytes / MB / median, "type": str(columns[name].features["input_ids"])}
+        row["routes"][name] = {
+            "runs_s": runs,
+            "median_s": median,
+            "rows_s": len(texts) / median,
+            "mb_s": nbytes / MB / median,
+            "type": str(columns[name].features["input_ids"]),
+        }
     row["speedup"] = row["routes"]["naive"]["median_s"] / row["routes"]["dataset_tokenizer"]["median_s"]
     return row
 
 
 def report(rows: list, repeat: int) -> str:
     m = machine.describe()
-    lines = ["# datasets benchmark: `dataset_tokenizer` against the naive `encode_batch` lambda", "",
-             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {m['cpu']}, {m['cores']} cores; "
-             f"Python {m['python']}; bytepiece-rs {machine.version_of('bytepiece-rs')}, "
-             f"datasets {machine.version_of('datasets')}, pyarrow {machine.version_of('pyarrow')}",
-             f"- `Dataset.map(fn, batched=True, keep_in_memory=True)`, batches of 1,000 rows, all cores; "
-             f"median of {repeat} runs each, the two routes alternating", "",
-             "| rows | count | MB | route | median (s) | rows/s | MB/s | column | × naive |",
-             "|---|---:|---:|---|---:|---:|---:|---|---:|"]
+    lines = [
+        "# datasets benchmark: `dataset_tokenizer` against the naive `encode_batch` lambda",
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {m['cpu']}, {m['cores']} cores; "
+        f"Python {m['python']}; bytepiece-rs {machine.version_of('bytepiece-rs')}, "
+        f"datasets {machine.version_of('datasets')}, pyarrow {machine.version_of('pyarrow')}",
+        f"- `Dataset.map(fn, batched=True, keep_in_memory=True)`, batches of 1,000 rows, all cores; "
+        f"median of {repeat} runs each, the two routes alternating",
+        "",
+        "| rows | count | MB | route | median (s) | rows/s | MB/s | column | × naive |",
+        "|---|---:|---:|---|---:|---:|---:|---|---:|",
+    ]
     for row in rows:
         for name, r in row["routes"].items():
             speedup = row["speedup"] if name == "dataset_tokenizer" else 1.0
-            lines.append(f"| {row['kind']} | {row['rows']:,} | {row['mb']:.1f} | {name} | {r['median_s']:.2f} | "
-                         f"{r['rows_s']:,.0f} | {r['mb_s']:.1f} | `{r['type']}` | {speedup:.2f} |")
+            lines.append(
+                f"| {row['kind']} | {row['rows']:,} | {row['mb']:.1f} | {name} | {r['median_s']:.2f} | "
+                f"{r['rows_s']:,.0f} | {r['mb_s']:.1f} | `{r['type']}` | {speedup:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", os.path.join(HERE, "..", "..", "corpus")),
-                    help="the corpus of shared/corpus/build_corpus.sh (default: $BYTEPIECE_CORPUS, else ../corpus)")
+    ap.add_argument(
+        "--corpus",
+        default=os.environ.get("BYTEPIECE_CORPUS", os.path.join(HERE, "..", "..", "corpus")),
+        help="the corpus of shared/corpus/build_corpus.sh (default: $BYTEPIECE_CORPUS, else ../corpus)",
+    )
     ap.add_argument("--lines", type=int, default=150_000, help="rows of the lines workload (0: skip it)")
     ap.add_argument("--documents", type=int, default=15_000, help="rows of the documents workload (0: skip it)")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each route per workload")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "datasets_map.md"))
     a = ap.parse_args()
     if not os.path.isfile(os.path.join(a.corpus, "MANIFEST.tsv")):
-        raise SystemExit(f"no corpus in {a.corpus}: build it with shared/corpus/build_corpus.sh DIR, set BYTEPIECE_CORPUS=DIR")
+        raise SystemExit(
+            f"no corpus in {a.corpus}: build it with shared/corpus/build_corpus.sh DIR, set BYTEPIECE_CORPUS=DIR"
+        )
     import datasets
 
     datasets.disable_progress_bars()

@@ -66,6 +66,7 @@ PEER_TITLES = {
 
 # --------------------------------------------------------------------------- text
 
+
 def corpus_mix(corpus, cap_bytes, shares=(("zh", 3.0), ("en", 5.0), ("code", 0.5))):
     """Greedy interleave (always the language furthest below its share), test docs first."""
     streams, got, names = {}, {}, []
@@ -73,8 +74,10 @@ def corpus_mix(corpus, cap_bytes, shares=(("zh", 3.0), ("en", 5.0), ("code", 0.5
         files = [os.path.join(corpus, "%s.%s.jsonl" % (lang, part)) for part in ("test", "train")]
         files = [p for p in files if os.path.exists(p)]
         if not files:
-            raise SystemExit("no %s.{test,train}.jsonl in %s (build it with "
-                             "shared/corpus/build_corpus.sh, or pass --text)" % (lang, corpus))
+            raise SystemExit(
+                "no %s.{test,train}.jsonl in %s (build it with "
+                "shared/corpus/build_corpus.sh, or pass --text)" % (lang, corpus)
+            )
         names += [os.path.basename(p) for p in files]
         streams[lang] = (d for p in files for d in jsonl_texts(p))
         got[lang] = 0
@@ -127,6 +130,7 @@ def file_docs(path, cap_bytes, doc_bytes):
 
 # --------------------------------------------------------------------------- timing
 
+
 def timed_loads(loader, repeat, budget):
     times, obj = [], None
     while True:
@@ -156,7 +160,7 @@ def pool_runner(encode, docs, n):
     _POOL_ENCODE = encode
     ctx = multiprocessing.get_context("fork")
     pool = ctx.Pool(n)
-    pool.map(_pool_encode, docs[:n * 4], chunksize=1)  # make sure every worker is up
+    pool.map(_pool_encode, docs[: n * 4], chunksize=1)  # make sure every worker is up
     chunk = max(1, min(16, len(docs) // (n * 8) or 1))
 
     def run():
@@ -167,15 +171,17 @@ def pool_runner(encode, docs, n):
         pool.close()
         pool.join()
         _POOL_ENCODE = None
+
     return run, close
 
 
 def thread_runner(encode, docs, n):
     ex = ThreadPoolExecutor(n)
-    list(ex.map(encode, docs[:n * 4]))
+    list(ex.map(encode, docs[: n * 4]))
 
     def run():
         return list(ex.map(encode, docs))
+
     return run, lambda: ex.shutdown()
 
 
@@ -184,9 +190,9 @@ def convert_to_sentencepiece_lossy(bp_tok, path):
     valid UTF-8 (SentencePiece pieces are protobuf strings, so it cannot hold them) becomes an
     UNUSED placeholder at the same id. Returns the number of such pieces."""
     from sentencepiece.sentencepiece_model_pb2 import TrainerSpec, NormalizerSpec, ModelProto
+
     SP = ModelProto.SentencePiece
-    pieces = [SP(piece="<unk>", score=0, type=2), SP(piece="<s>", score=0, type=3),
-              SP(piece="</s>", score=0, type=3)]
+    pieces = [SP(piece="<unk>", score=0, type=2), SP(piece="<s>", score=0, type=3), SP(piece="</s>", score=0, type=3)]
     others, lost = [], 0
     for i in range(3, bp_tok.vocab_size):
         p = bp_tok._id2piece[i]
@@ -201,12 +207,13 @@ def convert_to_sentencepiece_lossy(bp_tok, path):
                 pieces.append(SP(piece="<bp_non_utf8_%d>" % i, score=s, type=5))
         else:
             pieces.append(SP(piece="<0x{:02X}>".format(ord(p)), score=s, type=6))
-    trainer_spec = TrainerSpec(model_type=1, vocab_size=len(pieces + others),
-                               split_by_unicode_script=False, byte_fallback=True)
-    normalizer_spec = NormalizerSpec(name="identity", precompiled_charsmap=b"",
-                                     add_dummy_prefix=False, remove_extra_whitespaces=False)
-    model = ModelProto(pieces=pieces + others, trainer_spec=trainer_spec,
-                       normalizer_spec=normalizer_spec)
+    trainer_spec = TrainerSpec(
+        model_type=1, vocab_size=len(pieces + others), split_by_unicode_script=False, byte_fallback=True
+    )
+    normalizer_spec = NormalizerSpec(
+        name="identity", precompiled_charsmap=b"", add_dummy_prefix=False, remove_extra_whitespaces=False
+    )
+    model = ModelProto(pieces=pieces + others, trainer_spec=trainer_spec, normalizer_spec=normalizer_spec)
     with open(path, "wb") as fw:
         fw.write(model.SerializeToString())
     return lost
@@ -214,6 +221,7 @@ def convert_to_sentencepiece_lossy(bp_tok, path):
 
 class Peer:
     """One tokenizer + API under test. Subclasses fill load(), one(), many()."""
+
     key = ""
     api1 = ""
     apin = ""
@@ -262,6 +270,7 @@ class Original(Peer):
 
     def load(self):
         import bytepiece
+
         return bytepiece.Tokenizer(self.args.model)
 
     def one(self, tok, docs):
@@ -278,6 +287,7 @@ class Ours(Peer):
 
     def load(self):
         import bytepiece_rs
+
         return bytepiece_rs.Tokenizer(self.args.model)
 
     def one(self, tok, docs):
@@ -347,6 +357,7 @@ class BytepiecePy(NoBatchPeer):
 
     def load(self):
         import bytepiece_py
+
         return bytepiece_py.Tokenizer(self.args.model)
 
     def encode_fn(self, tok):
@@ -359,6 +370,7 @@ class RsBytepiece(NoBatchPeer):
 
     def load(self):
         import rs_bytepiece
+
         return rs_bytepiece.Tokenizer(self.args.model)
 
     def encode_fn(self, tok):
@@ -373,6 +385,7 @@ class SentencePiece(Peer):
     def prepare(self):
         """Convert the model once (not timed); returns the .model path."""
         import bytepiece
+
         out = os.path.join(self.args.tmpdir, "spm-" + os.path.basename(self.args.model))
         bp = bytepiece.Tokenizer(self.args.model)
         try:
@@ -380,16 +393,19 @@ class SentencePiece(Peer):
             self.notes = "model converted by the original's `convert_to_sentencepiece`"
         except UnicodeDecodeError:
             lost = convert_to_sentencepiece_lossy(bp, out)
-            self.notes = ("the original's `convert_to_sentencepiece` fails on this model "
-                          "(UnicodeDecodeError: %d pieces are not valid UTF-8, which a "
-                          "SentencePiece model cannot hold); converted with the same code, "
-                          "those pieces made UNUSED placeholders" % lost)
+            self.notes = (
+                "the original's `convert_to_sentencepiece` fails on this model "
+                "(UnicodeDecodeError: %d pieces are not valid UTF-8, which a "
+                "SentencePiece model cannot hold); converted with the same code, "
+                "those pieces made UNUSED placeholders" % lost
+            )
         self.path = out
 
     nfc = False  # identity normaliser
 
     def load(self):
         import sentencepiece as spm
+
         return spm.SentencePieceProcessor(model_file=self.path)
 
     def one(self, tok, docs):
@@ -402,6 +418,7 @@ class SentencePiece(Peer):
 class Tiktoken(Peer):
     """tiktoken with a byte-level BPE trained by HF tokenizers (--tiktoken-hf): its own
     vocabulary, not the BytePiece model's (see tiktoken_bpe.py)."""
+
     key = "tiktoken"
     api1 = "`encode_ordinary_batch(docs, num_threads=1)`"
     apin = "`encode_ordinary_batch(docs, num_threads=N)`"
@@ -409,19 +426,22 @@ class Tiktoken(Peer):
     def prepare(self):
         """Convert the HF model to tiktoken's ranks once (not timed)."""
         from tiktoken_bpe import ranks_from_hf
+
         if not self.args.tiktoken_hf:
             raise RuntimeError("needs --tiktoken-hf (a HF byte-level BPE tokenizer.json)")
         self.ranks = ranks_from_hf(self.args.tiktoken_hf)
-        self.notes = ("a different vocabulary: the %d-token byte-level BPE trained by HF tokenizers in `%s`, "
-                      "converted to tiktoken ranks (GPT-2 pat_str, no special tokens); its ids cannot "
-                      "equal the original's, compare bytes/token instead"
-                      % (len(self.ranks), os.path.basename(self.args.tiktoken_hf)))
+        self.notes = (
+            "a different vocabulary: the %d-token byte-level BPE trained by HF tokenizers in `%s`, "
+            "converted to tiktoken ranks (GPT-2 pat_str, no special tokens); its ids cannot "
+            "equal the original's, compare bytes/token instead"
+            % (len(self.ranks), os.path.basename(self.args.tiktoken_hf))
+        )
 
     def load(self):
         import tiktoken
         from tiktoken_bpe import GPT2_PAT
-        return tiktoken.Encoding("hf-bytelevel-bpe", pat_str=GPT2_PAT, mergeable_ranks=self.ranks,
-                                 special_tokens={})
+
+        return tiktoken.Encoding("hf-bytelevel-bpe", pat_str=GPT2_PAT, mergeable_ranks=self.ranks, special_tokens={})
 
     nfc = False
 
@@ -452,6 +472,7 @@ def compare(ref, got):
 
 
 # --------------------------------------------------------------------------- main
+
 
 def fmt(x, nd=2):
     if x is None:
@@ -490,32 +511,65 @@ def released_model(name):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=os.environ.get("BYTEPIECE_MODEL"),
-                    help="BytePiece model (JSON) [$BYTEPIECE_MODEL, else bytepiece.plus.80k unzipped "
-                    "from ../shared/models]")
-    ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
-                    help="corpus dir with {zh,en,code}.{test,train}.jsonl [%(default)s]")
-    ap.add_argument("--text", help="encode this file instead (a .jsonl's \"text\" fields, "
-                    "else paragraphs grouped into documents of ~--doc-kb)")
+    ap.add_argument(
+        "--model",
+        default=os.environ.get("BYTEPIECE_MODEL"),
+        help="BytePiece model (JSON) [$BYTEPIECE_MODEL, else bytepiece.plus.80k unzipped from ../shared/models]",
+    )
+    ap.add_argument(
+        "--corpus",
+        default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
+        help="corpus dir with {zh,en,code}.{test,train}.jsonl [%(default)s]",
+    )
+    ap.add_argument(
+        "--text",
+        help='encode this file instead (a .jsonl\'s "text" fields, '
+        "else paragraphs grouped into documents of ~--doc-kb)",
+    )
     ap.add_argument("--mb", type=float, default=20.0, help="cap on the text size, MB of UTF-8 [%(default)s]")
     ap.add_argument("--doc-kb", type=float, default=16.0, help="document size for --text files [%(default)s]")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                    help="N for the 'all cores' column [%(default)s = all cores]")
-    ap.add_argument("--peers", default=None,
-                    help="comma list out of %s [all; tiktoken only with --tiktoken-hf]" % ",".join(ALL_PEERS))
-    ap.add_argument("--tiktoken-hf", metavar="JSON",
-                    help="HF tokenizers byte-level BPE (tokenizer.json) that tiktoken's Encoding is built "
-                    "from (bench/tiktoken_bpe.py); without it tiktoken is not run")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="N for the 'all cores' column [%(default)s = all cores]",
+    )
+    ap.add_argument(
+        "--peers",
+        default=None,
+        help="comma list out of %s [all; tiktoken only with --tiktoken-hf]" % ",".join(ALL_PEERS),
+    )
+    ap.add_argument(
+        "--tiktoken-hf",
+        metavar="JSON",
+        help="HF tokenizers byte-level BPE (tokenizer.json) that tiktoken's Encoding is built "
+        "from (bench/tiktoken_bpe.py); without it tiktoken is not run",
+    )
     ap.add_argument("--repeat", type=int, default=5, help="runs per measurement (median) [%(default)s]")
-    ap.add_argument("--budget", type=float, default=60.0,
-                    help="stop repeating a measurement once its runs took this many seconds [%(default)s]")
-    ap.add_argument("--peer-parallel", choices=["threads", "processes"], default="threads",
-                    help="N-core mode for bytepiece-py / rs-bytepiece, which have no batch API [%(default)s]")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "encode.md"),
-                    help="markdown results file (a .json is written beside it) [%(default)s]")
-    ap.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
-                    help="before each tokenizer, wait up to this long for other processes to use "
-                    "< 10%% of the CPU [%(default)s]")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=60.0,
+        help="stop repeating a measurement once its runs took this many seconds [%(default)s]",
+    )
+    ap.add_argument(
+        "--peer-parallel",
+        choices=["threads", "processes"],
+        default="threads",
+        help="N-core mode for bytepiece-py / rs-bytepiece, which have no batch API [%(default)s]",
+    )
+    ap.add_argument(
+        "--out",
+        default=os.path.join(HERE, "results", "encode.md"),
+        help="markdown results file (a .json is written beside it) [%(default)s]",
+    )
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each tokenizer, wait up to this long for other processes to use < 10%% of the CPU [%(default)s]",
+    )
     ap.add_argument("--no-check", action="store_true", help="do not fail when ours differs from the original")
     args = ap.parse_args(argv)
 
@@ -540,14 +594,23 @@ def main(argv=None):
         text_desc = "`%s`" % args.text
     else:
         docs, by_lang, files = corpus_mix(args.corpus, cap)
-        text_desc = ("corpus `%s` (%s): zh/en/code documents interleaved 3:5:0.5 by bytes, "
-                     "test documents first" % (args.corpus, ", ".join(files)))
+        text_desc = "corpus `%s` (%s): zh/en/code documents interleaved 3:5:0.5 by bytes, test documents first" % (
+            args.corpus,
+            ", ".join(files),
+        )
     nbytes = sum(len(d.encode("utf-8")) for d in docs)
     sha = hashlib.sha256("\n".join(docs).encode("utf-8")).hexdigest()
-    print("text: %d documents, %.2f MB UTF-8, %d chars (read in %.1f s)%s" % (
-        len(docs), nbytes / MB, sum(map(len, docs)), time.perf_counter() - t0,
-        "" if not by_lang else "; " + ", ".join("%s %.2f MB" % (lg, b / MB) for lg, b in by_lang.items())),
-        flush=True)
+    print(
+        "text: %d documents, %.2f MB UTF-8, %d chars (read in %.1f s)%s"
+        % (
+            len(docs),
+            nbytes / MB,
+            sum(map(len, docs)),
+            time.perf_counter() - t0,
+            "" if not by_lang else "; " + ", ".join("%s %.2f MB" % (lg, b / MB) for lg, b in by_lang.items()),
+        ),
+        flush=True,
+    )
     if not docs:
         raise SystemExit("no text")
 
@@ -572,6 +635,7 @@ def main(argv=None):
             "numpy": version_of("numpy"),
             "pyahocorasick": version_of("pyahocorasick"),
         }
+
     warm = docs[: max(n * 4, 16)]
     busy0, own0 = cpu_busy_seconds(), own_cpu_seconds()
     wall0 = time.perf_counter()
@@ -592,11 +656,29 @@ def main(argv=None):
     for name in [p for p in ALL_PEERS if p in peers]:
         for cls in PEER_CLASSES[name]:
             peer = cls(args)
-            row = {"key": peer.key, "tokenizer": PEER_TITLES[name], "api1": peer.api1,
-                   "apin": peer.apin, "load_s": None, "load_runs": [], "mbps1": None, "mbpsn": None,
-                   "runs1": [], "runsn": [], "cpu1": [], "tokens": None, "tokens_n": None,
-                   "same_docs": None, "same_docs_n": None, "roundtrip_fail": None, "error": None, "notes": "",
-                   "_busy": 0.0, "_own": 0.0, "_wall": 0.0}
+            row = {
+                "key": peer.key,
+                "tokenizer": PEER_TITLES[name],
+                "api1": peer.api1,
+                "apin": peer.apin,
+                "load_s": None,
+                "load_runs": [],
+                "mbps1": None,
+                "mbpsn": None,
+                "runs1": [],
+                "runsn": [],
+                "cpu1": [],
+                "tokens": None,
+                "tokens_n": None,
+                "same_docs": None,
+                "same_docs_n": None,
+                "roundtrip_fail": None,
+                "error": None,
+                "notes": "",
+                "_busy": 0.0,
+                "_own": 0.0,
+                "_wall": 0.0,
+            }
             rows.append(row)
             print("== %s %s" % (row["tokenizer"], peer.api1), flush=True)
             try:
@@ -657,11 +739,17 @@ def main(argv=None):
                     del res
                     mbps = nbytes / dt / MB
                     same = row["same_docs" + suffix]
-                    print("   %-14s %-10s %7.2f MB/s  %d ids%s" % (
-                        row["key"], "1 thread" if mode == "1" else "%d threads" % n, mbps,
-                        row["tokens" + suffix] or 0,
-                        "" if same is None or len(times) > 1 else
-                        ", ids = original's on %d/%d docs" % same), flush=True)
+                    print(
+                        "   %-14s %-10s %7.2f MB/s  %d ids%s"
+                        % (
+                            row["key"],
+                            "1 thread" if mode == "1" else "%d threads" % n,
+                            mbps,
+                            row["tokens" + suffix] or 0,
+                            "" if same is None or len(times) > 1 else ", ids = original's on %d/%d docs" % same,
+                        ),
+                        flush=True,
+                    )
     finally:
         for row, peer, runs, close in live:
             try:
@@ -674,7 +762,9 @@ def main(argv=None):
         for mode in ("1", "n"):
             if row["runs" + mode]:
                 row["mbps" + mode] = nbytes / statistics.median(row["runs" + mode]) / MB
-        row["mbps_cpu1"] = nbytes / statistics.median(row["cpu1"]) / MB if row["cpu1"] and min(row["cpu1"]) > 0 else None
+        row["mbps_cpu1"] = (
+            nbytes / statistics.median(row["cpu1"]) / MB if row["cpu1"] and min(row["cpu1"]) > 0 else None
+        )
         other = row.pop("_busy") - row.pop("_own")
         wall_r = row.pop("_wall")
         row["other_cpu_share"] = max(0.0, other) / (wall_r * (os.cpu_count() or 1)) if wall_r > 0 else None
@@ -692,10 +782,20 @@ def main(argv=None):
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(md)
     with open(os.path.splitext(args.out)[0] + ".json", "w", encoding="utf-8") as f:
-        json.dump({"machine": machine, "versions": versions, "model": args.model,
-                   "text": {"desc": text_desc, "documents": len(docs), "bytes": nbytes,
-                            "by_lang": by_lang, "sha256": sha},
-                   "threads": n, "tiktoken_hf": args.tiktoken_hf, "rows": rows}, f, indent=1, default=str)
+        json.dump(
+            {
+                "machine": machine,
+                "versions": versions,
+                "model": args.model,
+                "text": {"desc": text_desc, "documents": len(docs), "bytes": nbytes, "by_lang": by_lang, "sha256": sha},
+                "threads": n,
+                "tiktoken_hf": args.tiktoken_hf,
+                "rows": rows,
+            },
+            f,
+            indent=1,
+            default=str,
+        )
     print("written: %s" % args.out)
 
     ours = next((r for r in rows if r["key"] == "ours"), None)
@@ -705,8 +805,10 @@ def main(argv=None):
             if r["key"].startswith("ours") and not r["error"]:
                 for k in ("same_docs", "same_docs_n"):
                     if r[k] is not None and r[k][0] != r[k][1]:
-                        problems.append("%s %s: ids differ from the original on %d of %d documents"
-                                        % (r["key"], k, r[k][1] - r[k][0], r[k][1]))
+                        problems.append(
+                            "%s %s: ids differ from the original on %d of %d documents"
+                            % (r["key"], k, r[k][1] - r[k][0], r[k][1])
+                        )
         if problems:
             print("CHECK FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
             return 1
@@ -717,34 +819,54 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
     L = []
     L.append("# Encode benchmark\n")
     L.append("- date: %s" % machine["date"])
-    L.append("- machine: %s, %s cores, %s; Python %s" % (machine["cpu"], machine["cores"],
-                                                        machine["platform"], machine["python"]))
+    L.append(
+        "- machine: %s, %s cores, %s; Python %s"
+        % (machine["cpu"], machine["cores"], machine["platform"], machine["python"])
+    )
     share = machine.get("other_cpu_share")
-    L.append("- load average at start / end: %s / %s; CPU used by other processes during the run: %s" % (
-        " ".join(machine["loadavg_start"] or []), " ".join(machine["loadavg_end"] or []),
-        "n/a" if share is None else "%.0f%% of the machine" % (100 * share)))
+    L.append(
+        "- load average at start / end: %s / %s; CPU used by other processes during the run: %s"
+        % (
+            " ".join(machine["loadavg_start"] or []),
+            " ".join(machine["loadavg_end"] or []),
+            "n/a" if share is None else "%.0f%% of the machine" % (100 * share),
+        )
+    )
     L.append("- model: `%s`" % args.model)
-    L.append("- text: %s; %d documents, %.2f MB (UTF-8)%s; sha256 of the documents joined by `\\n`: `%s`" % (
-        text_desc, len(docs), nbytes / MB,
-        "" if not by_lang else " = " + " + ".join("%s %.2f MB" % (lg, b / MB) for lg, b in by_lang.items()),
-        sha[:16]))
+    L.append(
+        "- text: %s; %d documents, %.2f MB (UTF-8)%s; sha256 of the documents joined by `\\n`: `%s`"
+        % (
+            text_desc,
+            len(docs),
+            nbytes / MB,
+            "" if not by_lang else " = " + " + ".join("%s %.2f MB" % (lg, b / MB) for lg, b in by_lang.items()),
+            sha[:16],
+        )
+    )
     L.append("- versions: " + ", ".join("%s %s" % (k, v or "not installed") for k, v in versions.items()))
-    L.append("- MB/s = UTF-8 bytes of input / wall seconds (MB = 10^6 bytes), median of the runs shown "
-             "(at most %d runs; fewer once a measurement took %g s), the tokenizers taking turns round by "
-             "round. Load = median of up to 3 loads "
-             "of the model file (in the page cache), imports excluded. N = %d. \"others' CPU\" = share of "
-             "the machine's CPU time used by other processes while that row was measured (noise; "
-             "should be ~0%%). \"MB/CPU-s\" = the same bytes / CPU seconds of this process in the "
-             "1-thread runs (median): less sensitive to other load than wall time. Round-trip fails: documents "
-             "whose 1-thread ids decode to something else than the document (than NFC(document) for the "
-             "BytePiece tokenizers, which normalise to NFC)." % (args.repeat, args.budget, n))
+    L.append(
+        "- MB/s = UTF-8 bytes of input / wall seconds (MB = 10^6 bytes), median of the runs shown "
+        "(at most %d runs; fewer once a measurement took %g s), the tokenizers taking turns round by "
+        "round. Load = median of up to 3 loads "
+        'of the model file (in the page cache), imports excluded. N = %d. "others\' CPU" = share of '
+        "the machine's CPU time used by other processes while that row was measured (noise; "
+        'should be ~0%%). "MB/CPU-s" = the same bytes / CPU seconds of this process in the '
+        "1-thread runs (median): less sensitive to other load than wall time. Round-trip fails: documents "
+        "whose 1-thread ids decode to something else than the document (than NFC(document) for the "
+        "BytePiece tokenizers, which normalise to NFC)." % (args.repeat, args.budget, n)
+    )
     L.append("")
-    L.append("| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | 1 thread MB/CPU-s | runs | ids | bytes/id | round-trip fails (docs) | same ids as original (docs) | others' CPU |" % (n, n))
+    L.append(
+        "| tokenizer | API: 1 thread | API: N = %d | load (s) | 1 thread MB/s | %d threads MB/s | 1 thread MB/CPU-s | runs | ids | bytes/id | round-trip fails (docs) | same ids as original (docs) | others' CPU |"
+        % (n, n)
+    )
     L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in rows:
         if r["error"]:
-            L.append("| %s | %s | %s | %s | — | — | — | — | — | — | — | failed: %s | |" % (
-                r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), r["error"].replace("|", "\\|")))
+            L.append(
+                "| %s | %s | %s | %s | — | — | — | — | — | — | — | failed: %s | |"
+                % (r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), r["error"].replace("|", "\\|"))
+            )
             continue
         same = []
         for k in ("same_docs", "same_docs_n"):
@@ -754,12 +876,25 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         if r["key"] == "original":
             same_s = "reference (Pool: %s)" % ("%d/%d" % r["same_docs_n"] if r["same_docs_n"] else "?")
         oc = r.get("other_cpu_share")
-        L.append("| %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s | %s | %s |" % (
-            r["tokenizer"], r["api1"], r["apin"], fmt(r["load_s"], 3), fmt(r["mbps1"]), fmt(r["mbpsn"]),
-            fmt(r.get("mbps_cpu1")),
-            len(r["runs1"]), len(r["runsn"]), "{:,}".format(r["tokens"]) if r["tokens"] is not None else "—",
-            "%.3f" % (nbytes / r["tokens"]) if r["tokens"] else "—",
-            "—" if r["roundtrip_fail"] is None else "%d/%d" % (r["roundtrip_fail"], len(docs)), same_s, "—" if oc is None else "%.0f%%" % (100 * oc)))
+        L.append(
+            "| %s | %s | %s | %s | %s | %s | %s | %d / %d | %s | %s | %s | %s | %s |"
+            % (
+                r["tokenizer"],
+                r["api1"],
+                r["apin"],
+                fmt(r["load_s"], 3),
+                fmt(r["mbps1"]),
+                fmt(r["mbpsn"]),
+                fmt(r.get("mbps_cpu1")),
+                len(r["runs1"]),
+                len(r["runsn"]),
+                "{:,}".format(r["tokens"]) if r["tokens"] is not None else "—",
+                "%.3f" % (nbytes / r["tokens"]) if r["tokens"] else "—",
+                "—" if r["roundtrip_fail"] is None else "%d/%d" % (r["roundtrip_fail"], len(docs)),
+                same_s,
+                "—" if oc is None else "%.0f%%" % (100 * oc),
+            )
+        )
     notes = [(r["tokenizer"], r["notes"]) for r in rows if r["notes"]]
     if notes:
         L.append("")
@@ -773,6 +908,7 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         ra, rb = by.get(a), by.get(b)
         if not ra or not rb or not ra.get(ka) or not rb.get(kb):
             return None
+
         def src(k):
             return "cpu1" if k == "mbps_cpu1" else "runs" + k[4:]
 
@@ -787,37 +923,52 @@ def render(args, machine, versions, rows, docs, nbytes, by_lang, sha, text_desc,
         ("ours / original, 1 thread", ratio("ours", "mbps1", "original", "mbps1"), 15.0),
         ("ours / SentencePiece, 1 thread", ratio("ours", "mbps1", "sentencepiece", "mbps1"), 4.0),
         ("ours / original, 1 thread, by CPU time", ratio("ours", "mbps_cpu1", "original", "mbps_cpu1"), None),
-        ("ours / SentencePiece, 1 thread, by CPU time",
-         ratio("ours", "mbps_cpu1", "sentencepiece", "mbps_cpu1"), None),
+        ("ours / SentencePiece, 1 thread, by CPU time", ratio("ours", "mbps_cpu1", "sentencepiece", "mbps_cpu1"), None),
         ("ours %d threads / ours 1 thread" % n, ratio("ours", "mbpsn", "ours", "mbps1"), 1.8 if n >= 2 else None),
-        ("ours / original, %d threads (original: Pool of %d processes)" % (n, n),
-         ratio("ours", "mbpsn", "original", "mbpsn"), None),
+        (
+            "ours / original, %d threads (original: Pool of %d processes)" % (n, n),
+            ratio("ours", "mbpsn", "original", "mbpsn"),
+            None,
+        ),
         ("ours / SentencePiece, %d threads" % n, ratio("ours", "mbpsn", "sentencepiece", "mbpsn"), None),
         ("ours / bytepiece-py, 1 thread", ratio("ours", "mbps1", "bytepiece-py", "mbps1"), None),
         ("ours / rs-bytepiece, 1 thread", ratio("ours", "mbps1", "rs-bytepiece", "mbps1"), None),
         ("ours / tiktoken (own vocabulary), 1 thread", ratio("ours", "mbps1", "tiktoken", "mbps1"), None),
         ("ours / tiktoken (own vocabulary), %d threads" % n, ratio("ours", "mbpsn", "tiktoken", "mbpsn"), None),
-        ("ours `encode_batch_numpy` / `encode_batch`, 1 thread",
-         ratio("ours-numpy", "mbps1", "ours", "mbps1"), None),
+        ("ours `encode_batch_numpy` / `encode_batch`, 1 thread", ratio("ours-numpy", "mbps1", "ours", "mbps1"), None),
     ]
     for label, rv, target in checks:
         v, rng = rv if rv else (None, None)
-        L.append("| %s | %s | %s | %s | %s |" % (
-            label, "—" if v is None else "%.2f×" % v,
-            "—" if not rng else "%.2f–%.2f" % rng,
-            "—" if target is None else "≥ %g×" % target,
-            "" if target is None or v is None else ("yes" if v >= target else "**no**")))
+        L.append(
+            "| %s | %s | %s | %s | %s |"
+            % (
+                label,
+                "—" if v is None else "%.2f×" % v,
+                "—" if not rng else "%.2f–%.2f" % rng,
+                "—" if target is None else "≥ %g×" % target,
+                "" if target is None or v is None else ("yes" if v >= target else "**no**"),
+            )
+        )
     o = by.get("ours")
     load = o["load_s"] if o else None
-    L.append("| ours model load (s) | %s | %s | ≤ 0.1 s | %s |" % (
-        "—" if load is None else "%.3f" % load,
-        "—" if not o or not o.get("load_runs") else "%.3f–%.3f" % (min(o["load_runs"]), max(o["load_runs"])),
-        "" if load is None else ("yes" if load <= 0.1 else "**no**")))
+    L.append(
+        "| ours model load (s) | %s | %s | ≤ 0.1 s | %s |"
+        % (
+            "—" if load is None else "%.3f" % load,
+            "—" if not o or not o.get("load_runs") else "%.3f–%.3f" % (min(o["load_runs"]), max(o["load_runs"])),
+            "" if load is None else ("yes" if load <= 0.1 else "**no**"),
+        )
+    )
     if o and by.get("original"):
         L.append("")
-        L.append("ids: ours %s, original %s -> %s." % (
-            "{:,}".format(o["tokens"]), "{:,}".format(by["original"]["tokens"]),
-            "same count" if o["tokens"] == by["original"]["tokens"] else "**DIFFERENT COUNT**"))
+        L.append(
+            "ids: ours %s, original %s -> %s."
+            % (
+                "{:,}".format(o["tokens"]),
+                "{:,}".format(by["original"]["tokens"]),
+                "same count" if o["tokens"] == by["original"]["tokens"] else "**DIFFERENT COUNT**",
+            )
+        )
     L.append("")
     return "\n".join(L)
 

@@ -7,6 +7,7 @@ Prints, for each kind of input and size in MB, the seconds and the MB/s of
 `--original`, also times the original bytepiece on the 1 MB real-text line (its backtracking is
 quadratic in the line's length).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,7 @@ def real_line(nbytes: int) -> str:
 KINDS = {
     "real text, one line": real_line,
     "'a' repeated": lambda n: "a" * n,
-    "one emoji repeated": lambda n: "\U0001F600" * (n // 4),
+    "one emoji repeated": lambda n: "\U0001f600" * (n // 4),
 }
 
 

@@ -1,4 +1,5 @@
 """What the benchmarks share: the machine's description and how busy other processes keep it."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -37,8 +38,13 @@ def describe() -> dict:
         os_name = "%s (%s)" % (rel.get("PRETTY_NAME", "").strip('"'), os_name)
     except OSError:
         pass
-    return {"cpu": cpu_model(), "cores": os.cpu_count() or 1, "ram_gib": round(mem / 2**30, 1),
-            "os": os_name, "python": platform.python_version()}
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 1,
+        "ram_gib": round(mem / 2**30, 1),
+        "os": os_name,
+        "python": platform.python_version(),
+    }
 
 
 def version_of(*dists):
@@ -91,8 +97,10 @@ def wait_idle(max_wait: float, threshold: float = 0.1, window: float = 5.0) -> f
         share = other_cpu_share(window)
         if share < threshold or time.perf_counter() - t0 >= max_wait:
             return share
-        print("   machine busy (%.0f%% used by other processes, load %s), waiting ..."
-              % (100 * share, loadavg()), flush=True)
+        print(
+            "   machine busy (%.0f%% used by other processes, load %s), waiting ..." % (100 * share, loadavg()),
+            flush=True,
+        )
 
 
 def take_capped(texts, cap_bytes):

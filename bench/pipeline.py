@@ -20,6 +20,7 @@ the two serial rates).
     python3 bench/pipeline.py                       # mix.train.txt of the corpus, 80k model, ~6 min
     python3 bench/pipeline.py --repeats 1 --mb 40   # quicker
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,22 @@ def input_file(corpus: str, mb: float, work: str) -> str:
 
 def run_pipeline(path: str, model: str, fmt: str, threads: int, out: str) -> float:
     """Wall seconds of the whole `bytepiece encode` process."""
-    cmd = [sys.executable, "-m", "bytepiece_rs", "encode", path, "-m", model, "--format", fmt, "-o", out,
-           "--threads", str(threads), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bytepiece_rs",
+        "encode",
+        path,
+        "-m",
+        model,
+        "--format",
+        fmt,
+        "-o",
+        out,
+        "--threads",
+        str(threads),
+        "-q",
+    ]
     t = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t
@@ -85,8 +100,13 @@ def in_process(tok, path: str, fmt: str, out: str, threads: int) -> dict:
     dtype = "uint16" if tok.vocab_size <= 1 << 16 else "uint32"
     with AtomicOutput() as o:
         writer = WRITERS[fmt](o, out, dtype)
-        run = tok._encoder.encode_files([(path, None)], lambda data, lengths, n: writer.write(data, lengths),
-                                        writer.core_format, num_threads=threads, output=writer.output())
+        run = tok._encoder.encode_files(
+            [(path, None)],
+            lambda data, lengths, n: writer.write(data, lengths),
+            writer.core_format,
+            num_threads=threads,
+            output=writer.output(),
+        )
         writer.finish()
     return run
 
@@ -94,16 +114,21 @@ def in_process(tok, path: str, fmt: str, out: str, threads: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "corpus"))
-    ap.add_argument("--shared", default=os.environ.get("BYTEPIECE_SHARED",
-                                                       os.path.join(os.path.dirname(__file__), "..", "..", "shared")))
+    ap.add_argument(
+        "--shared",
+        default=os.environ.get("BYTEPIECE_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared")),
+    )
     ap.add_argument("--model", default="bytepiece.plus.80k", help="a released model of shared/models")
     ap.add_argument("--mb", type=float, default=0, help="use the first MB of mix.train.txt (default: all)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--formats", default="bin,ids")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--serial-dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
-                    help="where the serial costs' outputs go (default /dev/shm: memory, so that the figure is the "
-                         "pipeline's own work, not the disk's write-back)")
+    ap.add_argument(
+        "--serial-dir",
+        default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+        help="where the serial costs' outputs go (default /dev/shm: memory, so that the figure is the "
+        "pipeline's own work, not the disk's write-back)",
+    )
     ap.add_argument("--serial-only", action="store_true", help="measure the serial costs only")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "pipeline.md"))
     a = ap.parse_args()
@@ -128,10 +153,22 @@ def main() -> None:
                 pipe.append(run_pipeline(path, model, fmt, threads, out + "." + fmt))
                 engine.append(run_engine(tok, lines, threads))
             p, e = statistics.median(pipe), statistics.median(engine)
-            rows.append({"threads": threads, "format": fmt, "pipeline_s": pipe, "engine_s": engine,
-                         "pipeline_mb_s": size / MB / p, "engine_mb_s": size / MB / e, "ratio": e / p})
-            print(f"   {threads} thread(s) {fmt:>4}: pipeline {size / MB / p:6.1f} MB/s, engine {size / MB / e:6.1f} MB/s, "
-                  f"pipeline/engine {e / p:.2f}", flush=True)
+            rows.append(
+                {
+                    "threads": threads,
+                    "format": fmt,
+                    "pipeline_s": pipe,
+                    "engine_s": engine,
+                    "pipeline_mb_s": size / MB / p,
+                    "engine_mb_s": size / MB / e,
+                    "ratio": e / p,
+                }
+            )
+            print(
+                f"   {threads} thread(s) {fmt:>4}: pipeline {size / MB / p:6.1f} MB/s, engine {size / MB / e:6.1f} MB/s, "
+                f"pipeline/engine {e / p:.2f}",
+                flush=True,
+            )
     alone = {}
     if a.threads > 1 and not a.serial_only:
         for fmt in a.formats.split(","):
@@ -143,8 +180,10 @@ def main() -> None:
     costs = {}
     serial_out = os.path.join(tempfile.mkdtemp(dir=a.serial_dir), "out") if a.serial_dir else out
     for fmt in a.formats.split(","):  # the run of median wall time among `repeats`
-        runs = sorted((in_process(tok, path, fmt, serial_out + "." + fmt, 1) for _ in range(a.repeats)),
-                      key=lambda r: r["wall_seconds"])
+        runs = sorted(
+            (in_process(tok, path, fmt, serial_out + "." + fmt, 1) for _ in range(a.repeats)),
+            key=lambda r: r["wall_seconds"],
+        )
         costs[fmt] = runs[len(runs) // 2]
     if a.serial_dir:
         subprocess.run(["rm", "-rf", os.path.dirname(serial_out)])
@@ -154,17 +193,25 @@ def main() -> None:
 
 def report(rows, alone, costs, size, n_lines, a) -> None:
     L = ["# The file-to-file pipeline against the engine", ""]
-    L.append(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine.cpu_model()}, "
-             f"{os.cpu_count()} cores; bytepiece-rs {machine.version_of('bytepiece-rs')}")
-    L.append(f"- input: `mix.train.txt` of the corpus{f' (first {a.mb:g} MB)' if a.mb else ''}: {size / MB:,.1f} MB, "
-             f"{n_lines:,} lines; model `{a.model}`; {a.repeats} alternating runs each, medians")
-    L.append("- pipeline: the whole `bytepiece encode FILE -m MODEL --format F -o OUT --threads T -q` process; "
-             "engine: the `encode_batch_numpy(lines, num_threads=T)` call alone, lines in memory")
+    L.append(
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {machine.cpu_model()}, "
+        f"{os.cpu_count()} cores; bytepiece-rs {machine.version_of('bytepiece-rs')}"
+    )
+    L.append(
+        f"- input: `mix.train.txt` of the corpus{f' (first {a.mb:g} MB)' if a.mb else ''}: {size / MB:,.1f} MB, "
+        f"{n_lines:,} lines; model `{a.model}`; {a.repeats} alternating runs each, medians"
+    )
+    L.append(
+        "- pipeline: the whole `bytepiece encode FILE -m MODEL --format F -o OUT --threads T -q` process; "
+        "engine: the `encode_batch_numpy(lines, num_threads=T)` call alone, lines in memory"
+    )
     L.append("")
     L.append("| threads | format | pipeline MB/s | engine MB/s | pipeline / engine |")
     L.append("|---:|---|---:|---:|---:|")
     for r in rows:
-        L.append(f"| {r['threads']} | {r['format']} | {r['pipeline_mb_s']:.1f} | {r['engine_mb_s']:.1f} | {r['ratio']:.2f} |")
+        L.append(
+            f"| {r['threads']} | {r['format']} | {r['pipeline_mb_s']:.1f} | {r['engine_mb_s']:.1f} | {r['ratio']:.2f} |"
+        )
     by = {(r["threads"], r["format"]): r for r in rows}
     top = max((r["threads"] for r in rows), default=1)
     L.append("")
@@ -174,13 +221,17 @@ def report(rows, alone, costs, size, n_lines, a) -> None:
             L.append(f"- the command `{fmt}`, {top} threads against 1: {s:.2f}x")
         if fmt in alone:
             w = alone[fmt]
-            L.append(f"- the pipeline alone (in this process: no start, index completion or fsync) `{fmt}`, "
-                     f"{top} threads against 1: {w[1] / w[top]:.2f}x ({w[1]:.2f} s against {w[top]:.2f} s)")
+            L.append(
+                f"- the pipeline alone (in this process: no start, index completion or fsync) `{fmt}`, "
+                f"{top} threads against 1: {w[1] / w[top]:.2f}x ({w[1]:.2f} s against {w[top]:.2f} s)"
+            )
     L.append("")
     L.append("## Serial work per MB, and the ceiling it sets")
     L.append("")
-    L.append("| format | encode (1 core) ms/MB | read ms/MB | write ms/MB | serial ceiling MB/s | "
-             "x one core | " + " | ".join(f"{c} cores MB/s" for c in CORES) + " |")
+    L.append(
+        "| format | encode (1 core) ms/MB | read ms/MB | write ms/MB | serial ceiling MB/s | "
+        "x one core | " + " | ".join(f"{c} cores MB/s" for c in CORES) + " |"
+    )
     L.append("|---|---:|---:|---:|---:|---:|" + "---:|" * len(CORES))
     for fmt, c in costs.items():
         mb = c["input_bytes"] / MB
@@ -190,12 +241,16 @@ def report(rows, alone, costs, size, n_lines, a) -> None:
         cells = " | ".join(f"{min(n * one, ceiling):,.0f}" for n in CORES)
         L.append(f"| {fmt} | {enc:.1f} | {rd:.2f} | {wr:.2f} | {ceiling:,.0f} | {ceiling / one:,.0f} | {cells} |")
     L.append("")
-    L.append(f"Serial costs written to `{a.serial_dir or 'the work folder'}` (memory: the pipeline's own work; "
-             "a disk adds its write bandwidth as a further limit).")
+    L.append(
+        f"Serial costs written to `{a.serial_dir or 'the work folder'}` (memory: the pipeline's own work; "
+        "a disk adds its write bandwidth as a further limit)."
+    )
     L.append("")
-    L.append("Reading and writing each run on a thread of their own, beside the workers: on C cores the pipeline "
-             "runs at about min(C x one core's encode speed, the serial ceiling), assuming the encode scales "
-             "with cores (it shares nothing but the model) and the disk keeps up (page cache here).")
+    L.append(
+        "Reading and writing each run on a thread of their own, beside the workers: on C cores the pipeline "
+        "runs at about min(C x one core's encode speed, the serial ceiling), assuming the encode scales "
+        "with cores (it shares nothing but the model) and the disk keeps up (page cache here)."
+    )
     text = "\n".join(L) + "\n"
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:

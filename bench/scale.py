@@ -28,6 +28,7 @@ zh + en + code train files; past that the Linux kernel sources of shared/corpus/
 Writes --out (default bench/SCALE.md), results/scale.json and plots/scale-*.png beside it.
 Exit status: 0; 1 if a run failed; 2 on a usage error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,11 @@ PEERS = {
     "ours-mem": {"trainer": "ours", "title": "bytepiece-rs, max_memory_mb={mem}"},
     "ours-stages": {"trainer": None, "title": "bytepiece-rs stage by stage ({shards} shards)"},
     "spm-bpe": {"trainer": "spm-bpe", "title": "SentencePiece BPE (default)"},
-    "spm-bpe-hc": {"trainer": "spm-bpe", "title": "SentencePiece BPE (high compression)",
-                   "spm_args": {"split_by_whitespace": False, "max_sentencepiece_length": 36}},
+    "spm-bpe-hc": {
+        "trainer": "spm-bpe",
+        "title": "SentencePiece BPE (high compression)",
+        "spm_args": {"split_by_whitespace": False, "max_sentencepiece_length": 36},
+    },
     "hf-bpe": {"trainer": "hf-bpe", "title": "HF tokenizers BPE"},
 }
 BASE = "spm-bpe"  # the ratios are against this run
@@ -97,6 +101,7 @@ def title(peer, a):
 
 
 # --------------------------------------------------------------------------- text
+
 
 def _doc_lengths(corpus, lang):
     """UTF-8 lengths (+ 1 for the newline) of the training documents of `lang`, in file order."""
@@ -177,8 +182,10 @@ def build_texts(a, workdir):
             _copy_prefix(base, path, n)
         else:
             if not kernel or not os.path.exists(kernel):
-                notes.append(f"{s:g} MB not run: more than the {total / MB:.0f} MB of the corpus and no kernel.txt "
-                             f"(build it with shared/corpus/build_large.sh DIR and pass --large DIR)")
+                notes.append(
+                    f"{s:g} MB not run: more than the {total / MB:.0f} MB of the corpus and no kernel.txt "
+                    f"(build it with shared/corpus/build_large.sh DIR and pass --large DIR)"
+                )
                 continue
             k = _line_end_before(kernel, want - total)
             shutil.copyfile(base, path)
@@ -189,8 +196,10 @@ def build_texts(a, workdir):
         info["bytes"] = os.path.getsize(path)
         info["longest_line_bytes"] = longest_line(path)
         out[s] = info
-        log(f"   {s:g} MB: {info['bytes']:,} bytes (kernel sources {info['kernel_bytes']:,}), "
-            f"longest line {info['longest_line_bytes']:,} bytes")
+        log(
+            f"   {s:g} MB: {info['bytes']:,} bytes (kernel sources {info['kernel_bytes']:,}), "
+            f"longest line {info['longest_line_bytes']:,} bytes"
+        )
     os.remove(base)
     return out, notes, {"corpus_bytes": total, "per_language": per_lang}
 
@@ -240,14 +249,19 @@ def load_held_out(corpus, cap_mb):
 
 # --------------------------------------------------------------------------- subprocess bodies
 
+
 def _stage(stages, name, fn, **info):
     """Runs one stage in this process: wall and CPU time, and its peak RSS (VmHWM reset first)."""
     reset_hwm()
     c0, t0 = os.times(), time.perf_counter()
     out = fn()
     c1 = os.times()
-    rec = {"stage": name, "wall_s": time.perf_counter() - t0,
-           "cpu_s": (c1.user - c0.user) + (c1.system - c0.system), "peak_rss": rss_hwm(os.getpid())[1]}
+    rec = {
+        "stage": name,
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": (c1.user - c0.user) + (c1.system - c0.system),
+        "peak_rss": rss_hwm(os.getpid())[1],
+    }
     rec.update(info)
     if isinstance(out, bytes):
         rec["out_bytes"] = len(out)
@@ -276,38 +290,56 @@ def stages_main(job):
         while len(tables) > fan_in:
             nxt, cov = [], []
             for i in range(0, len(tables), fan_in):
-                group = tables[i:i + fan_in]
-                nxt.append(_stage(stages, f"merge-{kind}", lambda g=group: merge_counts(*g), level=level,
-                                  in_bytes=sum(map(len, group)), covers_bytes=sum(covered[i:i + fan_in])))
-                cov.append(sum(covered[i:i + fan_in]))
+                group = tables[i : i + fan_in]
+                nxt.append(
+                    _stage(
+                        stages,
+                        f"merge-{kind}",
+                        lambda g=group: merge_counts(*g),
+                        level=level,
+                        in_bytes=sum(map(len, group)),
+                        covers_bytes=sum(covered[i : i + fan_in]),
+                    )
+                )
+                cov.append(sum(covered[i : i + fan_in]))
             tables, covered = nxt, cov
             level += 1
         return tables
 
     sizes = [os.path.getsize(s) for s in job["shards"]]
     unit = OURS_TEXT_UNIT
-    tables = [_stage(stages, "ngrams", lambda s=s: count_ngrams(s, args, threads=threads, text_unit=unit), shard_bytes=n)
-              for s, n in zip(job["shards"], sizes)]
+    tables = [
+        _stage(stages, "ngrams", lambda s=s: count_ngrams(s, args, threads=threads, text_unit=unit), shard_bytes=n)
+        for s, n in zip(job["shards"], sizes)
+    ]
     last_ngrams = merge_levels(tables, "ngrams", sizes)
     del tables
     # the last merge prunes as it merges
     model = _stage(stages, "model", lambda: ngram_model_table(last_ngrams, args), in_bytes=sum(map(len, last_ngrams)))
     # the first task of a process also builds the n-gram model from the table (once)
-    tables = [_stage(stages, "pieces", lambda s=s: count_pieces(s, model, args, threads=threads, text_unit=unit),
-                     shard_bytes=n)
-              for s, n in zip(job["shards"], sizes)]
+    tables = [
+        _stage(
+            stages, "pieces", lambda s=s: count_pieces(s, model, args, threads=threads, text_unit=unit), shard_bytes=n
+        )
+        for s, n in zip(job["shards"], sizes)
+    ]
     last_pieces = merge_levels(tables, "pieces", sizes)
     del tables
     # the client merges the last piece tables as it prunes them
-    trainer = _stage(stages, "prune", lambda: prune_counts(last_pieces, args, threads=threads),
-                     in_bytes=sum(map(len, last_pieces)))
+    trainer = _stage(
+        stages, "prune", lambda: prune_counts(last_pieces, args, threads=threads), in_bytes=sum(map(len, last_pieces))
+    )
     trainer.save(job["model"])
     train_s = time.perf_counter() - t0
     # for the projection, not part of the training: one merge task of each kind, on the last tables
     for kind, last in (("ngrams", last_ngrams), ("pieces", last_pieces)):
         _stage(stages, f"probe-merge-{kind}", lambda g=last: merge_counts(*g), in_bytes=sum(map(len, last)))
-    res = {"train_s": train_s, "stages": stages, "hwm_self": rss_hwm(os.getpid())[1],
-           "model_bytes": os.path.getsize(job["model"])}
+    res = {
+        "train_s": train_s,
+        "stages": stages,
+        "hwm_self": rss_hwm(os.getpid())[1],
+        "model_bytes": os.path.getsize(job["model"]),
+    }
     with open(job["result"], "w") as f:
         json.dump(res, f)
 
@@ -333,8 +365,14 @@ def dask_main(job):
     from dask.distributed import Client, LocalCluster
 
     t0 = time.perf_counter()
-    cluster = LocalCluster(n_workers=job["workers"], threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=logging.WARNING)
+    cluster = LocalCluster(
+        n_workers=job["workers"],
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.WARNING,
+    )
     client = Client(cluster)
     res = {"cluster_start_s": time.perf_counter() - t0}
     try:
@@ -342,8 +380,15 @@ def dask_main(job):
         res["client_rss_before"] = rss_hwm(os.getpid())[0]
         reset_hwm()
         c0, t1 = os.times(), time.perf_counter()
-        trainer = train_distributed(client, job["shards"], threads=1, fan_in=job["fan_in"], text_unit=OURS_TEXT_UNIT,
-                                    **job["trainer_args"], **job.get("bound", {}))
+        trainer = train_distributed(
+            client,
+            job["shards"],
+            threads=1,
+            fan_in=job["fan_in"],
+            text_unit=OURS_TEXT_UNIT,
+            **job["trainer_args"],
+            **job.get("bound", {}),
+        )
         trainer.save(job["model"])
         c1 = os.times()
         res["train_s"] = time.perf_counter() - t1
@@ -365,20 +410,43 @@ def dask_main(job):
 def run_sub(kind, job, log_path, a):
     """Runs stages_main or dask_main in a subprocess (common.run_job)."""
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.workers))
-    return run_job([sys.executable, os.path.abspath(__file__), f"--_{kind}"], job, log_path, env=env,
-                   timeout=a.timeout, poll=a.poll, min_available_mb=a.min_available_mb)
+    return run_job(
+        [sys.executable, os.path.abspath(__file__), f"--_{kind}"],
+        job,
+        log_path,
+        env=env,
+        timeout=a.timeout,
+        poll=a.poll,
+        min_available_mb=a.min_available_mb,
+    )
 
 
 # --------------------------------------------------------------------------- sweeps
 
+
 def trainer_args(a):
-    return {"order": a.order, "max_vocab_size": a.vocab, "min_count": a.min_count,
-            "max_piece_length": a.max_piece_length}
+    return {
+        "order": a.order,
+        "max_vocab_size": a.vocab,
+        "min_count": a.min_count,
+        "max_piece_length": a.max_piece_length,
+    }
 
 
 def _job(a, trainer, files, model, result, max_line, **extra):
-    return train_job(trainer, files, model, result, workers=a.workers, vocab=a.vocab, order=a.order,
-                     min_count=a.min_count, max_piece_length=a.max_piece_length, max_line=max_line, **extra)
+    return train_job(
+        trainer,
+        files,
+        model,
+        result,
+        workers=a.workers,
+        vocab=a.vocab,
+        order=a.order,
+        min_count=a.min_count,
+        max_piece_length=a.max_piece_length,
+        max_line=max_line,
+        **extra,
+    )
 
 
 def predicted_peak(done, size):
@@ -404,8 +472,14 @@ def run_one(peer, size, info, a, workdir, rep):
     rec["load_before"] = loadavg()
     if peer == "ours-stages":
         shards = write_shards(info["path"], a.shards, os.path.join(workdir, f"shards.{size:g}MB"))
-        job = {"shards": shards, "trainer_args": trainer_args(a), "threads": a.workers, "fan_in": a.fan_in,
-               "model": base + ".json", "result": base + ".result.json"}
+        job = {
+            "shards": shards,
+            "trainer_args": trainer_args(a),
+            "threads": a.workers,
+            "fan_in": a.fan_in,
+            "model": base + ".json",
+            "result": base + ".result.json",
+        }
         rec.update(run_sub("stages", job, base + ".log", a))
         rec["model"] = job["model"]
         shutil.rmtree(os.path.dirname(shards[0]), ignore_errors=True)
@@ -437,32 +511,45 @@ def single_machine_sweep(a, texts, held, workdir, skipped):
                     continue
                 pred, avail = predicted_peak(peaks[peer], size), meminfo().get("MemAvailable", 0)
                 if pred and pred > 0.85 * avail:
-                    skipped[(peer, size)] = (f"would not fit: {pred / 2**30:.1f} GiB predicted from the smaller "
-                                             f"sizes, {avail / 2**30:.1f} GiB available")
+                    skipped[(peer, size)] = (
+                        f"would not fit: {pred / 2**30:.1f} GiB predicted from the smaller "
+                        f"sizes, {avail / 2**30:.1f} GiB available"
+                    )
                     log(f"== {title(peer, a)}, {size:g} MB: skipped ({skipped[(peer, size)]})")
                     continue
                 log(f"== {title(peer, a)}, {size:g} MB" + (f" (round {rep + 1}/{a.repeat})" if a.repeat > 1 else ""))
                 try:
                     r = run_one(peer, size, texts[size], a, workdir, rep)
                 except Exception:  # noqa: BLE001 - reported in the results
-                    r = {"peer": peer, "size_mb": size, "ok": False, "error": "benchmark error",
-                         "log_tail": traceback.format_exc()}
+                    r = {
+                        "peer": peer,
+                        "size_mb": size,
+                        "ok": False,
+                        "error": "benchmark error",
+                        "log_tail": traceback.format_exc(),
+                    }
                 runs.append(r)
                 if not r["ok"]:
                     log(f"   FAILED: {r['error']}\n{r.get('log_tail', '')}")
                     skipped[(peer, size)] = f"failed: {r['error']}"
                     continue
                 peaks[peer][size] = max(peaks[peer].get(size, 0), r["peak_rss_tree"])
-                log(f"   {r['train_s']:.2f} s, peak RSS {fmt_mb(r['peak_rss_tree'])} MiB, "
-                    f"others' CPU {100 * r['others_cpu']:.0f}%")
+                log(
+                    f"   {r['train_s']:.2f} s, peak RSS {fmt_mb(r['peak_rss_tree'])} MiB, "
+                    f"others' CPU {100 * r['others_cpu']:.0f}%"
+                )
                 kind = PEERS[peer]["trainer"]
                 if kind and (peer, size) not in evals:
                     try:
                         evals[(peer, size)] = evaluate(kind, r["model"], held, a.workers, HELD)
                         e = evals[(peer, size)]
-                        log("   bytes/token per doc " + " / ".join(f"{e[f'{x}/doc']['bytes_per_token']:.3f}" for x in LANGS)
-                            + ", per line " + " / ".join(f"{e[f'{x}/line']['bytes_per_token']:.3f}" for x in LANGS)
-                            + f" (zh/en/code; evaluated in {e['eval_s']:.0f} s)")
+                        log(
+                            "   bytes/token per doc "
+                            + " / ".join(f"{e[f'{x}/doc']['bytes_per_token']:.3f}" for x in LANGS)
+                            + ", per line "
+                            + " / ".join(f"{e[f'{x}/line']['bytes_per_token']:.3f}" for x in LANGS)
+                            + f" (zh/en/code; evaluated in {e['eval_s']:.0f} s)"
+                        )
                     except Exception:  # noqa: BLE001
                         evals[(peer, size)] = {"error": traceback.format_exc()}
                         log(evals[(peer, size)]["error"])
@@ -488,26 +575,47 @@ def dask_sweep(a, texts, workdir):
     if size not in texts:
         return {"error": f"no training text of {size:g} MB (--dask-mb must be one of --sizes)"}
     shards = write_shards(texts[size]["path"], a.shards, os.path.join(workdir, "dask-shards"))
-    out = {"size_mb": size, "bytes": texts[size]["bytes"], "shards": len(shards),
-           "shard_bytes": [os.path.getsize(s) for s in shards], "runs": []}
+    out = {
+        "size_mb": size,
+        "bytes": texts[size]["bytes"],
+        "shards": len(shards),
+        "shard_bytes": [os.path.getsize(s) for s in shards],
+        "runs": [],
+    }
     max_line = max(longest_line(s) for s in shards)
     for rep in range(a.repeat):
         for name in DASK_RUNS:
             base = os.path.join(workdir, f"dask.{name}.r{rep}")
-            log(f"== {name}, {size:g} MB in {len(shards)} shards" + (f" (round {rep + 1}/{a.repeat})" if a.repeat > 1 else ""))
+            log(
+                f"== {name}, {size:g} MB in {len(shards)} shards"
+                + (f" (round {rep + 1}/{a.repeat})" if a.repeat > 1 else "")
+            )
             if name == "single":
                 job = _job(a, "ours", shards, base + ".json", base + ".result.json", max_line)
-                r = run_training(job, base + ".log", timeout=a.timeout, poll=a.poll, min_available_mb=a.min_available_mb)
+                r = run_training(
+                    job, base + ".log", timeout=a.timeout, poll=a.poll, min_available_mb=a.min_available_mb
+                )
             else:
-                job = {"shards": shards, "workers": int(name.split("-")[1]), "trainer_args": trainer_args(a),
-                       "fan_in": a.fan_in, "model": base + ".json", "result": base + ".result.json",
-                       "bound": {"max_memory_mb": a.max_memory_mb} if name.endswith("-mem") else {}}
+                job = {
+                    "shards": shards,
+                    "workers": int(name.split("-")[1]),
+                    "trainer_args": trainer_args(a),
+                    "fan_in": a.fan_in,
+                    "model": base + ".json",
+                    "result": base + ".result.json",
+                    "bound": {"max_memory_mb": a.max_memory_mb} if name.endswith("-mem") else {},
+                }
                 r = run_sub("dask", job, base + ".log", a)
             r.update({"run": name, "repeat": rep, "model": job["model"]})
             if r["ok"]:
-                log(f"   {r['train_s']:.2f} s, peak RSS of the tree {fmt_mb(r['peak_rss_tree'])} MiB"
-                    + (f", worker peak {fmt_mb(r['worker_peak_rss'])} MiB, client peak {fmt_mb(r['client_peak_rss'])} MiB"
-                       if name != "single" else ""))
+                log(
+                    f"   {r['train_s']:.2f} s, peak RSS of the tree {fmt_mb(r['peak_rss_tree'])} MiB"
+                    + (
+                        f", worker peak {fmt_mb(r['worker_peak_rss'])} MiB, client peak {fmt_mb(r['client_peak_rss'])} MiB"
+                        if name != "single"
+                        else ""
+                    )
+                )
             else:
                 log(f"   FAILED: {r['error']}\n{r.get('log_tail', '')}")
             out["runs"].append(r)
@@ -519,6 +627,7 @@ def dask_sweep(a, texts, workdir):
 
 
 # --------------------------------------------------------------------------- projection
+
 
 def fit_power(points):
     """Least-squares fit of y = c * x^b on log-log axes; (c, b), or None with < 2 points."""
@@ -557,13 +666,20 @@ def projection(a, runs):
             elif s["stage"] == "model":
                 tables["model"].append((n, s["out_bytes"]))
         cpu = {k: sum(s["cpu_s"] for s in v) for k, v in by.items()}
-        point = {"bytes": n, "cpu_s": cpu,
-                 "merge_in_bytes": {k: sum(s["in_bytes"] for s in by.get(f"merge-{k}", []) + by[f"probe-merge-{k}"])
-                                    for k in ("ngrams", "pieces")},
-                 "last_pieces_bytes": by["prune"][0]["in_bytes"], "last_ngrams_bytes": by["model"][0]["in_bytes"],
-                 "prune_wall_s": by["prune"][0]["wall_s"], "prune_peak_rss": by["prune"][0]["peak_rss"],
-                 "count_peak_rss": max(s["peak_rss"] for s in by["ngrams"] + by["pieces"]),
-                 "shard_bytes": max(s["shard_bytes"] for s in by["ngrams"])}
+        point = {
+            "bytes": n,
+            "cpu_s": cpu,
+            "merge_in_bytes": {
+                k: sum(s["in_bytes"] for s in by.get(f"merge-{k}", []) + by[f"probe-merge-{k}"])
+                for k in ("ngrams", "pieces")
+            },
+            "last_pieces_bytes": by["prune"][0]["in_bytes"],
+            "last_ngrams_bytes": by["model"][0]["in_bytes"],
+            "prune_wall_s": by["prune"][0]["wall_s"],
+            "prune_peak_rss": by["prune"][0]["peak_rss"],
+            "count_peak_rss": max(s["peak_rss"] for s in by["ngrams"] + by["pieces"]),
+            "shard_bytes": max(s["shard_bytes"] for s in by["ngrams"]),
+        }
         m["points"].append(point)
     big = m["points"][-1]
     rates["ngrams"] = big["cpu_s"]["ngrams"] / big["bytes"]
@@ -573,8 +689,10 @@ def projection(a, runs):
         rates[f"merge-{k}"] = merge_cpu / big["merge_in_bytes"][k]
     rates["model"] = big["cpu_s"]["model"] / big["last_ngrams_bytes"]
     m["rates"] = rates
-    m["exponents"] = {k: (fit_power([(p["bytes"], p["cpu_s"][k]) for p in m["points"]]) or (None, None))[1]
-                      for k in ("ngrams", "pieces", "prune")}
+    m["exponents"] = {
+        k: (fit_power([(p["bytes"], p["cpu_s"][k]) for p in m["points"]]) or (None, None))[1]
+        for k in ("ngrams", "pieces", "prune")
+    }
     m["fits"] = {
         "ngram_table": fit_power(tables["ngrams"]),
         "piece_table": fit_power(tables["pieces"]),
@@ -623,16 +741,30 @@ def projection(a, runs):
             row["shipped_model"] = min(w, k) * row["model_table_bytes"]
             row["client_prune_s"] = power(f["prune_s"], row["last_pieces_bytes"])
             row["client_rss"] = power(f["prune_rss"], row["last_pieces_bytes"])
-            row["total_s"] = sum(row[x] for x in ("count_ngrams_s", "merge_ngrams_s", "model_s", "count_pieces_s",
-                                                  "merge_pieces_s", "client_prune_s"))
-            row["worker_rss"] = max(power(f["count_rss"], s) or 0, row["last_ngrams_bytes"] + row["model_table_bytes"],
-                                    row["largest_merge_ngrams"], row["largest_merge_pieces"])
+            row["total_s"] = sum(
+                row[x]
+                for x in (
+                    "count_ngrams_s",
+                    "merge_ngrams_s",
+                    "model_s",
+                    "count_pieces_s",
+                    "merge_pieces_s",
+                    "client_prune_s",
+                )
+            )
+            row["worker_rss"] = max(
+                power(f["count_rss"], s) or 0,
+                row["last_ngrams_bytes"] + row["model_table_bytes"],
+                row["largest_merge_ngrams"],
+                row["largest_merge_pieces"],
+            )
             rows.append(row)
     m["rows"] = rows
     return m
 
 
 # --------------------------------------------------------------------------- report
+
 
 def med(xs):
     xs = [x for x in xs if x is not None]
@@ -686,6 +818,7 @@ def fmt_h(s):
 
 def plots(a, summary, dask, plot_dir, prefix):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
@@ -695,8 +828,10 @@ def plots(a, summary, dask, plot_dir, prefix):
     colors = {p: f"C{i}" for i, p in enumerate(PEERS)}
     sizes = sorted({s for _, s in summary})
     paths = []
-    for what, key, unit, scale in (("time", "time", "training time (s)", 1),
-                                   ("memory", "peak", "peak RSS of the process tree (MiB)", 2**20)):
+    for what, key, unit, scale in (
+        ("time", "time", "training time (s)", 1),
+        ("memory", "peak", "peak RSS of the process tree (MiB)", 2**20),
+    ):
         fig, ax = plt.subplots(figsize=(10, 4.8))
         for peer in a.peers:
             pts = sorted((s, v[key] / scale) for (p, s), v in summary.items() if p == peer and v.get(key))
@@ -706,12 +841,23 @@ def plots(a, summary, dask, plot_dir, prefix):
             for name, marker in zip(DASK_RUNS[1:], ("s", "D", "^")):
                 ok = [r for r in dask["runs"] if r["run"] == name and r["ok"]]
                 if ok:
-                    y = med([r["train_s"] for r in ok]) if key == "time" else max(r["peak_rss_tree"] for r in ok) / scale
+                    y = (
+                        med([r["train_s"] for r in ok])
+                        if key == "time"
+                        else max(r["peak_rss_tree"] for r in ok) / scale
+                    )
                     n = int(name.split("-")[1])
                     bound = f", max_memory_mb={a.max_memory_mb}" if name.endswith("-mem") else ""
-                    ax.plot([dask["size_mb"]], [y], marker=marker, color="black", linestyle="none", fillstyle="none",
-                            markersize=8, label=f"Dask, {n} worker{'s' if n > 1 else ''} × 1 thread, {dask['shards']} "
-                                                f"shards{bound}")
+                    ax.plot(
+                        [dask["size_mb"]],
+                        [y],
+                        marker=marker,
+                        color="black",
+                        linestyle="none",
+                        fillstyle="none",
+                        markersize=8,
+                        label=f"Dask, {n} worker{'s' if n > 1 else ''} × 1 thread, {dask['shards']} shards{bound}",
+                    )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(sizes)
@@ -722,8 +868,9 @@ def plots(a, summary, dask, plot_dir, prefix):
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training text (MB; log scale)")
         ax.set_ylabel(unit + "; log scale")
-        ax.set_title(f"Training {what} against corpus size, {os.cpu_count()} cores"
-                     + (" (smoke run)" if a.quick else ""))
+        ax.set_title(
+            f"Training {what} against corpus size, {os.cpu_count()} cores" + (" (smoke run)" if a.quick else "")
+        )
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
         fig.tight_layout()
@@ -739,21 +886,27 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
     w = L.append
     summary = summarize(runs, evals)
     w("# Scale benchmark" + (" — SMOKE RUN (--quick: tiny sizes, not a result)" if a.quick else "") + "\n")
-    w(f"Generated by `python3 bench/scale.py {' '.join(meta['argv'])}`; raw results in "
-      f"`{os.path.relpath(meta['json'], os.path.dirname(out_path))}`.\n")
+    w(
+        f"Generated by `python3 bench/scale.py {' '.join(meta['argv'])}`; raw results in "
+        f"`{os.path.relpath(meta['json'], os.path.dirname(out_path))}`.\n"
+    )
     for k, v in meta["header"]:
         w(f"- {k}: {v}")
     w("")
     w("## Single machine\n")
-    w(f"Each training runs in its own subprocess with {a.workers} threads; time = the training call + saving "
-      "the model inside it; peak = the largest RSS of the process tree (polled, raised to its VmHWM). "
-      f"{'Each size ran ' + str(a.repeat) + ' rounds, the trainers taking turns in each; time = median (min–max), peak = largest. ' if a.repeat > 1 else ''}"
-      f"×SPM = this run against {title(BASE, a)} on the same text in the same run (time and memory: lower is "
-      "better; bytes/token: higher is better); others' CPU: the largest share of the machine's CPU other "
-      "processes used during a run of that row (this machine is shared: well above 0 % means disturbed). Held-out bytes/token (UTF-8 bytes / tokens) per line (each line of "
-      "`{lang}.test.txt` encoded on its own, without its newline) and per document (each document of `{lang}.test.jsonl` whole).\n")
-    w("| MB | trainer | time (s) | ×SPM | peak (MiB) | ×SPM | per line zh / en / code | per doc zh / en / code | "
-      "per doc, all | ×SPM | round-trip fails / note | others' CPU |")
+    w(
+        f"Each training runs in its own subprocess with {a.workers} threads; time = the training call + saving "
+        "the model inside it; peak = the largest RSS of the process tree (polled, raised to its VmHWM). "
+        f"{'Each size ran ' + str(a.repeat) + ' rounds, the trainers taking turns in each; time = median (min–max), peak = largest. ' if a.repeat > 1 else ''}"
+        f"×SPM = this run against {title(BASE, a)} on the same text in the same run (time and memory: lower is "
+        "better; bytes/token: higher is better); others' CPU: the largest share of the machine's CPU other "
+        "processes used during a run of that row (this machine is shared: well above 0 % means disturbed). Held-out bytes/token (UTF-8 bytes / tokens) per line (each line of "
+        "`{lang}.test.txt` encoded on its own, without its newline) and per document (each document of `{lang}.test.jsonl` whole).\n"
+    )
+    w(
+        "| MB | trainer | time (s) | ×SPM | peak (MiB) | ×SPM | per line zh / en / code | per doc zh / en / code | "
+        "per doc, all | ×SPM | round-trip fails / note | others' CPU |"
+    )
     w("|---:|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|")
     for size in a.sizes:
         b = summary.get((BASE, size))
@@ -776,26 +929,30 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
                 line = doc = fails = "—"
             bb = b["eval"] if b else None
             spread = f" ({fmt_s(min(s['times']))}–{fmt_s(max(s['times']))})" if len(s["times"]) > 1 else ""
-            w(f"| {size:g} | {title(peer, a)} | {fmt_s(s['time'])}{spread} | {fmt_x(ratio(s['time'], b and b['time']))} | "
-              f"{fmt_mb(s['peak'])} | {fmt_x(ratio(s['peak'], b and b['peak']))} | {line} | {doc} | "
-              f"{fmt_bpt(bpt_all(e, 'doc'))} | {fmt_x(ratio(bpt_all(e, 'doc'), bpt_all(bb, 'doc')))} | {fails} | "
-              f"{100 * max(s['others']):.0f}% |")
+            w(
+                f"| {size:g} | {title(peer, a)} | {fmt_s(s['time'])}{spread} | {fmt_x(ratio(s['time'], b and b['time']))} | "
+                f"{fmt_mb(s['peak'])} | {fmt_x(ratio(s['peak'], b and b['peak']))} | {line} | {doc} | "
+                f"{fmt_bpt(bpt_all(e, 'doc'))} | {fmt_x(ratio(bpt_all(e, 'doc'), bpt_all(bb, 'doc')))} | {fails} | "
+                f"{100 * max(s['others']):.0f}% |"
+            )
     w("")
     if not meta["has_max_memory"]:
         w(f"- {title('ours-mem', a)}: n/a — the installed `bytepiece_rs.Trainer` has no `max_memory_mb` parameter.")
     for n in meta["notes"]:
         w(f"- {n}")
-    w(f"- Trainer settings: ours `Trainer(order={a.order}, max_vocab_size={a.vocab}, min_count={a.min_count}, "
-      f"max_piece_length={a.max_piece_length}).train_from_files(path, workers={a.workers}, "
-      f"text_unit={OURS_TEXT_UNIT!r})`; SentencePiece BPE "
-      "as in train.py (`byte_fallback=True`, identity normalisation, no extra-whitespace removal or dummy prefix, "
-      "`max_sentence_length` = longest line + 1, all lines), default: `split_by_whitespace=True, "
-      "max_sentencepiece_length=16`; high compression: `split_by_whitespace=False, max_sentencepiece_length=36`; "
-      "HF BPE as in train.py (ByteLevel). Stage by stage: the text cut into shards, then count_ngrams per shard, "
-      f"merge_counts in levels (fan-in {a.fan_in}) down to {a.fan_in} tables, ngram_model_table of those, "
-      "count_pieces per shard, merge_counts in levels, prune_counts of the last tables, one after the other in one "
-      "process (train_distributed's tasks); then, for the projection only, one merge_counts of each kind "
-      "(probe-merge).")
+    w(
+        f"- Trainer settings: ours `Trainer(order={a.order}, max_vocab_size={a.vocab}, min_count={a.min_count}, "
+        f"max_piece_length={a.max_piece_length}).train_from_files(path, workers={a.workers}, "
+        f"text_unit={OURS_TEXT_UNIT!r})`; SentencePiece BPE "
+        "as in train.py (`byte_fallback=True`, identity normalisation, no extra-whitespace removal or dummy prefix, "
+        "`max_sentence_length` = longest line + 1, all lines), default: `split_by_whitespace=True, "
+        "max_sentencepiece_length=16`; high compression: `split_by_whitespace=False, max_sentencepiece_length=36`; "
+        "HF BPE as in train.py (ByteLevel). Stage by stage: the text cut into shards, then count_ngrams per shard, "
+        f"merge_counts in levels (fan-in {a.fan_in}) down to {a.fan_in} tables, ngram_model_table of those, "
+        "count_pieces per shard, merge_counts in levels, prune_counts of the last tables, one after the other in one "
+        "process (train_distributed's tasks); then, for the projection only, one merge_counts of each kind "
+        "(probe-merge)."
+    )
     w("")
     if plot_paths:
         rel = [os.path.relpath(p, os.path.dirname(out_path)) for p in plot_paths]
@@ -818,13 +975,19 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
             for name in order:
                 xs = [s for s in r["stages"] if s["stage"] == name]
                 cpu = sum(s["cpu_s"] for s in xs)
-                outb = sum(s.get("out_bytes", 0) for s in xs) if name in ("ngrams", "pieces") else xs[-1].get("out_bytes")
-                w(f"| {r['size_mb']:g} | {name} | {len(xs)} | {sum(s['wall_s'] for s in xs):.2f} | {cpu:.2f} | "
-                  f"{1e6 * cpu / r['train_bytes']:.3f} | {fmt_gb(outb)} | {fmt_mb(max(s['peak_rss'] for s in xs))} |")
+                outb = (
+                    sum(s.get("out_bytes", 0) for s in xs) if name in ("ngrams", "pieces") else xs[-1].get("out_bytes")
+                )
+                w(
+                    f"| {r['size_mb']:g} | {name} | {len(xs)} | {sum(s['wall_s'] for s in xs):.2f} | {cpu:.2f} | "
+                    f"{1e6 * cpu / r['train_bytes']:.3f} | {fmt_gb(outb)} | {fmt_mb(max(s['peak_rss'] for s in xs))} |"
+                )
         w("")
-        w("Table out: the serialised count tables a stage produces (for the per-shard stages, all shards together); "
-          "for prune, none (it returns the vocabulary). Peak RSS: the process' VmHWM reset before each stage, so it "
-          "includes the tables held from the earlier stages.\n")
+        w(
+            "Table out: the serialised count tables a stage produces (for the per-shard stages, all shards together); "
+            "for prune, none (it returns the vocabulary). Peak RSS: the process' VmHWM reset before each stage, so it "
+            "includes the tables held from the earlier stages.\n"
+        )
 
     w("## Dask\n")
     if not dask:
@@ -832,17 +995,21 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
     elif "error" in dask:
         w(f"Not run: {dask['error']}\n")
     else:
-        w(f"{dask['size_mb']:g} MB ({dask['bytes']:,} bytes) cut into {dask['shards']} shard files "
-          f"({min(dask['shard_bytes']) / MB:.1f}–{max(dask['shard_bytes']) / MB:.1f} MB). single: "
-          f"`Trainer(...).train_from_files(shards, workers={a.workers}, text_unit={OURS_TEXT_UNIT!r})` in one "
-          f"process; dask-N: `train_distributed(client, shards, threads=1, fan_in={a.fan_in}, "
-          f"text_unit={OURS_TEXT_UNIT!r}, ...)` (dask-N-mem: with "
-          f"`max_memory_mb={a.max_memory_mb}`, so every worker's stage and the client's are bounded) on a "
-          "`LocalCluster(n_workers=N, threads_per_worker=1, processes=True, host='127.0.0.1', "
-          "dashboard_address=None)`; this process is the client, which merges the last piece tables as it prunes them. Time: the "
-          "training call + saving (the cluster's start is not included; it is given apart).\n")
-        w("| run | time (s) | × single | cluster start (s) | worker peak (MiB) | client peak (MiB) | tree peak (MiB) | "
-          "bytes sent by workers | same model as single |")
+        w(
+            f"{dask['size_mb']:g} MB ({dask['bytes']:,} bytes) cut into {dask['shards']} shard files "
+            f"({min(dask['shard_bytes']) / MB:.1f}–{max(dask['shard_bytes']) / MB:.1f} MB). single: "
+            f"`Trainer(...).train_from_files(shards, workers={a.workers}, text_unit={OURS_TEXT_UNIT!r})` in one "
+            f"process; dask-N: `train_distributed(client, shards, threads=1, fan_in={a.fan_in}, "
+            f"text_unit={OURS_TEXT_UNIT!r}, ...)` (dask-N-mem: with "
+            f"`max_memory_mb={a.max_memory_mb}`, so every worker's stage and the client's are bounded) on a "
+            "`LocalCluster(n_workers=N, threads_per_worker=1, processes=True, host='127.0.0.1', "
+            "dashboard_address=None)`; this process is the client, which merges the last piece tables as it prunes them. Time: the "
+            "training call + saving (the cluster's start is not included; it is given apart).\n"
+        )
+        w(
+            "| run | time (s) | × single | cluster start (s) | worker peak (MiB) | client peak (MiB) | tree peak (MiB) | "
+            "bytes sent by workers | same model as single |"
+        )
         w("|---|---:|---:|---:|---:|---:|---:|---:|---|")
         t_single = med([r["train_s"] for r in dask["runs"] if r["run"] == "single" and r["ok"]])
         for name in DASK_RUNS:
@@ -853,29 +1020,35 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
                 continue
             t = med([r["train_s"] for r in ok])
             same = {r["same_model_as_single"] for r in ok}
-            w(f"| {name} | {fmt_s(t)} | {fmt_x(ratio(t, t_single))} | "
-              f"{fmt_s(med([r.get('cluster_start_s') for r in ok]))} | "
-              f"{fmt_mb(max(r.get('worker_peak_rss') or 0 for r in ok) or None)} | "
-              f"{fmt_mb(max(r.get('client_peak_rss') or 0 for r in ok) or None)} | {fmt_mb(max(r['peak_rss_tree'] for r in ok))} | "
-              f"{fmt_gb(med([r.get('worker_sent_bytes') for r in ok]))} | "
-              f"{'—' if name == 'single' else 'yes (byte-identical)' if same == {True} else 'NO'} |")
+            w(
+                f"| {name} | {fmt_s(t)} | {fmt_x(ratio(t, t_single))} | "
+                f"{fmt_s(med([r.get('cluster_start_s') for r in ok]))} | "
+                f"{fmt_mb(max(r.get('worker_peak_rss') or 0 for r in ok) or None)} | "
+                f"{fmt_mb(max(r.get('client_peak_rss') or 0 for r in ok) or None)} | {fmt_mb(max(r['peak_rss_tree'] for r in ok))} | "
+                f"{fmt_gb(med([r.get('worker_sent_bytes') for r in ok]))} | "
+                f"{'—' if name == 'single' else 'yes (byte-identical)' if same == {True} else 'NO'} |"
+            )
         w("")
         st_d = [r for r in runs if r["peer"] == "ours-stages" and r["ok"] and r["size_mb"] == dask["size_mb"]]
         if st_d:
             by = {}
             for x in st_d[-1]["stages"]:
                 by.setdefault(x["stage"], []).append(x)
-            w(f"- Bytes per stage at this size (stage-by-stage run on {a.shards} shards of the same text): n-gram "
-              f"tables {fmt_gb(sum(x['out_bytes'] for x in by['ngrams']))} in all, "
-              f"{fmt_gb(by['model'][0]['in_bytes'])} into the model task (merged and pruned in one pass), model "
-              f"table {fmt_gb(by['model'][0]['out_bytes'])} (sent to each worker), piece tables "
-              f"{fmt_gb(sum(x['out_bytes'] for x in by['pieces']))} in all, {fmt_gb(by['prune'][0]['in_bytes'])} "
-              "sent to the client (which merges them as it prunes).")
-        w("- worker peak: the largest VmHWM of a worker process (Python, Dask and the tables of its tasks); client "
-          "peak: the client's VmHWM during training (reset before it), i.e. the piece tables and their pruning; "
-          "tree peak: the largest sum of RSS over the client, the nannies and the workers. Bytes sent by workers: "
-          "`Worker.transfer_outgoing_bytes_total` summed (count tables sent to other workers' merge tasks and the "
-          "last tables fetched by the client); the tables' sizes are in the stage-by-stage table.\n")
+            w(
+                f"- Bytes per stage at this size (stage-by-stage run on {a.shards} shards of the same text): n-gram "
+                f"tables {fmt_gb(sum(x['out_bytes'] for x in by['ngrams']))} in all, "
+                f"{fmt_gb(by['model'][0]['in_bytes'])} into the model task (merged and pruned in one pass), model "
+                f"table {fmt_gb(by['model'][0]['out_bytes'])} (sent to each worker), piece tables "
+                f"{fmt_gb(sum(x['out_bytes'] for x in by['pieces']))} in all, {fmt_gb(by['prune'][0]['in_bytes'])} "
+                "sent to the client (which merges them as it prunes)."
+            )
+        w(
+            "- worker peak: the largest VmHWM of a worker process (Python, Dask and the tables of its tasks); client "
+            "peak: the client's VmHWM during training (reset before it), i.e. the piece tables and their pruning; "
+            "tree peak: the largest sum of RSS over the client, the nannies and the workers. Bytes sent by workers: "
+            "`Worker.transfer_outgoing_bytes_total` summed (count tables sent to other workers' merge tasks and the "
+            "last tables fetched by the client); the tables' sizes are in the stage-by-stage table.\n"
+        )
 
     w("## Projection\n")
     if not proj:
@@ -884,84 +1057,114 @@ def report(a, meta, runs, evals, skipped, dask, proj, plot_paths, out_path):
         r, fits = proj["rates"], proj["fits"]
         big = proj["points"][-1]
         sizes = ", ".join(f"{p['bytes'] / MB:.0f}" for p in proj["points"])
-        w(f"Fitted by the script on the stage-by-stage runs ({sizes} MB); "
-          f"per-byte costs from the largest ({big['bytes'] / MB:.0f} MB). Model:\n")
+        w(
+            f"Fitted by the script on the stage-by-stage runs ({sizes} MB); "
+            f"per-byte costs from the largest ({big['bytes'] / MB:.0f} MB). Model:\n"
+        )
         expo = proj["exponents"]
-        w(f"- **Counting** (stages 1 and 3) is a map over shards: CPU time = c × bytes, c = "
-          f"{1e9 * r['ngrams']:.0f} ns/byte for the n-grams and {1e9 * r['pieces']:.0f} ns/byte for the pieces "
-          f"(CPU seconds; fitted exponents of CPU time against size: {expo['ngrams'] or float('nan'):.2f} and "
-          f"{expo['pieces'] or float('nan'):.2f}, 1 = linear).")
-        w(f"- **Count tables** grow with the text they cover as a power law: n-gram table = "
-          f"{fits['ngram_table'][0]:.3g} × bytes^{fits['ngram_table'][1]:.2f}, piece table = "
-          f"{fits['piece_table'][0]:.3g} × bytes^{fits['piece_table'][1]:.2f}, n-gram model table (after "
-          f"`min_count`) = {fits['model_table'][0]:.3g} × bytes^{fits['model_table'][1]:.2f} (serialised bytes; "
-          "fitted on every shard and merged table measured).")
-        w(f"- **Merges** are levels of tasks of fan-in {a.fan_in} until at most {a.fan_in} tables are left: merge "
-          f"CPU = {1e9 * r['merge-ngrams']:.1f} ns (n-grams) and {1e9 * r['merge-pieces']:.1f} ns (pieces) per "
-          "byte of input tables (measured on one merge of the whole corpus' tables); each table is shipped once to "
-          "the task that merges it. The last n-gram tables are merged and pruned in one task, the model's table "
-          f"({1e9 * r['model']:.1f} ns per byte of its input tables), which is broadcast to every worker.")
-        w(f"- **Client**: receives the last piece tables, merges them as it prunes: time = {fits['prune_s'][0]:.3g} × "
-          f"bytes^{fits['prune_s'][1]:.2f}, peak RSS = {fits['prune_rss'][0]:.3g} × bytes^{fits['prune_rss'][1]:.2f} "
-          "of those tables.")
-        w(f"- Shards of {a.project_shard_gb:g} GB, one core per worker (as in the Dask sweep), no time for "
-          "scheduling, reading from storage or the network (bytes shipped are given instead).")
+        w(
+            f"- **Counting** (stages 1 and 3) is a map over shards: CPU time = c × bytes, c = "
+            f"{1e9 * r['ngrams']:.0f} ns/byte for the n-grams and {1e9 * r['pieces']:.0f} ns/byte for the pieces "
+            f"(CPU seconds; fitted exponents of CPU time against size: {expo['ngrams'] or float('nan'):.2f} and "
+            f"{expo['pieces'] or float('nan'):.2f}, 1 = linear)."
+        )
+        w(
+            f"- **Count tables** grow with the text they cover as a power law: n-gram table = "
+            f"{fits['ngram_table'][0]:.3g} × bytes^{fits['ngram_table'][1]:.2f}, piece table = "
+            f"{fits['piece_table'][0]:.3g} × bytes^{fits['piece_table'][1]:.2f}, n-gram model table (after "
+            f"`min_count`) = {fits['model_table'][0]:.3g} × bytes^{fits['model_table'][1]:.2f} (serialised bytes; "
+            "fitted on every shard and merged table measured)."
+        )
+        w(
+            f"- **Merges** are levels of tasks of fan-in {a.fan_in} until at most {a.fan_in} tables are left: merge "
+            f"CPU = {1e9 * r['merge-ngrams']:.1f} ns (n-grams) and {1e9 * r['merge-pieces']:.1f} ns (pieces) per "
+            "byte of input tables (measured on one merge of the whole corpus' tables); each table is shipped once to "
+            "the task that merges it. The last n-gram tables are merged and pruned in one task, the model's table "
+            f"({1e9 * r['model']:.1f} ns per byte of its input tables), which is broadcast to every worker."
+        )
+        w(
+            f"- **Client**: receives the last piece tables, merges them as it prunes: time = {fits['prune_s'][0]:.3g} × "
+            f"bytes^{fits['prune_s'][1]:.2f}, peak RSS = {fits['prune_rss'][0]:.3g} × bytes^{fits['prune_rss'][1]:.2f} "
+            "of those tables."
+        )
+        w(
+            f"- Shards of {a.project_shard_gb:g} GB, one core per worker (as in the Dask sweep), no time for "
+            "scheduling, reading from storage or the network (bytes shipped are given instead)."
+        )
         w("")
         if proj["rows"]:
-            w("| text | workers | shards | count n-grams | merge n-grams | model | count pieces | merge pieces | "
-              "client prune | total | shipped: n-gram tables / model / piece tables | last n-gram tables | "
-              "worker memory (largest task) | client RSS |")
+            w(
+                "| text | workers | shards | count n-grams | merge n-grams | model | count pieces | merge pieces | "
+                "client prune | total | shipped: n-gram tables / model / piece tables | last n-gram tables | "
+                "worker memory (largest task) | client RSS |"
+            )
             w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
             for x in proj["rows"]:
-                w(f"| {x['bytes'] / GB:,.0f} GB | {x['workers']} | {x['shards']:,} | {fmt_h(x['count_ngrams_s'])} | "
-                  f"{fmt_h(x['merge_ngrams_s'])} | {fmt_h(x['model_s'])} | {fmt_h(x['count_pieces_s'])} | "
-                  f"{fmt_h(x['merge_pieces_s'])} | {fmt_h(x['client_prune_s'])} | **{fmt_h(x['total_s'])}** | "
-                  f"{fmt_gb(x['shipped_ngrams'])} / {fmt_gb(x['shipped_model'])} / {fmt_gb(x['shipped_pieces'])} | "
-                  f"{fmt_gb(x['last_ngrams_bytes'])} | {fmt_gb(x['worker_rss'])} | "
-                  f"{fmt_gb(x['client_rss'])} |")
+                w(
+                    f"| {x['bytes'] / GB:,.0f} GB | {x['workers']} | {x['shards']:,} | {fmt_h(x['count_ngrams_s'])} | "
+                    f"{fmt_h(x['merge_ngrams_s'])} | {fmt_h(x['model_s'])} | {fmt_h(x['count_pieces_s'])} | "
+                    f"{fmt_h(x['merge_pieces_s'])} | {fmt_h(x['client_prune_s'])} | **{fmt_h(x['total_s'])}** | "
+                    f"{fmt_gb(x['shipped_ngrams'])} / {fmt_gb(x['shipped_model'])} / {fmt_gb(x['shipped_pieces'])} | "
+                    f"{fmt_gb(x['last_ngrams_bytes'])} | {fmt_gb(x['worker_rss'])} | "
+                    f"{fmt_gb(x['client_rss'])} |"
+                )
             w("")
-        w("Single machine, extrapolated from the sweep (power law of time and peak memory against size, "
-          f"{a.workers} threads):\n")
+        w(
+            "Single machine, extrapolated from the sweep (power law of time and peak memory against size, "
+            f"{a.workers} threads):\n"
+        )
         w("| trainer | time ∝ size^b | memory ∝ size^b | at 13 GB | at 100 GB | at 1 TB |")
         w("|---|---:|---:|---|---|---|")
         for peer, f in proj["single"].items():
             if not f["time"] or not f["memory"]:
                 continue
-            cells = [f"{fmt_h(power(f['time'], n))}, {fmt_gb(power(f['memory'], n))}" for n in (13 * GB, 100 * GB, 1000 * GB)]
+            cells = [
+                f"{fmt_h(power(f['time'], n))}, {fmt_gb(power(f['memory'], n))}" for n in (13 * GB, 100 * GB, 1000 * GB)
+            ]
             w(f"| {title(peer, a)} | {f['time'][1]:.2f} | {f['memory'][1]:.2f} | " + " | ".join(cells) + " |")
         w("")
         if proj["rows"]:
-            w("Worker memory (largest task): the largest of a counting task's peak (fitted against shard size), the "
-              "model task's tables (its inputs and output) and a merge task's; client RSS: the pruning stage's "
-              "peak, fitted against the piece tables it merges. Times are one wave of tasks after another (a stage's tasks "
-              "beyond the workers wait), so past the number of shards more workers do not help, and the merges and "
-              "the client's pruning, which do not shrink with more workers, set the floor. These are the memories "
-              "without a bound: with `max_memory_mb=M`, a task's own work stays within `1.15·M + 150` MB (the "
-              "dask-2-mem run above), its counts and the client's dropped pieces going to runs on disk; what a "
-              "worker still holds are the count tables that Dask keeps as task results.\n")
+            w(
+                "Worker memory (largest task): the largest of a counting task's peak (fitted against shard size), the "
+                "model task's tables (its inputs and output) and a merge task's; client RSS: the pruning stage's "
+                "peak, fitted against the piece tables it merges. Times are one wave of tasks after another (a stage's tasks "
+                "beyond the workers wait), so past the number of shards more workers do not help, and the merges and "
+                "the client's pruning, which do not shrink with more workers, set the floor. These are the memories "
+                "without a bound: with `max_memory_mb=M`, a task's own work stays within `1.15·M + 150` MB (the "
+                "dask-2-mem run above), its counts and the client's dropped pieces going to runs on disk; what a "
+                "worker still holds are the count tables that Dask keeps as task results.\n"
+            )
         ours = proj["single"].get("ours") or {}
         if ours.get("memory"):
             n0, m0 = ORIGINAL_REPORTED
             mine = power(ours["memory"], n0)
-            w(f"At the original's {n0 / GB:.0f} GB, ours on one machine would need {fmt_gb(mine)} by this fit, "
-              f"{m0 / mine:.1f}× less than the {m0 / GB:.0f} GB reported for the original.")
+            w(
+                f"At the original's {n0 / GB:.0f} GB, ours on one machine would need {fmt_gb(mine)} by this fit, "
+                f"{m0 / mine:.1f}× less than the {m0 / GB:.0f} GB reported for the original."
+            )
         mem_rows = [x for x in proj["rows"] if x["bytes"] == 1000 * GB]
         if mem_rows:
             x = mem_rows[0]
-            w(f"At 1 TB, distributed: the largest worker task needs {fmt_gb(x['worker_rss'])} and the client "
-              f"{fmt_gb(x['client_rss'])}, against the {SPM_REPORTED / GB:.0f} GB reported for SentencePiece's "
-              "large runs (on far less text).")
+            w(
+                f"At 1 TB, distributed: the largest worker task needs {fmt_gb(x['worker_rss'])} and the client "
+                f"{fmt_gb(x['client_rss'])}, against the {SPM_REPORTED / GB:.0f} GB reported for SentencePiece's "
+                "large runs (on far less text)."
+            )
         w("")
-        w(f"Reported by others, for comparison (not measured here): the original BytePiece needed "
-          f"{ORIGINAL_REPORTED[1] / GB:.0f} GB of RAM to train on {ORIGINAL_REPORTED[0] / GB:.0f} GB of text; "
-          f"SentencePiece's large runs are reported to need {SPM_REPORTED / GB:.0f} GB of RAM (it loads every "
-          "sentence into memory; its issue tracker has many such reports, e.g. google/sentencepiece#680, out of "
-          "memory at 290 GB with 70 M sentences, and #704, 500 GB not enough for 150 M sentences).")
+        w(
+            f"Reported by others, for comparison (not measured here): the original BytePiece needed "
+            f"{ORIGINAL_REPORTED[1] / GB:.0f} GB of RAM to train on {ORIGINAL_REPORTED[0] / GB:.0f} GB of text; "
+            f"SentencePiece's large runs are reported to need {SPM_REPORTED / GB:.0f} GB of RAM (it loads every "
+            "sentence into memory; its issue tracker has many such reports, e.g. google/sentencepiece#680, out of "
+            "memory at 290 GB with 70 M sentences, and #704, 500 GB not enough for 150 M sentences)."
+        )
         w("")
-        w(f"**Caveat.** The fits span {proj['points'][0]['bytes'] / MB:.0f}–{big['bytes'] / MB:.0f} MB of one "
-          "corpus; 100 GB and 1 TB are 2–4 orders of magnitude beyond, and table growth depends on the text "
-          "(more languages and sources mean more distinct n-grams). Read the projection as the shape of the costs "
-          "(which stage dominates, where memory concentrates), not as a promise.\n")
+        w(
+            f"**Caveat.** The fits span {proj['points'][0]['bytes'] / MB:.0f}–{big['bytes'] / MB:.0f} MB of one "
+            "corpus; 100 GB and 1 TB are 2–4 orders of magnitude beyond, and table growth depends on the text "
+            "(more languages and sources mean more distinct n-grams). Read the projection as the shape of the costs "
+            "(which stage dominates, where memory concentrates), not as a promise.\n"
+        )
     return "\n".join(L) + "\n", summary
 
 
@@ -972,28 +1175,56 @@ def s_model(runs, peer, size):
 
 # --------------------------------------------------------------------------- main
 
+
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
-                    help="output dir of shared/corpus/build_corpus.sh (default $BYTEPIECE_CORPUS or ./corpus)")
-    ap.add_argument("--large", default=None,
-                    help="dir of kernel.txt (shared/corpus/build_large.sh), for sizes past the corpus' ~325 MB")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
+    ap.add_argument(
+        "--corpus",
+        default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
+        help="output dir of shared/corpus/build_corpus.sh (default $BYTEPIECE_CORPUS or ./corpus)",
+    )
+    ap.add_argument(
+        "--large",
+        default=None,
+        help="dir of kernel.txt (shared/corpus/build_large.sh), for sizes past the corpus' ~325 MB",
+    )
     ap.add_argument("--sizes", default=None, help="comma list of MB (default 25,100,325,1000; --quick 2,5)")
-    ap.add_argument("--quick", action="store_true",
-                    help="smoke test: --sizes 2,5 --dask-mb 5 --test-mb 0.5 (unless given); a few minutes")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: --sizes 2,5 --dask-mb 5 --test-mb 0.5 (unless given); a few minutes",
+    )
     ap.add_argument("--peers", default=",".join(PEERS), help=f"comma list of: {','.join(PEERS)} (default all)")
-    ap.add_argument("--max-peer-mb", dest="max_peer_str", default="hf-bpe=1000", metavar="PEER=MB,...",
-                    help="do not run PEER above MB (default hf-bpe=1000); any run is also skipped when its peak, "
-                         "extrapolated from the smaller sizes, would not fit in the available memory")
-    ap.add_argument("--max-memory-mb", type=int, default=768,
-                    help="max_memory_mb of the ours-mem run (when the Trainer accepts it; default 768)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="rounds per size; in each round every trainer runs once, in turn (default 1)")
+    ap.add_argument(
+        "--max-peer-mb",
+        dest="max_peer_str",
+        default="hf-bpe=1000",
+        metavar="PEER=MB,...",
+        help="do not run PEER above MB (default hf-bpe=1000); any run is also skipped when its peak, "
+        "extrapolated from the smaller sizes, would not fit in the available memory",
+    )
+    ap.add_argument(
+        "--max-memory-mb",
+        type=int,
+        default=768,
+        help="max_memory_mb of the ours-mem run (when the Trainer accepts it; default 768)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds per size; in each round every trainer runs once, in turn (default 1)",
+    )
     ap.add_argument("--skip-dask", action="store_true", help="no Dask sweep")
-    ap.add_argument("--dask-mb", type=float, default=None, help="MB of the Dask sweep, one of --sizes (default 100; --quick 5)")
+    ap.add_argument(
+        "--dask-mb", type=float, default=None, help="MB of the Dask sweep, one of --sizes (default 100; --quick 5)"
+    )
     ap.add_argument("--shards", type=int, default=8, help="shard files of the Dask and stage-by-stage runs (default 8)")
-    ap.add_argument("--fan-in", type=int, default=8, help="tables merged per merge task (default 8, train_distributed's)")
+    ap.add_argument(
+        "--fan-in", type=int, default=8, help="tables merged per merge task (default 8, train_distributed's)"
+    )
     ap.add_argument("--project-shard-gb", type=float, default=1.0, help="shard size of the projection (default 1 GB)")
     ap.add_argument("--workers", type=int, default=2, help="threads of the single-machine trainers (default 2)")
     ap.add_argument("--vocab", type=int, default=32000)
@@ -1002,14 +1233,27 @@ def parse_args(argv):
     ap.add_argument("--max-piece-length", type=int, default=36)
     ap.add_argument("--test-mb", type=float, default=None, help="cap of each held-out set, MB (default: all)")
     ap.add_argument("--timeout", type=float, default=4 * 3600, help="per run, seconds (default 4 h)")
-    ap.add_argument("--min-available-mb", type=int, default=1500,
-                    help="kill a run when the machine has less memory available than this (default 1500)")
+    ap.add_argument(
+        "--min-available-mb",
+        type=int,
+        default=1500,
+        help="kill a run when the machine has less memory available than this (default 1500)",
+    )
     ap.add_argument("--poll", type=float, default=0.1, help="memory polling interval, seconds")
-    ap.add_argument("--wait-idle", type=float, default=0,
-                    help="before each run wait up to S s for other processes to use < 10%% of the CPU (default 0)")
-    ap.add_argument("--workdir", default=None, help="keep training files, models and logs here (default: a temp dir, removed)")
-    ap.add_argument("--out", default=os.path.join(HERE, "SCALE.md"),
-                    help="the report (default bench/SCALE.md); results/scale.json and plots/scale-*.png go beside it")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        help="before each run wait up to S s for other processes to use < 10%% of the CPU (default 0)",
+    )
+    ap.add_argument(
+        "--workdir", default=None, help="keep training files, models and logs here (default: a temp dir, removed)"
+    )
+    ap.add_argument(
+        "--out",
+        default=os.path.join(HERE, "SCALE.md"),
+        help="the report (default bench/SCALE.md); results/scale.json and plots/scale-*.png go beside it",
+    )
     a = ap.parse_args(argv)
     if a.quick:
         a.sizes = a.sizes or "2,5"
@@ -1050,8 +1294,10 @@ def main(argv=None):
         return 0
     a = parse_args(argv)
     if not os.path.exists(os.path.join(a.corpus, "zh.train.jsonl")):
-        log(f"no corpus at {a.corpus}: build it with `bash shared/corpus/build_corpus.sh DIR` and pass --corpus DIR "
-            "(or set BYTEPIECE_CORPUS)")
+        log(
+            f"no corpus at {a.corpus}: build it with `bash shared/corpus/build_corpus.sh DIR` and pass --corpus DIR "
+            "(or set BYTEPIECE_CORPUS)"
+        )
         return 2
     import bytepiece_rs
 
@@ -1069,8 +1315,10 @@ def main(argv=None):
     try:
         texts, notes, corpus_info = build_texts(a, workdir)
         held = load_held_out(a.corpus, a.test_mb)
-        log("== held-out: " + ", ".join(f"{k} {len(v):,} texts, {sum(len(t.encode()) for t in v) / MB:.2f} MB"
-                                        for k, v in held.items()))
+        log(
+            "== held-out: "
+            + ", ".join(f"{k} {len(v):,} texts, {sum(len(t.encode()) for t in v) / MB:.2f} MB" for k, v in held.items())
+        )
         skipped = {}
         if not has_max_memory:
             for s in a.sizes:
@@ -1086,25 +1334,41 @@ def main(argv=None):
         except Exception:  # noqa: BLE001
             log("plots failed:\n" + traceback.format_exc())
         m = describe()
-        versions = {d: version_of(d) for d in ("bytepiece-rs", "sentencepiece", "tokenizers", "dask", "distributed",
-                                                 "numpy", "matplotlib")}
+        versions = {
+            d: version_of(d)
+            for d in ("bytepiece-rs", "sentencepiece", "tokenizers", "dask", "distributed", "numpy", "matplotlib")
+        }
         meta = {
-            "argv": argv, "json": json_path, "notes": notes, "has_max_memory": has_max_memory,
+            "argv": argv,
+            "json": json_path,
+            "notes": notes,
+            "has_max_memory": has_max_memory,
             "header": [
                 ("date", started.isoformat(timespec="seconds")),
                 ("machine", f"{m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}; Python {m['python']}"),
                 ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
                 ("load average at start / end", f"{load0} / {loadavg()}"),
-                ("text", f"`{a.corpus}`: the zh, en and code training documents interleaved in proportion "
-                         f"({', '.join(f'{k} {v / MB:.1f} MB' for k, v in corpus_info['per_language'].items())}; "
-                         f"{corpus_info['corpus_bytes'] / MB:.1f} MB in all), each size a prefix cut at a document "
-                         "end; past that, + kernel.txt (`" + (a.large or "—") + "`) cut at a line end. " +
-                         "; ".join(f"{s:g} MB = {i['bytes']:,} bytes" + (f" ({i['kernel_bytes']:,} of kernel sources)"
-                                                                         if i["kernel_bytes"] else "")
-                                   for s, i in texts.items())),
-                ("held-out", ", ".join(f"{k} {len(v):,} texts ({sum(len(t.encode()) for t in v) / MB:.2f} MB)"
-                                       for k, v in held.items()) +
-                 (f"; each capped at {a.test_mb:g} MB" if a.test_mb is not None else "")),
+                (
+                    "text",
+                    f"`{a.corpus}`: the zh, en and code training documents interleaved in proportion "
+                    f"({', '.join(f'{k} {v / MB:.1f} MB' for k, v in corpus_info['per_language'].items())}; "
+                    f"{corpus_info['corpus_bytes'] / MB:.1f} MB in all), each size a prefix cut at a document "
+                    "end; past that, + kernel.txt (`"
+                    + (a.large or "—")
+                    + "`) cut at a line end. "
+                    + "; ".join(
+                        f"{s:g} MB = {i['bytes']:,} bytes"
+                        + (f" ({i['kernel_bytes']:,} of kernel sources)" if i["kernel_bytes"] else "")
+                        for s, i in texts.items()
+                    ),
+                ),
+                (
+                    "held-out",
+                    ", ".join(
+                        f"{k} {len(v):,} texts ({sum(len(t.encode()) for t in v) / MB:.2f} MB)" for k, v in held.items()
+                    )
+                    + (f"; each capped at {a.test_mb:g} MB" if a.test_mb is not None else ""),
+                ),
                 ("total run time", f"{time.perf_counter() - t_start:.0f} s"),
             ],
         }
@@ -1115,10 +1379,23 @@ def main(argv=None):
         with open(os.path.abspath(a.out), "w", encoding="utf-8") as f:
             f.write(text)
         with open(json_path, "w", encoding="utf-8") as f:
-            json.dump({"args": vars(a), "meta": meta, "versions": versions, "texts": texts, "corpus": corpus_info,
-                       "skipped": {f"{p} {s:g}": v for (p, s), v in skipped.items()}, "runs": runs,
-                       "evals": {f"{p} {s:g}": v for (p, s), v in evals.items()}, "dask": dask, "projection": proj},
-                      f, indent=1, default=str)
+            json.dump(
+                {
+                    "args": vars(a),
+                    "meta": meta,
+                    "versions": versions,
+                    "texts": texts,
+                    "corpus": corpus_info,
+                    "skipped": {f"{p} {s:g}": v for (p, s), v in skipped.items()},
+                    "runs": runs,
+                    "evals": {f"{p} {s:g}": v for (p, s), v in evals.items()},
+                    "dask": dask,
+                    "projection": proj,
+                },
+                f,
+                indent=1,
+                default=str,
+            )
         log(f"wrote {a.out}, {json_path} and {', '.join(plot_paths)}")
         failed = [r for r in runs if not r["ok"]] + [r for r in (dask or {}).get("runs", []) if not r["ok"]]
         return 1 if failed else 0

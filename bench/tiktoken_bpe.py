@@ -17,6 +17,7 @@ bytes) and turn it into tiktoken's format here:
 
     python3 bench/tiktoken_bpe.py HF_TOKENIZER.json TEXT_FILE   # round trip + agreement with HF
 """
+
 from __future__ import annotations
 
 import json
@@ -52,6 +53,7 @@ def _hf_bpe(path: str):
             return bytes(back[c] for c in piece)
         except KeyError as e:
             raise ValueError("%s: piece %r is not byte-level (character %r)" % (path, piece, e.args[0])) from None
+
     return model, raw
 
 
@@ -72,6 +74,7 @@ def encoding_from_hf(path: str, name: str = "hf-bytelevel-bpe"):
     """A tiktoken.Encoding with the ranks of `ranks_from_hf(path)`, GPT-2's pat_str and no
     special tokens."""
     import tiktoken
+
     return tiktoken.Encoding(name, pat_str=GPT2_PAT, mergeable_ranks=ranks_from_hf(path), special_tokens={})
 
 
@@ -80,6 +83,7 @@ def check(hf_path: str, docs: list) -> dict:
     {"docs", "bytes", "vocab", "tiktoken_tokens", "hf_tokens", "roundtrip_fail", "same_tokens_docs"};
     same_tokens_docs counts the documents cut into the same byte strings by both."""
     from tokenizers import Tokenizer
+
     enc = encoding_from_hf(hf_path)
     hf = Tokenizer.from_file(hf_path)
     model, raw = _hf_bpe(hf_path)
@@ -100,6 +104,7 @@ def check(hf_path: str, docs: list) -> dict:
 
 def main(argv=None) -> int:
     import argparse
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("hf_json", help="HF tokenizer.json of a byte-level BPE")
     ap.add_argument("text", help="text file; its blank-line separated paragraphs are the documents")

@@ -46,8 +46,19 @@ import time
 import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (OURS_TEXT_UNIT, cut_at_blank_line, evaluate, fmt_mb, fmt_s, jsonl_texts, meminfo,  # noqa: E402
-                    ratio, run_training, split_docs, train_job)
+from common import (
+    OURS_TEXT_UNIT,
+    cut_at_blank_line,
+    evaluate,
+    fmt_mb,
+    fmt_s,
+    jsonl_texts,
+    meminfo,  # noqa: E402
+    ratio,
+    run_training,
+    split_docs,
+    train_job,
+)
 from machine import cpu_model, loadavg, take_capped, version_of, wait_idle  # noqa: E402
 
 
@@ -69,30 +80,38 @@ HELD_OUT = ("mix",) + LANGS
 
 def peer_settings(a):
     """What each trainer is told, in words (for the report)."""
-    bp = ("order=%d, max_vocab_size=%d, max_piece_length=%d, min_count=%d, isolate_digits=False, "
-          "ensure_unicode=True" % (a.order, a.vocab, a.max_piece_length, a.min_count))
-    spm = ("vocab_size=%d, byte_fallback=True, normalization_rule_name='identity', "
-           "remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=False, "
-           "character_coverage=%s, input_sentence_size=0 (all lines), shuffle_input_sentence=False, "
-           "max_sentence_length=<longest line in bytes + 1>, num_threads=%d; other options default "
-           "(max_sentencepiece_length=16, split_by_whitespace=True, split_by_unicode_script=True, "
-           "split_by_number=True)" % (a.vocab, a.spm_coverage, a.workers))
-    hf = ("ByteLevel(add_prefix_space=False, use_regex=True) pre-tokenizer (GPT-2 regex; every "
-          "byte is a symbol, so no unknown tokens and lossless), ByteLevel decoder, no normalizer, "
-          "initial_alphabet=ByteLevel.alphabet(), RAYON_NUM_THREADS=%d" % a.workers)
+    bp = "order=%d, max_vocab_size=%d, max_piece_length=%d, min_count=%d, isolate_digits=False, ensure_unicode=True" % (
+        a.order,
+        a.vocab,
+        a.max_piece_length,
+        a.min_count,
+    )
+    spm = (
+        "vocab_size=%d, byte_fallback=True, normalization_rule_name='identity', "
+        "remove_extra_whitespaces=False, add_dummy_prefix=False, split_digits=False, "
+        "character_coverage=%s, input_sentence_size=0 (all lines), shuffle_input_sentence=False, "
+        "max_sentence_length=<longest line in bytes + 1>, num_threads=%d; other options default "
+        "(max_sentencepiece_length=16, split_by_whitespace=True, split_by_unicode_script=True, "
+        "split_by_number=True)" % (a.vocab, a.spm_coverage, a.workers)
+    )
+    hf = (
+        "ByteLevel(add_prefix_space=False, use_regex=True) pre-tokenizer (GPT-2 regex; every "
+        "byte is a symbol, so no unknown tokens and lossless), ByteLevel decoder, no normalizer, "
+        "initial_alphabet=ByteLevel.alphabet(), RAYON_NUM_THREADS=%d" % a.workers
+    )
     return {
         "ours": "`Trainer(%s).train_from_files(file, workers=%d, text_unit=%r)`" % (bp, a.workers, OURS_TEXT_UNIT),
         "original": "`Trainer(%s).train(docs, workers=%d)` (batch_size=1000); docs = the training "
-                    "file cut after each blank line (separators kept, so the docs joined are the "
-                    "file); cutting them is not timed" % (bp, a.workers),
+        "file cut after each blank line (separators kept, so the docs joined are the "
+        "file); cutting them is not timed" % (bp, a.workers),
         "spm-bpe": "`SentencePieceTrainer.train(model_type='bpe', %s)`" % spm,
         "spm-unigram": "`SentencePieceTrainer.train(model_type='unigram', %s)`" % spm,
         "hf-bpe": "`BpeTrainer(vocab_size=%d, min_frequency=%d)`; %s" % (a.vocab, a.min_count, hf),
         "hf-unigram": "`UnigramTrainer(vocab_size=%d, unk_token='<unk>', special_tokens=['<unk>'])` "
-                      "(max_piece_length=16, shrinking_factor=0.75, n_sub_iterations=2: defaults); %s; "
-                      "trained in a thread with a %d MB stack, `ulimit -s unlimited` and "
-                      "RUST_MIN_STACK=%d MB, as a precaution (HF Unigram is known to overflow the default 8 MB stack on long inputs; with this ByteLevel set-up a 25 MB test also ran with the default)"
-                      % (a.vocab, hf, a.stack_mb, a.stack_mb),
+        "(max_piece_length=16, shrinking_factor=0.75, n_sub_iterations=2: defaults); %s; "
+        "trained in a thread with a %d MB stack, `ulimit -s unlimited` and "
+        "RUST_MIN_STACK=%d MB, as a precaution (HF Unigram is known to overflow the default 8 MB stack on long inputs; with this ByteLevel set-up a 25 MB test also ran with the default)"
+        % (a.vocab, hf, a.stack_mb, a.stack_mb),
     }
 
 
@@ -110,6 +129,7 @@ def wait_load(max_wait, max_load):
 
 # --------------------------------------------------------------------------- text
 
+
 def _mix_extension(corpus, need, log):
     """Training documents (bytes, each + b"\\n") that mix.train.txt does not hold, interleaved
     en:code = 5:0.5 by bytes, continuing the corpus' greedy rule; at most `need` bytes."""
@@ -125,13 +145,13 @@ def _mix_extension(corpus, need, log):
         pos[lang] += 1
     mix_size = os.path.getsize(os.path.join(corpus, "mix.train.txt"))
     if sum(got.values()) != mix_size:
-        raise SystemExit("cannot extend mix.train.txt: replaying its mix gives %d bytes, not %d"
-                         % (sum(got.values()), mix_size))
-    log("   mix.train.txt ends at en document %d, code document %d; extending with the rest"
-        % (pos["en"], pos["code"]))
+        raise SystemExit(
+            "cannot extend mix.train.txt: replaying its mix gives %d bytes, not %d" % (sum(got.values()), mix_size)
+        )
+    log("   mix.train.txt ends at en document %d, code document %d; extending with the rest" % (pos["en"], pos["code"]))
     files = {lang: open(os.path.join(corpus, "%s.train.txt" % lang), "rb") for lang in ("en", "code")}
     for lang in files:
-        files[lang].seek(sum(lens[lang][:pos[lang]]))
+        files[lang].seek(sum(lens[lang][: pos[lang]]))
     W2 = {"en": 5.0, "code": 0.5}
     out, total = [], 0
     while total < need and any(pos[lang] < len(lens[lang]) for lang in W2):
@@ -150,9 +170,11 @@ def build_training_files(corpus, sizes, workdir, log):
     """One file per size (nested prefixes). Returns {size: info}."""
     src = os.path.join(corpus, "mix.train.txt")
     if not os.path.exists(src):
-        raise SystemExit("no mix.train.txt in %s: build the corpus with "
-                         "`bash shared/corpus/build_corpus.sh DIR` and pass --corpus DIR "
-                         "(or set BYTEPIECE_CORPUS)" % corpus)
+        raise SystemExit(
+            "no mix.train.txt in %s: build the corpus with "
+            "`bash shared/corpus/build_corpus.sh DIR` and pass --corpus DIR "
+            "(or set BYTEPIECE_CORPUS)" % corpus
+        )
     biggest = int(max(sizes) * MB)
     with open(src, "rb") as f:
         data = f.read(biggest + 1)
@@ -209,30 +231,47 @@ def load_held_out(corpus, cap_mb):
 
 # --------------------------------------------------------------------------- one training
 
+
 def run_trainer(peer, size, info, a, workdir, log):
     """Trains `peer` on the training file `info["path"]` in its own subprocess (common.run_training)."""
     ext = {"spm-bpe": ".model", "spm-unigram": ".model"}.get(peer, ".json")
     base = os.path.join(workdir, "%s.%gMB" % (peer, size))
     model, result, logf = base + ext, base + ".result.json", base + ".log"
-    job = train_job(peer, info["path"], model, result, workers=a.workers, vocab=a.vocab, order=a.order,
-                    min_count=a.min_count, max_piece_length=a.max_piece_length, spm_coverage=a.spm_coverage,
-                    stack_mb=a.stack_mb, max_line=info["longest_line_bytes"])
+    job = train_job(
+        peer,
+        info["path"],
+        model,
+        result,
+        workers=a.workers,
+        vocab=a.vocab,
+        order=a.order,
+        min_count=a.min_count,
+        max_piece_length=a.max_piece_length,
+        spm_coverage=a.spm_coverage,
+        stack_mb=a.stack_mb,
+        max_line=info["longest_line_bytes"],
+    )
     rec = {"peer": peer, "size_mb": size, "train_bytes": info["bytes"], "model": model, "log": logf}
     if a.wait_idle > 0:
         rec["others_cpu_before"] = wait_idle(a.wait_idle, a.idle_threshold)
     rec["load_before"] = loadavg()
-    rec.update(run_training(job, logf, timeout=a.peer_timeout.get(peer, a.timeout), poll=a.poll,
-                            min_available_mb=a.min_available_mb))
+    rec.update(
+        run_training(
+            job, logf, timeout=a.peer_timeout.get(peer, a.timeout), poll=a.poll, min_available_mb=a.min_available_mb
+        )
+    )
     return rec
 
 
 # --------------------------------------------------------------------------- evaluation
+
 
 def check_against_original_encoder(model_path, docs):
     """Do bytepiece-rs' Tokenizer and the original's give the same ids with this model?"""
     try:
         import bytepiece
         import bytepiece_rs
+
         a = bytepiece.Tokenizer(model_path)
         b = bytepiece_rs.Tokenizer(model_path)
         same = sum(a.encode(d) == b.encode(d) for d in docs)
@@ -251,12 +290,16 @@ def same_model(path_a, path_b):
             return "identical"
         if set(x) == set(y):
             return "same pieces, %d counts differ" % sum(x[k] != y[k] for k in x)
-        return "different: %d pieces only in ours, %d only in the original" % (len(set(x) - set(y)), len(set(y) - set(x)))
+        return "different: %d pieces only in ours, %d only in the original" % (
+            len(set(x) - set(y)),
+            len(set(y) - set(x)),
+        )
     except Exception as e:  # noqa: BLE001
         return "error: %s" % e
 
 
 # --------------------------------------------------------------------------- report
+
 
 def skip_reason(p, a):
     lim = a.skip_above.get(p)
@@ -278,9 +321,11 @@ def build_report(meta, runs, a):
     by = {(r["peer"], r["size_mb"]): r for r in runs}
     peers = [p for p in a.peers]
     w("## Training on %g MB (%s bytes), vocabulary %d\n" % (main, "{:,}".format(meta["train"][main]["bytes"]), a.vocab))
-    w("| trainer | train time (s) | CPU time (s) | peak RSS, tree (MiB) | peak PSS, tree (MiB) | "
-      "largest process peak (MiB) | RSS before training (MiB) | procs | vocab | bytes/token mix | zh | en | code | "
-      "round-trip fails | others' CPU / steal |")
+    w(
+        "| trainer | train time (s) | CPU time (s) | peak RSS, tree (MiB) | peak PSS, tree (MiB) | "
+        "largest process peak (MiB) | RSS before training (MiB) | procs | vocab | bytes/token mix | zh | en | code | "
+        "round-trip fails | others' CPU / steal |"
+    )
     w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for p in peers:
         r = by.get((p, main))
@@ -288,43 +333,72 @@ def build_report(meta, runs, a):
             w("| %s | not run at %g MB (%s) ||||||||||||||" % (TITLES[p], main, skip_reason(p, a)))
             continue
         if not r["ok"]:
-            w("| %s | **failed**: %s (after %s s, peak RSS %s MiB) ||||||||||||||"
-              % (TITLES[p], r["error"], fmt_s(r["process_wall_s"]), fmt_mb(r["peak_rss_tree"])))
+            w(
+                "| %s | **failed**: %s (after %s s, peak RSS %s MiB) ||||||||||||||"
+                % (TITLES[p], r["error"], fmt_s(r["process_wall_s"]), fmt_mb(r["peak_rss_tree"]))
+            )
             continue
         e = r.get("eval", {})
         bpt = ["%.3f" % e[n]["bytes_per_token"] if n in e else "—" for n in HELD_OUT]
         fails = "/".join(str(e[n]["roundtrip_fail"]) for n in HELD_OUT) if e else "—"
-        w("| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %.0f%% / %.0f%% |" % (
-            TITLES[p], fmt_s(r["train_s"]), fmt_s(r["tree_cpu_s"]), fmt_mb(r["peak_rss_tree"]),
-            fmt_mb(r["peak_pss_tree"]), fmt_mb(r["peak_hwm_one_process"]), fmt_mb(r.get("rss_before")),
-            r["peak_processes"], "{:,}".format(e.get("vocab_size", 0)), *bpt, fails,
-            100 * r["others_cpu"], 100 * r.get("steal", 0)))
+        w(
+            "| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %.0f%% / %.0f%% |"
+            % (
+                TITLES[p],
+                fmt_s(r["train_s"]),
+                fmt_s(r["tree_cpu_s"]),
+                fmt_mb(r["peak_rss_tree"]),
+                fmt_mb(r["peak_pss_tree"]),
+                fmt_mb(r["peak_hwm_one_process"]),
+                fmt_mb(r.get("rss_before")),
+                r["peak_processes"],
+                "{:,}".format(e.get("vocab_size", 0)),
+                *bpt,
+                fails,
+                100 * r["others_cpu"],
+                100 * r.get("steal", 0),
+            )
+        )
     w("")
-    w("- train time: wall time of the training call + saving the model, inside the trainer's "
-      "subprocess (interpreter start and imports excluded; the original's cutting of the file into "
-      "documents excluded, reading the file included for all others). CPU time: user + system of "
-      "the subprocess and all its descendants.%s" % (
-          "" if a.repeat <= 1 else " A training shorter than %g s is run %d times: its row is the run of "
-          "median time (all times in the .json, `repeats`)." % (a.repeat_below, a.repeat)))
-    w("- peak RSS / PSS, tree: the largest sum over the trainer's subprocess and all its descendants, "
-      "polled every %g s from /proc (VmRSS of status; Pss of smaps_rollup only while the tree has "
-      "several processes, a single process' PSS being taken as its RSS, since reading smaps_rollup "
-      "slows the process it reads: bytepiece-rs trained 100 MB in 14.0 s alone and 18.2 s polled every "
-      "0.1 s); the RSS peak is raised to "
-      "the subprocess' own VmHWM if polling missed a short peak. RSS counts the pages that forked "
-      "workers share with their parent once per process; PSS divides them among the sharers. Largest "
-      "process peak: the largest VmHWM of one process of the tree. RSS before training: the subprocess "
-      "after its imports (and, for the original, after reading the documents): Python, the library, "
-      "numpy for the BytePiece packages." % a.poll)
-    w("- bytes/token: UTF-8 bytes of the held-out documents (before any normalisation) / tokens; "
-      "higher is better. Held-out: %s." % meta["held_out_desc"])
-    w("- round-trip fails: documents (mix/zh/en/code) where decode(encode(x)) != x (!= NFC(x) for the "
-      "BytePiece models). BytePiece models are encoded with bytepiece-rs' Tokenizer (ids equal to "
-      "the original's Tokenizer: %s)." % meta.get("encoder_check", "not checked"))
-    w("- others' CPU / steal: share of the machine's CPU used by other processes during that training, "
-      "and share stolen by the hypervisor (this is a VM); both are noise and should be ~0%%. A run "
-      "disturbed by more than %d%% is repeated (up to %d times) and the least disturbed run is kept "
-      "(all are in the .json)." % (100 * a.retry_above, a.retries))
+    w(
+        "- train time: wall time of the training call + saving the model, inside the trainer's "
+        "subprocess (interpreter start and imports excluded; the original's cutting of the file into "
+        "documents excluded, reading the file included for all others). CPU time: user + system of "
+        "the subprocess and all its descendants.%s"
+        % (
+            ""
+            if a.repeat <= 1
+            else " A training shorter than %g s is run %d times: its row is the run of "
+            "median time (all times in the .json, `repeats`)." % (a.repeat_below, a.repeat)
+        )
+    )
+    w(
+        "- peak RSS / PSS, tree: the largest sum over the trainer's subprocess and all its descendants, "
+        "polled every %g s from /proc (VmRSS of status; Pss of smaps_rollup only while the tree has "
+        "several processes, a single process' PSS being taken as its RSS, since reading smaps_rollup "
+        "slows the process it reads: bytepiece-rs trained 100 MB in 14.0 s alone and 18.2 s polled every "
+        "0.1 s); the RSS peak is raised to "
+        "the subprocess' own VmHWM if polling missed a short peak. RSS counts the pages that forked "
+        "workers share with their parent once per process; PSS divides them among the sharers. Largest "
+        "process peak: the largest VmHWM of one process of the tree. RSS before training: the subprocess "
+        "after its imports (and, for the original, after reading the documents): Python, the library, "
+        "numpy for the BytePiece packages." % a.poll
+    )
+    w(
+        "- bytes/token: UTF-8 bytes of the held-out documents (before any normalisation) / tokens; "
+        "higher is better. Held-out: %s." % meta["held_out_desc"]
+    )
+    w(
+        "- round-trip fails: documents (mix/zh/en/code) where decode(encode(x)) != x (!= NFC(x) for the "
+        "BytePiece models). BytePiece models are encoded with bytepiece-rs' Tokenizer (ids equal to "
+        "the original's Tokenizer: %s)." % meta.get("encoder_check", "not checked")
+    )
+    w(
+        "- others' CPU / steal: share of the machine's CPU used by other processes during that training, "
+        "and share stolen by the hypervisor (this is a VM); both are noise and should be ~0%%. A run "
+        "disturbed by more than %d%% is repeated (up to %d times) and the least disturbed run is kept "
+        "(all are in the .json)." % (100 * a.retry_above, a.retries)
+    )
     if meta.get("same_model"):
         w("- ours vs original model (%s): %s" % (meta["same_model"][0], meta["same_model"][1]))
     w("")
@@ -343,13 +417,43 @@ def build_report(meta, runs, a):
     s = common("original")
     if s is not None and "original" in peers:
         o, u = by[("original", s)], by[("ours", s)]
-        rows.append(("time: original / ours (same %d workers)" % a.workers, s, ratio(o["train_s"], u["train_s"]), "≥ 20×", lambda v: v >= 20))
-        rows.append(("peak RSS tree: ours / original", s, ratio(u["peak_rss_tree"], o["peak_rss_tree"]), "≤ 0.25", lambda v: v <= 0.25))
-        rows.append(("peak PSS tree: ours / original", s, ratio(u["peak_pss_tree"], o["peak_pss_tree"]), "≤ 0.25", lambda v: v <= 0.25))
+        rows.append(
+            (
+                "time: original / ours (same %d workers)" % a.workers,
+                s,
+                ratio(o["train_s"], u["train_s"]),
+                "≥ 20×",
+                lambda v: v >= 20,
+            )
+        )
+        rows.append(
+            (
+                "peak RSS tree: ours / original",
+                s,
+                ratio(u["peak_rss_tree"], o["peak_rss_tree"]),
+                "≤ 0.25",
+                lambda v: v <= 0.25,
+            )
+        )
+        rows.append(
+            (
+                "peak PSS tree: ours / original",
+                s,
+                ratio(u["peak_pss_tree"], o["peak_pss_tree"]),
+                "≤ 0.25",
+                lambda v: v <= 0.25,
+            )
+        )
         if "eval" in u and "eval" in o:
-            rows.append(("bytes/token mix: ours / original", s,
-                         ratio(u["eval"]["mix"]["bytes_per_token"], o["eval"]["mix"]["bytes_per_token"]),
-                         "= 1 (±0.2 %)", lambda v: abs(v - 1) <= 0.002))
+            rows.append(
+                (
+                    "bytes/token mix: ours / original",
+                    s,
+                    ratio(u["eval"]["mix"]["bytes_per_token"], o["eval"]["mix"]["bytes_per_token"]),
+                    "= 1 (±0.2 %)",
+                    lambda v: abs(v - 1) <= 0.002,
+                )
+            )
     for p in peers:
         if p in ("ours", "original"):
             continue
@@ -358,11 +462,25 @@ def build_report(meta, runs, a):
             continue
         o, u = by[(p, s)], by[("ours", s)]
         rows.append(("time: %s / ours" % TITLES[p], s, ratio(o["train_s"], u["train_s"]), "> 1×", lambda v: v > 1))
-        rows.append(("peak RSS tree: ours / %s" % TITLES[p], s, ratio(u["peak_rss_tree"], o["peak_rss_tree"]), "< 1", lambda v: v < 1))
+        rows.append(
+            (
+                "peak RSS tree: ours / %s" % TITLES[p],
+                s,
+                ratio(u["peak_rss_tree"], o["peak_rss_tree"]),
+                "< 1",
+                lambda v: v < 1,
+            )
+        )
         if p == "spm-bpe" and "eval" in u and "eval" in o:
-            rows.append(("bytes/token mix: ours / %s" % TITLES[p], s,
-                         ratio(u["eval"]["mix"]["bytes_per_token"], o["eval"]["mix"]["bytes_per_token"]),
-                         "> 1", lambda v: v > 1))
+            rows.append(
+                (
+                    "bytes/token mix: ours / %s" % TITLES[p],
+                    s,
+                    ratio(u["eval"]["mix"]["bytes_per_token"], o["eval"]["mix"]["bytes_per_token"]),
+                    "> 1",
+                    lambda v: v > 1,
+                )
+            )
     if rows:
         w("### Targets\n")
         w("| ratio | at MB | value | target | met |")
@@ -372,8 +490,10 @@ def build_report(meta, runs, a):
                 w("| %s | %g | — | %s | — |" % (name, s, target))
             else:
                 met = test(v)
-                w("| %s | %g | %s | %s | %s |" % (name, s, ("%.2f×" % v if "time" in name else "%.3f" % v),
-                                                  target, "yes" if met else "**no**"))
+                w(
+                    "| %s | %g | %s | %s | %s |"
+                    % (name, s, ("%.2f×" % v if "time" in name else "%.3f" % v), target, "yes" if met else "**no**")
+                )
         w("")
 
     sizes = sorted({r["size_mb"] for r in runs})
@@ -391,8 +511,9 @@ def build_report(meta, runs, a):
                     cells.append("failed (%s)" % r["error"])
                 else:
                     bpt = r.get("eval", {}).get("mix", {}).get("bytes_per_token")
-                    cells.append("%s / %s / %s" % (fmt_s(r["train_s"]), fmt_mb(r["peak_rss_tree"]),
-                                                   "%.3f" % bpt if bpt else "—"))
+                    cells.append(
+                        "%s / %s / %s" % (fmt_s(r["train_s"]), fmt_mb(r["peak_rss_tree"]), "%.3f" % bpt if bpt else "—")
+                    )
             w("| %g | %s |" % (s, " | ".join(cells)))
         w("")
 
@@ -405,62 +526,121 @@ def build_report(meta, runs, a):
     if fails:
         w("### Failures\n")
         for r in fails:
-            w("- %s at %g MB: %s\n\n```\n%s\n```" % (TITLES[r["peer"]], r["size_mb"], r["error"], r.get("log_tail", "")))
+            w(
+                "- %s at %g MB: %s\n\n```\n%s\n```"
+                % (TITLES[r["peer"]], r["size_mb"], r["error"], r.get("log_tail", ""))
+            )
         w("")
     return "\n".join(L) + "\n"
 
 
 # --------------------------------------------------------------------------- main
 
+
 def parse_args(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
-                    help="output dir of shared/corpus/build_corpus.sh (default $BYTEPIECE_CORPUS or ./corpus)")
-    ap.add_argument("--mb", type=float, default=None, help="MB of training text of the main table (default 25; --quick 5)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
+    ap.add_argument(
+        "--corpus",
+        default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
+        help="output dir of shared/corpus/build_corpus.sh (default $BYTEPIECE_CORPUS or ./corpus)",
+    )
+    ap.add_argument(
+        "--mb", type=float, default=None, help="MB of training text of the main table (default 25; --quick 5)"
+    )
     ap.add_argument("--sizes", default=None, help="comma list of MB for the scaling table (default: only --mb)")
     ap.add_argument("--vocab", type=int, default=32000, help="vocabulary size of every trainer (default 32000)")
     ap.add_argument("--peers", default=",".join(ALL_PEERS), help="comma list of: " + ",".join(ALL_PEERS))
-    ap.add_argument("--skip-original-above", type=float, default=25,
-                    help="do not run the original on more than this many MB (default 25)")
-    ap.add_argument("--skip-above", dest="skip_above_str", default="", metavar="PEER=MB,...",
-                    help="PEER=MB[,PEER=MB]: do not run PEER on more than MB (e.g. hf-unigram=50)")
-    ap.add_argument("--only", dest="only_str", default="", metavar="PEER=MB/MB,...",
-                    help="run PEER only at these sizes (e.g. original=25/100,spm-unigram=100)")
-    ap.add_argument("--peer-timeout", dest="peer_timeout_str", default="", metavar="PEER=S,...",
-                    help="stop PEER's training after S seconds (reported as not finished), instead of --timeout")
-    ap.add_argument("--quick", action="store_true",
-                    help="< 10 min on 2 cores: --mb 5 --sizes 2,5 --test-mb 2 (unless given)")
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                    help="workers / threads of every trainer (default: all cores)")
-    ap.add_argument("--test-mb", type=float, default=None,
-                    help="cap of each held-out set (mix, zh, en, code) in MB (default: all of it)")
+    ap.add_argument(
+        "--skip-original-above",
+        type=float,
+        default=25,
+        help="do not run the original on more than this many MB (default 25)",
+    )
+    ap.add_argument(
+        "--skip-above",
+        dest="skip_above_str",
+        default="",
+        metavar="PEER=MB,...",
+        help="PEER=MB[,PEER=MB]: do not run PEER on more than MB (e.g. hf-unigram=50)",
+    )
+    ap.add_argument(
+        "--only",
+        dest="only_str",
+        default="",
+        metavar="PEER=MB/MB,...",
+        help="run PEER only at these sizes (e.g. original=25/100,spm-unigram=100)",
+    )
+    ap.add_argument(
+        "--peer-timeout",
+        dest="peer_timeout_str",
+        default="",
+        metavar="PEER=S,...",
+        help="stop PEER's training after S seconds (reported as not finished), instead of --timeout",
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="< 10 min on 2 cores: --mb 5 --sizes 2,5 --test-mb 2 (unless given)"
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="workers / threads of every trainer (default: all cores)",
+    )
+    ap.add_argument(
+        "--test-mb",
+        type=float,
+        default=None,
+        help="cap of each held-out set (mix, zh, en, code) in MB (default: all of it)",
+    )
     ap.add_argument("--order", type=int, default=6)
     ap.add_argument("--min-count", type=int, default=2, help="BytePiece min_count (and HF BPE min_frequency)")
     ap.add_argument("--max-piece-length", type=int, default=36)
     ap.add_argument("--spm-coverage", type=float, default=0.9995, help="SentencePiece character_coverage")
     ap.add_argument("--stack-mb", type=int, default=1024, help="stack of the HF Unigram training thread")
     ap.add_argument("--timeout", type=float, default=3 * 3600, help="per training run, seconds (default 3 h)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="run a training shorter than --repeat-below s this many times in all and report "
-                         "the run of median time (default 1: once)")
-    ap.add_argument("--repeat-below", type=float, default=10.0,
-                    help="see --repeat (default 10 s)")
-    ap.add_argument("--retries", type=int, default=1,
-                    help="re-run a training disturbed by other processes / steal (default 1)")
-    ap.add_argument("--retry-above", type=float, default=0.25,
-                    help="disturbance (others' CPU + steal, share of the machine) that triggers a re-run")
-    ap.add_argument("--min-available-mb", type=int, default=800,
-                    help="kill a trainer when the machine has less memory available than this")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run a training shorter than --repeat-below s this many times in all and report "
+        "the run of median time (default 1: once)",
+    )
+    ap.add_argument("--repeat-below", type=float, default=10.0, help="see --repeat (default 10 s)")
+    ap.add_argument(
+        "--retries", type=int, default=1, help="re-run a training disturbed by other processes / steal (default 1)"
+    )
+    ap.add_argument(
+        "--retry-above",
+        type=float,
+        default=0.25,
+        help="disturbance (others' CPU + steal, share of the machine) that triggers a re-run",
+    )
+    ap.add_argument(
+        "--min-available-mb",
+        type=int,
+        default=800,
+        help="kill a trainer when the machine has less memory available than this",
+    )
     ap.add_argument("--poll", type=float, default=0.1, help="memory polling interval, seconds")
-    ap.add_argument("--wait-idle", type=float, default=600,
-                    help="before each training wait up to S s until other processes use < --idle-threshold "
-                         "of the CPU (default 600; 0: do not wait)")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=600,
+        help="before each training wait up to S s until other processes use < --idle-threshold "
+        "of the CPU (default 600; 0: do not wait)",
+    )
     ap.add_argument("--idle-threshold", type=float, default=0.1)
-    ap.add_argument("--max-load", type=float, default=0.5,
-                    help="before the first training wait (up to --wait-idle s) for the 1-min load average "
-                         "to drop below this")
-    ap.add_argument("--workdir", default=None, help="keep training files, models and logs here (default: a temp dir, removed)")
+    ap.add_argument(
+        "--max-load",
+        type=float,
+        default=0.5,
+        help="before the first training wait (up to --wait-idle s) for the 1-min load average to drop below this",
+    )
+    ap.add_argument(
+        "--workdir", default=None, help="keep training files, models and logs here (default: a temp dir, removed)"
+    )
     ap.add_argument("--out", default=os.path.join(HERE, "results", "train.md"))
     a = ap.parse_args(argv)
     if a.quick:
@@ -492,8 +672,10 @@ def parse_args(argv):
     a.skip_above.setdefault("original", a.skip_original_above)
     a.skip_above["original"] = min(a.skip_above["original"], a.skip_original_above)
     a.only, a.peer_timeout = {}, {}
-    for opt, text, target, conv in (("--only", a.only_str, a.only, lambda v: {float(x) for x in v.split("/")}),
-                                    ("--peer-timeout", a.peer_timeout_str, a.peer_timeout, float)):
+    for opt, text, target, conv in (
+        ("--only", a.only_str, a.only, lambda v: {float(x) for x in v.split("/")}),
+        ("--peer-timeout", a.peer_timeout_str, a.peer_timeout, float),
+    ):
         for item in filter(None, (x.strip() for x in text.split(","))):
             k, _, v = item.partition("=")
             if k not in ALL_PEERS:
@@ -512,9 +694,11 @@ def main(argv=None):
         print(msg, flush=True)
 
     if not os.path.isdir(a.corpus):
-        log("no corpus at %s: build it with `bash shared/corpus/build_corpus.sh DIR` "
+        log(
+            "no corpus at %s: build it with `bash shared/corpus/build_corpus.sh DIR` "
             "(downloads from PyPI and Debian only; ~157 MB mix.train.txt) and pass --corpus DIR "
-            "or set BYTEPIECE_CORPUS" % a.corpus)
+            "or set BYTEPIECE_CORPUS" % a.corpus
+        )
         return 2
     t_start = time.perf_counter()
     started = datetime.datetime.now(datetime.timezone.utc).astimezone()
@@ -525,13 +709,21 @@ def main(argv=None):
         log("== training files (%s MB) in %s" % (",".join(map(str, a.sizes)), workdir))
         train = build_training_files(a.corpus, a.sizes, workdir, log)
         for s, i in train.items():
-            log("   %g MB: %s bytes, %s lines, longest line %s bytes, %s blank-line documents"
-                % (s, "{:,}".format(i["bytes"]), "{:,}".format(i["lines"]), "{:,}".format(i["longest_line_bytes"]),
-                   "{:,}".format(i["blank_line_docs"])))
+            log(
+                "   %g MB: %s bytes, %s lines, longest line %s bytes, %s blank-line documents"
+                % (
+                    s,
+                    "{:,}".format(i["bytes"]),
+                    "{:,}".format(i["lines"]),
+                    "{:,}".format(i["longest_line_bytes"]),
+                    "{:,}".format(i["blank_line_docs"]),
+                )
+            )
         held, held_files = load_held_out(a.corpus, a.test_mb)
-        held_desc = ", ".join("%s = %s (%d docs, %.2f MB)" % (n, held_files[n], len(held[n]),
-                                                              sum(len(d.encode()) for d in held[n]) / MB)
-                              for n in HELD_OUT)
+        held_desc = ", ".join(
+            "%s = %s (%d docs, %.2f MB)" % (n, held_files[n], len(held[n]), sum(len(d.encode()) for d in held[n]) / MB)
+            for n in HELD_OUT
+        )
         if a.test_mb is not None:
             held_desc += "; each capped at %g MB (--test-mb)" % a.test_mb
         log("== held-out: " + held_desc)
@@ -550,14 +742,23 @@ def main(argv=None):
                     try:
                         r = run_trainer(p, s, train[s], a, workdir, log)
                     except Exception:  # noqa: BLE001
-                        r = {"peer": p, "size_mb": s, "ok": False, "error": "benchmark error",
-                             "log_tail": traceback.format_exc(), "process_wall_s": None, "peak_rss_tree": None}
+                        r = {
+                            "peer": p,
+                            "size_mb": s,
+                            "ok": False,
+                            "error": "benchmark error",
+                            "log_tail": traceback.format_exc(),
+                            "process_wall_s": None,
+                            "peak_rss_tree": None,
+                        }
                     attempts.append(r)
                     noise = r.get("others_cpu", 0) + r.get("steal", 0)
                     if not r["ok"] or noise <= a.retry_above or len(attempts) > a.retries:
                         break
-                    log("   disturbed: others' CPU %.0f%%, steal %.0f%% (%.2f s, peak RSS %s MiB); running it again"
-                        % (100 * r["others_cpu"], 100 * r["steal"], r["train_s"], fmt_mb(r["peak_rss_tree"])))
+                    log(
+                        "   disturbed: others' CPU %.0f%%, steal %.0f%% (%.2f s, peak RSS %s MiB); running it again"
+                        % (100 * r["others_cpu"], 100 * r["steal"], r["train_s"], fmt_mb(r["peak_rss_tree"]))
+                    )
                 ok_attempts = [x for x in attempts if x["ok"]]
                 if ok_attempts:
                     r = min(ok_attempts, key=lambda x: x["others_cpu"] + x["steal"])
@@ -574,8 +775,10 @@ def main(argv=None):
                             reps.append(x)
                     med = sorted(reps, key=lambda x: x["train_s"])[(len(reps) - 1) // 2]
                     r = dict(med, attempts=r.get("attempts"))
-                    r["repeats"] = [{k: x.get(k) for k in ("train_s", "tree_cpu_s", "peak_rss_tree", "others_cpu", "steal")}
-                                    for x in reps]
+                    r["repeats"] = [
+                        {k: x.get(k) for k in ("train_s", "tree_cpu_s", "peak_rss_tree", "others_cpu", "steal")}
+                        for x in reps
+                    ]
                 if r["ok"]:
                     try:
                         r["eval"] = evaluate(p, r["model"], held, a.workers, HELD_OUT)
@@ -583,12 +786,21 @@ def main(argv=None):
                         r["eval_error"] = traceback.format_exc()
                         log(r["eval_error"])
                     e = r.get("eval", {})
-                    log("   %.2f s (CPU %.1f s), peak RSS %s MiB, PSS %s MiB, vocab %s, bytes/token mix %s, "
-                        "round-trip fails %s, others' CPU %.0f%%, steal %.0f%%" % (
-                            r["train_s"], r["tree_cpu_s"], fmt_mb(r["peak_rss_tree"]), fmt_mb(r["peak_pss_tree"]),
-                            e.get("vocab_size"), "%.3f" % e["mix"]["bytes_per_token"] if e else "—",
+                    log(
+                        "   %.2f s (CPU %.1f s), peak RSS %s MiB, PSS %s MiB, vocab %s, bytes/token mix %s, "
+                        "round-trip fails %s, others' CPU %.0f%%, steal %.0f%%"
+                        % (
+                            r["train_s"],
+                            r["tree_cpu_s"],
+                            fmt_mb(r["peak_rss_tree"]),
+                            fmt_mb(r["peak_pss_tree"]),
+                            e.get("vocab_size"),
+                            "%.3f" % e["mix"]["bytes_per_token"] if e else "—",
                             "/".join(str(e[n]["roundtrip_fail"]) for n in HELD_OUT) if e else "—",
-                            100 * r["others_cpu"], 100 * r["steal"]))
+                            100 * r["others_cpu"],
+                            100 * r["steal"],
+                        )
+                    )
                 else:
                     log("   FAILED: %s\n%s" % (r["error"], r.get("log_tail", "")))
                 runs.append(r)
@@ -598,11 +810,18 @@ def main(argv=None):
         sample = held["mix"][:40]
         checks = []
         for r in runs:
-            if r["ok"] and r["peer"] in ("ours", "original") and r["size_mb"] == max(
-                    x["size_mb"] for x in runs if x["ok"] and x["peer"] == r["peer"]):
-                checks.append("%s %g MB model: %s docs" % (r["peer"], r["size_mb"],
-                                                          check_against_original_encoder(r["model"], sample)))
-        meta["encoder_check"] = "; ".join(checks) + " (first %d mix documents)" % len(sample) if checks else "not checked"
+            if (
+                r["ok"]
+                and r["peer"] in ("ours", "original")
+                and r["size_mb"] == max(x["size_mb"] for x in runs if x["ok"] and x["peer"] == r["peer"])
+            ):
+                checks.append(
+                    "%s %g MB model: %s docs"
+                    % (r["peer"], r["size_mb"], check_against_original_encoder(r["model"], sample))
+                )
+        meta["encoder_check"] = (
+            "; ".join(checks) + " (first %d mix documents)" % len(sample) if checks else "not checked"
+        )
         ok_o = {r["size_mb"]: r for r in runs if r["peer"] == "original" and r["ok"]}
         ok_u = {r["size_mb"]: r for r in runs if r["peer"] == "ours" and r["ok"]}
         both = sorted(set(ok_o) & set(ok_u))
@@ -625,19 +844,37 @@ def main(argv=None):
                 corpus_files[fn] = os.path.getsize(os.path.join(a.corpus, fn))
         meta["header"] = [
             ("date", started.isoformat(timespec="seconds")),
-            ("machine", "%s, %d cores, %.1f GiB RAM, %s; Python %s" % (
-                cpu_model(), os.cpu_count() or 0, mem.get("MemTotal", 0) / 2**30, platform.platform(),
-                platform.python_version())),
+            (
+                "machine",
+                "%s, %d cores, %.1f GiB RAM, %s; Python %s"
+                % (
+                    cpu_model(),
+                    os.cpu_count() or 0,
+                    mem.get("MemTotal", 0) / 2**30,
+                    platform.platform(),
+                    platform.python_version(),
+                ),
+            ),
             ("command", "`python3 bench/train.py %s`" % " ".join(sys.argv[1:])),
             ("load average at start / end", "%s / %s" % (load0, loadavg())),
             ("versions", ", ".join("%s %s" % (k, v) for k, v in versions.items())),
             ("corpus", "`%s`: %s" % (a.corpus, ", ".join("%s %.1f MB" % (k, v / MB) for k, v in corpus_files.items()))),
-            ("training text", "; ".join("%g MB = %s bytes, %s lines (longest %s bytes), %s documents for the original%s"
-                                        % (s, "{:,}".format(i["bytes"]), "{:,}".format(i["lines"]),
-                                           "{:,}".format(i["longest_line_bytes"]), "{:,}".format(i["blank_line_docs"]),
-                                           " (beyond mix.train.txt: + en/code training documents)" if i["extended"] else "")
-                                        for s, i in train.items()) +
-             "; the first bytes of mix.train.txt cut at a blank line (MB = 10^6 bytes)"),
+            (
+                "training text",
+                "; ".join(
+                    "%g MB = %s bytes, %s lines (longest %s bytes), %s documents for the original%s"
+                    % (
+                        s,
+                        "{:,}".format(i["bytes"]),
+                        "{:,}".format(i["lines"]),
+                        "{:,}".format(i["longest_line_bytes"]),
+                        "{:,}".format(i["blank_line_docs"]),
+                        " (beyond mix.train.txt: + en/code training documents)" if i["extended"] else "",
+                    )
+                    for s, i in train.items()
+                )
+                + "; the first bytes of mix.train.txt cut at a blank line (MB = 10^6 bytes)",
+            ),
             ("workers", "%d for every trainer" % a.workers),
             ("total run time", "%.0f s" % (time.perf_counter() - t_start)),
         ]
@@ -651,9 +888,19 @@ def main(argv=None):
             f.write(report)
         js = os.path.splitext(a.out)[0] + ".json"
         with open(js, "w", encoding="utf-8") as f:
-            json.dump({"args": {k: v for k, v in vars(a).items() if not k.startswith("_")},
-                       "meta": meta, "versions": versions, "corpus_files": corpus_files,
-                       "settings": peer_settings(a), "runs": runs}, f, indent=1, default=str)
+            json.dump(
+                {
+                    "args": {k: v for k, v in vars(a).items() if not k.startswith("_")},
+                    "meta": meta,
+                    "versions": versions,
+                    "corpus_files": corpus_files,
+                    "settings": peer_settings(a),
+                    "runs": runs,
+                },
+                f,
+                indent=1,
+                default=str,
+            )
         log("wrote %s and %s" % (a.out, js))
         return 0 if all(r["ok"] for r in runs) else 1
     finally:

@@ -7,6 +7,7 @@
 - ``oracle``: the original ``bytepiece`` module; tests using it skip when it is not installed.
 - ``golden(name)``: the parsed tests/golden/NAME.json.gz.
 """
+
 from __future__ import annotations
 
 import functools
@@ -104,8 +105,10 @@ def tokenizer(model_path):
 def corpus_dir() -> Path:
     env = os.environ.get("BYTEPIECE_CORPUS")
     if not env:
-        pytest.skip("BYTEPIECE_CORPUS is not set: build the corpus with "
-                    "`shared/corpus/build_corpus.sh DIR` and export BYTEPIECE_CORPUS=DIR")
+        pytest.skip(
+            "BYTEPIECE_CORPUS is not set: build the corpus with "
+            "`shared/corpus/build_corpus.sh DIR` and export BYTEPIECE_CORPUS=DIR"
+        )
     path = Path(env)
     missing = [f"{lang}.train.jsonl" for lang in ec.PARITY_LANGS if not (path / f"{lang}.train.jsonl").is_file()]
     if missing:
@@ -116,8 +119,9 @@ def corpus_dir() -> Path:
 @pytest.fixture(scope="session")
 def oracle():
     """The original bytepiece module (0.6.3 with a byte-mode pyahocorasick), or skip."""
-    bp = pytest.importorskip("bytepiece", reason="the original bytepiece is not installed "
-                                                 "(shared/reference/install_original.sh)")
+    bp = pytest.importorskip(
+        "bytepiece", reason="the original bytepiece is not installed (shared/reference/install_original.sh)"
+    )
     import importlib.metadata
 
     try:

@@ -8,6 +8,7 @@ sha256 of every input, so a drifted input is reported as such.
 
 Standard library only (the tests must run without the original ``bytepiece``).
 """
+
 from __future__ import annotations
 
 import array
@@ -109,7 +110,7 @@ def edge_cases(shared: Path | None = None) -> dict[str, str]:
         "precomposed_vietnamese": "Tiếng Việt có dấu",
         # CJK extension planes
         "cjk_ext_b_g": "\U00020000\U00020001\U0002a6df\U0002a700\U0002b740\U0002b820\U0002ceb0"
-                       "\U0002ebe0\U00030000\U00030001\U0003134a\U00031350",
+        "\U0002ebe0\U00030000\U00030001\U0003134a\U00031350",
         "cjk_ext_mixed": "汉字\U00020000中文\U0002a700与\U00030000扩展区𠀀𪜀𫝀",
         "cjk_punct_fullwidth": "「你好」，『世界』！？（全角）ＡＢＣ１２３　空格",
         # control characters (the original splits lines only on '\n')
@@ -146,9 +147,24 @@ def edge_cases(shared: Path | None = None) -> dict[str, str]:
 
 # Subsets of edge_cases() for which the generator also stores tokenize() output.
 TOKENIZE_CASES = (
-    "empty", "nl_1", "nl_3", "crlf_3", "nl_crlf_mixed", "nl_runs_zh", "spaces_run", "tabs_run",
-    "emoji_family_zwj", "emoji_flags", "nfc_e_acute", "nfc_hangul_jamo", "nfc_reorder_marks",
-    "nfc_cjk_compat", "cjk_ext_b_g", "controls_in_text", "mixed_scripts", "digits_mixed",
+    "empty",
+    "nl_1",
+    "nl_3",
+    "crlf_3",
+    "nl_crlf_mixed",
+    "nl_runs_zh",
+    "spaces_run",
+    "tabs_run",
+    "emoji_family_zwj",
+    "emoji_flags",
+    "nfc_e_acute",
+    "nfc_hangul_jamo",
+    "nfc_reorder_marks",
+    "nfc_cjk_compat",
+    "cjk_ext_b_g",
+    "controls_in_text",
+    "mixed_scripts",
+    "digits_mixed",
 )
 
 
@@ -172,7 +188,7 @@ def random_texts(seed: int = 20240601, n: int = 40) -> list[str]:
         for _ in range(k):
             pool = rng.choices(pools, weights)[0]
             if rng.random() < 0.3 and chars:  # repeat a short chunk to create long matches
-                chars.extend(chars[-rng.randint(1, min(8, len(chars))):])
+                chars.extend(chars[-rng.randint(1, min(8, len(chars))) :])
             else:
                 chars.append(rng.choice(pool))
         texts.append("".join(chars))

@@ -1,5 +1,6 @@
 """The Python API as a user calls it: loading and saving models, encoding and decoding, lookups,
 batches and numpy output, errors."""
+
 from __future__ import annotations
 
 import base64
@@ -20,10 +21,7 @@ def toy_model(extra: dict[bytes, int] | None = None, byte_count: int = 1) -> dic
     pieces = {bytes([b]): byte_count for b in range(256)}
     pieces.update(extra or {})
     ordered = sorted(pieces.items(), key=lambda kv: (len(kv[0]), kv[0]))
-    return {
-        base64.b64encode(p).decode(): [i + 3, p.decode(errors="ignore"), c]
-        for i, (p, c) in enumerate(ordered)
-    }
+    return {base64.b64encode(p).decode(): [i + 3, p.decode(errors="ignore"), c] for i, (p, c) in enumerate(ordered)}
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +30,7 @@ def default() -> Tokenizer:
 
 
 # --- loading -------------------------------------------------------------------------------
+
 
 def test_default_model_is_bundled_and_works(default):
     assert default.vocab_size > 50_000
@@ -228,6 +227,7 @@ def test_original_line_splitting_only_on_newline(default):
 
 # --- batches -------------------------------------------------------------------------------
 
+
 def sample_docs(n=300):
     from conftest import SHARED
 
@@ -248,7 +248,7 @@ def test_encode_batch_equals_one_by_one(default, threads):
     assert ids.dtype == np.uint32 and offsets.dtype == np.int64
     assert len(offsets) == len(docs) + 1 and offsets[0] == 0 and offsets[-1] == len(ids)
     for i, e in enumerate(expected):
-        assert ids[offsets[i]:offsets[i + 1]].tolist() == e
+        assert ids[offsets[i] : offsets[i + 1]].tolist() == e
 
 
 def test_encode_batch_takes_any_iterable_and_mixed_types(default):
@@ -294,18 +294,27 @@ def test_the_readme_main_command_runs_on_the_bundled_model():
     text = "BytePiece 是一个字节级的 Unigram 分词器。"
     out = subprocess.run(
         [sys.executable, "-m", "bytepiece_rs", "encode", "--text", text, "--format", "pieces"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     assert "".join(json.loads(out.stdout)) == text
     ids = subprocess.run(
-        [sys.executable, "-m", "bytepiece_rs", "encode"], input="hello\nworld\n",
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "bytepiece_rs", "encode"],
+        input="hello\nworld\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert [list(map(int, line.split())) for line in ids.stdout.splitlines()] == [
-        Tokenizer().encode("hello"), Tokenizer().encode("world")]
+        Tokenizer().encode("hello"),
+        Tokenizer().encode("world"),
+    ]
     bad = subprocess.run(
         [sys.executable, "-m", "bytepiece_rs", "encode", "-m", "/no/such.model", "x"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert bad.returncode == 2 and "no such" in bad.stderr

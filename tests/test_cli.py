@@ -1,4 +1,5 @@
 """The ``bytepiece`` command, run as a user runs it: a subprocess, on real text."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,9 @@ from bytepiece_rs.formats import read_megatron
 
 def run(*args, stdin=None, cwd=None):
     """Runs ``python -m bytepiece_rs ARGS``; returns the CompletedProcess (bytes)."""
-    return subprocess.run([sys.executable, "-m", "bytepiece_rs", *map(str, args)], input=stdin,
-                          capture_output=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "bytepiece_rs", *map(str, args)], input=stdin, capture_output=True, cwd=cwd, timeout=600
+    )
 
 
 def ok(*args, **kw):
@@ -95,8 +97,12 @@ def test_decode_reads_every_format_encode_writes(sample, tmp_path):
     src = tmp_path / "in.txt"
     lines = sample[1][:200] + sample[1][-200:] + ["", "日本語 and émigré"]
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    outputs = {"ids": tmp_path / "ids.txt", "jsonl": tmp_path / "ids.jsonl", "npy": tmp_path / "ids.npy",
-               "bin": tmp_path / "corpus.bin"}
+    outputs = {
+        "ids": tmp_path / "ids.txt",
+        "jsonl": tmp_path / "ids.jsonl",
+        "npy": tmp_path / "ids.npy",
+        "bin": tmp_path / "corpus.bin",
+    }
     for fmt, path in outputs.items():
         ok("encode", src, "--format", fmt, "-o", path, "--add-eos")
         decoded = ok("decode", path).stdout.decode("utf-8").split("\n")[:-1]
@@ -139,8 +145,17 @@ def test_pipes_are_inputs_as_files_are(sample, tmp_path):
     ok("train", path, "-o", tmp_path / "file.model", "--vocab-size", "2000", "-q")
     spool = tmp_path / "spool"
     spool.mkdir()
-    ok("train", fifo_with(tmp_path, "train.txt", data), "-o", tmp_path / "pipe.model", "--vocab-size", "2000", "-q",
-       "--temp-dir", spool)
+    ok(
+        "train",
+        fifo_with(tmp_path, "train.txt", data),
+        "-o",
+        tmp_path / "pipe.model",
+        "--vocab-size",
+        "2000",
+        "-q",
+        "--temp-dir",
+        spool,
+    )
     assert (tmp_path / "pipe.model").read_bytes() == (tmp_path / "file.model").read_bytes()
     assert list(spool.iterdir()) == [], "the copy is removed"
     assert ok("encode", fifo_with(tmp_path, "enc.txt", data)).stdout == ok("encode", path).stdout
@@ -204,7 +219,7 @@ def test_encode_bin_is_a_megatron_indexed_dataset(sample, default, tmp_path):
     assert ids.dtype == np.uint16  # the default model fits
     assert len(offsets) == len(lines) + 1
     for i in (0, 1, len(lines) // 2, len(lines) - 1):
-        assert ids[offsets[i]:offsets[i + 1]].tolist() == default.encode(lines[i], add_eos=True)
+        assert ids[offsets[i] : offsets[i + 1]].tolist() == default.encode(lines[i], add_eos=True)
     # the index as Megatron-LM reads it: magic, version 1, dtype code 8 (uint16), then sizes,
     # pointers (byte offsets) and the document index
     raw = (tmp_path / "corpus.idx").read_bytes()
@@ -224,10 +239,8 @@ def test_bin_and_npy_indexes_are_streamed_in_chunks(sample, default, tmp_path, m
 
     path, lines = sample
     monkeypatch.setattr(formats.BinWriter, "CHUNK", 7)
-    assert cli.main(["encode", str(path), "-q", "-o", str(tmp_path / "c.bin"), "--format", "bin"
-                     ]) == 0
-    assert cli.main(["encode", str(path), "-q", "-o", str(tmp_path / "c.npy"), "--format", "npy"
-                     ]) == 0
+    assert cli.main(["encode", str(path), "-q", "-o", str(tmp_path / "c.bin"), "--format", "bin"]) == 0
+    assert cli.main(["encode", str(path), "-q", "-o", str(tmp_path / "c.npy"), "--format", "npy"]) == 0
     ids, offsets = read_megatron(str(tmp_path / "c"))
     expected = default.encode_batch(lines)
     assert np.diff(offsets).tolist() == [len(x) for x in expected]
@@ -254,7 +267,7 @@ def test_encode_npy_and_uint16_refusal(sample, model_path, tmp_path):
     offsets = np.load(tmp_path / "ids.offsets.npy")
     assert ids.dtype == np.uint32 and len(offsets) == len(lines) + 1
     tok = Tokenizer(big)
-    assert ids[offsets[5]:offsets[6]].tolist() == tok.encode(lines[5])
+    assert ids[offsets[5] : offsets[6]].tolist() == tok.encode(lines[5])
     assert len(ids) == sum(len(x) for x in tok.encode_batch(lines))
 
 
@@ -354,7 +367,8 @@ def test_convert_to_transformers_checks_its_folder_first(tmp_path):
     pytest.importorskip("transformers")
     nowhere = tmp_path / "nodir" / "tok"
     assert fails("convert", "--to", "transformers", "-o", nowhere).endswith(
-        f"{nowhere}: no such directory {nowhere.parent}")
+        f"{nowhere}: no such directory {nowhere.parent}"
+    )
     afile = tmp_path / "tokenizer.json"
     afile.write_text("x")
     assert fails("convert", "--to", "transformers", "-o", afile).endswith(f"{afile}: is not a directory")
@@ -372,8 +386,9 @@ def test_convert_to_transformers_without_transformers(tmp_path, monkeypatch, cap
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers fails
     assert main(["convert", "--to", "transformers", "-o", str(tmp_path / "tok")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["bytepiece: error: --to transformers needs the transformers package "
-                   "(pip install 'bytepiece-rs[hf]')"]
+    assert err == [
+        "bytepiece: error: --to transformers needs the transformers package (pip install 'bytepiece-rs[hf]')"
+    ]
     assert not (tmp_path / "tok").exists()
 
 

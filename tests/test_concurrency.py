@@ -8,6 +8,7 @@ servers do with a tokenizer.
 - many Python threads sharing one ``Tokenizer`` get the ids of a sequential run, and sampling
   from many threads works.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -93,7 +94,15 @@ def _train_small(trainer: Trainer, docs) -> None:
 def test_trainer_pickles_its_parameters_and_trained_models(docs, tmp_path):
     trainer = Trainer(order=4, max_vocab_size=[400, 300], min_count=2, isolate_digits=True, count_memory_mb=64)
     untrained = pickle.loads(pickle.dumps(trainer))
-    for name in ("order", "max_vocab_size", "max_piece_length", "min_count", "isolate_digits", "ensure_unicode", "count_memory_mb"):
+    for name in (
+        "order",
+        "max_vocab_size",
+        "max_piece_length",
+        "min_count",
+        "isolate_digits",
+        "ensure_unicode",
+        "count_memory_mb",
+    ):
         assert getattr(untrained, name) == getattr(trainer, name), name
     with pytest.raises(RuntimeError, match="not been trained"):
         untrained.save(tmp_path / "none.model")
@@ -243,7 +252,9 @@ def test_sampling_from_many_threads(docs):
     def work(k: int):
         out = []
         for alpha in (0.0, 0.1, 1.0):
-            out.append(([tok.encode(t, alpha=alpha) for t in texts[k::8]], tok.encode_batch(texts, alpha=alpha, num_threads=2)))
+            out.append(
+                ([tok.encode(t, alpha=alpha) for t in texts[k::8]], tok.encode_batch(texts, alpha=alpha, num_threads=2))
+            )
         return out
 
     with ThreadPoolExecutor(8) as ex:

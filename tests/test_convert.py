@@ -6,6 +6,7 @@ real text, except the documented cases, each checked for what it is:
 - ``tie``: the peer picked another segmentation of the same bytes whose total score is equal
   (or, for SentencePiece, whose scores are float32, equal within 1e-3): ties break differently.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,9 +43,10 @@ def classify(tok, docs, got, unused=()):
             kinds["same"] += 1
         elif unused & set(ours):
             kinds["unused"] += 1
-        elif tok.decode_bytes(ids) == tok.decode_bytes(ours) and abs(
-            sum(scores[i] for i in ours) - sum(scores.get(i, 0.0) for i in ids)
-        ) < 1e-3:
+        elif (
+            tok.decode_bytes(ids) == tok.decode_bytes(ours)
+            and abs(sum(scores[i] for i in ours) - sum(scores.get(i, 0.0) for i in ids)) < 1e-3
+        ):
             kinds["tie"] += 1
         else:
             kinds["other"] += 1

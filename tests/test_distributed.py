@@ -1,6 +1,7 @@
 """bytepiece_rs.distributed on a local Dask cluster (2 worker processes, loopback only): the
 trained model equals the single-machine trainer's on the same text, whatever the shards, shard
 format and worker failures; batch encoding writes one verified, resumable output per shard."""
+
 from __future__ import annotations
 
 import glob
@@ -13,7 +14,9 @@ import time
 import numpy as np
 import pytest
 
-distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install 'bytepiece-rs[dask]')")
+distributed = pytest.importorskip(
+    "distributed", reason="dask.distributed is not installed (pip install 'bytepiece-rs[dask]')"
+)
 
 import bytepiece_rs  # noqa: E402
 from bytepiece_rs import cli, formats  # noqa: E402
@@ -27,16 +30,28 @@ ARGS = dict(order=6, max_vocab_size=[3000, 1200], min_count=4)
 def client():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", worker_dashboard_address=None) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            worker_dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         yield c
 
 
 @pytest.fixture(scope="module")
 def texts(shared_dir):
     """Real text: a part of each sample (en, zh, code), as lines (newlines kept)."""
-    parts = [read_sample("en", shared_dir)[:300_000], read_sample("zh", shared_dir)[:120_000],
-             read_sample("code", shared_dir)[:200_000]]
+    parts = [
+        read_sample("en", shared_dir)[:300_000],
+        read_sample("zh", shared_dir)[:120_000],
+        read_sample("code", shared_dir)[:200_000],
+    ]
     return [line for part in parts for line in part.splitlines(keepends=True)]
 
 
@@ -74,7 +89,7 @@ def listening_addresses(pids):
                 if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
                     ip, port = fields[1].split(":")
                     raw = bytes.fromhex(ip)
-                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
                     found.append((ipaddress.ip_address(words), int(port, 16)))
     return found
 
@@ -115,8 +130,7 @@ def test_workers_within_a_memory_bound_give_the_single_machine_model(client, tex
     scratch.mkdir()
     # counting tables of a few slots: every worker's stage goes through runs on disk, and so
     # does the client's pruning
-    got = train_distributed(client, paths, fan_in=2, max_memory_mb=64, count_memory_mb=0, temp_dir=str(scratch),
-                            **ARGS)
+    got = train_distributed(client, paths, fan_in=2, max_memory_mb=64, count_memory_mb=0, temp_dir=str(scratch), **ARGS)
     assert models_of(got, tmp_path, "bounded") == models_of(single, tmp_path, "single")
     assert list(scratch.iterdir()) == [], "temporary files are removed"
 
@@ -131,8 +145,10 @@ def test_jsonl_parquet_and_dataframe_shards_give_the_single_machine_model(client
     jsonl, parquet = [], []
     for i, (a, b) in enumerate([(0, 900), (900, 901), (901, 3000)]):
         p = tmp_path / f"part-{i}.jsonl"
-        p.write_text("".join(json.dumps({"id": k, "body": r}, ensure_ascii=False) + "\n" for k, r in enumerate(records[a:b])),
-                     encoding="utf-8")
+        p.write_text(
+            "".join(json.dumps({"id": k, "body": r}, ensure_ascii=False) + "\n" for k, r in enumerate(records[a:b])),
+            encoding="utf-8",
+        )
         jsonl.append(str(p))
         q = tmp_path / f"part-{i}.parquet"
         pq.write_table(pa.table({"body": records[a:b]}), q, row_group_size=500)
@@ -220,8 +236,13 @@ def test_corrupt_shards_name_the_shard(client, texts, tmp_path):
     no_field.write_text('{"text": "a"}\n{"other": "b"}\n', encoding="utf-8")
     bad_parquet = tmp_path / "bad.parquet"
     bad_parquet.write_bytes(b"PAR1 this is not parquet at all PAR1")
-    cases = [(bad_text, "not valid UTF-8"), (bad_json, ":2: invalid JSON"), (no_field, ":2: no string field 'text'"),
-             (bad_parquet, "not a readable parquet file"), (tmp_path / "missing.txt", "no such file")]
+    cases = [
+        (bad_text, "not valid UTF-8"),
+        (bad_json, ":2: invalid JSON"),
+        (no_field, ":2: no string field 'text'"),
+        (bad_parquet, "not a readable parquet file"),
+        (tmp_path / "missing.txt", "no such file"),
+    ]
     for path, message in cases:
         if path.suffix == ".parquet":
             pytest.importorskip("pyarrow")
@@ -271,7 +292,9 @@ def test_encode_to_megatron_bin_matches_the_cli_and_resumes(client, texts, small
     assert [m["input"]["path"] for m in manifests] == paths
     expect = {}
     for i, p in enumerate(paths):
-        cli.main(["encode", "-m", small_model, "--format", "bin", "--add-eos", "-o", str(tmp_path / f"cli{i}.bin"), "-q", p])
+        cli.main(
+            ["encode", "-m", small_model, "--format", "bin", "--add-eos", "-o", str(tmp_path / f"cli{i}.bin"), "-q", p]
+        )
         expect[i] = ((tmp_path / f"cli{i}.bin").read_bytes(), (tmp_path / f"cli{i}.idx").read_bytes())
         assert (out / f"part-{i:05d}.bin").read_bytes() == expect[i][0]
         assert (out / f"part-{i:05d}.idx").read_bytes() == expect[i][1]
@@ -313,7 +336,9 @@ def test_encode_jsonl_to_parquet_keeps_every_document_in_order(client, texts, sm
     paths = []
     for i, (a, b) in enumerate([(0, 500), (500, 1200)]):
         p = tmp_path / f"in-{i}.jsonl"
-        p.write_text("".join(json.dumps({"text": r}, ensure_ascii=False) + "\n" for r in records[a:b]), encoding="utf-8")
+        p.write_text(
+            "".join(json.dumps({"text": r}, ensure_ascii=False) + "\n" for r in records[a:b]), encoding="utf-8"
+        )
         paths.append(str(p))
     out = tmp_path / "out"
     encode_distributed(client, paths, small_model, out, output_format="parquet")

@@ -1,6 +1,7 @@
 """transformers and datasets: ``Tokenizer.to_transformers()`` gives our ids on real text (the
 documented exceptions checked for what they are), and ``dataset_tokenizer`` / ``Trainer.train``
 work on ``datasets`` read from local parquet and json files."""
+
 from __future__ import annotations
 
 import json

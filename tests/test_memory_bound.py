@@ -1,6 +1,7 @@
 """Training within ``max_memory_mb``: the same model as an unbounded run, on real text; the
 peak resident memory within the bound; an early, clear failure when the model cannot fit; no
 temporary file left on success, on error or on SIGTERM."""
+
 from __future__ import annotations
 
 import os
@@ -131,7 +132,9 @@ def test_the_peak_memory_stays_within_the_bound_on_real_text(corpus_dir, tmp_pat
     text.write_bytes(data[: data.rfind(b"\n\n") + 2])
 
     def peak(bound: str, out: Path) -> int:
-        run = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(text), bound, str(out)], capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-c", PEAK_SCRIPT, str(text), bound, str(out)], capture_output=True, text=True
+        )
         assert run.returncode == 0, run.stderr
         return int(run.stdout.split()[-1])
 
@@ -153,7 +156,9 @@ SIGTERM_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("how, sig", [("python", "SIGTERM"), ("cli", "SIGTERM"), ("cli", "SIGHUP"), ("python", "SIGINT"), ("cli", "SIGINT")])
+@pytest.mark.parametrize(
+    "how, sig", [("python", "SIGTERM"), ("cli", "SIGTERM"), ("cli", "SIGHUP"), ("python", "SIGINT"), ("cli", "SIGINT")]
+)
 def test_a_signal_stops_the_training_and_removes_its_files(sample_files, tmp_path, how, sig):
     sig = getattr(signal, sig)
     temp = tmp_path / "temp"
@@ -166,8 +171,22 @@ def test_a_signal_stops_the_training_and_removes_its_files(sample_files, tmp_pat
         big = tmp_path / "big.txt"
         big.write_bytes(Path(sample_files[1]).read_bytes() * 30)
         stdin = open(big, "rb")
-        cmd = [sys.executable, "-m", "bytepiece_rs", "train", "-", "-o", str(tmp_path / "m.model"),
-               "--vocab-size", "5000", "--max-memory", "64", "--temp-dir", str(temp), "-q"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bytepiece_rs",
+            "train",
+            "-",
+            "-o",
+            str(tmp_path / "m.model"),
+            "--vocab-size",
+            "5000",
+            "--max-memory",
+            "64",
+            "--temp-dir",
+            str(temp),
+            "-q",
+        ]
     proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     # wait until the training has spilled files to its folder

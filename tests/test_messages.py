@@ -1,6 +1,7 @@
 """Error messages in one style: ``PATH[:LINE]: what is wrong``, the path the user gave (never a
 temporary file's), "is a directory" the same wherever a file was wanted, and the Python
 exception a user expects."""
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ def cli_error(capsys, *args) -> str:
     assert len(lines) == 1, lines
     assert lines[0].startswith("bytepiece: error: "), lines
     assert ".tmp" not in lines[0], lines
-    return lines[0][len("bytepiece: error: "):]
+    return lines[0][len("bytepiece: error: ") :]
 
 
 def test_every_command_names_the_path_first(files, capsys):
@@ -42,8 +43,10 @@ def test_every_command_names_the_path_first(files, capsys):
         (("encode", files / "bad.jsonl"), f"{files / 'bad.jsonl'}:2: no string field 'text'"),
         (("encode", files / "in.txt", "-o", nodir), f"{nodir}: no such directory {nodir.parent}"),
         (("encode", files / "in.txt", "-o", d), f"{d}: is a directory, not a file to write"),
-        (("decode", files / "ids.txt"), f"{files / 'ids.txt'}:2: id 99999999 is not in the vocabulary (ids are 0 to "
-                                        f"{Tokenizer().vocab_size - 1})"),
+        (
+            ("decode", files / "ids.txt"),
+            f"{files / 'ids.txt'}:2: id 99999999 is not in the vocabulary (ids are 0 to {Tokenizer().vocab_size - 1})",
+        ),
         (("train", files / "in.txt", "-o", nodir, "--vocab-size", "300"), f"{nodir}: no such directory"),
         (("convert", "--to", "hf", "-o", nodir), f"{nodir}: no such directory"),
         (("stats", d), f"{d}: is a directory, not a file"),
@@ -81,6 +84,12 @@ def test_loading_a_folder_or_a_missing_model_says_so(files):
 
 
 def test_the_console_script_prints_one_line_for_an_unreadable_record(files):
-    r = subprocess.run([sys.executable, "-m", "bytepiece_rs", "encode", "--format", "jsonl", str(files / "bad.jsonl")],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and r.stderr.strip() == f"bytepiece: error: {files / 'bad.jsonl'}:2: no string field 'text'"
+    r = subprocess.run(
+        [sys.executable, "-m", "bytepiece_rs", "encode", "--format", "jsonl", str(files / "bad.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        r.returncode == 2 and r.stderr.strip() == f"bytepiece: error: {files / 'bad.jsonl'}:2: no string field 'text'"
+    )

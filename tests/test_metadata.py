@@ -1,6 +1,7 @@
 """The installed package as the index shows it and as it reports itself (#18): one version,
 set in Cargo.toml's [workspace.package], read everywhere; the metadata of pyproject.toml; extras
 that each bring one feature's packages. Run against what is installed, so a stale install fails."""
+
 from __future__ import annotations
 
 import re
@@ -94,8 +95,12 @@ def test_the_index_shows_the_license_classifiers_urls_and_keywords():
     assert meta.get_payload().lstrip().startswith("# bytepiece-rs\n")  # the README
     classifiers = set(meta.get_all("Classifier"))
     wanted = {f"Programming Language :: Python :: 3.{minor}" for minor in range(9, 14)}
-    wanted |= {"Programming Language :: Rust", "Operating System :: POSIX :: Linux",
-               "Operating System :: MacOS", "Operating System :: Microsoft :: Windows"}
+    wanted |= {
+        "Programming Language :: Rust",
+        "Operating System :: POSIX :: Linux",
+        "Operating System :: MacOS",
+        "Operating System :: Microsoft :: Windows",
+    }
     assert wanted <= classifiers, wanted - classifiers
     assert meta["Requires-Python"] == ">=3.9"
     assert "tokenizer" in meta["Keywords"].split(",")
@@ -115,7 +120,10 @@ def test_a_bare_install_needs_numpy_and_each_extra_its_feature():
 def test_the_extras_named_in_messages_and_the_readme_exist():
     provided = set(metadata.metadata(DIST).get_all("Provides-Extra"))
     texts = [REPO / "README.md", *sorted((REPO / "python" / "bytepiece_rs").glob("*.py"))]
-    named = {(path.name, extra) for path in texts
-             for group in re.findall(r"bytepiece-rs\[([a-z,]+)\]", path.read_text(encoding="utf-8"))
-             for extra in group.split(",")}
+    named = {
+        (path.name, extra)
+        for path in texts
+        for group in re.findall(r"bytepiece-rs\[([a-z,]+)\]", path.read_text(encoding="utf-8"))
+        for extra in group.split(",")
+    }
     assert named and {(name, extra) for name, extra in named if extra not in provided} == set()

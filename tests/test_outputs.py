@@ -104,8 +104,10 @@ def test_a_termination_signal_leaves_no_litter_and_the_previous_output(tmp_path,
     out = tmp_path / "out"
     cli("encode", __file__, "-o", out, "--format", fmt)  # a previous output, small
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("out")}
-    p = subprocess.Popen([sys.executable, "-m", "bytepiece_rs", "encode", str(big), "-o", str(out), "--format", fmt,
-                          "--threads", "1"], stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "bytepiece_rs", "encode", str(big), "-o", str(out), "--format", fmt, "--threads", "1"],
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".out*.tmp")) and time.monotonic() < deadline:  # writing has begun
         time.sleep(0.02)

@@ -13,6 +13,7 @@ It needs a Rust toolchain and PyPI (maturin, ziglang, auditwheel, numpy), and ta
 on 2 cores (one release build, with fat LTO). CI runs it (``CI=true``); elsewhere
 ``BYTEPIECE_SKIP_PACKAGING=1`` skips it.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,10 @@ RUST_VARIABLES = ("CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN")
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="builds and checks a manylinux wheel"),
-    pytest.mark.skipif(os.environ.get("BYTEPIECE_SKIP_PACKAGING") == "1" and not IN_CI,
-                       reason="BYTEPIECE_SKIP_PACKAGING=1 (CI never skips these)"),
+    pytest.mark.skipif(
+        os.environ.get("BYTEPIECE_SKIP_PACKAGING") == "1" and not IN_CI,
+        reason="BYTEPIECE_SKIP_PACKAGING=1 (CI never skips these)",
+    ),
 ]
 
 
@@ -54,7 +57,9 @@ def run(*command, env: dict | None = None, cwd: Path | None = None) -> str:
     """Runs ``command`` and returns its stdout; a failure shows the command and its output."""
     command = [str(c) for c in command]
     r = subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=1200)
-    assert r.returncode == 0, f"{shlex.join(command)} exited with {r.returncode}:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    assert r.returncode == 0, (
+        f"{shlex.join(command)} exited with {r.returncode}:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    )
     return r.stdout
 
 
@@ -113,8 +118,16 @@ def sdist(builder, work) -> Path:
 @pytest.fixture(scope="module")
 def wheel(builder, sdist, work) -> Path:
     """The wheel pip builds from the sdist (``pip install`` of the tarball builds the same)."""
-    builder.pip("wheel", "-q", "--no-deps", "--no-build-isolation", "--wheel-dir", work / "wheel", sdist,
-                extra_env={"MATURIN_PEP517_ARGS": f"--zig --compatibility {MANYLINUX}"})
+    builder.pip(
+        "wheel",
+        "-q",
+        "--no-deps",
+        "--no-build-isolation",
+        "--wheel-dir",
+        work / "wheel",
+        sdist,
+        extra_env={"MATURIN_PEP517_ARGS": f"--zig --compatibility {MANYLINUX}"},
+    )
     (whl,) = (work / "wheel").glob("*.whl")
     return whl
 
@@ -142,9 +155,18 @@ def test_the_sdist_holds_the_sources_the_model_the_license_and_the_readme(sdist,
     assert sdist.name == f"bytepiece_rs-{version}.tar.gz"
     with tarfile.open(sdist) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    wanted = {"PKG-INFO", "pyproject.toml", "Cargo.toml", "Cargo.lock", "LICENSE", "README.md",
-              "rust/bytepiece/Cargo.toml", "rust/bytepiece-py/Cargo.toml",
-              "python/bytepiece_rs/data/default.model.gz", "python/bytepiece_rs/py.typed"}
+    wanted = {
+        "PKG-INFO",
+        "pyproject.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+        "LICENSE",
+        "README.md",
+        "rust/bytepiece/Cargo.toml",
+        "rust/bytepiece-py/Cargo.toml",
+        "python/bytepiece_rs/data/default.model.gz",
+        "python/bytepiece_rs/py.typed",
+    }
     for pattern in ("rust/bytepiece/src/*.rs", "rust/bytepiece-py/src/*.rs", "python/bytepiece_rs/*.py*"):
         wanted |= {path.relative_to(REPO).as_posix() for path in REPO.glob(pattern)}
     assert wanted - names == set(), "missing from the sdist"
@@ -163,8 +185,12 @@ def test_the_wheel_holds_the_engine_the_model_the_license_and_the_command(wheel,
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         entry_points = z.read(f"{dist_info}/entry_points.txt").decode()
-    assert {"bytepiece_rs/_core.abi3.so", "bytepiece_rs/data/default.model.gz", "bytepiece_rs/py.typed",
-            f"{dist_info}/licenses/LICENSE"} <= names
+    assert {
+        "bytepiece_rs/_core.abi3.so",
+        "bytepiece_rs/data/default.model.gz",
+        "bytepiece_rs/py.typed",
+        f"{dist_info}/licenses/LICENSE",
+    } <= names
     assert "bytepiece=bytepiece_rs.cli:main" in entry_points.replace(" ", "")
     assert wheel.stat().st_size < 5_000_000  # 2.0 MB, half of it the default model
 
@@ -193,8 +219,10 @@ def test_train_encode_decode_round_trip_from_the_wheel(user, tmp_path):
     user.run("bytepiece", "encode", corpus, "-m", model, "-o", ids, "-q")
     assert user.run("bytepiece", "decode", ids, "-m", model, "-q").split("\n") == lines
     text = "BytePiece 是一个字节级的 Unigram 分词器。"
-    user.python(f"import bytepiece_rs; t = bytepiece_rs.Tokenizer({str(model)!r}); "
-                f"assert t.vocab_size > 1000 and t.decode(t.encode({text!r})) == {text!r}")
+    user.python(
+        f"import bytepiece_rs; t = bytepiece_rs.Tokenizer({str(model)!r}); "
+        f"assert t.vocab_size > 1000 and t.decode(t.encode({text!r})) == {text!r}"
+    )
 
 
 def test_one_version_in_the_sdist_the_wheel_and_the_installed_package(user, sdist, wheel, version):

@@ -10,6 +10,7 @@ fixtures differs from the C library's log in the last bit for a few counts. Wher
 the original's output, the fixtures also hold the output the original gives with the C library's
 log ("libm_diff"), and failure messages say when our ids match that instead.
 """
+
 from __future__ import annotations
 
 import base64
@@ -39,7 +40,7 @@ def describe(ours: list[int], rec: dict) -> str:
     msg = f"ours: {len(ours)} ids, hash {ec.ids_hash(ours)}; original: {rec['n']} ids, hash {rec['hash']}"
     if "ids" in rec:
         i = first_diff(ours, rec["ids"])
-        msg += f"; first difference at id #{i}: ours {ours[i:i + 8]} vs original {rec['ids'][i:i + 8]}"
+        msg += f"; first difference at id #{i}: ours {ours[i : i + 8]} vs original {rec['ids'][i : i + 8]}"
     alt = rec.get("libm_diff")
     if alt and (len(ours), ec.ids_hash(ours)) == (alt["n"], alt["hash"]):
         msg += " (ours equals the original run with the C library's log instead of numpy's AVX512 log)"
@@ -56,6 +57,7 @@ def check_record(ours, rec: dict, what: str) -> None:
 
 
 # --------------------------------------------------------------------------- fixture sanity
+
 
 def test_hash_definition():
     import hashlib
@@ -81,6 +83,7 @@ def cases(shared_dir):
 
 
 # --------------------------------------------------------------------------- edge cases
+
 
 @pytest.mark.parametrize("case", EDGE_CASE_NAMES)
 @pytest.mark.parametrize("model", MODEL_NAMES)
@@ -123,6 +126,7 @@ def test_bos_eos_and_iter(tokenizer, cases, model):
 
 # --------------------------------------------------------------------------- tie-breaking
 
+
 @pytest.mark.parametrize("toy", [t for t in TIE_MODELS if t != "numpy_log_tie"])
 def test_tie_breaking(toy):
     """Toy models with equal (or product-equal) counts: segmentations with bitwise-equal scores."""
@@ -135,7 +139,9 @@ def test_tie_breaking(toy):
         got = as_list(tok.encode(text))
         if got != want:
             bad.append((j, text[:40], got[:12], want[:12]))
-    assert not bad, f"{toy}: {len(bad)} of {len(m['texts'])} texts differ; first (index, text, ours, original): {bad[0]}"
+    assert not bad, (
+        f"{toy}: {len(bad)} of {len(m['texts'])} texts differ; first (index, text, ours, original): {bad[0]}"
+    )
     for text, want in zip(m["texts"], m["tokenize"]):
         assert [bytes(p) for p in tok.tokenize(text)] == [base64.b64decode(p) for p in want], text
 
@@ -152,24 +158,33 @@ def test_numpy_log_tie():
     bad = [j for j, (g, w) in enumerate(zip(got, m["ids"])) if g != w]
     if bad:
         libm = [j for j in bad if m["libm_diff"].get(str(j)) == got[j]]
-        note = (" all of them equal the original run with the C library's log (not numpy's AVX512 log)"
-                if len(libm) == len(bad) else "")
-        pytest.fail(f"{len(bad)} of {len(got)} texts differ from the original (AVX512F numpy log);{note} "
-                    f"first: {m['texts'][bad[0]][:20]!r} ours {got[bad[0]][:8]} original {m['ids'][bad[0]][:8]}")
+        note = (
+            " all of them equal the original run with the C library's log (not numpy's AVX512 log)"
+            if len(libm) == len(bad)
+            else ""
+        )
+        pytest.fail(
+            f"{len(bad)} of {len(got)} texts differ from the original (AVX512F numpy log);{note} "
+            f"first: {m['texts'][bad[0]][:20]!r} ours {got[bad[0]][:8]} original {m['ids'][bad[0]][:8]}"
+        )
 
 
 # --------------------------------------------------------------------------- sample files
+
 
 @pytest.mark.parametrize("lang", ec.SAMPLE_LANGS)
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_sample_file(tokenizer, shared_dir, model, lang):
     """The whole of shared/corpus/sample/{lang}.txt encoded as one string."""
     text = ec.read_sample(lang, shared_dir)
-    assert ec.sha256_text(text) == SAMPLES["sha256"][lang], f"sample {lang}.txt is not the one the fixture was made from"
+    assert ec.sha256_text(text) == SAMPLES["sha256"][lang], (
+        f"sample {lang}.txt is not the one the fixture was made from"
+    )
     check_record(tokenizer(model).encode(text), SAMPLES["models"][model][lang], f"{model} sample {lang}.txt")
 
 
 # --------------------------------------------------------------------------- corpus (>= 21 MB)
+
 
 @pytest.fixture(scope="session")
 def corpus_golden():
@@ -182,9 +197,11 @@ def parity_docs(corpus_dir, corpus_golden):
     sel = corpus_golden["selection"]
     digest = ec.corpus_digest(docs)
     if digest != sel["sha256"]:
-        pytest.fail(f"the corpus in {corpus_dir} is not the one the fixtures were made with: the selection "
-                    f"({len(docs)} docs) has sha256 {digest}, the fixture {sel['sha256']} ({sel['n_docs']} docs). "
-                    "Rebuild it with shared/corpus/build_corpus.sh (full mode) or regenerate the fixtures.")
+        pytest.fail(
+            f"the corpus in {corpus_dir} is not the one the fixtures were made with: the selection "
+            f"({len(docs)} docs) has sha256 {digest}, the fixture {sel['sha256']} ({sel['n_docs']} docs). "
+            "Rebuild it with shared/corpus/build_corpus.sh (full mode) or regenerate the fixtures."
+        )
     return docs
 
 
@@ -203,13 +220,19 @@ def test_corpus_parity(tokenizer, parity_docs, corpus_golden, model):
             bad_libm += libm.get(str(i)) == mine
     if bad:
         i, lang, nbytes, n_ours, n_orig = bad[0]
-        note = (f"; {bad_libm} of them equal the original run with the C library's log instead of numpy's"
-                if bad_libm else "")
-        pytest.fail(f"{model}: {len(bad)} of {len(parity_docs)} documents differ{note}. First: document #{i} "
-                    f"({lang}, {nbytes} bytes): ours {n_ours} ids, original {n_orig} ids")
+        note = (
+            f"; {bad_libm} of them equal the original run with the C library's log instead of numpy's"
+            if bad_libm
+            else ""
+        )
+        pytest.fail(
+            f"{model}: {len(bad)} of {len(parity_docs)} documents differ{note}. First: document #{i} "
+            f"({lang}, {nbytes} bytes): ours {n_ours} ids, original {n_orig} ids"
+        )
 
 
 # --------------------------------------------------------------------------- live oracle
+
 
 @requires_oracle
 @pytest.mark.parametrize("model", MODEL_NAMES)
@@ -226,6 +249,7 @@ def test_live_oracle(oracle, tokenizer, model_path, model):
 
 
 # --------------------------------------------------------------------------- errors
+
 
 @pytest.mark.parametrize("text", ["\ud800", "ab\udfffcd", "\U0001f600\ud83d"])
 def test_lone_surrogate_raises(tokenizer, text):

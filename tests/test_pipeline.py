@@ -2,6 +2,7 @@
 ``bytepiece stats`` run): the same ids as ``encode_batch`` whatever the blocks and threads, each
 output format as the Python definition writes it, errors named by file and line, the writer's
 exceptions passed on."""
+
 from __future__ import annotations
 
 import json
@@ -66,10 +67,15 @@ def test_text_and_jsonl_inputs_follow_one_another(tok, tmp_path):
     lines = text_lines(500, seed=1)
     a, b = tmp_path / "a.txt", tmp_path / "b.jsonl"
     a.write_bytes("\n".join(lines[:200]).encode())  # no final newline
-    b.write_text("".join(json.dumps({"id": i, "body": t}) + "\n" + ("\n" if i % 50 == 0 else "")
-                         for i, t in enumerate(lines[200:])), encoding="utf-8")
-    data, lengths, _ = encode_files(tok, [(str(a), None), (str(b), "body")], "ids", add_bos=True, add_eos=True,
-                                    block_bytes=300, num_threads=2)
+    b.write_text(
+        "".join(
+            json.dumps({"id": i, "body": t}) + "\n" + ("\n" if i % 50 == 0 else "") for i, t in enumerate(lines[200:])
+        ),
+        encoding="utf-8",
+    )
+    data, lengths, _ = encode_files(
+        tok, [(str(a), None), (str(b), "body")], "ids", add_bos=True, add_eos=True, block_bytes=300, num_threads=2
+    )
     want = tok.encode_batch(lines, add_bos=True, add_eos=True)
     assert data.decode().splitlines() == [" ".join(map(str, d)) for d in want]
     empty = encode_files(tok, [(str(b), "body")], skip_empty=True)[1]
@@ -84,13 +90,16 @@ def test_each_format_reads_back_to_the_ids(tok, tmp_path, fmt):
     out = str(tmp_path / ("out." + {"ids": "txt", "pieces": "txt"}.get(fmt, fmt)))
     with AtomicOutput() as o:
         writer = WRITERS[fmt](o, out, np.dtype("uint16"))
-        tok._encoder.encode_files([(str(src), None)], lambda d, n, _: writer.write(d, n), writer.core_format,
-                                  block_bytes=500, num_threads=2)
+        tok._encoder.encode_files(
+            [(str(src), None)], lambda d, n, _: writer.write(d, n), writer.core_format, block_bytes=500, num_threads=2
+        )
         writer.finish()
     want = tok.encode_batch(lines)
     if fmt == "pieces":
-        names = [json.dumps(p if isinstance(p, str) else p.decode("utf-8", "backslashreplace"), ensure_ascii=False)
-                 for p in tok.ids_to_pieces(range(tok.vocab_size))]
+        names = [
+            json.dumps(p if isinstance(p, str) else p.decode("utf-8", "backslashreplace"), ensure_ascii=False)
+            for p in tok.ids_to_pieces(range(tok.vocab_size))
+        ]
         got = open(out, encoding="utf-8").read().splitlines()
         assert got == ["[" + ", ".join(names[i] for i in d) + "]" for d in want]
         return
@@ -102,7 +111,7 @@ def test_each_format_reads_back_to_the_ids(tok, tmp_path, fmt):
         docs = [list(ids) for _, ids in encoded_documents(out, fmt)]
         assert docs == want
         return
-    assert [ids[offsets[i]:offsets[i + 1]].tolist() for i in range(len(offsets) - 1)] == want
+    assert [ids[offsets[i] : offsets[i + 1]].tolist() for i in range(len(offsets) - 1)] == want
 
 
 def test_pieces_that_split_characters_are_written_as_python_writes_them(tmp_path):
@@ -117,8 +126,10 @@ def test_pieces_that_split_characters_are_written_as_python_writes_them(tmp_path
     assert any(isinstance(p, bytes) and not _utf8(p) for p in pieces), "no piece splits a character"
     ids = np.arange(tok.vocab_size, dtype=np.uint32)
     data, _ = tok._encoder.format_ids(ids, np.array([0, len(ids)]), "pieces")
-    names = [json.dumps(p if isinstance(p, str) else p.decode("utf-8", "backslashreplace"), ensure_ascii=False)
-             for p in pieces]
+    names = [
+        json.dumps(p if isinstance(p, str) else p.decode("utf-8", "backslashreplace"), ensure_ascii=False)
+        for p in pieces
+    ]
     assert data.decode("utf-8") == "[" + ", ".join(names) + "]\n"
 
 
@@ -170,8 +181,9 @@ def test_sampling_is_reproducible_and_independent_of_threads(tmp_path):
     path.write_bytes(("\n".join(text_lines(2000, seed=6)) + "\n").encode())
 
     def sampled(seed, threads):
-        return encode_files(Tokenizer(seed=seed), [(str(path), None)], alpha=0.1, num_threads=threads,
-                            block_bytes=5000)[0]
+        return encode_files(
+            Tokenizer(seed=seed), [(str(path), None)], alpha=0.1, num_threads=threads, block_bytes=5000
+        )[0]
 
     assert sampled(7, 1) == sampled(7, 2)
     assert sampled(7, 2) != sampled(8, 2)
@@ -187,7 +199,9 @@ def test_allowed_special_tokens_become_their_ids(tmp_path):
     want = tok.encode_batch(lines, allowed_special={"<|sep|>"})
     assert data.decode().splitlines() == [" ".join(map(str, d)) for d in want]
     plain, _, _ = encode_files(tok, [(str(path), None)], "ids")
-    assert plain.decode().splitlines() == [" ".join(map(str, d)) for d in tok.encode_batch(lines, disallowed_special=())]
+    assert plain.decode().splitlines() == [
+        " ".join(map(str, d)) for d in tok.encode_batch(lines, disallowed_special=())
+    ]
     with pytest.raises(ValueError, match="not a special token"):
         encode_files(tok, [(str(path), None)], allowed_special=["<bos>"])
 
@@ -195,8 +209,12 @@ def test_allowed_special_tokens_become_their_ids(tmp_path):
 def test_the_command_reads_standard_input_as_a_file(tok, tmp_path):
     lines = text_lines(1000, seed=7)
     text = ("\n".join(lines) + "\n").encode()
-    r = subprocess.run([sys.executable, "-m", "bytepiece_rs", "encode", "-", "--threads", "2"], input=text,
-                       capture_output=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "bytepiece_rs", "encode", "-", "--threads", "2"],
+        input=text,
+        capture_output=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode().splitlines() == [" ".join(map(str, d)) for d in tok.encode_batch(lines)]
 
@@ -212,8 +230,14 @@ def test_ids_written_to_a_file_descriptor_are_those_handed_over(tok, tmp_path):
     with open(tmp_path / "out.txt", "wb") as f:
         f.write(b"header\n")
         f.flush()
-        tok._encoder.encode_files([(str(src), None)], lambda data, lens, n: seen.append((data, lens.tolist())), "ids",
-                                  block_bytes=2000, num_threads=2, output=(f.fileno(), "out.txt"))
+        tok._encoder.encode_files(
+            [(str(src), None)],
+            lambda data, lens, n: seen.append((data, lens.tolist())),
+            "ids",
+            block_bytes=2000,
+            num_threads=2,
+            output=(f.fileno(), "out.txt"),
+        )
         f.write(b"footer\n")
     assert (tmp_path / "out.txt").read_bytes() == b"header\n" + via_callback + b"footer\n"
     assert all(data is None for data, _ in seen) and [n for _, lens in seen for n in lens] == lengths
@@ -228,8 +252,9 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
     nothing on stderr, as with any Unix filter."""
     path = tmp_path / "big.txt"
     path.write_bytes(("\n".join(text_lines(20000, seed=9)) + "\n").encode() * 20)
-    p = subprocess.Popen([sys.executable, "-m", "bytepiece_rs", "encode", str(path)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "bytepiece_rs", "encode", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert p.stdout.read(100)
     p.stdout.close()
     err = p.stderr.read()

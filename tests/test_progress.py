@@ -1,5 +1,6 @@
 """Training progress as a person sees it: run under a pseudo-terminal, the output replayed on a
 small terminal emulator, then read line by line; and nothing at all when it must be quiet."""
+
 from __future__ import annotations
 
 import fcntl
@@ -27,7 +28,9 @@ COUNT = r"([\d,]+)"
 def corpus(shared_dir, tmp_path_factory):
     """A text file of about 300 KB of real lines (zh, en, code)."""
     path = tmp_path_factory.mktemp("progress") / "corpus.txt"
-    path.write_text("".join(ec.read_sample(lang, shared_dir)[:100_000] for lang in ("zh", "en", "code")), encoding="utf-8")
+    path.write_text(
+        "".join(ec.read_sample(lang, shared_dir)[:100_000] for lang in ("zh", "en", "code")), encoding="utf-8"
+    )
     return path
 
 
@@ -195,7 +198,9 @@ def test_each_stage_has_one_labelled_bar_in_order_that_ends_at_its_total(corpus,
     sizes = out.split()
     (summary,) = summary_lines(screen)
     assert screen[-1] == summary
-    assert re.fullmatch(rf"bytepiece: trained vocab {sizes[0]}, {sizes[1]} in \d+\.\d s, peak memory \d+ MB", summary), summary
+    assert re.fullmatch(
+        rf"bytepiece: trained vocab {sizes[0]}, {sizes[1]} in \d+\.\d s, peak memory \d+ MB", summary
+    ), summary
 
 
 @pytest.mark.parametrize("method", ["files", "texts"])
@@ -233,7 +238,9 @@ def test_cli_train_ends_with_one_summary_naming_the_models(corpus, tmp_path, jso
         source = tmp_path / "corpus.jsonl"
         lines = corpus.read_text(encoding="utf-8").splitlines()
         source.write_text("".join(json.dumps({"text": t}) + "\n" for t in lines), encoding="utf-8")
-    _, term, status = run_in_terminal(cli(source, "-o", "m.model", "--vocab-size", "1000,600", "--order", "4"), cwd=tmp_path)
+    _, term, status = run_in_terminal(
+        cli(source, "-o", "m.model", "--vocab-size", "1000,600", "--order", "4"), cwd=tmp_path
+    )
     assert status == 0, term
     shown, screen = replay(term)
     check_positions(shown)
@@ -243,20 +250,29 @@ def test_cli_train_ends_with_one_summary_naming_the_models(corpus, tmp_path, jso
     from bytepiece_rs import Tokenizer
 
     sizes = [Tokenizer(str(tmp_path / f"m.model.{n}")).vocab_size for n in (1000, 600)]
-    m = re.fullmatch(r"bytepiece: trained (\S+) \(vocab (\d+)\), (\S+) \(vocab (\d+)\) in \d+\.\d s, peak memory \d+ MB", summary)
+    m = re.fullmatch(
+        r"bytepiece: trained (\S+) \(vocab (\d+)\), (\S+) \(vocab (\d+)\) in \d+\.\d s, peak memory \d+ MB", summary
+    )
     assert m, summary
     assert m.groups() == ("m.model.1000", str(sizes[0]), "m.model.600", str(sizes[1]))
 
 
 def test_cli_train_quiet_prints_nothing_on_a_terminal(corpus, tmp_path):
-    out, term, status = run_in_terminal(cli(corpus, "-o", tmp_path / "m.model", "--vocab-size", "1000", "--order", "4", "-q"))
+    out, term, status = run_in_terminal(
+        cli(corpus, "-o", tmp_path / "m.model", "--vocab-size", "1000", "--order", "4", "-q")
+    )
     assert status == 0, term
     assert term == "" and out == ""
     assert (tmp_path / "m.model").is_file()
 
 
 def test_cli_train_prints_nothing_when_stderr_is_not_a_terminal(corpus, tmp_path):
-    r = subprocess.run(cli(corpus, "-o", tmp_path / "m.model", "--vocab-size", "1000", "--order", "4"), capture_output=True, timeout=120, check=False)
+    r = subprocess.run(
+        cli(corpus, "-o", tmp_path / "m.model", "--vocab-size", "1000", "--order", "4"),
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr.decode()
     assert r.stderr == b"" and r.stdout == b""
     assert (tmp_path / "m.model").is_file()

@@ -1,5 +1,6 @@
 """Properties that must hold for any input (hypothesis): round trips, batches, seeds, saving,
 and the trainer's independence of workers and batch sizes."""
+
 from __future__ import annotations
 
 import unicodedata
@@ -12,8 +13,29 @@ from bytepiece_rs import Tokenizer, Trainer
 
 # any code point but surrogates, with the hard cases made common
 TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60) | st.lists(
-    st.sampled_from(["a", "é", "e\u0301", "\u0301", "世", "😀", "\n", "\n\n", " ", "\t", "1", "١", "\x00",
-                     "\u212B", "\u1100\u1161", "ﬁ", "<|x|>"]), max_size=30).map("".join)
+    st.sampled_from(
+        [
+            "a",
+            "é",
+            "e\u0301",
+            "\u0301",
+            "世",
+            "😀",
+            "\n",
+            "\n\n",
+            " ",
+            "\t",
+            "1",
+            "١",
+            "\x00",
+            "\u212b",
+            "\u1100\u1161",
+            "ﬁ",
+            "<|x|>",
+        ]
+    ),
+    max_size=30,
+).map("".join)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -46,7 +68,7 @@ def test_encode_batch_equals_one_by_one(default, texts, threads, eos):
     one = [default.encode(t, add_eos=eos) for t in texts]
     assert default.encode_batch(texts, add_eos=eos, num_threads=threads) == one
     flat, offsets = default.encode_batch_numpy(texts, add_eos=eos, num_threads=threads)
-    assert [flat[offsets[i]:offsets[i + 1]].tolist() for i in range(len(texts))] == one
+    assert [flat[offsets[i] : offsets[i + 1]].tolist() for i in range(len(texts))] == one
 
 
 @SETTINGS
@@ -68,8 +90,13 @@ CORPUS = st.lists(TEXT, min_size=1, max_size=25)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(CORPUS, st.integers(min_value=1, max_value=3), st.integers(min_value=1, max_value=7),
-       st.sampled_from([2, 3, 6]), st.booleans())
+@given(
+    CORPUS,
+    st.integers(min_value=1, max_value=3),
+    st.integers(min_value=1, max_value=7),
+    st.sampled_from([2, 3, 6]),
+    st.booleans(),
+)
 def test_trainer_same_model_for_any_workers_and_batch_size_and_saves_identically(texts, workers, batch, order, digits):
     def train(w, b):
         t = Trainer(order=order, max_vocab_size=400, min_count=1, isolate_digits=digits, progress=False)

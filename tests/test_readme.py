@@ -2,6 +2,7 @@
 saying it is not run) is executed, the blocks of one section in one namespace, in a temporary
 directory. A line ``expr  # value``, where ``value`` is a Python literal, asserts
 ``expr == value``, so the values the README shows are checked too."""
+
 from __future__ import annotations
 
 import ast
@@ -21,7 +22,7 @@ def sections() -> list[tuple[str, list[str]]]:
     text = README.read_text(encoding="utf-8")
     pos = 0
     for m in FENCE.finditer(text):
-        before = text[pos:m.start()]
+        before = text[pos : m.start()]
         for line in before.splitlines():
             if line.startswith("#"):
                 heading = line.lstrip("#").strip()
@@ -55,7 +56,14 @@ SECTIONS = sections()
 
 def test_the_readme_has_checked_examples():
     names = [name for name, _ in SECTIONS]
-    for wanted in ("Quick start", "Special tokens", "Offsets", "Streaming decode", "Vocabulary surgery", "Beyond one machine"):
+    for wanted in (
+        "Quick start",
+        "Special tokens",
+        "Offsets",
+        "Streaming decode",
+        "Vocabulary surgery",
+        "Beyond one machine",
+    ):
         assert wanted in names, names
     checks = sum(with_checks(b).count("assert (") for _, blocks in SECTIONS for b in blocks)
     assert checks >= 15

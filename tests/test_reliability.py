@@ -4,6 +4,7 @@ Heavy cases run in a subprocess that reports its own wall time and peak RSS, so 
 is measured on that case alone; the bounds asserted are generous multiples of what was measured
 (on 2 cores), so that a loaded machine does not fail them but a quadratic cost or a leak would.
 """
+
 from __future__ import annotations
 
 import base64
@@ -29,9 +30,7 @@ def measure(body: str, timeout: float = 600) -> dict:
     script = (
         "import json, resource, time\n"
         "result = {}\n"
-        "_t = time.perf_counter()\n"
-        + body
-        + "\nresult['seconds'] = time.perf_counter() - _t\n"
+        "_t = time.perf_counter()\n" + body + "\nresult['seconds'] = time.perf_counter() - _t\n"
         "result['rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
         "print(json.dumps(result))\n"
     )
@@ -46,6 +45,7 @@ def baseline_rss() -> float:
 
 
 # -- hostile input -----------------------------------------------------------------------------
+
 
 def test_a_100_mb_single_line(shared_dir):
     """Time and memory linear in the line: ~0.05 s and ~18 bytes of memory per byte of line
@@ -107,7 +107,9 @@ def test_a_model_with_one_million_pieces(tmp_path):
     pieces = set()
     while len(pieces) < 1_000_000:
         pieces.add(bytes(rng.choices(b"abcdefghijklmnopqrstuvwxyz ", k=rng.randint(2, 12))))
-    model = {base64.b64encode(bytes([b])).decode(): [b + 3, bytes([b]).decode("utf-8", "ignore"), 1] for b in range(256)}
+    model = {
+        base64.b64encode(bytes([b])).decode(): [b + 3, bytes([b]).decode("utf-8", "ignore"), 1] for b in range(256)
+    }
     for i, p in enumerate(sorted(pieces)):
         model[base64.b64encode(p).decode()] = [259 + i, p.decode(), rng.randint(1, 10**6)]
     path = tmp_path / "big.model"
@@ -165,7 +167,7 @@ def test_counts_near_the_u64_limit(tmp_path):
 def test_truncated_and_corrupt_model_files(tmp_path):
     """Every prefix of a model file and random byte flips: a ValueError naming the file, or (a
     flip that keeps it valid) a model that works; never a crash."""
-    good = (tmp_path / "good.model")
+    good = tmp_path / "good.model"
     Tokenizer().save(good)
     data = good.read_bytes()
     rng = random.Random(3)
@@ -188,8 +190,9 @@ def test_truncated_and_corrupt_model_files(tmp_path):
 
 
 def run_cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "bytepiece_rs", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "bytepiece_rs", *map(str, args)], capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def test_cli_jsonl_with_a_broken_line(tmp_path):
@@ -204,6 +207,7 @@ def test_cli_jsonl_with_a_broken_line(tmp_path):
 
 # -- interrupts and partial writes ------------------------------------------------------------
 
+
 def default_sigint():
     """preexec_fn: Ctrl-C's default disposition in the child, even where this test runs with it
     ignored (as a background job of a non-interactive shell is)."""
@@ -214,8 +218,14 @@ def interrupt_after(args, ready: str, delay: float = 1.0, **kw):
     """Starts a Python process, waits for the line ``ready`` and ``delay`` s, sends Ctrl-C;
     returns (the next line it prints, the rest of stderr, its return code, seconds from the
     signal to that line — or to its exit if it prints none)."""
-    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_sigint, **kw)
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+        **kw,
+    )
     line = proc.stdout.readline().strip()
     assert line == ready, (line, proc.stderr.read() if proc.poll() is not None else "")
     time.sleep(delay)
@@ -280,11 +290,13 @@ def test_ctrl_c_stops_the_cli_and_leaves_nothing_half_written(tmp_path):
 
 def limited(limit: int):
     """preexec_fn: a file-size limit (writes past it fail with EFBIG, as on a full disk)."""
+
     def apply():
         import resource
 
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -292,27 +304,34 @@ def test_a_full_disk_fails_the_cli_cleanly(tmp_path):
     src = big_input(tmp_path, mb=5)
     out = tmp_path / "ids.npy"
     out.write_bytes(b"previous")
-    r = subprocess.run([sys.executable, "-m", "bytepiece_rs", "encode", str(src), "-o", str(out), "--format", "npy", "-q"],
-                       capture_output=True, text=True, timeout=300, preexec_fn=limited(1_000_000))
+    r = subprocess.run(
+        [sys.executable, "-m", "bytepiece_rs", "encode", str(src), "-o", str(out), "--format", "npy", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limited(1_000_000),
+    )
     assert r.returncode == 2 and r.stderr.startswith("bytepiece: error: ") and "too large" in r.stderr.lower(), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert out.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt", "ids.npy"]
 
 
-@pytest.mark.parametrize("make", [
-    "from bytepiece_rs import Tokenizer\nt = Tokenizer()\n",
-    "from bytepiece_rs import Trainer\n"
-    "t = Trainer(order=4, max_vocab_size=2000, min_count=1, progress=False)\n"
-    "t.train(['some text %d to learn from, 学习的文本 %d' % (i, i * 3) for i in range(5000)])\n",
-], ids=["Tokenizer.save", "Trainer.save"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        "from bytepiece_rs import Tokenizer\nt = Tokenizer()\n",
+        "from bytepiece_rs import Trainer\n"
+        "t = Trainer(order=4, max_vocab_size=2000, min_count=1, progress=False)\n"
+        "t.train(['some text %d to learn from, 学习的文本 %d' % (i, i * 3) for i in range(5000)])\n",
+    ],
+    ids=["Tokenizer.save", "Trainer.save"],
+)
 def test_a_full_disk_fails_save_and_keeps_the_previous_model(tmp_path, make):
     target = tmp_path / "m.model"
     target.write_text("previous")
     script = (
-        "import resource, signal, sys\n"
-        + make
-        + "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "import resource, signal, sys\n" + make + "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))\n"
         "try:\n"
         "    t.save(sys.argv[1])\n"
@@ -324,6 +343,7 @@ def test_a_full_disk_fails_save_and_keeps_the_previous_model(tmp_path, make):
     assert r.stdout.startswith("OSError") and "m.model" in r.stdout
     assert target.read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.model"]
+
 
 def test_nul_bytes_and_invalid_utf8_round_trip():
     tok = Tokenizer()

@@ -1,5 +1,6 @@
 """Exact sampling (alpha >= 0): every segmentation is drawn with probability proportional to
 exp(alpha * score), checked with a chi-square test against full enumeration."""
+
 from __future__ import annotations
 
 import threading

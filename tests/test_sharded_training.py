@@ -1,6 +1,7 @@
 """The engine-agnostic stages of bytepiece_rs.distributed run by hand, with no cluster (as a
 Spark or Ray adapter would run them): the model equals the single-machine trainer's whatever the
 shards and the merge tree, and count tables are checked when read."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Seeing tokens: ``Tokenizer.to_html`` / ``bytepiece show`` write one self-contained page; its
 tokens are ours, hostile text stays text, and headless Chromium renders it in colour (those
 tests skip without a ``chromium`` binary)."""
+
 from __future__ import annotations
 
 import html.parser

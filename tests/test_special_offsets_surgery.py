@@ -1,4 +1,5 @@
 """Special tokens, offsets, streaming decode and vocabulary surgery, as users use them."""
+
 from __future__ import annotations
 
 import json
@@ -42,6 +43,7 @@ def default():
 
 # -- 1. special tokens -----------------------------------------------------------------------
 
+
 def test_trainer_reserves_special_tokens_before_the_pieces(trained):
     path, _ = trained
     tok = Tokenizer(f"{path}.3000")
@@ -81,7 +83,9 @@ def test_tiktoken_rules(trained):
     ids = tok.encode(text, allowed_special="all")
     a, b = tok.encode("a"), tok.encode("b")
     assert ids == a + [4] + b + [3]
-    assert tok.encode(text, allowed_special={"<s>"}, disallowed_special=()) == a + [4] + tok.encode("b<|endoftext|>", disallowed_special=())
+    assert tok.encode(text, allowed_special={"<s>"}, disallowed_special=()) == a + [4] + tok.encode(
+        "b<|endoftext|>", disallowed_special=()
+    )
     ordinary = tok.encode(text, disallowed_special=())
     assert 3 not in ordinary and 4 not in ordinary and tok.decode(ordinary) == text
     assert tok.decode(ids) == text  # a special id decodes to its text
@@ -96,7 +100,7 @@ def test_tiktoken_rules(trained):
     one = [tok.encode(t, add_bos=True, add_eos=True, allowed_special="all") for t in texts]
     assert tok.encode_batch(texts, add_bos=True, add_eos=True, allowed_special="all") == one
     flat, offsets = tok.encode_batch_numpy(texts, add_bos=True, add_eos=True, allowed_special="all")
-    assert [flat[offsets[i]:offsets[i + 1]].tolist() for i in range(len(texts))] == one
+    assert [flat[offsets[i] : offsets[i + 1]].tolist() for i in range(len(texts))] == one
     with pytest.raises(ValueError):
         tok.encode_batch(texts)
 
@@ -142,6 +146,7 @@ def test_the_original_loads_a_model_with_special_tokens(oracle, trained):
 
 
 # -- 2. offsets --------------------------------------------------------------------------------
+
 
 def check_spans(tok, text, ids, spans):
     """The spans cover ``text`` in order; each holds its piece (in NFC); neighbours overlap only
@@ -197,7 +202,7 @@ def test_offsets_follow_hf_tokenizers_conventions(default, sample_lines, tmp_pat
     default.convert_to_hf(tmp_path / "tokenizer.json")
     hf = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
     checked = 0
-    for line in sample_lines[::11] + ["a😀b", "x\u212Bay", "日本語のテキスト"]:
+    for line in sample_lines[::11] + ["a😀b", "x\u212bay", "日本語のテキスト"]:
         enc = hf.encode(line)
         ids, spans = default.encode_with_offsets(line)
         if enc.ids == ids and unicodedata.is_normalized("NFC", line):
@@ -207,9 +212,31 @@ def test_offsets_follow_hf_tokenizers_conventions(default, sample_lines, tmp_pat
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
-       | st.lists(st.sampled_from(["e", "\u0301", "\u0323", "\u212B", "가", "\u1100", "\u1161", "\u11A8",
-                                   "😀", "\n", " ", "A", "\u030A", "ﬁ", "\u0344"]), max_size=20).map("".join))
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+    | st.lists(
+        st.sampled_from(
+            [
+                "e",
+                "\u0301",
+                "\u0323",
+                "\u212b",
+                "가",
+                "\u1100",
+                "\u1161",
+                "\u11a8",
+                "😀",
+                "\n",
+                " ",
+                "A",
+                "\u030a",
+                "ﬁ",
+                "\u0344",
+            ]
+        ),
+        max_size=20,
+    ).map("".join)
+)
 def test_offsets_property(default, text):
     ids, spans = default.encode_with_offsets(text)
     assert ids == default.encode(text)
@@ -220,6 +247,7 @@ def test_offsets_property(default, text):
 
 
 # -- 3. streaming decode -----------------------------------------------------------------------
+
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.integers(min_value=0, max_value=63955), max_size=30))
@@ -251,6 +279,7 @@ def test_stream_decoder_never_emits_a_split_character(default):
 
 
 # -- 4. vocabulary surgery ---------------------------------------------------------------------
+
 
 def test_add_pieces_with_counts_and_from_text(default, tmp_path):
     tok = Tokenizer()
@@ -350,15 +379,25 @@ def test_cli_allow_special(trained, tmp_path):
     text = "hi<s>there"
 
     def run(*extra):
-        return subprocess.run([sys.executable, "-m", "bytepiece_rs", "encode", "-m", model, "--text", text, *extra],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "bytepiece_rs", "encode", "-m", model, "--text", text, *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     as_text = run()
-    assert as_text.returncode == 0 and as_text.stdout.split() == [str(i) for i in tok.encode(text, disallowed_special=())]
+    assert as_text.returncode == 0 and as_text.stdout.split() == [
+        str(i) for i in tok.encode(text, disallowed_special=())
+    ]
     as_id = run("--allow-special", "<s>")
     assert as_id.stdout.split() == [str(i) for i in tok.encode(text, allowed_special="all")]
     bad = run("--allow-special", "<nope>")
     assert bad.returncode == 2 and "not a special token" in bad.stderr
-    info = subprocess.run([sys.executable, "-m", "bytepiece_rs", "info", "-m", model, "--json"],
-                          capture_output=True, text=True, timeout=120)
+    info = subprocess.run(
+        [sys.executable, "-m", "bytepiece_rs", "info", "-m", model, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert json.loads(info.stdout)["special_tokens"] == tok.special_tokens

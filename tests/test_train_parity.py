@@ -19,6 +19,7 @@ About np.log: the original's n-gram and piece scores use np.log, which on AVX512
 the C library's log in the last bit for some integers. Every fixture says whether the original,
 re-run with math.log, gives the same files (``debug.libm``); failure messages mention it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,14 +39,15 @@ except ImportError:  # pragma: no cover - the package is not built
 HAVE_TRAINER = bytepiece_rs is not None and hasattr(bytepiece_rs, "Trainer")
 HAVE_CONVERT = bytepiece_rs is not None and hasattr(bytepiece_rs, "convert_to_bytepiece")
 needs_trainer = pytest.mark.skipif(
-    not HAVE_TRAINER, reason="bytepiece_rs.Trainer does not exist yet (trainer not implemented)")
-needs_convert = pytest.mark.skipif(
-    not HAVE_CONVERT, reason="bytepiece_rs.convert_to_bytepiece does not exist yet")
+    not HAVE_TRAINER, reason="bytepiece_rs.Trainer does not exist yet (trainer not implemented)"
+)
+needs_convert = pytest.mark.skipif(not HAVE_CONVERT, reason="bytepiece_rs.convert_to_bytepiece does not exist yet")
 
 SAMPLE_CASES = [c for c in tc.CASES if not c["needs_corpus"]]
 CORPUS_CASES = [c for c in tc.CASES if c["needs_corpus"]]
 ALL_CASES = [pytest.param(c, id=c["name"]) for c in SAMPLE_CASES] + [
-    pytest.param(c, id=c["name"], marks=requires_corpus) for c in CORPUS_CASES]
+    pytest.param(c, id=c["name"], marks=requires_corpus) for c in CORPUS_CASES
+]
 WORKER_CASES = [pytest.param(c, id=c["name"]) for c in tc.CASES if c["workers_check"]]
 
 
@@ -55,7 +57,8 @@ def fixture(case: dict) -> dict:
     rec = golden(f"train_{case['name']}")
     assert rec["case"]["params"] == case["params"], (
         f"tests/train_cases.py changed the params of {case['name']} since the fixture was made: "
-        f"{case['params']} vs {rec['case']['params']}")
+        f"{case['params']} vs {rec['case']['params']}"
+    )
     assert rec["case"]["recipe"] == case["recipe"]
     return rec
 
@@ -71,11 +74,13 @@ def texts_for(case: dict, shared: Path, corpus: Path | None, rec: dict) -> list[
     texts = _TEXTS[key]
     assert tc.texts_sha256(texts) == rec["texts"]["sha256"], (
         f"recipe {key!r} no longer gives the texts of the fixture (sample files or corpus changed?): "
-        f"{len(texts)} texts vs {rec['texts']['n']}")
+        f"{len(texts)} texts vs {rec['texts']['n']}"
+    )
     return texts
 
 
 # --------------------------------------------------------------------------- diff reporting
+
 
 def _fmt_piece(b64: str) -> str:
     return repr(base64.b64decode(b64))
@@ -97,9 +102,11 @@ def describe_model_diff(ours: bytes, want: str, label: str = "") -> str:
     if only_o or only_w:
         ex_o = sorted(only_o, key=lambda k: o[k][0])[:5]
         ex_w = sorted(only_w, key=lambda k: w[k][0])[:5]
-        msgs.append(f"piece sets differ: {len(only_o)} only in ours (e.g. "
-                    f"{[(_fmt_piece(k), o[k][2]) for k in ex_o]}), {len(only_w)} only in the original "
-                    f"(e.g. {[(_fmt_piece(k), w[k][2]) for k in ex_w]})")
+        msgs.append(
+            f"piece sets differ: {len(only_o)} only in ours (e.g. "
+            f"{[(_fmt_piece(k), o[k][2]) for k in ex_o]}), {len(only_w)} only in the original "
+            f"(e.g. {[(_fmt_piece(k), w[k][2]) for k in ex_w]})"
+        )
     else:
         msgs.append("same set of pieces")
     for i in sorted(set(by_id_o) | set(by_id_w)):
@@ -112,34 +119,43 @@ def describe_model_diff(ours: bytes, want: str, label: str = "") -> str:
     common = set(o) & set(w)
     cdiff = sorted((k for k in common if o[k][2] != w[k][2]), key=lambda k: w[k][0])
     if cdiff:
-        msgs.append(f"{len(cdiff)} common pieces with other counts, e.g. "
-                    + ", ".join(f"{_fmt_piece(k)}: ours {o[k][2]} vs {w[k][2]}" for k in cdiff[:5]))
+        msgs.append(
+            f"{len(cdiff)} common pieces with other counts, e.g. "
+            + ", ".join(f"{_fmt_piece(k)}: ours {o[k][2]} vs {w[k][2]}" for k in cdiff[:5])
+        )
     tdiff = [k for k in common if o[k][1] != w[k][1]]
     if tdiff:
-        msgs.append(f"{len(tdiff)} pieces with another text field, e.g. {_fmt_piece(tdiff[0])}: "
-                    f"ours {o[tdiff[0]][1]!r} vs {w[tdiff[0]][1]!r}")
+        msgs.append(
+            f"{len(tdiff)} pieces with another text field, e.g. {_fmt_piece(tdiff[0])}: "
+            f"ours {o[tdiff[0]][1]!r} vs {w[tdiff[0]][1]!r}"
+        )
     if o == w:
         i = next((j for j, (x, y) in enumerate(zip(ours, want_b)) if x != y), min(len(ours), len(want_b)))
-        msgs.append(f"same JSON content but other bytes (formatting): first difference at byte {i}: "
-                    f"ours {ours[max(0, i - 30):i + 30]!r} vs original {want_b[max(0, i - 30):i + 30]!r}")
+        msgs.append(
+            f"same JSON content but other bytes (formatting): first difference at byte {i}: "
+            f"ours {ours[max(0, i - 30) : i + 30]!r} vs original {want_b[max(0, i - 30) : i + 30]!r}"
+        )
     return "; ".join(msgs)
 
 
 def saved_files(directory: Path, stem: str = "model") -> dict[str, bytes]:
-    return {p.name[len(stem):]: p.read_bytes() for p in sorted(directory.iterdir()) if p.name.startswith(stem)}
+    return {p.name[len(stem) :]: p.read_bytes() for p in sorted(directory.iterdir()) if p.name.startswith(stem)}
 
 
 def check_files(ours: dict[str, bytes], want: dict[str, str], what: str, rec: dict | None = None) -> None:
     assert sorted(ours) == sorted(want), (
         f"{what}: save() wrote {['model' + s for s in sorted(ours)]}, the original "
-        f"{['model' + s for s in sorted(want)]}")
+        f"{['model' + s for s in sorted(want)]}"
+    )
     bad = [suf for suf in sorted(want) if ours[suf] != want[suf].encode("utf-8")]
     if bad:
         msgs = [describe_model_diff(ours[suf], want[suf], f"model{suf}") for suf in bad]
         libm = (rec or {}).get("debug", {}).get("libm")
         if libm and not libm.get("identical"):
-            msgs.append(f"note: for this case the original with math.log instead of np.log gives other "
-                        f"files too ({libm.get('files')})")
+            msgs.append(
+                f"note: for this case the original with math.log instead of np.log gives other "
+                f"files too ({libm.get('files')})"
+            )
         pytest.fail(f"{what}: {len(bad)} of {len(want)} files differ\n  " + "\n  ".join(msgs), pytrace=False)
 
 
@@ -153,9 +169,10 @@ def train_ours(params: dict, texts: list[str], out_dir: Path, **train_kw) -> dic
 
 # --------------------------------------------------------------------------- fixture sanity
 
+
 def test_fixtures_cover_all_cases():
     names = {c["name"] for c in tc.CASES}
-    have = {p.name[len("train_"):-len(".json.gz")] for p in GOLDEN_DIR.glob("train_*.json.gz")}
+    have = {p.name[len("train_") : -len(".json.gz")] for p in GOLDEN_DIR.glob("train_*.json.gz")}
     assert names - have == set(), f"cases without a fixture: {sorted(names - have)}"
     assert "convert" in have
 
@@ -176,6 +193,7 @@ def test_fixture_consistent(case, shared_dir, request):
 
 
 # --------------------------------------------------------------------------- parity
+
 
 @needs_trainer
 @pytest.mark.parametrize("case", ALL_CASES)
@@ -204,8 +222,13 @@ def test_default_params_and_single_size_naming(tmp_path):
     a list saves path.SIZE for each size."""
     texts = tc.head_bytes(tc.sample_docs("en"), 30_000)
     a = train_ours({}, texts, tmp_path / "a")
-    b = train_ours(dict(order=6, max_vocab_size=10000, max_piece_length=36, min_count=2,
-                        isolate_digits=False, ensure_unicode=True), texts, tmp_path / "b")
+    b = train_ours(
+        dict(
+            order=6, max_vocab_size=10000, max_piece_length=36, min_count=2, isolate_digits=False, ensure_unicode=True
+        ),
+        texts,
+        tmp_path / "b",
+    )
     assert a == b and list(a) == [""]
     c = train_ours(dict(max_vocab_size=[10000]), texts, tmp_path / "c")
     assert c == a
@@ -215,6 +238,7 @@ def test_default_params_and_single_size_naming(tmp_path):
 
 
 # --------------------------------------------------------------------------- convert_to_bytepiece
+
 
 def _convert_inputs() -> list:
     rec = golden("train_convert")
@@ -228,14 +252,16 @@ def test_convert_to_bytepiece(name, tmp_path):
     pieces = {}
     for key, count in rec["pieces"]:
         pieces[key["str"] if "str" in key else base64.b64decode(key["b64"])] = count
-    assert list(pieces.items()) == list(tc.convert_cases()[name].items()), \
+    assert list(pieces.items()) == list(tc.convert_cases()[name].items()), (
         "tests/train_cases.py convert_cases() changed since the fixture was made"
+    )
     path = tmp_path / "model"
     bytepiece_rs.convert_to_bytepiece(pieces, str(path))
     check_files(saved_files(tmp_path), {"": rec["file"]}, f"convert_to_bytepiece[{name}]")
 
 
 # --------------------------------------------------------------------------- live oracle
+
 
 @requires_oracle
 @needs_trainer

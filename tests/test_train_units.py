@@ -5,6 +5,7 @@ on the corresponding texts, byte for byte, from files, from stdin and mixed with
 
 The texts are generated here (no shared folder needed); the corpus samples are used too when
 ``../shared/corpus/sample`` is there."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,30 @@ from conftest import SHARED
 
 PARAMS = dict(order=4, max_vocab_size=1500, min_count=2)
 CLI_PARAMS = ["--order", "4", "--vocab-size", "1500", "--min-count", "2", "--threads", "2", "-q"]
-WORDS = ["the", "model", "learns", "pieces", "of", "bytes", "from", "text", "字节", "分词器", "中文文本",
-         "café", "cafe\u0301", "naïve", "🙂", "x = f(y)", "return", "{", "}", "。", "，", "."]
+WORDS = [
+    "the",
+    "model",
+    "learns",
+    "pieces",
+    "of",
+    "bytes",
+    "from",
+    "text",
+    "字节",
+    "分词器",
+    "中文文本",
+    "café",
+    "cafe\u0301",
+    "naïve",
+    "🙂",
+    "x = f(y)",
+    "return",
+    "{",
+    "}",
+    "。",
+    "，",
+    ".",
+]
 
 
 def generated_text(seed: int, final_newline: bool) -> str:
@@ -97,8 +120,12 @@ def cli(inputs: Sequence, folder: Path, name: str, *args: str) -> bytes:
 
 
 def cli_stdin(data: bytes, folder: Path, name: str, *args: str) -> bytes:
-    run = subprocess.run([sys.executable, "-m", "bytepiece_rs", "train", "-", "-o", str(folder / name), *CLI_PARAMS,
-                          *args], input=data, capture_output=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "bytepiece_rs", "train", "-", "-o", str(folder / name), *CLI_PARAMS, *args],
+        input=data,
+        capture_output=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr.decode()
     return (folder / name).read_bytes()
 
@@ -116,8 +143,10 @@ def models(files, tmp_path_factory):
     """The reference models of the generated files: ``Trainer.train`` on their lines and on
     their whole texts."""
     folder = tmp_path_factory.mktemp("reference")
-    return {"line": trained(lines_of(files), folder, "lines.model"),
-            "file": trained(wholes_of(files), folder, "wholes.model")}
+    return {
+        "line": trained(lines_of(files), folder, "lines.model"),
+        "file": trained(wholes_of(files), folder, "wholes.model"),
+    }
 
 
 def test_the_files_cover_the_edge_cases(files):
@@ -155,8 +184,9 @@ def test_the_two_units_give_different_models_on_text_with_newlines(models):
 def test_stdin_follows_the_unit(files, tmp_path):
     data = files[0].read_bytes()
     assert cli_stdin(data, tmp_path, "line.model") == trained(lines_of(files[:1]), tmp_path, "lines.model")
-    assert cli_stdin(data, tmp_path, "file.model", "--text-unit", "file") == trained(wholes_of(files[:1]), tmp_path,
-                                                                                      "wholes.model")
+    assert cli_stdin(data, tmp_path, "file.model", "--text-unit", "file") == trained(
+        wholes_of(files[:1]), tmp_path, "wholes.model"
+    )
 
 
 def test_jsonl_records_are_one_text_each_in_either_unit(files, tmp_path):
@@ -171,7 +201,8 @@ def test_jsonl_records_are_one_text_each_in_either_unit(files, tmp_path):
     mixed = [files[0], jsonl]
     assert cli(mixed, tmp_path, "mixed-line.model") == trained(lines_of(files[:1]) + records, tmp_path, "l.model")
     assert cli(mixed, tmp_path, "mixed-file.model", "--text-unit", "file") == trained(
-        wholes_of(files[:1]) + records, tmp_path, "f.model")
+        wholes_of(files[:1]) + records, tmp_path, "f.model"
+    )
 
 
 def test_the_corpus_samples(tmp_path):
@@ -180,8 +211,9 @@ def test_the_corpus_samples(tmp_path):
     if not all(p.is_file() for p in paths):
         pytest.skip("shared corpus sample not found")
     assert cli(paths, tmp_path, "line.model") == trained(lines_of(paths), tmp_path, "lines.model")
-    assert cli(paths, tmp_path, "file.model", "--text-unit", "file") == trained(wholes_of(paths), tmp_path,
-                                                                                 "wholes.model")
+    assert cli(paths, tmp_path, "file.model", "--text-unit", "file") == trained(
+        wholes_of(paths), tmp_path, "wholes.model"
+    )
 
 
 def test_an_unknown_unit_is_refused(files, tmp_path, capsys):

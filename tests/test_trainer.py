@@ -1,5 +1,6 @@
 """The Trainer as a user calls it: inputs of every kind, determinism, saving, errors, Ctrl-C.
 Byte-for-byte equality with the original is in test_train_parity.py."""
+
 from __future__ import annotations
 
 import json
@@ -106,7 +107,13 @@ def test_train_from_files_equals_training_on_the_file_texts(tmp_path, docs, text
 
 
 def test_bad_parameters_and_inputs(tmp_path):
-    for params in ({"order": 0}, {"order": 9}, {"max_vocab_size": 100}, {"max_vocab_size": []}, {"max_piece_length": 0}):
+    for params in (
+        {"order": 0},
+        {"order": 9},
+        {"max_vocab_size": 100},
+        {"max_vocab_size": []},
+        {"max_piece_length": 0},
+    ):
         with pytest.raises(ValueError):
             Trainer(**params)
     with pytest.raises(TypeError, match="must be str"):
@@ -150,8 +157,12 @@ def test_ctrl_c_stops_training_within_a_second(tmp_path):
         "    print('interrupted', flush=True)\n"
     )
     # Ctrl-C's default disposition in the child, even if this test runs with it ignored
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(1.5)
     sent = time.monotonic()

@@ -6,6 +6,7 @@
 The original trainer's `isolate_digits` uses that regex, so the table follows the Unicode version
 of the Python the original runs on (CPython 3.11: Unicode 14.0).
 """
+
 import re
 import sys
 import unicodedata

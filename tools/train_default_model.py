@@ -9,6 +9,7 @@ before that size, trained as one text (``text_unit="file"``: pieces may span lin
 of newlines and the indentation after one). Parameters: order 6, min_count 2, max_piece_length
 36, ensure_unicode, max_vocab_size 64000.
 """
+
 import gzip
 import hashlib
 import sys

@@ -14,4 +14,12 @@ from ._signals import Terminated
 from .tokenizer import DEFAULT_MODEL, Tokenizer
 from .trainer import Trainer, convert_to_bytepiece
 
-__all__ = ["Tokenizer", "Trainer", "Terminated", "convert_to_bytepiece", "DEFAULT_MODEL", "UNICODE_VERSION", "__version__"]
+__all__ = [
+    "Tokenizer",
+    "Trainer",
+    "Terminated",
+    "convert_to_bytepiece",
+    "DEFAULT_MODEL",
+    "UNICODE_VERSION",
+    "__version__",
+]

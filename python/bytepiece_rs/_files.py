@@ -39,8 +39,9 @@ class AtomicOutput:
         folder = os.path.dirname(real)
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"{target}: no such directory {folder}")
-        fd, tmp = _named(target, lambda: tempfile.mkstemp(prefix="." + os.path.basename(real) + ".", suffix=".tmp",
-                                                          dir=folder))
+        fd, tmp = _named(
+            target, lambda: tempfile.mkstemp(prefix="." + os.path.basename(real) + ".", suffix=".tmp", dir=folder)
+        )
         os.fchmod(fd, 0o666 & ~_UMASK)
         f = os.fdopen(fd, "wb")
         self.files.append((real, tmp, f))

@@ -182,23 +182,31 @@ def cmd_encode(a: argparse.Namespace) -> None:
 
         if a.text is not None:
             texts = [t for t in a.text if t or not a.skip_empty]
-            ids, offsets = tokenizer.encode_batch_numpy(texts, a.add_bos, a.add_eos, a.alpha, a.threads,
-                                                        allowed_special=allowed, disallowed_special=())
+            ids, offsets = tokenizer.encode_batch_numpy(
+                texts, a.add_bos, a.add_eos, a.alpha, a.threads, allowed_special=allowed, disallowed_special=()
+            )
             write(*tokenizer._encoder.format_ids(ids, offsets, writer.core_format), sum(map(len, texts)))
             n_docs = len(texts)
         else:
             # read, split, encode and format in Rust on every thread; written here, in order
             n_docs = tokenizer._encoder.encode_files(
-                [(p, (a.field or "text") if is_jsonl(p, a.field) else None) for p in a.inputs], write,
-                writer.core_format, a.skip_empty, a.add_bos, a.add_eos, a.alpha,
-                sorted(tokenizer.special_tokens) if allowed == "all" else sorted(allowed), a.threads,
+                [(p, (a.field or "text") if is_jsonl(p, a.field) else None) for p in a.inputs],
+                write,
+                writer.core_format,
+                a.skip_empty,
+                a.add_bos,
+                a.add_eos,
+                a.alpha,
+                sorted(tokenizer.special_tokens) if allowed == "all" else sorted(allowed),
+                a.threads,
                 output=writer.output(),
             )["documents"]
         if n_docs == 0 and a.format in ("bin", "npy"):
             # an empty dataset is no dataset: Megatron-LM's loader cannot map an empty .bin
             source = "the --text given" if a.text is not None else ", ".join(a.inputs)
-            raise CliError(f"{source}: no documents to encode{' (all empty)' if a.skip_empty else ''}; "
-                           f"no {a.format} written")
+            raise CliError(
+                f"{source}: no documents to encode{' (all empty)' if a.skip_empty else ''}; no {a.format} written"
+            )
         writer.finish()
     progress.close()
     if n_docs == 0 and not a.quiet:
@@ -208,8 +216,10 @@ def cmd_encode(a: argparse.Namespace) -> None:
 def cmd_decode(a: argparse.Namespace) -> None:
     check_output(a.output)
     tokenizer = _tokenizer(a.model)
-    sources = [(path, a.format if a.format != "auto" else ENCODED_FORMATS.get(os.path.splitext(path)[1].lower(), "ids"))
-               for path in a.inputs or ["-"]]
+    sources = [
+        (path, a.format if a.format != "auto" else ENCODED_FORMATS.get(os.path.splitext(path)[1].lower(), "ids"))
+        for path in a.inputs or ["-"]
+    ]
     for path, fmt in sources:
         if path == "-" and fmt in ("npy", "bin"):
             raise CliError(f"--format {fmt}: reads files, not standard input")
@@ -308,8 +318,7 @@ def _require_transformers() -> None:
     try:
         import transformers  # noqa: F401
     except ImportError:
-        raise CliError("--to transformers needs the transformers package "
-                       "(pip install 'bytepiece-rs[hf]')") from None
+        raise CliError("--to transformers needs the transformers package (pip install 'bytepiece-rs[hf]')") from None
 
 
 def write_transformers(tokenizer: Tokenizer, folder: str) -> None:
@@ -439,7 +448,14 @@ def _dataset_texts(source: Sequence[str], split: str, column: str) -> Iterator[s
     except ImportError:
         raise CliError("--dataset needs the `datasets` package (pip install 'bytepiece-rs[datasets]')") from None
     _check_inputs([s for s in source if not os.path.isdir(s)])
-    builders = {".parquet": "parquet", ".arrow": "arrow", ".jsonl": "json", ".json": "json", ".txt": "text", ".csv": "csv"}
+    builders = {
+        ".parquet": "parquet",
+        ".arrow": "arrow",
+        ".jsonl": "json",
+        ".json": "json",
+        ".txt": "text",
+        ".csv": "csv",
+    }
     try:
         if len(source) == 1 and os.path.isdir(source[0]):
             ds = datasets.load_dataset(source[0], split=split, streaming=True)
@@ -466,14 +482,23 @@ def build_parser() -> argparse.ArgumentParser:
         if model:
             s.add_argument("-m", "--model", help="model file (default: the bundled model)")
         s.add_argument("--threads", type=_positive_int, default=None, help="threads (default: all cores)")
-        s.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr (bars, the summary of a training)")
+        s.add_argument(
+            "-q", "--quiet", action="store_true", help="no progress output on stderr (bars, the summary of a training)"
+        )
 
-    t = sub.add_parser("train", help="train a model on text files, jsonl, stdin or a datasets source",
-                       description="Train a model. A text of a text file (or of stdin) is a line, without its "
-                                   "newline (see --text-unit); a text of a .jsonl file is the --field of a record; "
-                                   "a text of --dataset is the --column of a row.")
-    t.add_argument("inputs", nargs="*", metavar="INPUT",
-                   help="text files (each line a text), .jsonl files (each record a text), - for stdin")
+    t = sub.add_parser(
+        "train",
+        help="train a model on text files, jsonl, stdin or a datasets source",
+        description="Train a model. A text of a text file (or of stdin) is a line, without its "
+        "newline (see --text-unit); a text of a .jsonl file is the --field of a record; "
+        "a text of --dataset is the --column of a row.",
+    )
+    t.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="text files (each line a text), .jsonl files (each record a text), - for stdin",
+    )
     t.add_argument("-o", "--output", required=True, help="model file to write (with a list of sizes: OUTPUT.SIZE each)")
     t.add_argument("--vocab-size", required=True, help="vocabulary size, or a comma list of sizes")
     t.add_argument("--order", type=_positive_int, default=6)
@@ -481,17 +506,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-piece-length", type=_positive_int, default=36)
     t.add_argument("--isolate-digits", action="store_true")
     t.add_argument("--no-ensure-unicode", action="store_true")
-    t.add_argument("--text-unit", choices=TEXT_UNITS, default=TEXT_UNITS[0],
-                   help="what a text of a text file or stdin is: 'line', each line without its newline "
-                        "(default; as encode reads them), or 'file', the whole file with its newlines "
-                        "(pieces may span lines); .jsonl records and --dataset rows are one text each either way")
+    t.add_argument(
+        "--text-unit",
+        choices=TEXT_UNITS,
+        default=TEXT_UNITS[0],
+        help="what a text of a text file or stdin is: 'line', each line without its newline "
+        "(default; as encode reads them), or 'file', the whole file with its newlines "
+        "(pieces may span lines); .jsonl records and --dataset rows are one text each either way",
+    )
     t.add_argument("--field", help="the text field of .jsonl records (default: text)")
     t.add_argument("--dataset", nargs="+", metavar="DIR_OR_FILE", help="a datasets source on disk")
     t.add_argument("--split", default="train", help="the dataset split (default: train)")
     t.add_argument("--column", default="text", help="the dataset column (default: text)")
-    t.add_argument("--max-memory", type=_positive_int, metavar="MB",
-                   help="bound the memory of the whole training to about MB megabytes (spilling to disk; same model); "
-                        "default: no bound, the fastest")
+    t.add_argument(
+        "--max-memory",
+        type=_positive_int,
+        metavar="MB",
+        help="bound the memory of the whole training to about MB megabytes (spilling to disk; same model); "
+        "default: no bound, the fastest",
+    )
     t.add_argument("--temp-dir", metavar="DIR", help="folder for temporary files (default: the system's)")
     common(t, model=False)
     t.set_defaults(run=cmd_train)
@@ -501,27 +534,43 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--text", action="append", help="encode this text (repeatable) instead of files")
     e.add_argument("-o", "--output", help="output file (default: stdout; bin: PREFIX[.bin])")
     e.add_argument("--format", choices=sorted(WRITERS), default="ids")
-    e.add_argument("--dtype", choices=["uint16", "uint32"], help="npy / bin ids (default: uint16 if the vocabulary fits)")
+    e.add_argument(
+        "--dtype", choices=["uint16", "uint32"], help="npy / bin ids (default: uint16 if the vocabulary fits)"
+    )
     e.add_argument("--add-bos", action="store_true")
     e.add_argument("--add-eos", action="store_true")
-    e.add_argument("--allow-special", metavar="TOKENS",
-                   help="special tokens whose text becomes their id: 'all' or a comma list "
-                        "(default: none; their text is encoded as ordinary text)")
+    e.add_argument(
+        "--allow-special",
+        metavar="TOKENS",
+        help="special tokens whose text becomes their id: 'all' or a comma list "
+        "(default: none; their text is encoded as ordinary text)",
+    )
     e.add_argument("--alpha", type=float, default=-1, help="sample with this alpha (>= 0); default: best segmentation")
     e.add_argument("--seed", type=int, default=None, help="seed of the draws when sampling")
     e.add_argument("--field", help="the text field of .jsonl records (default: text)")
-    e.add_argument("--skip-empty", action="store_true",
-                   help="drop empty documents (lines with nothing before the newline, empty .jsonl texts) "
-                        "instead of encoding each as a document of no ids (or just --add-bos/--add-eos)")
+    e.add_argument(
+        "--skip-empty",
+        action="store_true",
+        help="drop empty documents (lines with nothing before the newline, empty .jsonl texts) "
+        "instead of encoding each as a document of no ids (or just --add-bos/--add-eos)",
+    )
     common(e)
     e.set_defaults(run=cmd_encode)
 
     d = sub.add_parser("decode", help="decode what encode wrote back to text, one line per document")
-    d.add_argument("inputs", nargs="*", metavar="INPUT",
-                   help="files that encode wrote: lines of ids, .jsonl, .npy (with its .offsets.npy), .bin/.idx "
-                        "(default: stdin, lines of ids or jsonl records)")
-    d.add_argument("--format", choices=["auto", "ids", "jsonl", "npy", "bin"], default="auto",
-                   help="what the inputs hold (default: by extension; anything else is lines of ids)")
+    d.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="files that encode wrote: lines of ids, .jsonl, .npy (with its .offsets.npy), .bin/.idx "
+        "(default: stdin, lines of ids or jsonl records)",
+    )
+    d.add_argument(
+        "--format",
+        choices=["auto", "ids", "jsonl", "npy", "bin"],
+        default="auto",
+        help="what the inputs hold (default: by extension; anything else is lines of ids)",
+    )
     d.add_argument("-o", "--output", help="output file (default: stdout)")
     common(d)
     d.set_defaults(run=cmd_decode)
@@ -537,26 +586,42 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-m", "--model", help="model file (default: the bundled model)")
     i.add_argument("--json", action="store_true", help="print one JSON object")
     i.set_defaults(run=cmd_info)
-    c = sub.add_parser("convert", help="write the model for SentencePiece, HF tokenizers or transformers",
-                       description="Writes the model for another library: sentencepiece: a SentencePiece .model; "
-                                   "hf: an HF tokenizers tokenizer.json; transformers: a folder that "
-                                   "transformers.AutoTokenizer.from_pretrained loads, with <pad>, <bos>, <eos> as its "
-                                   "pad, bos and eos tokens (needs transformers).")
+    c = sub.add_parser(
+        "convert",
+        help="write the model for SentencePiece, HF tokenizers or transformers",
+        description="Writes the model for another library: sentencepiece: a SentencePiece .model; "
+        "hf: an HF tokenizers tokenizer.json; transformers: a folder that "
+        "transformers.AutoTokenizer.from_pretrained loads, with <pad>, <bos>, <eos> as its "
+        "pad, bos and eos tokens (needs transformers).",
+    )
     c.add_argument("-m", "--model", help="model file (default: the bundled model)")
     c.add_argument("--to", choices=["sentencepiece", "hf", "transformers"], required=True)
-    c.add_argument("-o", "--output", required=True,
-                   help="file to write (.model, or tokenizer.json); transformers: the folder to write into "
-                        "(made if missing, its other files kept)")
-    c.add_argument("--exact-original", action="store_true", help="sentencepiece: the original's conversion, byte for byte")
+    c.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="file to write (.model, or tokenizer.json); transformers: the folder to write into "
+        "(made if missing, its other files kept)",
+    )
+    c.add_argument(
+        "--exact-original", action="store_true", help="sentencepiece: the original's conversion, byte for byte"
+    )
     c.add_argument("-q", "--quiet", action="store_true", help="no note on unconvertible pieces")
     c.set_defaults(run=cmd_convert)
 
     s = sub.add_parser("show", help="write an HTML page showing the tokens of a text (one column per model)")
-    s.add_argument("input", metavar="FILE", nargs="?",
-                   help="a text file (read as UTF-8); an argument that is no file is shown as text, with a note")
+    s.add_argument(
+        "input",
+        metavar="FILE",
+        nargs="?",
+        help="a text file (read as UTF-8); an argument that is no file is shown as text, with a note",
+    )
     s.add_argument("--text", help="show this text (rather than a file's)")
     s.add_argument(
-        "-m", "--model", action="append", help="model file, repeatable for side-by-side columns (default: the bundled model)"
+        "-m",
+        "--model",
+        action="append",
+        help="model file, repeatable for side-by-side columns (default: the bundled model)",
     )
     s.add_argument("-o", "--output", required=True, help="the HTML file to write")
     s.add_argument("--title", help="the page's title")

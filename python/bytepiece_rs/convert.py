@@ -164,8 +164,15 @@ def byte_level_alphabet() -> Dict[int, str]:
 def _added_token(i: int, content: str) -> Dict:
     """An HF special added token: kept out of normalisation, dropped by
     ``decode(skip_special_tokens=True)``, matched in the input before the model."""
-    return {"id": i, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
-            "normalized": False, "special": True}
+    return {
+        "id": i,
+        "content": content,
+        "single_word": False,
+        "lstrip": False,
+        "rstrip": False,
+        "normalized": False,
+        "special": True,
+    }
 
 
 def to_hf_json(tokenizer: "Tokenizer") -> str:

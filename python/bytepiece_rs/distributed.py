@@ -78,7 +78,9 @@ class Shard:
     column: str = "text"
 
 
-def shards_of(paths: Union[PathLike, Sequence[PathLike]], format: Optional[str] = None, column: str = "text") -> List[Shard]:
+def shards_of(
+    paths: Union[PathLike, Sequence[PathLike]], format: Optional[str] = None, column: str = "text"
+) -> List[Shard]:
     """The shards of a list of paths (or of one path), in order, with their format: ``format``
     if given, else guessed from each extension (see :data:`EXTENSIONS`)."""
     if isinstance(paths, (str, os.PathLike)):
@@ -139,7 +141,9 @@ def _parquet_texts(shard: Shard, batch_rows: int) -> Iterator[str]:
         for batch in batches:
             for text in batch.column(0).to_pylist():
                 if not isinstance(text, str):
-                    raise ShardError(f"{shard.path}: row {row}: {shard.column!r} is not a string ({type(text).__name__})")
+                    raise ShardError(
+                        f"{shard.path}: row {row}: {shard.column!r} is not a string ({type(text).__name__})"
+                    )
                 row += 1
                 yield text
     except ShardError:
@@ -187,8 +191,16 @@ def _model(core: Any, table: bytes, trainer_args: Dict[str, Any]) -> Any:
     return _cached("model", key, lambda: core.ngram_model(table))
 
 
-def _count(stage: str, source: Any, trainer_args: Dict[str, Any], threads: int, batch_size: int,
-           model_table: Optional[bytes], name: Optional[str], text_unit: str = "line") -> bytes:
+def _count(
+    stage: str,
+    source: Any,
+    trainer_args: Dict[str, Any],
+    threads: int,
+    batch_size: int,
+    model_table: Optional[bytes],
+    name: Optional[str],
+    text_unit: str = "line",
+) -> bytes:
     core = _trainer(trainer_args)._core
     if isinstance(source, (str, os.PathLike)):
         source = shards_of([source])[0]
@@ -210,8 +222,15 @@ def _count(stage: str, source: Any, trainer_args: Dict[str, Any], threads: int, 
         raise _named(name, e) from None
 
 
-def count_ngrams(source: Any, trainer_args: Dict[str, Any], *, threads: int = 1, batch_size: int = 1000,
-                 name: Optional[str] = None, text_unit: str = "line") -> bytes:
+def count_ngrams(
+    source: Any,
+    trainer_args: Dict[str, Any],
+    *,
+    threads: int = 1,
+    batch_size: int = 1000,
+    name: Optional[str] = None,
+    text_unit: str = "line",
+) -> bytes:
     """Stage 1, one task: the byte n-gram counts of one shard (a path, a :class:`Shard`, or an
     iterable of ``str`` named ``name`` in errors) as a serialised count table. ``trainer_args``
     are :class:`Trainer`'s; ``text_unit`` says what a text of a text shard is (``"line"`` or
@@ -240,15 +259,28 @@ def ngram_model_table(tables: Union[bytes, Sequence[bytes]], trainer_args: Dict[
     return _trainer(trainer_args)._core.model_table(_table_list(tables))
 
 
-def count_pieces(source: Any, model_table: bytes, trainer_args: Dict[str, Any], *, threads: int = 1,
-                 batch_size: int = 1000, name: Optional[str] = None, text_unit: str = "line") -> bytes:
+def count_pieces(
+    source: Any,
+    model_table: bytes,
+    trainer_args: Dict[str, Any],
+    *,
+    threads: int = 1,
+    batch_size: int = 1000,
+    name: Optional[str] = None,
+    text_unit: str = "line",
+) -> bytes:
     """Stage 3, one task: the piece counts of one shard (as for :func:`count_ngrams`) segmented
     with the n-gram model of ``model_table`` (built once per process), serialised."""
     return _count("pieces", source, trainer_args, threads, batch_size, model_table, name, text_unit)
 
 
-def prune_counts(tables: Union[bytes, Sequence[bytes]], trainer_args: Dict[str, Any], *,
-                 threads: Optional[int] = None, progress: Optional[bool] = False) -> Trainer:
+def prune_counts(
+    tables: Union[bytes, Sequence[bytes]],
+    trainer_args: Dict[str, Any],
+    *,
+    threads: Optional[int] = None,
+    progress: Optional[bool] = False,
+) -> Trainer:
     """Stage 4, on the client: prunes the piece tables of every shard (results of
     :func:`count_pieces`, or merges of them; one table or a list), merged as they are read, into
     the vocabularies; returns the trained :class:`Trainer` (``.save``, ``.pieces``)."""
@@ -261,8 +293,15 @@ def _identity(x: Any) -> Any:
     return x
 
 
-def _partition_count(stage: str, index: int, series: Any, trainer_args: Dict[str, Any], threads: int,
-                     batch_size: int, model_table: Optional[bytes]) -> bytes:
+def _partition_count(
+    stage: str,
+    index: int,
+    series: Any,
+    trainer_args: Dict[str, Any],
+    threads: int,
+    batch_size: int,
+    model_table: Optional[bytes],
+) -> bytes:
     return _count(stage, series, trainer_args, threads, batch_size, model_table, f"DataFrame partition {index}")
 
 
@@ -273,10 +312,13 @@ def _merge_levels(client: Any, futures: List[Any], fan_in: int, name: str, retri
     while len(futures) > fan_in:
         merged = []
         for i in range(0, len(futures), fan_in):
-            group = futures[i:i + fan_in]
+            group = futures[i : i + fan_in]
             # a lone table goes up as it is
-            merged.append(group[0] if len(group) == 1 else
-                          client.submit(merge_counts, *group, key=f"{name}-{level}-{i}", retries=retries))
+            merged.append(
+                group[0]
+                if len(group) == 1
+                else client.submit(merge_counts, *group, key=f"{name}-{level}-{i}", retries=retries)
+            )
         futures = merged
         level += 1
     return futures
@@ -338,23 +380,35 @@ def train_distributed(
             raise ValueError("the DataFrame has no partitions")
 
         def count(stage: str, model: Any = None) -> List[Any]:
-            tasks = [dask.delayed(_partition_count)(stage, i, p, trainer_args, threads, batch_size, model)
-                     for i, p in enumerate(parts)]
+            tasks = [
+                dask.delayed(_partition_count)(stage, i, p, trainer_args, threads, batch_size, model)
+                for i, p in enumerate(parts)
+            ]
             return client.compute(tasks, retries=retries)
     else:
         shards = shards_of(data, format, column)
 
         def count(stage: str, model: Any = None) -> List[Any]:
             return [
-                client.submit(_count, stage, s, trainer_args, threads, batch_size, model, None, text_unit,
-                              key=f"bytepiece-{stage}-{job}-{i}", retries=retries)
+                client.submit(
+                    _count,
+                    stage,
+                    s,
+                    trainer_args,
+                    threads,
+                    batch_size,
+                    model,
+                    None,
+                    text_unit,
+                    key=f"bytepiece-{stage}-{job}-{i}",
+                    retries=retries,
+                )
                 for i, s in enumerate(shards)
             ]
 
     ngram_tables = _merge_levels(client, count("ngrams"), fan_in, f"bytepiece-merge-ngrams-{job}", retries)
     # the last merge prunes as it merges: the model's table, in the same pass
-    model = client.submit(ngram_model_table, ngram_tables, trainer_args, key=f"bytepiece-model-{job}",
-                          retries=retries)
+    model = client.submit(ngram_model_table, ngram_tables, trainer_args, key=f"bytepiece-model-{job}", retries=retries)
     del ngram_tables  # their memory on the workers is released once the model is made
     piece_tables = _merge_levels(client, count("pieces", model), fan_in, f"bytepiece-merge-pieces-{job}", retries)
     tables = client.gather(piece_tables)
@@ -379,7 +433,13 @@ def _input_identity(shard: Shard) -> Dict[str, Any]:
         st = os.stat(shard.path)
     except OSError as e:
         raise ShardError(f"{shard.path}: cannot read ({e.strerror or e})") from None
-    return {"path": shard.path, "format": shard.format, "column": shard.column, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {
+        "path": shard.path,
+        "format": shard.format,
+        "column": shard.column,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+    }
 
 
 def _outputs(prefix: str, output_format: str) -> List[str]:
@@ -452,8 +512,14 @@ def encode_shard(
                 writer = _ParquetWriter(out, prefix + ".parquet", dtype)
             for texts, _ in batches(docs_iter, batch_bytes):
                 ids, offsets = tokenizer.encode_batch_numpy(
-                    texts, options["add_bos"], options["add_eos"], -1, threads,
-                    allowed_special=frozenset(), disallowed_special=())
+                    texts,
+                    options["add_bos"],
+                    options["add_eos"],
+                    -1,
+                    threads,
+                    allowed_special=frozenset(),
+                    disallowed_special=(),
+                )
                 writer.write(*tokenizer._encoder.format_ids(ids, offsets, writer.core_format))
                 docs += len(texts)
                 tokens += len(ids)
@@ -461,11 +527,17 @@ def encode_shard(
     except (ValueError, TypeError, OSError) as e:
         raise _named(shard.path, e) from None
     files = {
-        os.path.basename(p): {"size": os.path.getsize(p), "sha256": _sha256(p)}
-        for p in _outputs(prefix, output_format)
+        os.path.basename(p): {"size": os.path.getsize(p), "sha256": _sha256(p)} for p in _outputs(prefix, output_format)
     }
-    manifest = dict(expect, format=MANIFEST_FORMAT, version=MANIFEST_VERSION, index=index,
-                    documents=docs, tokens=tokens, files=files)
+    manifest = dict(
+        expect,
+        format=MANIFEST_FORMAT,
+        version=MANIFEST_VERSION,
+        index=index,
+        documents=docs,
+        tokens=tokens,
+        files=files,
+    )
     write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
     return dict(manifest, skipped=False)
 
@@ -542,18 +614,43 @@ def encode_distributed(
     # a task rather than scattered data: if the worker holding it dies, it is made again
     model_future = client.submit(_identity, model_json, key=f"bytepiece-model-json-{job}")
     futures = [
-        client.submit(encode_shard, i, s, output_dir, output_format, model_future, digest, options, threads,
-                      batch_bytes, key=f"bytepiece-encode-{job}-{i}", retries=retries)
+        client.submit(
+            encode_shard,
+            i,
+            s,
+            output_dir,
+            output_format,
+            model_future,
+            digest,
+            options,
+            threads,
+            batch_bytes,
+            key=f"bytepiece-encode-{job}-{i}",
+            retries=retries,
+        )
         for i, s in enumerate(shards)
     ]
     manifests = client.gather(futures)
-    index = {"format": "bytepiece-encoded-corpus", "version": MANIFEST_VERSION,
-             "shards": [{k: m[k] for k in ("index", "input", "documents", "tokens", "files")} for m in manifests]}
+    index = {
+        "format": "bytepiece-encoded-corpus",
+        "version": MANIFEST_VERSION,
+        "shards": [{k: m[k] for k in ("index", "input", "documents", "tokens", "files")} for m in manifests],
+    }
     write_atomic(os.path.join(output_dir, "index.json"), json.dumps(index, indent=1).encode())
     return manifests
 
 
 __all__ = [
-    "Shard", "ShardError", "shards_of", "train_distributed", "encode_distributed", "encode_shard", "verify_manifest",
-    "count_ngrams", "merge_counts", "ngram_model_table", "count_pieces", "prune_counts",
+    "Shard",
+    "ShardError",
+    "shards_of",
+    "train_distributed",
+    "encode_distributed",
+    "encode_shard",
+    "verify_manifest",
+    "count_ngrams",
+    "merge_counts",
+    "ngram_model_table",
+    "count_pieces",
+    "prune_counts",
 ]

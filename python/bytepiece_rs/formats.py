@@ -50,7 +50,9 @@ def open_binary(path: str) -> Iterator[IO[bytes]]:
             yield f
 
 
-def read_documents(paths: Sequence[str], field: Optional[str], keep_newlines: bool = False) -> Iterator[Tuple[str, int]]:
+def read_documents(
+    paths: Sequence[str], field: Optional[str], keep_newlines: bool = False
+) -> Iterator[Tuple[str, int]]:
     """Yields ``(document, bytes read)``: each line of a text file split at ``\\n`` (without
     it; a ``\\r`` before it stays), or the ``field`` (default ``"text"``) of each record of a
     ``.jsonl`` file. With ``keep_newlines``, a text file's lines keep their newline and blank
@@ -312,7 +314,7 @@ def encoded_documents(path: str, fmt: str) -> Iterator[Tuple[str, Sequence[int]]
         except ValueError as e:
             raise FormatError(f"{path}: not an npy output of encode ({e})") from None
         for i in range(len(offsets) - 1):
-            yield f"{path}: document {i}", ids[offsets[i]:offsets[i + 1]]
+            yield f"{path}: document {i}", ids[offsets[i] : offsets[i + 1]]
         return
     if fmt == "bin":
         prefix = os.path.splitext(path)[0]
@@ -321,7 +323,7 @@ def encoded_documents(path: str, fmt: str) -> Iterator[Tuple[str, Sequence[int]]
         except (OSError, ValueError, KeyError, struct.error) as e:
             raise FormatError(f"{prefix}.bin/.idx: not a Megatron dataset that encode wrote ({e})") from None
         for i in range(len(offsets) - 1):
-            yield f"{prefix}.bin: document {i}", ids[offsets[i]:offsets[i + 1]]
+            yield f"{prefix}.bin: document {i}", ids[offsets[i] : offsets[i + 1]]
         return
     with open_binary(path) as src:
         for lineno, line in enumerate(src, 1):
@@ -330,7 +332,7 @@ def encoded_documents(path: str, fmt: str) -> Iterator[Tuple[str, Sequence[int]]
                 try:
                     ids = json.loads(line)["ids"]
                 except (ValueError, KeyError, TypeError):
-                    raise FormatError(f"{where}: not a record {{\"ids\": [...]}}") from None
+                    raise FormatError(f'{where}: not a record {{"ids": [...]}}') from None
             else:
                 try:
                     ids = [int(x) for x in line.split()]

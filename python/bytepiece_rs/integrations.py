@@ -92,7 +92,9 @@ class DatasetTokenizer:
     ) -> None:
         if not isinstance(column, str) or not isinstance(output_column, str):
             raise TypeError("column and output_column must be str")
-        if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1):
+        if num_threads is not None and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
+        ):
             raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
         self.tokenizer = tokenizer
         self.column = column

@@ -69,7 +69,9 @@ def _tokens(tokenizer: "Tokenizer", text: Union[str, bytes]) -> Tuple[str, int]:
         colour = PALETTE[k % len(PALETTE)]
         if piece is None or i in special:  # <pad>, <bos>, <eos> and the model's special tokens
             name = html.escape(str(tokenizer.id_to_piece(i)) if piece is None else piece.decode("utf-8"))
-            spans.append(f'<span class="t special" style="background:{colour}" title="id {i} | special token">{name}</span>')
+            spans.append(
+                f'<span class="t special" style="background:{colour}" title="id {i} | special token">{name}</span>'
+            )
             continue
         hexed = " ".join(f"{b:02x}" for b in piece)
         try:
@@ -118,11 +120,11 @@ def to_html(
     heading = html.escape(title if title is not None else "BytePiece tokens")
     grid = f"grid-template-columns: repeat({len(columns)}, minmax(0, 1fr));"
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         # nothing may be fetched or run, even if escaping were ever wrong
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
         f"<title>{heading}</title><style>{_CSS}</style></head>\n<body><h1>{heading}</h1>"
         f"<p>{n_bytes} bytes. Hover a token for its id, bytes and score; "
-        "<span class=\"split\">outlined</span> tokens split a UTF-8 character.</p>"
+        '<span class="split">outlined</span> tokens split a UTF-8 character.</p>'
         f'<div class="grid" style="{grid}">{"".join(columns)}</div></body></html>\n'
     )

@@ -75,7 +75,7 @@ class SpecialTokens:
         start = 0
         for m in self._pattern(allowed, raw).finditer(text):
             if m.start() > start:
-                parts.append((start, text[start:m.start()]))
+                parts.append((start, text[start : m.start()]))
             token = m.group()
             parts.append((m.start(), self.ids[token.decode() if raw else token]))
             start = m.end()

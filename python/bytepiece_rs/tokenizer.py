@@ -48,9 +48,7 @@ def _load(model: ModelSource, seed: Optional[int]) -> Encoder:
                 raise ValueError(f"{path}: not a readable gzip file ({e})") from None
             return Encoder.from_json(data, str(path), seed)
         return Encoder.from_file(path, seed)
-    raise TypeError(
-        f"model must be a path (str or os.PathLike) or a dict, got {type(model).__name__}"
-    )
+    raise TypeError(f"model must be a path (str or os.PathLike) or a dict, got {type(model).__name__}")
 
 
 def _check_seed(seed: Optional[int]) -> Optional[int]:
@@ -203,20 +201,23 @@ class Tokenizer:
         the GIL released; the same ids as encoding them one by one. Special tokens: as in
         :meth:`encode`."""
         texts, pieces = self._split_batch(texts, allowed_special, disallowed_special)
-        ids = self._encoder.encode_batch(texts, add_bos and pieces is None, add_eos and pieces is None,
-                                         float(alpha), num_threads)
+        ids = self._encoder.encode_batch(
+            texts, add_bos and pieces is None, add_eos and pieces is None, float(alpha), num_threads
+        )
         if pieces is None:
             return ids
         return [self._join(doc, ids, add_bos, add_eos) for doc in pieces]
 
-    def _split_batch(self, texts: Iterable[Text], allowed_special: SpecialSet,
-                     disallowed_special: SpecialSet) -> Tuple[List[Text], Optional[List[Any]]]:
+    def _split_batch(
+        self, texts: Iterable[Text], allowed_special: SpecialSet, disallowed_special: SpecialSet
+    ) -> Tuple[List[Text], Optional[List[Any]]]:
         """The texts to encode, and (when a text holds an allowed special token) how to put the
         documents back together: per document, its parts (an index into the texts, or a
         special token's id as ``-1 - id``)."""
         if isinstance(texts, (str, bytes, bytearray)):
-            raise TypeError(f"a batch is a list of texts, got one {type(texts).__name__}: encode it with encode(), "
-                            "or pass [text]")
+            raise TypeError(
+                f"a batch is a list of texts, got one {type(texts).__name__}: encode it with encode(), or pass [text]"
+            )
         texts = texts if isinstance(texts, list) else list(texts)
         if not self._special:
             self._special.split("", allowed_special, disallowed_special)  # checks the arguments
@@ -265,7 +266,7 @@ class Tokenizer:
         if pieces is None:
             return self._encoder.encode_batch_numpy(texts, add_bos, add_eos, float(alpha), num_threads)
         flat, offsets = self._encoder.encode_batch_numpy(texts, False, False, float(alpha), num_threads)
-        parts = [flat[offsets[k]:offsets[k + 1]] for k in range(len(texts))]
+        parts = [flat[offsets[k] : offsets[k + 1]] for k in range(len(texts))]
         docs = [np.array(self._join(doc, parts, add_bos, add_eos), dtype=np.uint32) for doc in pieces]
         lengths = np.array([0] + [len(d) for d in docs], dtype=np.int64)
         out = np.concatenate(docs) if docs else np.zeros(0, np.uint32)
@@ -387,7 +388,10 @@ class Tokenizer:
         from: a piece's count is then its share of that text (its occurrences over the number of
         tokens the model gives the text) times the model's total count, so that it scores as if
         training had seen it that often. Every score shifts a little with the new total."""
-        new = [p.encode() if isinstance(p, str) else bytes(p) for p in ([pieces] if isinstance(pieces, (str, bytes)) else pieces)]
+        new = [
+            p.encode() if isinstance(p, str) else bytes(p)
+            for p in ([pieces] if isinstance(pieces, (str, bytes)) else pieces)
+        ]
         if (counts is None) == (texts is None):
             raise ValueError("give the pieces' counts or texts to count them on (one of the two)")
         if len(set(new)) != len(new) or any(not p for p in new):
@@ -419,7 +423,10 @@ class Tokenizer:
     def remove_pieces(self, pieces: Iterable[Text]) -> None:
         """Removes pieces or special tokens; the ids after each removed one move down to stay
         contiguous. Single bytes cannot be removed (every text must stay encodable)."""
-        gone = {p.encode() if isinstance(p, str) else bytes(p) for p in ([pieces] if isinstance(pieces, (str, bytes)) else pieces)}
+        gone = {
+            p.encode() if isinstance(p, str) else bytes(p)
+            for p in ([pieces] if isinstance(pieces, (str, bytes)) else pieces)
+        }
         model = self.to_dict()
         for piece in gone:
             if len(piece) == 1:
@@ -441,7 +448,9 @@ class Tokenizer:
         counts = self._encoder.counts()
         pieces = [(p, c) for p, c in zip(self._encoder.pieces(), counts) if c > 0]
         specials = [t for t, _ in sorted(self._special.ids.items(), key=lambda kv: kv[1])]
-        self._set_encoder(Encoder.from_json(prune_to_json(pieces, vocab_size, 1, specials).encode(), "shrunk model", self._seed))
+        self._set_encoder(
+            Encoder.from_json(prune_to_json(pieces, vocab_size, 1, specials).encode(), "shrunk model", self._seed)
+        )
 
     def _replace(self, model: dict) -> None:
         self._set_encoder(_load(model, self._seed))

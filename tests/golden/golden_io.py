@@ -1,5 +1,6 @@
 """What both fixture generators share: base64, compact gzip JSON, and the environment the
 original ran in (its ids can depend on the CPU through NumPy's log)."""
+
 from __future__ import annotations
 
 import base64

@@ -36,6 +36,7 @@ fixture, where the original would have given other ids had it used the C library
 ("libm_diff"). The toy model "numpy_log_tie" is built so that the two logs choose different
 segmentations.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,14 +78,14 @@ def meta() -> dict:
 
 # --------------------------------------------------------------------------- models
 
+
 def load_model_dict(shared: Path, name: str) -> tuple[dict, str, str]:
     zpath = shared / "models" / f"{name}.zip"
     with zipfile.ZipFile(zpath) as z:
         member = [n for n in z.namelist() if n.endswith(".model")]
         assert len(member) == 1, (zpath, z.namelist())
         data = z.read(member[0])
-    return (json.loads(data), hashlib.sha256(zpath.read_bytes()).hexdigest(),
-            hashlib.sha256(data).hexdigest())
+    return (json.loads(data), hashlib.sha256(zpath.read_bytes()).hexdigest(), hashlib.sha256(data).hexdigest())
 
 
 def libm_variant(tok):
@@ -117,6 +118,7 @@ def numpy_log_mismatches(pieces: dict) -> list:
 
 # --------------------------------------------------------------------------- per model work
 
+
 def decode_cases(tok, seed: int) -> tuple[list, int]:
     """(ids, expected text) pairs exercising decode(); partial UTF-8 pieces are dropped by the
     original's errors='ignore' only after all pieces are joined."""
@@ -126,18 +128,18 @@ def decode_cases(tok, seed: int) -> tuple[list, int]:
     lists = [
         [],
         enc("中文abc"),
-        by(0xE4, 0xB8, 0xAD),                      # three 1-byte pieces forming 中
-        by(0xE4) + by(ord("a")) + by(0xB8),        # lone lead byte, 'a', lone continuation
-        by(0xE4, 0xB8) + enc("x"),                 # truncated sequence then ascii
-        [0, 1, 2] + enc("hi") + [2, 1],            # specials are skipped
-        by(0xF0, 0x9F, 0x98) + enc("ok"),          # truncated 4-byte sequence
-        by(0xF0, 0x9F, 0x98, 0x80),                # complete 😀 from bytes
-        by(0xED, 0xA0, 0x80) + enc("s"),           # encoded surrogate: invalid
+        by(0xE4, 0xB8, 0xAD),  # three 1-byte pieces forming 中
+        by(0xE4) + by(ord("a")) + by(0xB8),  # lone lead byte, 'a', lone continuation
+        by(0xE4, 0xB8) + enc("x"),  # truncated sequence then ascii
+        [0, 1, 2] + enc("hi") + [2, 1],  # specials are skipped
+        by(0xF0, 0x9F, 0x98) + enc("ok"),  # truncated 4-byte sequence
+        by(0xF0, 0x9F, 0x98, 0x80),  # complete 😀 from bytes
+        by(0xED, 0xA0, 0x80) + enc("s"),  # encoded surrogate: invalid
         by(0xFF, 0xC0, 0xAF, 0xC1, 0xBF, 0xF5) + enc("y"),  # never-valid bytes, overlong
-        by(0xE0, 0x80, 0x80) + enc("z"),           # overlong 3-byte
-        by(0xF4, 0x90, 0x80, 0x80) + enc("w"),     # > U+10FFFF
+        by(0xE0, 0x80, 0x80) + enc("z"),  # overlong 3-byte
+        by(0xF4, 0x90, 0x80, 0x80) + enc("w"),  # > U+10FFFF
         enc("\ufffd") + by(0xE4) + enc("\ufffd"),  # real U+FFFD survives, junk goes
-        by(0xE4) + by(0xE4, 0xB8, 0xAD),           # lead byte followed by a full char
+        by(0xE4) + by(0xE4, 0xB8, 0xAD),  # lead byte followed by a full char
         enc("a\n\nb") + by(0x80) + enc("\r\n"),
     ]
     # multi-byte pieces that are not valid UTF-8 on their own
@@ -152,7 +154,7 @@ def decode_cases(tok, seed: int) -> tuple[list, int]:
     rng = random.Random(seed)
     chosen = sorted(rng.sample(partial, min(40, len(partial))))
     lists += [[i] for i in chosen[:20]]
-    lists.append(chosen)                                  # partial pieces glued together
+    lists.append(chosen)  # partial pieces glued together
     for _ in range(3):
         lists.append([rng.randrange(0, tok.vocab_size) for _ in range(300)])  # random ids
     return [[ids, tok.decode(ids)] for ids in lists], len(partial)
@@ -183,8 +185,13 @@ def work_model(args) -> dict:
     pieces, zip_sha, model_sha = load_model_dict(Path(shared), name)
     tok = bytepiece.Tokenizer(pieces)
     libm = libm_variant(tok)
-    out = {"name": name, "zip_sha256": zip_sha, "model_sha256": model_sha,
-           "vocab_size": tok.vocab_size, "numpy_log_mismatch": numpy_log_mismatches(pieces)}
+    out = {
+        "name": name,
+        "zip_sha256": zip_sha,
+        "model_sha256": model_sha,
+        "vocab_size": tok.vocab_size,
+        "numpy_log_mismatch": numpy_log_mismatches(pieces),
+    }
 
     # edge cases
     cases = ec.edge_cases(Path(shared))
@@ -224,13 +231,17 @@ def work_model(args) -> dict:
                 libm_diff[str(i)] = [len(ids2), ids_hash(ids2)]
         out["corpus"] = {"rows": rows, "libm_diff": libm_diff, "roundtrip_failures": bad_roundtrip}
     t3 = time.time()
-    out["seconds"] = {"edge": round(t1 - t0, 1), "samples": round(t2 - t1, 1),
-                      "corpus_incl_libm_variant": round(t3 - t2, 1)}
+    out["seconds"] = {
+        "edge": round(t1 - t0, 1),
+        "samples": round(t2 - t1, 1),
+        "corpus_incl_libm_variant": round(t3 - t2, 1),
+    }
     print(f"[{name}] done: {out['seconds']}", flush=True)
     return out
 
 
 # --------------------------------------------------------------------------- toy tie models
+
 
 def toy_model(counts: dict[bytes, int], default: int = 1) -> dict:
     """A model dict in the original's format: all 256 bytes (count `default` unless given) plus the
@@ -243,13 +254,22 @@ def toy_model(counts: dict[bytes, int], default: int = 1) -> dict:
 
 def toy_models() -> dict[str, dict]:
     C = 10
-    equal = {p.encode(): C for p in
-             "a b c d ab bc cd da abc bcd cda dab abcd bcda cdab dabc ac bd".split()}
-    runs = {p.encode(): 7 for p in
-            "a b c d aa aaa aaaa ab ba aba bab abab bb bbb cd dc cdc dcd cc".split()}
+    equal = {p.encode(): C for p in "a b c d ab bc cd da abc bcd cda dab abcd bcda cdab dabc ac bd".split()}
+    runs = {p.encode(): 7 for p in "a b c d aa aaa aaaa ab ba aba bab abab bb bbb cd dc cdc dcd cc".split()}
     # product-equal counts: a|bc vs ab|c (3*4 == 2*6); c|d vs cd where c*d == cd*total
-    near = {b"a": 3, b"b": 5, b"c": 6, b"d": 400, b"ab": 2, b"bc": 4, b"cd": 2,
-            b"abc": 1, b"bcd": 8, b"da": 12, b"dab": 24}
+    near = {
+        b"a": 3,
+        b"b": 5,
+        b"c": 6,
+        b"d": 400,
+        b"ab": 2,
+        b"bc": 4,
+        b"cd": 2,
+        b"abc": 1,
+        b"bcd": 8,
+        b"da": 12,
+        b"dab": 24,
+    }
     total = 1200
     other_bytes = 256 - len([k for k in near if len(k) == 1]) - 1  # count 1 each; b"z" fills up
     near[b"z"] = total - sum(near.values()) - other_bytes
@@ -301,24 +321,39 @@ def make_ties(seed: int) -> dict:
     for name, pieces in toy_models().items():
         tok = bytepiece.Tokenizer(pieces)
         libm = libm_variant(tok)
-        letters = "".join(sorted({chr(b) for k in pieces for b in base64.b64decode(k)
-                                  if pieces[k][-1] > 1 and len(base64.b64decode(k)) > 1}))
+        letters = "".join(
+            sorted(
+                {
+                    chr(b)
+                    for k in pieces
+                    for b in base64.b64decode(k)
+                    if pieces[k][-1] > 1 and len(base64.b64decode(k)) > 1
+                }
+            )
+        )
         texts = toy_texts(letters, seed)
         ids = [tok.encode(t) for t in texts]
         libm_ids = [libm.encode(t) for t in texts]
         for t, i in zip(texts, ids):
             check_roundtrip(tok, t, i)
         diff = {str(j): b for j, (a, b) in enumerate(zip(ids, libm_ids)) if a != b}
-        out[name] = {"pieces": pieces, "letters": letters, "texts": texts, "ids": ids,
-                     "libm_diff": diff,
-                     "tokenize": [[b64(p) for p in tok.tokenize(t)] for t in texts[:30]]}
-        print(f"[ties] {name}: {len(texts)} texts, {sum(map(len, ids))} ids, "
-              f"{len(diff)} differ with libm log", flush=True)
+        out[name] = {
+            "pieces": pieces,
+            "letters": letters,
+            "texts": texts,
+            "ids": ids,
+            "libm_diff": diff,
+            "tokenize": [[b64(p) for p in tok.tokenize(t)] for t in texts[:30]],
+        }
+        print(
+            f"[ties] {name}: {len(texts)} texts, {sum(map(len, ids))} ids, {len(diff)} differ with libm log", flush=True
+        )
     assert out["numpy_log_tie"]["libm_diff"] or not meta()["cpu_avx512f"]
     return out
 
 
 # --------------------------------------------------------------------------- main
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -347,22 +382,33 @@ def main() -> None:
     results = {n: results[n] for n in MODEL_NAMES}
 
     cases = ec.edge_cases(shared)
-    models_meta = {n: {k: r[k] for k in ("zip_sha256", "model_sha256", "vocab_size",
-                                         "numpy_log_mismatch", "n_partial_utf8_pieces")}
-                   for n, r in results.items()}
+    models_meta = {
+        n: {
+            k: r[k] for k in ("zip_sha256", "model_sha256", "vocab_size", "numpy_log_mismatch", "n_partial_utf8_pieces")
+        }
+        for n, r in results.items()
+    }
     m_edge = dict(m, models=models_meta)
-    write_gz(out_dir / "edge_cases.json.gz", {
-        "meta": m_edge,
-        "texts_sha256": {c: ec.sha256_text(t) for c, t in cases.items()},
-        "texts_len": {c: len(t) for c, t in cases.items()},
-        "models": {n: {"edge": r["edge"], "tokenize": r["tokenize"], "decode": r["decode"],
-                       "bos_eos": r["bos_eos"]} for n, r in results.items()},
-    })
-    write_gz(out_dir / "samples.json.gz", {
-        "meta": m_edge,
-        "sha256": {lang: ec.sha256_text(ec.read_sample(lang, shared)) for lang in ec.SAMPLE_LANGS},
-        "models": {n: r["samples"] for n, r in results.items()},
-    })
+    write_gz(
+        out_dir / "edge_cases.json.gz",
+        {
+            "meta": m_edge,
+            "texts_sha256": {c: ec.sha256_text(t) for c, t in cases.items()},
+            "texts_len": {c: len(t) for c, t in cases.items()},
+            "models": {
+                n: {"edge": r["edge"], "tokenize": r["tokenize"], "decode": r["decode"], "bos_eos": r["bos_eos"]}
+                for n, r in results.items()
+            },
+        },
+    )
+    write_gz(
+        out_dir / "samples.json.gz",
+        {
+            "meta": m_edge,
+            "sha256": {lang: ec.sha256_text(ec.read_sample(lang, shared)) for lang in ec.SAMPLE_LANGS},
+            "models": {n: r["samples"] for n, r in results.items()},
+        },
+    )
     if args.corpus:
         docs = ec.parity_corpus(args.corpus)
         sel = {}
@@ -372,18 +418,31 @@ def main() -> None:
             s["bytes"] += len(text.encode("utf-8"))
             s["chars"] += len(text)
         manifest = Path(args.corpus) / "MANIFEST.tsv"
-        write_gz(out_dir / "corpus.json.gz", {
-            "meta": dict(m_edge, corpus_manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest()
-                         if manifest.exists() else None),
-            "selection": {"min_bytes_per_lang": ec.PARITY_MIN_BYTES, "sha256": ec.corpus_digest(docs),
-                          "n_docs": len(docs), "per_lang": sel,
-                          "langs": [lang for lang, _ in docs]},
-            "models": {n: r["corpus"] for n, r in results.items()},
-        })
+        write_gz(
+            out_dir / "corpus.json.gz",
+            {
+                "meta": dict(
+                    m_edge,
+                    corpus_manifest_sha256=hashlib.sha256(manifest.read_bytes()).hexdigest()
+                    if manifest.exists()
+                    else None,
+                ),
+                "selection": {
+                    "min_bytes_per_lang": ec.PARITY_MIN_BYTES,
+                    "sha256": ec.corpus_digest(docs),
+                    "n_docs": len(docs),
+                    "per_lang": sel,
+                    "langs": [lang for lang, _ in docs],
+                },
+                "models": {n: r["corpus"] for n, r in results.items()},
+            },
+        )
         for n, r in results.items():
             c = r["corpus"]
-            print(f"{n}: {sum(x[0] for x in c['rows'])} ids, libm differs on {len(c['libm_diff'])} docs, "
-                  f"roundtrip failures {c['roundtrip_failures']}")
+            print(
+                f"{n}: {sum(x[0] for x in c['rows'])} ids, libm differs on {len(c['libm_diff'])} docs, "
+                f"roundtrip failures {c['roundtrip_failures']}"
+            )
         print("selection:", json.dumps(sel))
     for n, r in results.items():
         diffs = [c for c, rec in r["edge"].items() if "libm_diff" in rec]

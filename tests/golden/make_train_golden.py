@@ -54,6 +54,7 @@ on and the rest of the chunk, from the lead byte of that character, comes out as
 A single-byte piece >= 0x80 can only appear there, so the observer finds these tails from
 _tokenize's output; it reports chunks, bytes in such tails and a few example characters.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,6 +92,7 @@ def meta() -> dict:
 
 # --------------------------------------------------------------------------- math.log variant
 
+
 class _LibmNumpy(types.ModuleType):
     """numpy, except that log() is the C library's (math.log), for scalars only."""
 
@@ -118,8 +120,14 @@ def run_original(params: dict, texts: list[str], observe: bool, keep_raw: bool, 
     if observe:
         orig_prune_ngrams, orig_count_pieces = tr.prune_ngrams, tr.count_pieces
         orig_tokenize, orig_split = tr._tokenize, tr.split_pieces
-        degen = {"chunks": 0, "bytes": 0, "degenerate_chunks": 0, "degenerate_bytes": 0,
-                 "tail_not_single_bytes": 0, "examples": []}
+        degen = {
+            "chunks": 0,
+            "bytes": 0,
+            "degenerate_chunks": 0,
+            "degenerate_bytes": 0,
+            "tail_not_single_bytes": 0,
+            "examples": [],
+        }
         split_calls = []
 
         def prune_ngrams(ngrams):
@@ -161,10 +169,15 @@ def run_original(params: dict, texts: list[str], observe: bool, keep_raw: bool, 
                         degen["degenerate_chunks"] += 1
                         degen["degenerate_bytes"] += len(text) - off
                         if len(degen["examples"]) < N_EXAMPLES:
-                            ch = text[off:off + 4].decode("utf-8", errors="ignore")[:1]
-                            degen["examples"].append({
-                                "char": ch, "chunk_bytes": len(text), "tail_bytes": len(text) - off,
-                                "context": text[max(0, off - 24):off].decode("utf-8", errors="ignore")})
+                            ch = text[off : off + 4].decode("utf-8", errors="ignore")[:1]
+                            degen["examples"].append(
+                                {
+                                    "char": ch,
+                                    "chunk_bytes": len(text),
+                                    "tail_bytes": len(text) - off,
+                                    "context": text[max(0, off - 24) : off].decode("utf-8", errors="ignore"),
+                                }
+                            )
                         break
                     off += len(p)
             overhead[0] += time.perf_counter() - t0
@@ -193,7 +206,7 @@ def run_original(params: dict, texts: list[str], observe: bool, keep_raw: bool, 
             files = {}
             for name in sorted(os.listdir(tmp)):
                 assert name.startswith("model"), name
-                files[name[len("model"):]] = Path(tmp, name).read_bytes().decode("utf-8")
+                files[name[len("model") :]] = Path(tmp, name).read_bytes().decode("utf-8")
     finally:
         bpm.np = saved_np
     if observe:
@@ -255,8 +268,12 @@ def run_case(job) -> dict:
     rec = {
         "meta": meta(),
         "case": case,
-        "texts": {"n": len(texts), "utf8_bytes": sum(len(t.encode("utf-8")) for t in texts),
-                  "sha256": tc.texts_sha256(texts), "build_time_s": round(t_texts, 2)},
+        "texts": {
+            "n": len(texts),
+            "utf8_bytes": sum(len(t.encode("utf-8")) for t in texts),
+            "sha256": tc.texts_sha256(texts),
+            "build_time_s": round(t_texts, 2),
+        },
         "files": files,
         "n_pieces": {suf: len(json.loads(c)) for suf, c in files.items()},
         "time_s": times,
@@ -280,8 +297,11 @@ def make_convert() -> dict:
             bytepiece.convert_to_bytepiece(dict(pieces), path)
             assert os.listdir(tmp) == ["model"], os.listdir(tmp)
             content = Path(path).read_bytes().decode("utf-8")
-        out[name] = {"pieces": [[key_json(k), v] for k, v in pieces.items()], "file": content,
-                     "n_pieces": len(json.loads(content))}
+        out[name] = {
+            "pieces": [[key_json(k), v] for k, v in pieces.items()],
+            "file": content,
+            "n_pieces": len(json.loads(content)),
+        }
     return {"meta": meta(), "cases": out}
 
 
@@ -312,11 +332,14 @@ def main() -> None:
     with ctx.Pool(args.jobs, maxtasksperchild=1) as pool:
         for rec in pool.imap_unordered(run_case, jobs):
             name = rec["case"]["name"]
-            print(f"{name}: {rec['texts']['utf8_bytes']} bytes, train {rec['time_s']['train']} s, "
-                  f"pieces {rec['n_pieces']}, rss {rec['max_rss_mb']} MB, "
-                  f"degenerate {rec['debug']['degenerate']['degenerate_chunks']}/"
-                  f"{rec['debug']['degenerate']['chunks']} chunks, "
-                  f"libm {rec['debug'].get('libm', {}).get('identical')}", flush=True)
+            print(
+                f"{name}: {rec['texts']['utf8_bytes']} bytes, train {rec['time_s']['train']} s, "
+                f"pieces {rec['n_pieces']}, rss {rec['max_rss_mb']} MB, "
+                f"degenerate {rec['debug']['degenerate']['degenerate_chunks']}/"
+                f"{rec['debug']['degenerate']['chunks']} chunks, "
+                f"libm {rec['debug'].get('libm', {}).get('identical')}",
+                flush=True,
+            )
             write_gz(out / f"train_{name}.json.gz", rec)
     print(f"total {time.perf_counter() - t0:.0f} s")
 
