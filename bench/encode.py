@@ -185,40 +185,6 @@ def thread_runner(encode, docs, n):
     return run, lambda: ex.shutdown()
 
 
-def convert_to_sentencepiece_lossy(bp_tok, path):
-    """The original's Tokenizer.convert_to_sentencepiece, except that a piece which is not
-    valid UTF-8 (SentencePiece pieces are protobuf strings, so it cannot hold them) becomes an
-    UNUSED placeholder at the same id. Returns the number of such pieces."""
-    from sentencepiece.sentencepiece_model_pb2 import TrainerSpec, NormalizerSpec, ModelProto
-
-    SP = ModelProto.SentencePiece
-    pieces = [SP(piece="<unk>", score=0, type=2), SP(piece="<s>", score=0, type=3), SP(piece="</s>", score=0, type=3)]
-    others, lost = [], 0
-    for i in range(3, bp_tok.vocab_size):
-        p = bp_tok._id2piece[i]
-        s = bp_tok._automaton.get(p)[1]
-        if len(p) > 1 or len(str(p)) == 4:
-            if len(p) == 1:
-                others.append(SP(piece="<0x{:02X}>".format(ord(p)), score=-100, type=6))
-            try:
-                pieces.append(SP(piece=re.sub(" ", "\u2581", p.decode()), score=s))
-            except UnicodeDecodeError:
-                lost += 1
-                pieces.append(SP(piece="<bp_non_utf8_%d>" % i, score=s, type=5))
-        else:
-            pieces.append(SP(piece="<0x{:02X}>".format(ord(p)), score=s, type=6))
-    trainer_spec = TrainerSpec(
-        model_type=1, vocab_size=len(pieces + others), split_by_unicode_script=False, byte_fallback=True
-    )
-    normalizer_spec = NormalizerSpec(
-        name="identity", precompiled_charsmap=b"", add_dummy_prefix=False, remove_extra_whitespaces=False
-    )
-    model = ModelProto(pieces=pieces + others, trainer_spec=trainer_spec, normalizer_spec=normalizer_spec)
-    with open(path, "wb") as fw:
-        fw.write(model.SerializeToString())
-    return lost
-
-
 class Peer:
     """One tokenizer + API under test. Subclasses fill load(), one(), many()."""
 
@@ -392,7 +358,10 @@ class SentencePiece(Peer):
             bp.convert_to_sentencepiece(out)
             self.notes = "model converted by the original's `convert_to_sentencepiece`"
         except UnicodeDecodeError:
-            lost = convert_to_sentencepiece_lossy(bp, out)
+            import bytepiece_rs
+
+            # ours with exact_original: the original's conversion, the pieces it cannot hold UNUSED
+            lost = len(bytepiece_rs.Tokenizer(self.args.model).convert_to_sentencepiece(out, exact_original=True))
             self.notes = (
                 "the original's `convert_to_sentencepiece` fails on this model "
                 "(UnicodeDecodeError: %d pieces are not valid UTF-8, which a "
