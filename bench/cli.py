@@ -15,7 +15,6 @@ Several input sizes show that our memory stays bounded as the input grows.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -179,12 +178,7 @@ def write_report(rows, a) -> None:
             "(the others: ties broken differently and pieces that are not valid UTF-8, see the README)"
         )
     text = "\n".join(L) + "\n"
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(text)
-    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
-        json.dump(rows, f, indent=1)
-    print(text)
+    machine.write_report(a.out, text, rows)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Results go to stdout and to bench/results/datasets_map.md (+ .json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -142,12 +141,7 @@ def main() -> None:
             print(f"== {kind}: {n:,} rows", flush=True)
             rows.append(measure(kind, corpus_rows(a.corpus, kind, n), a.repeat))
     text = report(rows, a.repeat)
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(text)
-    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
-        json.dump(rows, f, indent=1)
-    print(text)
+    machine.write_report(a.out, text, rows)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import time
@@ -113,3 +114,14 @@ def take_capped(texts, cap_bytes):
         out.append(t)
         total += n
     return out
+
+
+def write_report(path: str, text: str, data) -> None:
+    """Writes a benchmark's report: ``text`` (Markdown) to ``path``, ``data`` as JSON beside it
+    (``.json`` for ``.md``), and prints the text."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(path)[0] + ".json", "w") as f:
+        json.dump(data, f, indent=1)
+    print(text)

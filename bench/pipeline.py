@@ -24,7 +24,6 @@ the two serial rates).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -252,12 +251,7 @@ def report(rows, alone, costs, size, n_lines, a) -> None:
         "with cores (it shares nothing but the model) and the disk keeps up (page cache here)."
     )
     text = "\n".join(L) + "\n"
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write(text)
-    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
-        json.dump({"rows": rows, "alone": alone, "serial": costs, "bytes": size, "lines": n_lines}, f, indent=1)
-    print(text)
+    machine.write_report(a.out, text, {"rows": rows, "alone": alone, "serial": costs, "bytes": size, "lines": n_lines})
 
 
 if __name__ == "__main__":

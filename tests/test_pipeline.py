@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 import pytest
+
+import edge_cases as ec
 from bytepiece_rs import Tokenizer, Trainer
 from bytepiece_rs._files import AtomicOutput
 from bytepiece_rs.formats import WRITERS, encoded_documents, read_megatron
@@ -123,7 +125,7 @@ def test_pieces_that_split_characters_are_written_as_python_writes_them(tmp_path
     trainer.save(str(model))
     tok = Tokenizer(str(model))
     pieces = tok.ids_to_pieces(range(tok.vocab_size))
-    assert any(isinstance(p, bytes) and not _utf8(p) for p in pieces), "no piece splits a character"
+    assert any(isinstance(p, bytes) and not ec.is_utf8(p) for p in pieces), "no piece splits a character"
     ids = np.arange(tok.vocab_size, dtype=np.uint32)
     data, _ = tok._encoder.format_ids(ids, np.array([0, len(ids)]), "pieces")
     names = [
@@ -131,14 +133,6 @@ def test_pieces_that_split_characters_are_written_as_python_writes_them(tmp_path
         for p in pieces
     ]
     assert data.decode("utf-8") == "[" + ", ".join(names) + "]\n"
-
-
-def _utf8(b: bytes) -> bool:
-    try:
-        b.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def test_bad_lines_are_named_by_file_and_line_across_blocks(tok, tmp_path):
