@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TESTS_DIR = REPO_ROOT / "tests"
 SAMPLE_LANGS = ("zh", "en", "code")
 PARITY_LANGS = ("zh", "en", "code")
 PARITY_MIN_BYTES = 7_000_000  # per language; >= 21 MB in all
@@ -248,8 +249,28 @@ def is_utf8(b: bytes) -> bool:
 
 
 def sample_documents(shared: Path | None = None, per_language: int = 500) -> list[str]:
-    """Real documents: the first ``per_language`` paragraphs of the zh, en and code samples."""
+    """Real documents: the first ``per_language`` paragraphs of the zh, en and code samples, or,
+    without the shared folder, of the clone's own text (:func:`clone_documents`)."""
+    if not sample_path("zh", shared).is_file():
+        return clone_documents(per_language)
     docs: list[str] = []
     for lang in ("zh", "en", "code"):
         docs += [d for d in read_sample(lang, shared).split("\n\n") if d][:per_language]
+    return docs
+
+
+def clone_documents(per_language: int = 500) -> list[str]:
+    """Real text in any clone, paragraphs of at most ``per_language`` per kind: Chinese prose
+    written for the tests (``tests/data/zh.txt``), the English of the README and the design
+    notes, and the package's Python and Rust sources."""
+    sources = {
+        "zh": [TESTS_DIR / "data" / "zh.txt"],
+        "en": [REPO_ROOT / "README.md", REPO_ROOT / "docs" / "DESIGN.md"],
+        "code": sorted((REPO_ROOT / "python" / "bytepiece_rs").glob("*.py"))
+        + sorted((REPO_ROOT / "rust" / "bytepiece" / "src").glob("*.rs")),
+    }
+    docs: list[str] = []
+    for paths in sources.values():
+        text = "\n\n".join(p.read_text(encoding="utf-8") for p in paths)
+        docs += [d for d in text.split("\n\n") if d.strip()][:per_language]
     return docs

@@ -25,8 +25,8 @@ TIMEOUT = 120  # seconds; a deadlocked child is killed and the test fails
 
 
 @pytest.fixture(scope="module")
-def docs(shared_dir):
-    return ec.sample_documents(shared_dir, 200)
+def docs():
+    return ec.sample_documents(per_language=200)
 
 
 @pytest.fixture(scope="module")
