@@ -24,6 +24,7 @@ from ._signals import Terminated, terminations_raise
 from .formats import (
     ENCODED_FORMATS,
     WRITERS,
+    document_fields,
     encoded_documents,
     is_jsonl,
     read_documents,
@@ -185,12 +186,12 @@ def cmd_encode(a: argparse.Namespace) -> None:
             ids, offsets = tokenizer.encode_batch_numpy(
                 texts, a.add_bos, a.add_eos, a.alpha, a.threads, allowed_special=allowed, disallowed_special=()
             )
-            write(*tokenizer._encoder.format_ids(ids, offsets, writer.core_format), sum(map(len, texts)))
+            write(*tokenizer._encoder.format_ids(ids, offsets, writer.core_format), sum(len(t.encode()) for t in texts))
             n_docs = len(texts)
         else:
             # read, split, encode and format in Rust on every thread; written here, in order
             n_docs = tokenizer._encoder.encode_files(
-                [(p, (a.field or "text") if is_jsonl(p, a.field) else None) for p in a.inputs],
+                document_fields(a.inputs, a.field),
                 write,
                 writer.core_format,
                 a.skip_empty,
@@ -244,7 +245,7 @@ def cmd_stats(a: argparse.Namespace) -> None:
         used[:] += np.bincount(np.frombuffer(data, "<u4"), minlength=tokenizer.vocab_size)
         progress.advance(nbytes)
 
-    inputs = [(p, (a.field or "text") if is_jsonl(p, a.field) else None) for p in a.inputs]
+    inputs = document_fields(a.inputs, a.field)
     run = tokenizer._encoder.encode_files(inputs, count, "uint32", num_threads=a.threads)
     progress.close()
     n_bytes, n_tokens = run["text_bytes"], run["tokens"]

@@ -40,6 +40,12 @@ def is_jsonl(path: str, field: Optional[str]) -> bool:
     return field is not None or path.endswith((".jsonl", ".json"))
 
 
+def document_fields(paths: Sequence[str], field: Optional[str]) -> List[Tuple[str, Optional[str]]]:
+    """``(path, field)`` for each input, as the core's file pipeline takes them: the JSON field
+    holding a ``.jsonl`` file's documents (default ``"text"``), ``None`` for lines of text."""
+    return [(p, (field or "text") if is_jsonl(p, field) else None) for p in paths]
+
+
 @contextlib.contextmanager
 def open_binary(path: str) -> Iterator[IO[bytes]]:
     """``path`` opened for reading bytes; ``-`` is standard input."""

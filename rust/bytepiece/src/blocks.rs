@@ -100,13 +100,17 @@ impl Blocks {
         let bytes = &self.carry;
         let found = match self.cut {
             Cut::AfterNewline => bytes[from..].iter().rposition(|&b| b == b'\n').map(|i| from + i + 1),
-            Cut::BeforeNonNewline => {
-                (from.max(1)..bytes.len()).rev().find(|&i| bytes[i - 1] == b'\n' && bytes[i] != b'\n')
-            }
+            Cut::BeforeNonNewline => (from.max(1)..bytes.len()).rev().find(|&i| ends_newline_run(bytes, i)),
         };
         self.searched = bytes.len();
         found
     }
+}
+
+/// Whether `bytes[i]` follows a run of newlines without being one: where the training's line
+/// split (`.*\n+|.+`) may start a new chunk. `i` must be at least 1.
+pub(crate) fn ends_newline_run(bytes: &[u8], i: usize) -> bool {
+    bytes[i - 1] == b'\n' && bytes[i] != b'\n'
 }
 
 #[cfg(test)]

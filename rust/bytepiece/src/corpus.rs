@@ -7,7 +7,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::blocks::{Blocks, Cut};
+use crate::blocks::{ends_newline_run, Blocks, Cut};
 use crate::error::{Error, Result};
 use crate::monitor::{bytes_of, Monitor};
 use crate::runs::Scratch;
@@ -191,7 +191,7 @@ fn parts_of(block: &str) -> Vec<&str> {
     let mut start = 0;
     while start < bytes.len() {
         let mut cut = (start + PART).min(bytes.len());
-        while cut < bytes.len() && !(bytes[cut - 1] == b'\n' && bytes[cut] != b'\n') {
+        while cut < bytes.len() && !ends_newline_run(bytes, cut) {
             cut += 1;
         }
         parts.push(&block[start..cut]);
