@@ -1,7 +1,7 @@
 """Type stubs of the compiled core (``bytepiece_rs._core``); use :class:`bytepiece_rs.Tokenizer`."""
 
 from os import PathLike
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import AbstractSet, Callable, Collection, Dict, Iterable, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -9,6 +9,9 @@ import numpy.typing as npt
 __version__: str
 UNICODE_VERSION: Tuple[int, int, int]
 RESERVED: List[str]
+
+#: ``allowed_special`` / ``disallowed_special``: ``"all"`` or a collection of token texts.
+SpecialSet = Union[Literal["all"], AbstractSet[str], Collection[str]]
 
 class Encoder:
     @staticmethod
@@ -19,12 +22,30 @@ class Encoder:
     @property
     def vocab_size(self) -> int: ...
     def encode(
-        self, text: Union[str, bytes], add_bos: bool = False, add_eos: bool = False, alpha: float = -1.0
+        self,
+        text: Union[str, bytes],
+        add_bos: bool = False,
+        add_eos: bool = False,
+        alpha: float = -1.0,
+        allowed_special: Optional[SpecialSet] = None,
+        disallowed_special: Optional[SpecialSet] = None,
     ) -> List[int]: ...
     def encode_with_offsets(
-        self, text: Union[str, bytes], add_bos: bool = False, add_eos: bool = False, alpha: float = -1.0
+        self,
+        text: Union[str, bytes],
+        add_bos: bool = False,
+        add_eos: bool = False,
+        alpha: float = -1.0,
+        allowed_special: Optional[SpecialSet] = None,
+        disallowed_special: Optional[SpecialSet] = None,
     ) -> Tuple[List[int], List[Tuple[int, int]]]: ...
-    def tokenize(self, text: Union[str, bytes], alpha: float = -1.0) -> List[bytes]: ...
+    def tokenize(
+        self,
+        text: Union[str, bytes],
+        alpha: float = -1.0,
+        allowed_special: Optional[SpecialSet] = None,
+        disallowed_special: Optional[SpecialSet] = None,
+    ) -> List[bytes]: ...
     def encode_batch(
         self,
         texts: Iterable[Union[str, bytes]],
@@ -32,6 +53,8 @@ class Encoder:
         add_eos: bool = False,
         alpha: float = -1.0,
         num_threads: Optional[int] = None,
+        allowed_special: Optional[SpecialSet] = None,
+        disallowed_special: Optional[SpecialSet] = None,
     ) -> List[List[int]]: ...
     def encode_batch_numpy(
         self,
@@ -40,6 +63,8 @@ class Encoder:
         add_eos: bool = False,
         alpha: float = -1.0,
         num_threads: Optional[int] = None,
+        allowed_special: Optional[SpecialSet] = None,
+        disallowed_special: Optional[SpecialSet] = None,
     ) -> Tuple[npt.NDArray[np.uint32], npt.NDArray[np.int64]]: ...
     def encode_files(
         self,
@@ -60,8 +85,19 @@ class Encoder:
     ) -> Tuple[bytes, npt.NDArray[np.int64]]: ...
     def decode(self, ids: Sequence[int]) -> str: ...
     def decode_bytes(self, ids: Sequence[int]) -> bytes: ...
-    def piece_to_id(self, piece: bytes) -> Optional[int]: ...
-    def id_to_piece(self, id: int) -> Optional[bytes]: ...
+    def piece_to_id(self, piece: Union[str, bytes]) -> Optional[int]: ...
+    def id_to_piece(self, id: int) -> Union[bytes, str]: ...
+    # vocabulary surgery: each returns a new encoder, seeded with `seed`
+    def with_special_tokens(self, tokens: Sequence[str], seed: Optional[int] = None) -> Tuple[Encoder, int]: ...
+    def with_pieces(
+        self,
+        pieces: Sequence[bytes],
+        counts: Optional[Sequence[int]] = None,
+        texts: Optional[Iterable[Union[str, bytes]]] = None,
+        seed: Optional[int] = None,
+    ) -> Tuple[Encoder, List[int]]: ...
+    def without_pieces(self, pieces: Sequence[bytes], seed: Optional[int] = None) -> Encoder: ...
+    def shrunk(self, vocab_size: int, seed: Optional[int] = None) -> Encoder: ...
     def pieces(self) -> List[bytes]: ...
     def counts(self) -> List[int]: ...
     def special_tokens(self) -> List[Tuple[str, int]]: ...

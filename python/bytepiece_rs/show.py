@@ -65,10 +65,10 @@ def _tokens(tokenizer: "Tokenizer", text: Union[str, bytes]) -> Tuple[str, int]:
     scores = tokenizer._encoder.scores()
     spans = []
     for k, i in enumerate(ids):
-        piece = tokenizer._encoder.id_to_piece(i)
+        piece = tokenizer.id_to_piece(i)
         colour = PALETTE[k % len(PALETTE)]
-        if piece is None or i in special:  # <pad>, <bos>, <eos> and the model's special tokens
-            name = html.escape(str(tokenizer.id_to_piece(i)) if piece is None else piece.decode("utf-8"))
+        if isinstance(piece, str) or i in special:  # <pad>, <bos>, <eos> and the model's special tokens
+            name = html.escape(piece if isinstance(piece, str) else piece.decode("utf-8"))
             spans.append(
                 f'<span class="t special" style="background:{colour}" title="id {i} | special token">{name}</span>'
             )

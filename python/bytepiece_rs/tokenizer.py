@@ -2,31 +2,41 @@
 
 from __future__ import annotations
 
-import base64
 import codecs
 import gzip
 import json
-import unicodedata
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    AbstractSet,
+    Any,
+    Collection,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 
-from ._core import RESERVED as _RESERVED
-from ._core import Encoder, prune_to_json
+from ._core import Encoder
 from ._files import write_atomic
 from ._signals import terminations_raise
-from .special import SpecialSet, SpecialTokens
 
 #: The model bundled with the package, used when no model is given.
 DEFAULT_MODEL = Path(__file__).with_name("data") / "default.model.gz"
 
-#: The names of ids 0, 1 and 2, as the original names them (the core's).
-RESERVED = tuple(_RESERVED)
 
 Text = Union[str, bytes]
+#: ``allowed_special`` / ``disallowed_special``: ``"all"`` or a collection of token texts.
+SpecialSet = Union[Literal["all"], AbstractSet[str], Collection[str]]
 ModelSource = Union[str, "os.PathLike[str]", Mapping[str, Sequence[Any]], None]
 
 
@@ -74,16 +84,12 @@ class Tokenizer:
 
     def __init__(self, model: ModelSource = None, seed: Optional[int] = None) -> None:
         self._seed = _check_seed(seed)
-        self._set_encoder(_load(model, self._seed))
-
-    def _set_encoder(self, encoder: Encoder) -> None:
-        self._encoder = encoder
-        self._special = SpecialTokens(dict(encoder.special_tokens()))
+        self._encoder = _load(model, self._seed)
 
     @property
     def special_tokens(self) -> Dict[str, int]:
         """The special tokens (text -> id); see :meth:`encode`."""
-        return dict(self._special.ids)
+        return dict(self._encoder.special_tokens())
 
     @property
     def vocab_size(self) -> int:
@@ -111,11 +117,7 @@ class Tokenizer:
         proportional to ``exp(alpha * score)`` (``alpha = 0``: uniformly). ``iter=True`` returns an
         iterator instead of a list. Special tokens: as in :meth:`encode`.
         """
-        parts = self._special.split(text, allowed_special, disallowed_special)
-        if parts is None:
-            pieces = self._encoder.tokenize(text, float(alpha))
-        else:
-            pieces = [self._encoder.id_to_piece(i) for i in self._encode_parts(parts, False, False, alpha)]
+        pieces = self._encoder.tokenize(text, float(alpha), allowed_special, disallowed_special)
         return (p for p in pieces) if iter else pieces
 
     def encode(
@@ -135,23 +137,8 @@ class Tokenizer:
         ``"all"``: it becomes its one id) or not in ``disallowed_special`` (default ``"all"``;
         ``()`` encodes every special token's text as ordinary text). A model without special
         tokens never raises."""
-        parts = self._special.split(text, allowed_special, disallowed_special)
-        if parts is None:
-            ids = self._encoder.encode(text, add_bos, add_eos, float(alpha))
-        else:
-            ids = self._encode_parts(parts, add_bos, add_eos, alpha)
+        ids = self._encoder.encode(text, add_bos, add_eos, float(alpha), allowed_special, disallowed_special)
         return (i for i in ids) if iter else ids
-
-    def _encode_parts(self, parts: Any, add_bos: bool, add_eos: bool, alpha: float) -> List[int]:
-        ids = [1] if add_bos else []
-        for _, part in parts:
-            if isinstance(part, int):
-                ids.append(part)
-            else:
-                ids += self._encoder.encode(part, False, False, float(alpha))
-        if add_eos:
-            ids.append(2)
-        return ids
 
     def encode_with_offsets(
         self,
@@ -168,24 +155,9 @@ class Tokenizer:
         character (or inside characters that NFC composed) gets that whole character (or those
         characters), so neighbours overlap only there. ``<bos>`` and ``<eos>`` get the empty spans
         ``(0, 0)`` and ``(len, len)``."""
-        parts = self._special.split(text, allowed_special, disallowed_special)
-        if parts is None:
-            return self._encoder.encode_with_offsets(text, add_bos, add_eos, float(alpha))
-        ids: List[int] = [1] if add_bos else []
-        spans: List[Tuple[int, int]] = [(0, 0)] if add_bos else []
-        for start, part in parts:
-            if isinstance(part, int):
-                ids.append(part)
-                token = self._special.texts[part]
-                spans.append((start, start + len(token.encode() if isinstance(text, bytes) else token)))
-            else:
-                part_ids, part_spans = self._encoder.encode_with_offsets(part, False, False, float(alpha))
-                ids += part_ids
-                spans += [(start + a, start + b) for a, b in part_spans]
-        if add_eos:
-            ids.append(2)
-            spans.append((len(text), len(text)))
-        return ids, spans
+        return self._encoder.encode_with_offsets(
+            text, add_bos, add_eos, float(alpha), allowed_special, disallowed_special
+        )
 
     def encode_batch(
         self,
@@ -200,55 +172,9 @@ class Tokenizer:
         """The ids of many texts, encoded in parallel (``num_threads``, default: all cores) with
         the GIL released; the same ids as encoding them one by one. Special tokens: as in
         :meth:`encode`."""
-        texts, pieces = self._split_batch(texts, allowed_special, disallowed_special)
-        ids = self._encoder.encode_batch(
-            texts, add_bos and pieces is None, add_eos and pieces is None, float(alpha), num_threads
+        return self._encoder.encode_batch(
+            _batch(texts), add_bos, add_eos, float(alpha), num_threads, allowed_special, disallowed_special
         )
-        if pieces is None:
-            return ids
-        return [self._join(doc, ids, add_bos, add_eos) for doc in pieces]
-
-    def _split_batch(
-        self, texts: Iterable[Text], allowed_special: SpecialSet, disallowed_special: SpecialSet
-    ) -> Tuple[List[Text], Optional[List[Any]]]:
-        """The texts to encode, and (when a text holds an allowed special token) how to put the
-        documents back together: per document, its parts (an index into the texts, or a
-        special token's id as ``-1 - id``)."""
-        if isinstance(texts, (str, bytes, bytearray)):
-            raise TypeError(
-                f"a batch is a list of texts, got one {type(texts).__name__}: encode it with encode(), or pass [text]"
-            )
-        texts = texts if isinstance(texts, list) else list(texts)
-        if not self._special:
-            self._special.split("", allowed_special, disallowed_special)  # checks the arguments
-            return texts, None
-        split = [self._special.split(t, allowed_special, disallowed_special) for t in texts]
-        if all(p is None for p in split):
-            return texts, None
-        flat: List[Text] = []
-        docs: List[List[int]] = []
-        for text, parts in zip(texts, split):
-            doc = []
-            for _, part in parts if parts is not None else [(0, text)]:
-                if isinstance(part, int):
-                    doc.append(-1 - part)
-                else:
-                    doc.append(len(flat))
-                    flat.append(part)
-            docs.append(doc)
-        return flat, docs
-
-    @staticmethod
-    def _join(doc: List[int], ids: Sequence[Sequence[int]], add_bos: bool, add_eos: bool) -> List[int]:
-        out = [1] if add_bos else []
-        for k in doc:
-            if k < 0:
-                out.append(-1 - k)
-            else:
-                out.extend(ids[k])
-        if add_eos:
-            out.append(2)
-        return out
 
     def encode_batch_numpy(
         self,
@@ -262,15 +188,9 @@ class Tokenizer:
     ) -> Tuple[np.ndarray, np.ndarray]:
         """Like :meth:`encode_batch`, as one flat ``uint32`` array of ids and ``int64`` offsets
         (``len(texts) + 1``): text ``i`` has ids ``ids[offsets[i]:offsets[i + 1]]``."""
-        texts, pieces = self._split_batch(texts, allowed_special, disallowed_special)
-        if pieces is None:
-            return self._encoder.encode_batch_numpy(texts, add_bos, add_eos, float(alpha), num_threads)
-        flat, offsets = self._encoder.encode_batch_numpy(texts, False, False, float(alpha), num_threads)
-        parts = [flat[offsets[k] : offsets[k + 1]] for k in range(len(texts))]
-        docs = [np.array(self._join(doc, parts, add_bos, add_eos), dtype=np.uint32) for doc in pieces]
-        lengths = np.array([0] + [len(d) for d in docs], dtype=np.int64)
-        out = np.concatenate(docs) if docs else np.zeros(0, np.uint32)
-        return out, np.cumsum(lengths)
+        return self._encoder.encode_batch_numpy(
+            _batch(texts), add_bos, add_eos, float(alpha), num_threads, allowed_special, disallowed_special
+        )
 
     def decode(self, ids: Iterable[int]) -> str:
         """The text of ``ids``; ids 0-2 are skipped and bytes that do not form UTF-8 dropped."""
@@ -287,15 +207,11 @@ class Tokenizer:
     def piece_to_id(self, piece: Text) -> int:
         """The id of a piece (``bytes``; a ``str`` is taken as its UTF-8 bytes, and
         ``"<pad>"``, ``"<bos>"``, ``"<eos>"`` name ids 0-2). ``KeyError`` if unknown."""
-        if isinstance(piece, str):
-            if piece in RESERVED:
-                return RESERVED.index(piece)
-            key = piece.encode()
-        elif isinstance(piece, (bytes, bytearray, memoryview)):
-            key = bytes(piece)
-        else:
+        if isinstance(piece, (bytearray, memoryview)):
+            piece = bytes(piece)
+        elif not isinstance(piece, (str, bytes)):
             raise TypeError(f"a piece is bytes or str, got {type(piece).__name__}")
-        found = self._encoder.piece_to_id(key)
+        found = self._encoder.piece_to_id(piece)
         if found is None:
             raise KeyError(piece)
         return found
@@ -303,12 +219,7 @@ class Tokenizer:
     def id_to_piece(self, id: int) -> Union[bytes, str]:
         """The piece (``bytes``) of an id; ids 0-2 give ``"<pad>"``, ``"<bos>"``, ``"<eos>"``.
         ``KeyError`` if unknown."""
-        if isinstance(id, (int, np.integer)) and 0 <= id < len(RESERVED):
-            return RESERVED[id]
-        piece = self._encoder.id_to_piece(int(id))
-        if piece is None:
-            raise KeyError(f"id {id} is not in the vocabulary (ids are 0 to {self.vocab_size - 1})")
-        return piece
+        return self._encoder.id_to_piece(int(id))
 
     def pieces_to_ids(self, pieces: Iterable[Text]) -> List[int]:
         """:meth:`piece_to_id` of each piece."""
@@ -360,19 +271,10 @@ class Tokenizer:
         segmentation never produces them (see :meth:`encode`). Tokens already special are
         skipped; the text of an ordinary piece is refused. Returns how many were added."""
         tokens = [tokens] if isinstance(tokens, str) else list(tokens)
-        model = self.to_dict()
-        added = 0
         for token in tokens:
-            if not isinstance(token, str) or len(token.encode()) < 2:
+            if not isinstance(token, str):
                 raise ValueError(f"a special token is a str of 2 bytes or more, got {token!r}")
-            if token in self._special.ids:
-                continue
-            key = _key(token.encode())
-            if key in model:
-                raise ValueError(f"{token!r} is an ordinary piece (id {model[key][0]}); remove_pieces() it first")
-            model[key] = [len(model) + 3, token, "special", 0]
-            added += 1
-        self._replace(model)
+        self._encoder, added = self._encoder.with_special_tokens(tokens, self._seed)
         return added
 
     def add_pieces(
@@ -388,54 +290,26 @@ class Tokenizer:
         from: a piece's count is then its share of that text (its occurrences over the number of
         tokens the model gives the text) times the model's total count, so that it scores as if
         training had seen it that often. Every score shifts a little with the new total."""
-        new = [
-            p.encode() if isinstance(p, str) else bytes(p)
-            for p in ([pieces] if isinstance(pieces, (str, bytes)) else pieces)
-        ]
+        new = _pieces(pieces)
         if (counts is None) == (texts is None):
             raise ValueError("give the pieces' counts or texts to count them on (one of the two)")
-        if len(set(new)) != len(new) or any(not p for p in new):
-            raise ValueError("the pieces to add must be distinct and non-empty")
-        model = self.to_dict()
-        counts_of = {v[0]: v[-1] for v in model.values()}
-        total = sum(counts_of.values())
         if texts is not None:
-            found = _occurrences(new, texts, self)
-            counts = [max(1, round(total * n / tokens)) if n else 0 for n, tokens in found]
-            absent = [p for p, c in zip(new, counts) if c == 0]
-            if absent:
-                raise ValueError(f"{absent[0]!r} does not occur in the given texts")
+            texts = [texts] if isinstance(texts, str) else list(texts)
         elif isinstance(counts, int):
             counts = [counts] * len(new)
-        counts = list(counts)
-        if len(counts) != len(new) or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in counts):
+        else:
+            counts = list(counts)
+        if counts is not None and (
+            len(counts) != len(new) or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in counts)
+        ):
             raise ValueError("counts must be positive integers, one per piece (or one for all)")
-        ids = []
-        for piece, count in zip(new, counts):
-            key = _key(piece)
-            if key in model:
-                raise ValueError(f"{piece!r} is already in the vocabulary (id {model[key][0]})")
-            ids.append(len(model) + 3)
-            model[key] = [ids[-1], piece.decode("utf-8", "ignore"), count]
-        self._replace(model)
+        self._encoder, ids = self._encoder.with_pieces(new, counts, texts, self._seed)
         return ids
 
     def remove_pieces(self, pieces: Iterable[Text]) -> None:
         """Removes pieces or special tokens; the ids after each removed one move down to stay
         contiguous. Single bytes cannot be removed (every text must stay encodable)."""
-        gone = {
-            p.encode() if isinstance(p, str) else bytes(p)
-            for p in ([pieces] if isinstance(pieces, (str, bytes)) else pieces)
-        }
-        model = self.to_dict()
-        for piece in gone:
-            if len(piece) == 1:
-                raise ValueError(f"{piece!r} is a single byte: every byte must stay a piece")
-            if _key(piece) not in model:
-                raise ValueError(f"{piece!r} is not in the vocabulary")
-        kept = sorted((v for k, v in model.items() if base64.b64decode(k) not in gone), key=lambda v: v[0])
-        keys = {v[0]: k for k, v in model.items()}
-        self._replace({keys[v[0]]: [i + 3] + v[1:] for i, v in enumerate(kept)})
+        self._encoder = self._encoder.without_pieces(_pieces(pieces), self._seed)
 
     def shrink(self, vocab_size: int) -> None:
         """Cuts the vocabulary to ``vocab_size`` ids (reserved ids and special tokens included)
@@ -445,15 +319,7 @@ class Tokenizer:
         ``n`` and shrinking. Ids are renumbered as training numbers them."""
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
             raise TypeError(f"vocab_size must be an int, got {vocab_size!r}")
-        counts = self._encoder.counts()
-        pieces = [(p, c) for p, c in zip(self._encoder.pieces(), counts) if c > 0]
-        specials = [t for t, _ in sorted(self._special.ids.items(), key=lambda kv: kv[1])]
-        self._set_encoder(
-            Encoder.from_json(prune_to_json(pieces, vocab_size, 1, specials).encode(), "shrunk model", self._seed)
-        )
-
-    def _replace(self, model: dict) -> None:
-        self._set_encoder(_load(model, self._seed))
+        self._encoder = self._encoder.shrunk(vocab_size, self._seed)
 
     def to_dict(self) -> dict:
         """The model as the original's dict: base64 piece -> ``[id, text, count]``."""
@@ -471,7 +337,6 @@ class Tokenizer:
         follow the original's; without a seed, each copy draws from fresh entropy (so the
         workers of a ``DataLoader`` sample differently)."""
         state = dict(self.__dict__)
-        state.pop("_special", None)  # rebuilt from the model's special tokens
         state["_encoder"] = self._encoder.to_json().encode("utf-8")
         return state
 
@@ -479,7 +344,7 @@ class Tokenizer:
         state = dict(state)
         model = state.pop("_encoder")
         self.__dict__.update(state)
-        self._set_encoder(Encoder.from_json(model, "pickled Tokenizer", state.get("_seed")))
+        self._encoder = Encoder.from_json(model, "pickled Tokenizer", state.get("_seed"))
 
     def to_transformers(self, **kwargs: Any) -> Any:
         """This tokenizer as a ``transformers.PreTrainedTokenizerFast``; see
@@ -521,18 +386,19 @@ class StreamDecoder:
         return self._utf8.decode(b"", final=True)
 
 
-def _key(piece: bytes) -> str:
-    """A piece's key in the model format."""
-    return base64.b64encode(piece).decode()
+def _pieces(pieces: Union[Text, Iterable[Text]]) -> List[bytes]:
+    """One piece or many, each as bytes (a ``str`` as its UTF-8)."""
+    many = [pieces] if isinstance(pieces, (str, bytes)) else pieces
+    return [p.encode() if isinstance(p, str) else bytes(p) for p in many]
 
 
-def _occurrences(pieces: List[bytes], texts: Iterable[str], tokenizer: Tokenizer) -> List[Tuple[int, int]]:
-    """For each piece: its occurrences in the NFC texts (not overlapping), and the number of
-    tokens the tokenizer gives the texts."""
-    docs = [unicodedata.normalize("NFC", t).encode() for t in ([texts] if isinstance(texts, str) else texts)]
-    _, offsets = tokenizer.encode_batch_numpy(docs, disallowed_special=())
-    tokens = max(1, int(offsets[-1]))
-    return [(sum(d.count(p) for d in docs), tokens) for p in pieces]
+def _batch(texts: Iterable[Text]) -> Iterable[Text]:
+    """``texts``, refusing one text given where a batch is expected."""
+    if isinstance(texts, (str, bytes, bytearray)):
+        raise TypeError(
+            f"a batch is a list of texts, got one {type(texts).__name__}: encode it with encode(), or pass [text]"
+        )
+    return texts
 
 
 def _id_list(ids: Iterable[int]) -> List[int]:

@@ -10,7 +10,8 @@ use bytepiece::encode_files::{EncodeFiles, Input, BLOCK_BYTES};
 use bytepiece::encoder::Span;
 use bytepiece::id_format::IdFormat;
 use bytepiece::rayon::prelude::*;
-use bytepiece::special::SpecialTokens;
+use bytepiece::special::{Selection, SpecialPolicy, SpecialTokens};
+use bytepiece::vocab::RESERVED_NAMES;
 use bytepiece::{model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{
@@ -19,6 +20,7 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
+mod special;
 mod trainer;
 
 /// Huge pages for the trainer's large tables (see the core's `hugepages`).
@@ -27,6 +29,9 @@ static ALLOCATOR: bytepiece::hugepages::HugePageAlloc = bytepiece::hugepages::Hu
 
 /// Maps a core error to the Python exception a user expects.
 pub(crate) fn to_py(err: Error) -> PyErr {
+    if let Some(e) = special::error(&err) {
+        return e;
+    }
     match err {
         Error::NotFound { .. } | Error::NoDirectory { .. } => PyFileNotFoundError::new_err(err.to_string()),
         Error::IsADirectory { .. } => PyIsADirectoryError::new_err(err.to_string()),
@@ -36,7 +41,10 @@ pub(crate) fn to_py(err: Error) -> PyErr {
         Error::Io { .. } => PyOSError::new_err(err.to_string()),
         Error::UnknownId { .. } => PyKeyError::new_err(err.to_string()),
         Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
-        Error::InvalidModel { .. } | Error::InvalidArgument(_) => PyValueError::new_err(err.to_string()),
+        Error::InvalidModel { .. }
+        | Error::InvalidArgument(_)
+        | Error::UnknownSpecialToken { .. }
+        | Error::DisallowedSpecialToken { .. } => PyValueError::new_err(err.to_string()),
     }
 }
 
@@ -92,8 +100,8 @@ pub(crate) fn numpy_log(py: Python<'_>, xs: &[f64]) -> PyResult<Vec<f64>> {
     Ok(logs.readonly().as_slice()?.to_vec())
 }
 
-fn options(add_bos: bool, add_eos: bool, alpha: f64) -> PyResult<EncodeOptions> {
-    let options = EncodeOptions { add_bos, add_eos, alpha };
+fn options(add_bos: bool, add_eos: bool, alpha: f64, special: &SpecialPolicy) -> PyResult<EncodeOptions<'_>> {
+    let options = EncodeOptions { add_bos, add_eos, alpha, special };
     options.validate().map_err(to_py)?;
     Ok(options)
 }
@@ -106,6 +114,8 @@ type IdsAndOffsets<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<i64>>)
 struct PyEncoder {
     inner: CoreEncoder,
     seeds: SeedSequence,
+    /// The special-token policies most calls use.
+    policies: special::Policies,
     /// One Python `int` per id, made on first use: building a list of ids then costs a
     /// reference count per id instead of an allocation (ids are bounded by the vocabulary).
     id_objects: PyOnceLock<Vec<Py<PyAny>>>,
@@ -126,7 +136,8 @@ impl PyEncoder {
             (result, None) => result.map_err(to_py)?,
         };
         let seeds = seed.map_or_else(SeedSequence::from_entropy, SeedSequence::new);
-        Ok(PyEncoder { inner, seeds, id_objects: PyOnceLock::new() })
+        let policies = special::Policies::new(inner.vocab());
+        Ok(PyEncoder { inner, seeds, policies, id_objects: PyOnceLock::new() })
     }
 
     /// `ids` as a Python list of `int`.
@@ -137,6 +148,15 @@ impl PyEncoder {
                 .collect()
         });
         PyList::new(py, ids.iter().map(|&i| objects[i as usize].bind(py)))
+    }
+
+    /// The special-token policy of a call's `allowed_special` and `disallowed_special`.
+    fn policy(
+        &self,
+        allowed: Option<&Bound<'_, PyAny>>,
+        disallowed: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<std::borrow::Cow<'_, SpecialPolicy>> {
+        self.policies.of(self.inner.vocab(), allowed, disallowed)
     }
 
     fn seed_for(&self, options: &EncodeOptions) -> u64 {
@@ -282,8 +302,10 @@ impl PyEncoder {
         self.inner.vocab().vocab_size()
     }
 
-    /// Ids of `text` (`str`, NFC-normalised, or `bytes`, as is).
-    #[pyo3(signature = (text, add_bos=false, add_eos=false, alpha=-1.0))]
+    /// Ids of `text` (`str`, NFC-normalised, or `bytes`, as is). `allowed_special` (default:
+    /// none) and `disallowed_special` (default: `"all"`) as tiktoken's.
+    #[pyo3(signature = (text, add_bos=false, add_eos=false, alpha=-1.0, allowed_special=None, disallowed_special=None))]
+    #[allow(clippy::too_many_arguments)]
     fn encode<'py>(
         &self,
         py: Python<'py>,
@@ -291,14 +313,18 @@ impl PyEncoder {
         add_bos: bool,
         add_eos: bool,
         alpha: f64,
+        allowed_special: Option<&Bound<'py, PyAny>>,
+        disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let ids = self.encode_ids(py, text, &options(add_bos, add_eos, alpha)?)?;
+        let special = self.policy(allowed_special, disallowed_special)?;
+        let ids = self.encode_ids(py, text, &options(add_bos, add_eos, alpha, &special)?)?;
         self.id_list(py, &ids)
     }
 
     /// Ids of `text` and the span of each in `text` (characters of a `str` before NFC, bytes of
     /// a `bytes`).
-    #[pyo3(signature = (text, add_bos=false, add_eos=false, alpha=-1.0))]
+    #[pyo3(signature = (text, add_bos=false, add_eos=false, alpha=-1.0, allowed_special=None, disallowed_special=None))]
+    #[allow(clippy::too_many_arguments)]
     fn encode_with_offsets<'py>(
         &self,
         py: Python<'py>,
@@ -306,8 +332,11 @@ impl PyEncoder {
         add_bos: bool,
         add_eos: bool,
         alpha: f64,
+        allowed_special: Option<&Bound<'py, PyAny>>,
+        disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<(Bound<'py, PyList>, Vec<Span>)> {
-        let options = options(add_bos, add_eos, alpha)?;
+        let special = self.policy(allowed_special, disallowed_special)?;
+        let options = options(add_bos, add_eos, alpha, &special)?;
         let text = extract_text(text)?;
         let seed = self.seed_for(&options);
         let t = text.as_text();
@@ -316,15 +345,25 @@ impl PyEncoder {
     }
 
     /// Pieces (as bytes) of `text`.
-    #[pyo3(signature = (text, alpha=-1.0))]
-    fn tokenize<'py>(&self, py: Python<'py>, text: &Bound<'py, PyAny>, alpha: f64) -> PyResult<Bound<'py, PyList>> {
-        let ids = self.encode_ids(py, text, &options(false, false, alpha)?)?;
+    #[pyo3(signature = (text, alpha=-1.0, allowed_special=None, disallowed_special=None))]
+    fn tokenize<'py>(
+        &self,
+        py: Python<'py>,
+        text: &Bound<'py, PyAny>,
+        alpha: f64,
+        allowed_special: Option<&Bound<'py, PyAny>>,
+        disallowed_special: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let special = self.policy(allowed_special, disallowed_special)?;
+        let ids = self.encode_ids(py, text, &options(false, false, alpha, &special)?)?;
         let vocab = self.inner.vocab();
         PyList::new(py, ids.iter().filter_map(|&i| vocab.piece(i)).map(|p| PyBytes::new(py, p)))
     }
 
     /// Ids of many texts, encoded in parallel with the GIL released.
-    #[pyo3(signature = (texts, add_bos=false, add_eos=false, alpha=-1.0, num_threads=None))]
+    #[pyo3(signature = (texts, add_bos=false, add_eos=false, alpha=-1.0, num_threads=None, allowed_special=None,
+                        disallowed_special=None))]
+    #[allow(clippy::too_many_arguments)]
     fn encode_batch<'py>(
         &self,
         py: Python<'py>,
@@ -333,8 +372,11 @@ impl PyEncoder {
         add_eos: bool,
         alpha: f64,
         num_threads: Option<usize>,
+        allowed_special: Option<&Bound<'py, PyAny>>,
+        disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let options = options(add_bos, add_eos, alpha)?;
+        let special = self.policy(allowed_special, disallowed_special)?;
+        let options = options(add_bos, add_eos, alpha, &special)?;
         let owned = extract_texts(texts)?;
         let inputs: Vec<Text<'_>> = owned.iter().map(PyText::as_text).collect();
         let seed = self.seed_for(&options);
@@ -411,7 +453,9 @@ impl PyEncoder {
 
     /// Ids of many texts as one flat `uint32` array, and `int64` offsets (`len(texts) + 1` of
     /// them) such that text `i` has ids `ids[offsets[i]:offsets[i + 1]]`.
-    #[pyo3(signature = (texts, add_bos=false, add_eos=false, alpha=-1.0, num_threads=None))]
+    #[pyo3(signature = (texts, add_bos=false, add_eos=false, alpha=-1.0, num_threads=None, allowed_special=None,
+                        disallowed_special=None))]
+    #[allow(clippy::too_many_arguments)]
     fn encode_batch_numpy<'py>(
         &self,
         py: Python<'py>,
@@ -420,8 +464,11 @@ impl PyEncoder {
         add_eos: bool,
         alpha: f64,
         num_threads: Option<usize>,
+        allowed_special: Option<&Bound<'py, PyAny>>,
+        disallowed_special: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<IdsAndOffsets<'py>> {
-        let docs = self.encode_many(py, texts, &options(add_bos, add_eos, alpha)?, num_threads)?;
+        let special = self.policy(allowed_special, disallowed_special)?;
+        let docs = self.encode_many(py, texts, &options(add_bos, add_eos, alpha, &special)?, num_threads)?;
         let (flat, offsets) = py.detach(|| {
             let mut offsets = Vec::with_capacity(docs.len() + 1);
             offsets.push(0i64);
@@ -448,15 +495,92 @@ impl PyEncoder {
         Ok(bytepiece::normalize::decode_utf8_ignore(&bytes).into_owned())
     }
 
-    /// The id of a piece, or None.
-    fn piece_to_id(&self, piece: &[u8]) -> Option<u32> {
-        self.inner.vocab().id(piece)
+    /// The id of a piece (`bytes`; a `str` is its UTF-8 bytes, or the name of a reserved id,
+    /// `"<pad>"`, `"<bos>"`, `"<eos>"`), or None.
+    fn piece_to_id(&self, piece: &Bound<'_, PyAny>) -> PyResult<Option<u32>> {
+        match extract_text(piece)?.as_text() {
+            Text::Str(s) => Ok(RESERVED_NAMES
+                .iter()
+                .position(|&r| r == s)
+                .map(|i| i as u32)
+                .or_else(|| self.inner.vocab().id(s.as_bytes()))),
+            Text::Bytes(b) => Ok(self.inner.vocab().id(b)),
+        }
     }
 
-    /// The piece of an id (3 and above), or None.
-    fn id_to_piece<'py>(&self, py: Python<'py>, id: i64) -> Option<Bound<'py, PyBytes>> {
-        let id = u32::try_from(id).ok()?;
-        self.inner.vocab().piece(id).map(|p| PyBytes::new(py, p))
+    /// The piece (`bytes`) of an id, or the name (`str`) of a reserved id; `KeyError` for an
+    /// id past the vocabulary.
+    fn id_to_piece<'py>(&self, py: Python<'py>, id: i64) -> PyResult<Bound<'py, PyAny>> {
+        let vocab = self.inner.vocab();
+        let unknown = || to_py(Error::UnknownId { id, vocab_size: vocab.vocab_size() });
+        let id = u32::try_from(id).map_err(|_| unknown())?;
+        if let Some(name) = RESERVED_NAMES.get(id as usize) {
+            return Ok(PyString::new(py, name).into_any());
+        }
+        vocab.piece(id).map(|p| PyBytes::new(py, p).into_any()).ok_or_else(unknown)
+    }
+
+    /// This model with special tokens added at the next free ids (see the core's
+    /// `Vocab::with_special_tokens`), and how many were added; `seed` seeds its draws.
+    #[pyo3(signature = (tokens, seed=None))]
+    fn with_special_tokens(
+        &self,
+        py: Python<'_>,
+        tokens: Vec<String>,
+        seed: Option<u64>,
+    ) -> PyResult<(PyEncoder, usize)> {
+        let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let (vocab, added) = self.inner.vocab().with_special_tokens(&tokens).map_err(to_py)?;
+        Ok((PyEncoder::build(py, vocab, seed)?, added))
+    }
+
+    /// This model with ordinary pieces added at the next free ids, and their ids: each with its
+    /// count in `counts`, or with the count `texts` give it (see the core's
+    /// `Encoder::estimate_counts`).
+    #[pyo3(signature = (pieces, counts=None, texts=None, seed=None))]
+    fn with_pieces(
+        &self,
+        py: Python<'_>,
+        pieces: Vec<Vec<u8>>,
+        counts: Option<Vec<u64>>,
+        texts: Option<&Bound<'_, PyAny>>,
+        seed: Option<u64>,
+    ) -> PyResult<(PyEncoder, Vec<u32>)> {
+        let pieces: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+        let counts = match (counts, texts) {
+            (Some(counts), None) if counts.len() == pieces.len() => counts,
+            (None, Some(texts)) => {
+                let owned = extract_texts(texts)?;
+                let texts: Vec<Text<'_>> = owned.iter().map(PyText::as_text).collect();
+                py.detach(|| self.inner.estimate_counts(&pieces, &texts)).map_err(to_py)?
+            }
+            _ => return Err(PyValueError::new_err("give one count per piece, or texts to count them on")),
+        };
+        let added: Vec<(&[u8], u64)> = pieces.into_iter().zip(counts).collect();
+        let (vocab, ids) = self.inner.vocab().with_pieces(&added).map_err(to_py)?;
+        Ok((PyEncoder::build(py, vocab, seed)?, ids))
+    }
+
+    /// This model without `pieces` (pieces or special tokens); the ids after each removed one
+    /// move down.
+    #[pyo3(signature = (pieces, seed=None))]
+    fn without_pieces(&self, py: Python<'_>, pieces: Vec<Vec<u8>>, seed: Option<u64>) -> PyResult<PyEncoder> {
+        let pieces: Vec<&[u8]> = pieces.iter().map(Vec::as_slice).collect();
+        let vocab = self.inner.vocab().without_pieces(&pieces).map_err(to_py)?;
+        PyEncoder::build(py, vocab, seed)
+    }
+
+    /// This model cut to `vocab_size` ids from its counts, as training's last step cuts it
+    /// (special tokens kept first).
+    #[pyo3(signature = (vocab_size, seed=None))]
+    fn shrunk(&self, py: Python<'_>, vocab_size: usize, seed: Option<u64>) -> PyResult<PyEncoder> {
+        let vocab = self.inner.vocab();
+        let pieces: Vec<(Vec<u8>, u64)> =
+            vocab.pieces().iter().zip(vocab.counts()).filter(|(_, &c)| c > 0).map(|(p, &c)| (p.to_vec(), c)).collect();
+        let specials: Vec<String> =
+            vocab.special_ids().iter().filter_map(|&id| String::from_utf8(vocab.piece(id)?.to_vec()).ok()).collect();
+        let shrunk = trainer::prune_vocab(py, pieces, Some(vocab_size), 1, specials)?;
+        PyEncoder::build(py, shrunk, seed)
     }
 
     /// The pieces in id order (from id 3).
@@ -498,15 +622,16 @@ impl PyEncoder {
         block_bytes: Option<usize>,
         output: Option<(i32, PathBuf)>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let options = options(add_bos, add_eos, alpha)?;
         let vocab = self.inner.vocab();
         let allowed: Vec<&str> = allowed_special.iter().map(String::as_str).collect();
+        let special = SpecialTokens::select(vocab, Selection::Named(&allowed), "allowed_special").map_err(to_py)?;
+        let special = SpecialPolicy::allowing(special);
+        let options = options(add_bos, add_eos, alpha, &special)?;
         let job = EncodeFiles {
             encoder: &self.inner,
             skip_empty,
             seed: self.seed_for(&options),
             options,
-            special: SpecialTokens::allowed(vocab, &allowed).map_err(to_py)?,
             format: IdFormat::by_name(format, vocab).map_err(to_py)?,
             threads: num_threads.unwrap_or_else(parallel::default_threads),
             block: block_bytes.unwrap_or(BLOCK_BYTES),
@@ -587,8 +712,8 @@ impl PyEncoder {
         let vocab = self.inner.vocab();
         vocab
             .special_ids()
-            .into_iter()
-            .filter_map(|id| Some((String::from_utf8(vocab.piece(id)?.to_vec()).ok()?, id)))
+            .iter()
+            .filter_map(|&id| Some((String::from_utf8(vocab.piece(id)?.to_vec()).ok()?, id)))
             .collect()
     }
 

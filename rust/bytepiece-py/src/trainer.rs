@@ -503,7 +503,7 @@ fn for_each_text(
 /// The piece pruning of training, from given counts: prunes {piece: count} (no length limit,
 /// pieces counted fewer than `min_count` times re-split) to `max_vocab_size` ids, special tokens
 /// first, and returns the model in the original's JSON format. The core of the original's
-/// `convert_to_bytepiece` (min_count 1, a size that keeps every piece) and of `Tokenizer.shrink`.
+/// `convert_to_bytepiece` (min_count 1, a size that keeps every piece).
 #[pyfunction]
 #[pyo3(signature = (pieces, max_vocab_size=None, min_count=1, special_tokens=Vec::new()))]
 pub fn prune_to_json(
@@ -513,13 +513,23 @@ pub fn prune_to_json(
     min_count: u64,
     special_tokens: Vec<String>,
 ) -> PyResult<String> {
+    Ok(model_io::to_json(&prune_vocab(py, pieces, max_vocab_size, min_count, special_tokens)?))
+}
+
+/// The vocabulary of [`prune_to_json`].
+pub(crate) fn prune_vocab(
+    py: Python<'_>,
+    pieces: Vec<(Vec<u8>, u64)>,
+    max_vocab_size: Option<usize>,
+    min_count: u64,
+    special_tokens: Vec<String>,
+) -> PyResult<Vocab> {
     let size = max_vocab_size.unwrap_or(pieces.len() + special_tokens.len() + 259);
     let counts = PieceTable::new(0, pieces);
     let config = PruneConfig { max_piece_length: usize::MAX, min_count, max_vocab_sizes: vec![size], special_tokens };
     let progress = Progress::new(Some(false));
-    let vocab = run_watched(py, &progress, || {
+    run_watched(py, &progress, || {
         let kept = prune::prune_pieces(counts, &config, &ln, &progress)?;
         prune::vocab_of(&kept[0], &config.special_tokens, "pruned pieces")
-    })?;
-    Ok(model_io::to_json(&vocab))
+    })
 }

@@ -21,8 +21,6 @@ use crate::error::{Error, Result};
 use crate::id_format::IdFormat;
 use crate::lattice::Lattice;
 use crate::sampler::{document_seed, Rng};
-use crate::special::{Part, SpecialTokens};
-use crate::vocab::{BOS_ID, EOS_ID};
 
 /// A stream to encode, what its lines hold and the name its errors give.
 pub struct Input {
@@ -75,12 +73,11 @@ pub struct EncodeFiles<'a> {
     /// Leave empty documents out (instead of writing each as a document of no ids, or of just
     /// `<bos>` / `<eos>`).
     pub skip_empty: bool,
-    /// `<bos>`, `<eos>` and sampling.
-    pub options: EncodeOptions,
+    /// `<bos>`, `<eos>`, sampling and the special tokens whose text becomes their id (the
+    /// others are ordinary text: their policy's disallowed tokens are not checked).
+    pub options: EncodeOptions<'a>,
     /// The seed of the draws when sampling: the ids depend on it and on the input only.
     pub seed: u64,
-    /// The special tokens whose text becomes their id (others are ordinary text).
-    pub special: SpecialTokens,
     /// How ids are written.
     pub format: IdFormat,
     /// Worker threads (at least 1).
@@ -207,27 +204,10 @@ impl EncodeFiles<'_> {
             text_bytes: docs.iter().map(|d| d.len() as u64).sum(),
         };
         let block_seed = document_seed(self.seed, seq);
-        let alpha = self.options.alpha;
         for (i, doc) in docs.iter().enumerate() {
             ids.clear();
             let mut rng = Rng::new(document_seed(block_seed, i));
-            if self.options.add_bos {
-                ids.push(BOS_ID);
-            }
-            let mut encode = |text: &str, ids: &mut Vec<u32>| {
-                self.encoder.append_ids(Text::Str(text), alpha, &mut rng, lattice, ids)
-            };
-            if self.special.is_empty() {
-                encode(doc, ids);
-            } else {
-                self.special.for_each_part(doc, |part| match part {
-                    Part::Text(t) => encode(t, ids),
-                    Part::Special(id) => ids.push(id),
-                });
-            }
-            if self.options.add_eos {
-                ids.push(EOS_ID);
-            }
+            self.encoder.append_document(Text::Str(doc), &self.options, &mut rng, lattice, ids);
             self.format.append(ids, &mut out.bytes);
             out.lengths.push(ids.len() as u64);
         }
@@ -291,7 +271,6 @@ mod tests {
             skip_empty: false,
             options: EncodeOptions::default(),
             seed: 0,
-            special: SpecialTokens::default(),
             format: IdFormat::by_name(format, encoder.vocab()).unwrap(),
             threads,
             block,
@@ -386,6 +365,8 @@ mod tests {
 
     #[test]
     fn special_tokens_bos_eos_and_empty_documents() {
+        use crate::special::{Selection, SpecialPolicy, SpecialTokens};
+        use crate::vocab::{BOS_ID, EOS_ID};
         let mut vocab_entries = tiny_vocab().entries();
         let next = vocab_entries.len() as u64 + 3;
         vocab_entries.push(Entry::special("<sep>", next));
@@ -394,7 +375,9 @@ mod tests {
         let mut j = job(&encoder, "uint32", 2, 1 << 20);
         j.options.add_bos = true;
         j.options.add_eos = true;
-        j.special = SpecialTokens::allowed(encoder.vocab(), &["<sep>"]).unwrap();
+        let sep_only = SpecialTokens::select(encoder.vocab(), Selection::Named(&["<sep>"]), "allowed").unwrap();
+        let policy = SpecialPolicy::allowing(sep_only);
+        j.options.special = &policy;
         let (bytes, lengths) = run(&j, vec![input("a", b"ab<sep>c\n\n")]).unwrap();
         let ids: Vec<u32> = bytes.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
         let plain = |t: &str| encoder.encode(Text::Str(t), &EncodeOptions::default(), 0).unwrap();

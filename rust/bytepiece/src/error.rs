@@ -50,6 +50,22 @@ pub enum Error {
         /// The vocabulary size.
         vocab_size: usize,
     },
+    /// A special token named by a caller is not one of the model's.
+    #[error("{argument}: {token:?} is not a special token of this model")]
+    UnknownSpecialToken {
+        /// The caller's argument that names it (`allowed_special`, `disallowed_special`).
+        argument: String,
+        /// The text named.
+        token: String,
+    },
+    /// A text to encode holds the text of a special token that is not allowed in it.
+    #[error("the text contains the special token {token:?} (at {at}); allow it to encode it as its id, or turn the check off for it to encode it as ordinary text")]
+    DisallowedSpecialToken {
+        /// The token's text.
+        token: String,
+        /// Its position in the text (characters of a `str`, bytes of `bytes`).
+        at: usize,
+    },
     /// The work was stopped by its monitor (for example on Ctrl-C).
     #[error("interrupted")]
     Cancelled,

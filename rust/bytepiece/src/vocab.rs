@@ -53,6 +53,8 @@ pub struct Vocab {
     pieces: Vec<Box<[u8]>>,
     counts: Vec<u64>,
     index: HashMap<Box<[u8]>, u32>,
+    /// The ids of the special tokens, in id order.
+    special_ids: Vec<u32>,
 }
 
 impl Vocab {
@@ -123,7 +125,8 @@ impl Vocab {
                 return Err(invalid(format!("{what} {} appears twice (ids {first} and {id})", show_piece(p))));
             }
         }
-        let vocab = Vocab { pieces, counts, index };
+        let special_ids = (0..n as u32).filter(|&i| counts[i as usize] == 0).map(|i| i + NUM_RESERVED).collect();
+        let vocab = Vocab { pieces, counts, index, special_ids };
         let missing: Vec<String> = (0..=255u8)
             .filter(|b| vocab.id(&[*b]).is_none_or(|id| vocab.is_special(id)))
             .map(|b| format!("0x{b:02x}"))
@@ -181,8 +184,8 @@ impl Vocab {
     }
 
     /// The ids of the special tokens, in id order.
-    pub fn special_ids(&self) -> Vec<u32> {
-        (0..self.counts.len() as u32).filter(|&i| self.counts[i as usize] == 0).map(|i| i + NUM_RESERVED).collect()
+    pub fn special_ids(&self) -> &[u32] {
+        &self.special_ids
     }
 
     /// The entries of this vocabulary, in id order (what [`Vocab::from_entries`] takes back).
@@ -198,6 +201,89 @@ impl Vocab {
                 special: c == 0,
             })
             .collect()
+    }
+}
+
+/// Vocabulary surgery: each change gives a new vocabulary in which the ids stay contiguous.
+impl Vocab {
+    /// This vocabulary with the special tokens `tokens` added at the next free ids, in order;
+    /// tokens that are already special are skipped. Returns it and how many were added. A
+    /// token must be a text of 2 bytes or more (single bytes are pieces), and not the text of
+    /// an ordinary piece.
+    pub fn with_special_tokens(&self, tokens: &[&str]) -> Result<(Vocab, usize)> {
+        let mut entries = self.entries();
+        let mut added: HashMap<&str, ()> = HashMap::new();
+        for &token in tokens {
+            if token.len() < 2 {
+                return Err(Error::InvalidArgument(format!(
+                    "a special token is a text of 2 bytes or more, got {token:?}"
+                )));
+            }
+            match self.id(token.as_bytes()) {
+                Some(id) if self.is_special(id) => {}
+                Some(id) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "{token:?} is an ordinary piece (id {id}): remove the piece first"
+                    )))
+                }
+                None if added.contains_key(token) => {}
+                None => {
+                    added.insert(token, ());
+                    entries.push(Entry::special(token, (entries.len() + NUM_RESERVED as usize) as u64));
+                }
+            }
+        }
+        Ok((Vocab::from_entries(entries, "the vocabulary")?, added.len()))
+    }
+
+    /// This vocabulary with ordinary pieces added at the next free ids, each with its count
+    /// (positive); returns it and their ids. The pieces must be new, distinct and non-empty.
+    pub fn with_pieces(&self, pieces: &[(&[u8], u64)]) -> Result<(Vocab, Vec<u32>)> {
+        let mut entries = self.entries();
+        let mut ids = Vec::with_capacity(pieces.len());
+        let mut seen: HashMap<&[u8], ()> = HashMap::new();
+        for &(piece, count) in pieces {
+            if piece.is_empty() || seen.insert(piece, ()).is_some() {
+                return Err(Error::InvalidArgument("the pieces to add must be distinct and non-empty".into()));
+            }
+            if count == 0 {
+                return Err(Error::InvalidArgument(format!("the count of {} must be positive", show_piece(piece))));
+            }
+            if let Some(id) = self.id(piece) {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is already in the vocabulary (id {id})",
+                    show_piece(piece)
+                )));
+            }
+            let id = entries.len() as u32 + NUM_RESERVED;
+            entries.push(Entry::piece(piece.to_vec(), u64::from(id), count));
+            ids.push(id);
+        }
+        Ok((Vocab::from_entries(entries, "the vocabulary")?, ids))
+    }
+
+    /// This vocabulary without `pieces` (ordinary pieces or special tokens); the ids after each
+    /// removed one move down. Single bytes cannot be removed: every text must stay encodable.
+    pub fn without_pieces(&self, pieces: &[&[u8]]) -> Result<Vocab> {
+        let mut gone = vec![false; self.len()];
+        for &piece in pieces {
+            if piece.len() == 1 {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is a single byte: every byte must stay a piece",
+                    show_piece(piece)
+                )));
+            }
+            match self.id(piece) {
+                Some(id) => gone[(id - NUM_RESERVED) as usize] = true,
+                None => return Err(Error::InvalidArgument(format!("{} is not in the vocabulary", show_piece(piece)))),
+            }
+        }
+        let mut entries: Vec<Entry> =
+            self.entries().into_iter().zip(gone).filter(|(_, g)| !g).map(|(e, _)| e).collect();
+        for (i, e) in entries.iter_mut().enumerate() {
+            e.id = (i + NUM_RESERVED as usize) as u64;
+        }
+        Vocab::from_entries(entries, "the vocabulary")
     }
 }
 
@@ -262,5 +348,29 @@ pub(crate) mod tests {
         let msg = err(e);
         assert!(msg.contains("1 single-byte piece(s) missing (0x07)"), "{msg}");
         assert!(msg.starts_with("m.model: "));
+    }
+
+    #[test]
+    fn surgery_keeps_ids_contiguous_and_refuses_what_breaks_the_model() {
+        let v = Vocab::from_entries(entries_with(&[(b"ab", 5)]), "m").unwrap();
+        let (v, added) = v.with_special_tokens(&["<s>", "<t>", "<s>"]).unwrap();
+        assert_eq!((added, v.id(b"<s>"), v.id(b"<t>")), (2, Some(260), Some(261)));
+        assert!(v.is_special(260));
+        assert_eq!(v.with_special_tokens(&["<s>"]).unwrap().1, 0);
+        assert!(v.with_special_tokens(&["ab"]).unwrap_err().to_string().contains("ordinary piece (id 259)"));
+        assert!(v.with_special_tokens(&["x"]).unwrap_err().to_string().contains("2 bytes or more"));
+
+        let (v, ids) = v.with_pieces(&[(b"abc", 7), (b"zz", 1)]).unwrap();
+        assert_eq!(ids, [262, 263]);
+        assert_eq!(v.counts()[259], 7);
+        assert!(v.with_pieces(&[(b"ab", 1)]).unwrap_err().to_string().contains("already in the vocabulary (id 259)"));
+        assert!(v.with_pieces(&[(b"q1", 1), (b"q1", 1)]).unwrap_err().to_string().contains("distinct"));
+        assert!(v.with_pieces(&[(b"q1", 0)]).unwrap_err().to_string().contains("positive"));
+
+        let v = v.without_pieces(&[b"ab", b"<s>"]).unwrap();
+        assert_eq!((v.id(b"<t>"), v.id(b"abc"), v.id(b"zz"), v.id(b"ab")), (Some(259), Some(260), Some(261), None));
+        assert!(v.is_special(259));
+        assert!(v.without_pieces(&[b"a"]).unwrap_err().to_string().contains("single byte"));
+        assert!(v.without_pieces(&[b"nope"]).unwrap_err().to_string().contains("not in the vocabulary"));
     }
 }

@@ -17,7 +17,7 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let encoder = default_encoder();
-    let options = EncodeOptions { add_bos: false, add_eos: input.add_eos, alpha: input.alpha };
+    let options = EncodeOptions { add_eos: input.add_eos, alpha: input.alpha, ..Default::default() };
     if !input.alpha.is_finite() {
         assert!(encoder.encode(Text::Str(&input.text), &options, input.seed).is_err());
         return;
