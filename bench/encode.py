@@ -47,7 +47,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import jsonl_texts  # noqa: E402
-from machine import cpu_busy_seconds, cpu_model, own_cpu_seconds, take_capped, version_of, wait_idle  # noqa: E402
+from machine import (  # noqa: E402
+    cpu_busy_seconds,
+    cpu_model,
+    own_cpu_seconds,
+    shared_dir,
+    take_capped,
+    version_of,
+    wait_idle,
+)
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -453,11 +461,6 @@ def fmt(x, nd=2):
             return "%.1f" % x
         return ("%%.%df" % nd) % x
     return str(x)
-
-
-def shared_dir():
-    """The project's shared folder: $BYTEPIECE_SHARED, else ../shared beside the repository."""
-    return os.environ.get("BYTEPIECE_SHARED") or os.path.normpath(os.path.join(HERE, "..", "..", "shared"))
 
 
 def released_model(name):

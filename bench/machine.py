@@ -11,6 +11,12 @@ import time
 CLK = os.sysconf("SC_CLK_TCK")
 
 
+def shared_dir() -> str:
+    """The project's shared folder: $BYTEPIECE_SHARED, else ../shared beside the repository."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.environ.get("BYTEPIECE_SHARED") or os.path.normpath(os.path.join(here, "..", "..", "shared"))
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -115,7 +115,7 @@ def main() -> None:
     ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "corpus"))
     ap.add_argument(
         "--shared",
-        default=os.environ.get("BYTEPIECE_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "shared")),
+        default=machine.shared_dir(),
     )
     ap.add_argument("--model", default="bytepiece.plus.80k", help="a released model of shared/models")
     ap.add_argument("--mb", type=float, default=0, help="use the first MB of mix.train.txt (default: all)")

@@ -135,7 +135,7 @@ def corpus_step(a):
     if os.path.exists(os.path.join(a.corpus, "MANIFEST.tsv")):
         log("corpus: reusing %s (MANIFEST.tsv present)" % a.corpus)
         return 0
-    script = os.path.join(encode_bench.shared_dir(), "corpus", "build_corpus.sh")
+    script = os.path.join(machine.shared_dir(), "corpus", "build_corpus.sh")
     if not os.path.exists(script):
         log("corpus: no %s and no build script %s (set BYTEPIECE_SHARED)" % (a.corpus, script))
         return 1
@@ -180,7 +180,7 @@ def install_step(a):
     if not _original_ok():
         # into this interpreter (the script installs into $PYTHON, else `python3` on the PATH)
         rc |= run(
-            ["bash", os.path.join(encode_bench.shared_dir(), "reference", "install_original.sh")],
+            ["bash", os.path.join(machine.shared_dir(), "reference", "install_original.sh")],
             env={**os.environ, "PYTHON": sys.executable},
         )
     else:
