@@ -175,7 +175,7 @@ def write_report(rows, a) -> None:
     for row in rows:
         L.append(
             f"- {row['mb']:,.0f} MB: {row['same_lines']:,} of {row['lines']:,} lines have the same ids in both "
-            "(the others: ties broken differently and pieces that are not valid UTF-8, see the README)"
+            "(the others: ties broken differently and pieces that are not valid UTF-8, see docs/tools.md, Conversions)"
         )
     text = "\n".join(L) + "\n"
     machine.write_report(a.out, text, rows)

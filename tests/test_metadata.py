@@ -5,6 +5,7 @@ that each bring one feature's packages. Run against what is installed, so a stal
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -120,9 +121,13 @@ def test_a_bare_install_needs_numpy_and_each_extra_its_feature():
     assert set().union(*EXTRAS.values()) <= reqs["test"]  # the tests cover every feature
 
 
-def test_the_extras_named_in_messages_and_the_readme_exist():
+def test_the_extras_named_in_messages_and_the_docs_exist():
     provided = set(metadata.metadata(DIST).get_all("Provides-Extra"))
-    texts = [REPO / "README.md", *sorted((REPO / "python" / "bytepiece_rs").glob("*.py"))]
+    texts = [
+        REPO / "README.md",
+        *sorted((REPO / "docs").rglob("*.md")),
+        *sorted((REPO / "python" / "bytepiece_rs").glob("*.py")),
+    ]
     named = {
         (path.name, extra)
         for path in texts
@@ -130,3 +135,13 @@ def test_the_extras_named_in_messages_and_the_readme_exist():
         for extra in group.split(",")
     }
     assert named and {(name, extra) for name, extra in named if extra not in provided} == set()
+
+
+def test_ci_builds_the_docs_with_the_docs_extra():
+    """.ci/run builds the site in a throwaway venv with the [docs] extra's requirements, as
+    pyproject.toml lists them (the extra itself would build the package first)."""
+    extra = load_toml(REPO / "pyproject.toml")["project"]["optional-dependencies"]["docs"]
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    install = [shlex.split(line) for line in ci.splitlines() if line.startswith('"$DOCS_VENV/bin/pip" install')]
+    assert [args[3:] for args in install] == [extra]
+    assert re.search(r'^"\$DOCS_VENV/bin/mkdocs" build --strict .*-d "\$DOCS_SITE"$', ci, re.M)

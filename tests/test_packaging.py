@@ -212,7 +212,10 @@ def test_the_readme_main_command_runs_from_the_wheel(user, tmp_path):
 
 
 def test_train_encode_decode_round_trip_from_the_wheel(user, tmp_path):
-    corpus = REPO / "README.md"  # 60 KB of English, some Chinese and code, each line a text
+    # the README and the documentation's pages: 90 KB of English, some Chinese and code, each line a text
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("".join(page.read_text(encoding="utf-8") for page in pages), encoding="utf-8")
     lines = corpus.read_text(encoding="utf-8").split("\n")
     model, ids = tmp_path / "my.model", tmp_path / "ids.txt"
     user.run("bytepiece", "train", corpus, "-o", model, "--vocab-size", "2000", "-q")

@@ -2,7 +2,7 @@
 
 This module only schedules: every stage's work is done by the compiled core, which defines it
 as a map over shards of the corpus whose results are count tables merged by sums (see the
-core's ``table`` module and the README's "Beyond one machine"):
+core's ``table`` module and docs/distributed.md):
 
 1. each shard's byte n-grams are counted into a serialised table (one task per shard);
 2. the tables are merged in a tree (any order and grouping gives the same table), whose root
@@ -164,7 +164,7 @@ def _named(shard_name: str, e: Exception) -> ShardError:
 #
 # Engine-agnostic: each function is one task of a stage, a pure function of its arguments
 # (picklable: paths, dicts of trainer arguments, bytes). Any scheduler (Dask below, Spark, Ray,
-# a shell loop) runs them; see the README's "Beyond one machine".
+# a shell loop) runs them; see docs/distributed.md.
 
 
 def _trainer(trainer_args: Dict[str, Any]) -> Trainer:
@@ -360,7 +360,7 @@ def train_distributed(
     The client holds no text: only the last (at most ``fan_in``) piece tables, which it merges as
     it prunes them; they are held whole while it prunes, beside what ``max_memory_mb`` bounds.
     With ``max_memory_mb`` among ``trainer_args``, every task is bounded as one process is (see
-    the README's "Beyond one machine").
+    docs/distributed.md).
     """
     Trainer(progress=False, **trainer_args)  # checks every argument here, before any task
     _check_positive(threads=threads, batch_size=batch_size, fan_in=fan_in)
