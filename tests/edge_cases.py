@@ -261,11 +261,11 @@ def sample_documents(shared: Path | None = None, per_language: int = 500) -> lis
 
 def clone_documents(per_language: int = 500) -> list[str]:
     """Real text in any clone, paragraphs of at most ``per_language`` per kind: Chinese prose
-    written for the tests (``tests/data/zh.txt``), the English of the README and the design
-    notes, and the package's Python and Rust sources."""
+    written for the tests (``tests/data/zh.txt``), the English of the README and the docs, and
+    the package's Python and Rust sources."""
     sources = {
         "zh": [TESTS_DIR / "data" / "zh.txt"],
-        "en": [REPO_ROOT / "README.md", REPO_ROOT / "docs" / "DESIGN.md"],
+        "en": [REPO_ROOT / "README.md"] + sorted((REPO_ROOT / "docs").glob("*.md")),
         "code": sorted((REPO_ROOT / "python" / "bytepiece_rs").glob("*.py"))
         + sorted((REPO_ROOT / "rust" / "bytepiece" / "src").glob("*.rs")),
     }

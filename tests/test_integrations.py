@@ -72,7 +72,7 @@ def test_transformers_gives_our_ids_on_real_text(tok, hf, docs):
 
 def test_transformers_tie_is_the_documented_exception(tok, hf):
     """An odd run of a repeated character: two segmentations of equal score, which HF breaks
-    the other way (documented in the README's Conversions)."""
+    the other way (documented in docs/tools.md)."""
     text = "哈" * 7
     ours, got = tok.encode(text), hf(text)["input_ids"]
     assert got != ours and sorted(got) == sorted(ours)
