@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 
 use crate::blocks::{Blocks, Cut};
 use crate::documents::{documents, DocumentFormat, LineError};
-use crate::encoder::{EncodeOptions, Encoder, Text};
+use crate::encoder::{EncodeOptions, Encoder};
 use crate::error::{Error, Result};
 use crate::id_format::IdFormat;
 use crate::lattice::Lattice;
 use crate::sampler::{document_seed, Rng};
+use crate::text::Text;
 
 /// A stream to encode, what its lines hold and the name its errors give.
 pub struct Input {

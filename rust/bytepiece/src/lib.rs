@@ -39,15 +39,17 @@ pub mod sampler;
 mod segment;
 pub mod special;
 pub mod table;
+mod text;
 pub mod trainer;
 pub mod vocab;
 
-pub use encoder::{EncodeOptions, Encoder, Text};
+pub use encoder::{EncodeOptions, Encoder};
 pub use error::{Error, Result};
 pub use lattice::Lattice;
 /// The thread-pool crate the core runs on (for callers that add their own parallel work).
 pub use rayon;
 pub use sampler::SeedSequence;
+pub use text::Text;
 pub use trainer::{Trainer, TrainerConfig};
 pub use vocab::{Entry, Vocab};
 

@@ -3,8 +3,8 @@
 //! check is off for it (its text is encoded as ordinary text). Matching is leftmost and, of two
 //! tokens starting at one place, the longer wins.
 
-use crate::encoder::Text;
 use crate::error::{Error, Result};
+use crate::text::Text;
 use crate::vocab::Vocab;
 
 /// One part of a text cut at its special tokens.
