@@ -17,6 +17,7 @@ use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyT
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
+mod files;
 mod trainer;
 
 /// Huge pages for the trainer's large tables (see the core's `hugepages`).
@@ -610,6 +611,7 @@ impl PyEncoder {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEncoder>()?;
+    m.add_class::<files::PyAtomicFile>()?;
     m.add_class::<trainer::PyTrainer>()?;
     m.add_function(wrap_pyfunction!(trainer::prune_to_json, m)?)?;
     m.add_class::<trainer::NgramModelCore>()?;
