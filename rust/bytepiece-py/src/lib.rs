@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 mod files;
+mod progress;
 mod trainer;
 
 /// Huge pages for the trainer's large tables (see the core's `hugepages`).
@@ -612,6 +613,7 @@ impl PyEncoder {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEncoder>()?;
     m.add_class::<files::PyAtomicFile>()?;
+    m.add_class::<progress::PyProgressBar>()?;
     m.add_class::<trainer::PyTrainer>()?;
     m.add_function(wrap_pyfunction!(trainer::prune_to_json, m)?)?;
     m.add_class::<trainer::NgramModelCore>()?;
