@@ -156,3 +156,27 @@ def test_the_distributed_writers_follow_a_symlink(tok, tmp_path, fmt):
         assert (linked / name).is_symlink(), name
         assert (elsewhere / name).read_bytes() == (fresh / name).read_bytes() or name.endswith("manifest.json"), name
     assert sorted(p.name for p in elsewhere.iterdir()) == names, "no temporary file is left"
+
+
+def test_several_outputs_are_renamed_together_or_not_at_all(tmp_path):
+    from bytepiece_rs._files import AtomicOutput
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"old a")
+    with pytest.raises(KeyboardInterrupt), AtomicOutput() as out:
+        out.open(str(a)).write(b"new a")
+        out.open(str(b)).write(b"new b")
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"] and a.read_bytes() == b"old a"
+    with AtomicOutput() as out:
+        out.open(str(a)).write(b"new a")
+        f = out.open(str(b))
+        f.write(b"new b")
+        f.seek(0)
+        f.write(b"N")
+        assert a.read_bytes() == b"old a" and not b.exists()
+    assert (a.read_bytes(), b.read_bytes()) == (b"new a", b"New b")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"], "no temporary file is left"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(b).st_mode) == 0o666 & ~umask

@@ -1,5 +1,6 @@
-"""Training progress as a person sees it: run under a pseudo-terminal, the output replayed on a
-small terminal emulator, then read line by line; and nothing at all when it must be quiet."""
+"""Progress as a person sees it (the training's stages, the bars of ``encode`` and ``stats``):
+run under a pseudo-terminal, the output replayed on a small terminal emulator, then read line by
+line; and nothing at all when it must be quiet."""
 
 from __future__ import annotations
 
@@ -225,8 +226,8 @@ def test_forced_progress_off_a_terminal_writes_only_the_summary(corpus):
     assert len(lines) == 1 and lines[0].startswith(f"bytepiece: trained vocab {sizes[0]}, {sizes[1]} in "), lines
 
 
-def cli(*args):
-    return [sys.executable, "-m", "bytepiece_rs", "train", *map(str, args)]
+def cli(command, *args):
+    return [sys.executable, "-m", "bytepiece_rs", command, *map(str, args)]
 
 
 @pytest.mark.parametrize("jsonl", [False, True])
@@ -239,7 +240,7 @@ def test_cli_train_ends_with_one_summary_naming_the_models(corpus, tmp_path, jso
         lines = corpus.read_text(encoding="utf-8").splitlines()
         source.write_text("".join(json.dumps({"text": t}) + "\n" for t in lines), encoding="utf-8")
     _, term, status = run_in_terminal(
-        cli(source, "-o", "m.model", "--vocab-size", "1000,600", "--order", "4"), cwd=tmp_path
+        cli("train", source, "-o", "m.model", "--vocab-size", "1000,600", "--order", "4"), cwd=tmp_path
     )
     assert status == 0, term
     shown, screen = replay(term)
@@ -259,7 +260,7 @@ def test_cli_train_ends_with_one_summary_naming_the_models(corpus, tmp_path, jso
 
 def test_cli_train_quiet_prints_nothing_on_a_terminal(corpus, tmp_path):
     out, term, status = run_in_terminal(
-        cli(corpus, "-o", tmp_path / "m.model", "--vocab-size", "1000", "--order", "4", "-q")
+        cli("train", corpus, "-o", tmp_path / "m.model", "--vocab-size", "1000", "--order", "4", "-q")
     )
     assert status == 0, term
     assert term == "" and out == ""
@@ -268,7 +269,7 @@ def test_cli_train_quiet_prints_nothing_on_a_terminal(corpus, tmp_path):
 
 def test_cli_train_prints_nothing_when_stderr_is_not_a_terminal(corpus, tmp_path):
     r = subprocess.run(
-        cli(corpus, "-o", tmp_path / "m.model", "--vocab-size", "1000", "--order", "4"),
+        cli("train", corpus, "-o", tmp_path / "m.model", "--vocab-size", "1000", "--order", "4"),
         capture_output=True,
         timeout=120,
         check=False,
@@ -276,6 +277,64 @@ def test_cli_train_prints_nothing_when_stderr_is_not_a_terminal(corpus, tmp_path
     assert r.returncode == 0, r.stderr.decode()
     assert r.stderr == b"" and r.stdout == b""
     assert (tmp_path / "m.model").is_file()
+
+
+@pytest.fixture(scope="module")
+def big_corpus(corpus):
+    """The corpus 20 times (about 6 MB): long enough for its bar to be drawn while it runs."""
+    path = corpus.with_name("big.txt")
+    path.write_text(corpus.read_text(encoding="utf-8") * 20, encoding="utf-8")
+    return path
+
+
+def encode_or_stats(command, corpus, folder, *options):
+    """The command line of ``bytepiece encode`` (to a file in ``folder``) or ``stats`` on
+    ``corpus``."""
+    output = ["-o", folder / "out.ids"] if command == "encode" else []
+    return cli(command, corpus, *output, *options)
+
+
+@pytest.mark.parametrize("command", ["encode", "stats"])
+def test_cli_encode_and_stats_draw_one_labelled_bar_of_bytes(big_corpus, tmp_path, command):
+    out, term, status = run_in_terminal(encode_or_stats(command, big_corpus, tmp_path))
+    assert status == 0, term
+    shown, screen = replay(term)
+    check_positions(shown)
+    # while running: the bar, the bytes done of the total, their rate and the time left
+    assert any(re.match(rf"{command} \[[#-]+\] {BYTES}/{BYTES} {BYTES}/s ETA \d", line) for line in shown), shown
+    # once over, the one line on the screen: every byte of the file, its rate and the time taken
+    (line,) = screen
+    m = re.fullmatch(rf"{command} \[#+\] {BYTES}/{BYTES} \d+(?:\.\d+)? MB/s in \d+s", line)
+    assert m, line
+    assert m.group(1, 2) == m.group(3, 4), line
+    assert abs(in_bytes(*m.group(3, 4)) - os.path.getsize(big_corpus)) <= 0.005 * UNITS[m.group(4)], line
+    if command == "encode":
+        assert (tmp_path / "out.ids").stat().st_size > 0
+    else:
+        assert out.startswith("documents"), out
+
+
+def test_cli_encode_of_a_size_not_known_shows_the_bytes_and_their_rate():
+    _, term, status = run_in_terminal(cli("encode", "--text", "hello world", "--text", "分词"))
+    assert status == 0, term
+    shown, screen = replay(term)
+    assert re.fullmatch(rf"encode {BYTES} {BYTES}/s in \d+s", screen[0]), screen
+    assert screen[0].startswith(f"encode {len('hello world') + len('分词'.encode())} B "), screen
+    assert len(screen) == 1, screen
+
+
+@pytest.mark.parametrize("command", ["encode", "stats"])
+def test_cli_encode_and_stats_quiet_print_nothing_on_a_terminal(corpus, tmp_path, command):
+    out, term, status = run_in_terminal(encode_or_stats(command, corpus, tmp_path, "-q"))
+    assert status == 0, term
+    assert term == ""
+
+
+@pytest.mark.parametrize("command", ["encode", "stats"])
+def test_cli_encode_and_stats_print_nothing_when_stderr_is_not_a_terminal(corpus, tmp_path, command):
+    r = subprocess.run(encode_or_stats(command, corpus, tmp_path), capture_output=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stderr == b""
 
 
 def test_replay_wraps_at_the_margin_and_erases_lines():

@@ -1,17 +1,16 @@
-"""Files written atomically: complete, or not at all."""
+"""Files written atomically: complete, or not at all.
+
+Each file is the core's :class:`~bytepiece_rs._core.AtomicFile` (the writer that the Rust saves
+use too); this module groups several into one commit and writes them through Python file
+objects."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from typing import IO, Callable, List, Optional, Tuple, TypeVar, Union
+from typing import IO, List, Tuple, Union
 
-T = TypeVar("T")
-
-#: The process' umask, for the permissions of new files (``mkstemp`` makes them private).
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+from ._core import AtomicFile
 
 
 class AtomicOutput:
@@ -23,65 +22,58 @@ class AtomicOutput:
     streaming, never replaced."""
 
     def __init__(self) -> None:
-        #: (target, temporary file or None when written in place, file)
-        self.files: List[Tuple[str, Optional[str], IO[bytes]]] = []
+        #: (the core's file, the Python file object writing to it)
+        self.files: List[Tuple[AtomicFile, IO[bytes]]] = []
 
     def open(self, target: str) -> IO[bytes]:
-        """A file to write ``target``'s bytes to. A failure names ``target`` (never the
-        temporary file): ``TARGET: what is wrong``."""
-        if os.path.isdir(target):
-            raise IsADirectoryError(f"{target}: is a directory, not a file")
-        if os.path.exists(target) and not os.path.isfile(target):
-            f = _named(target, lambda: open(target, "wb"))
-            self.files.append((target, None, f))
-            return f
-        real = os.path.realpath(target)
-        folder = os.path.dirname(real)
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(f"{target}: no such directory {folder}")
-        fd, tmp = _named(
-            target, lambda: tempfile.mkstemp(prefix="." + os.path.basename(real) + ".", suffix=".tmp", dir=folder)
-        )
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        f = os.fdopen(fd, "wb")
-        self.files.append((real, tmp, f))
+        """A file to write ``target``'s bytes to (it can seek, and read back what it wrote
+        through its descriptor). A failure names ``target`` (never the temporary file):
+        ``TARGET: what is wrong``."""
+        core = AtomicFile(target)
+        try:
+            f = os.fdopen(_descriptor(core.duplicate()), "wb")
+        except BaseException:
+            core.abort()
+            raise
+        self.files.append((core, f))
         return f
 
     def commit(self) -> None:
-        for _, tmp, f in self.files:
-            f.flush()
-            if tmp is not None:
-                os.fsync(f.fileno())
-            f.close()
-        for target, tmp, _ in self.files:
-            if tmp is not None:
-                _named(target, lambda: os.replace(tmp, target))
+        """Renames every file into place once all of them are written and synced to disk."""
+        for core, f in self.files:
+            f.close()  # flushes what Python buffers
+            core.sync()
+        for core, _ in self.files:
+            core.commit()
         self.files = []
 
     def abort(self) -> None:
-        for _, tmp, f in self.files:
+        """Removes the files not committed; their targets stay as they were."""
+        for core, f in self.files:
             with contextlib.suppress(OSError):
                 f.close()
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            core.abort()
         self.files = []
 
     def __enter__(self) -> "AtomicOutput":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.commit()
-        self.abort()
+        try:
+            if exc[0] is None:
+                self.commit()
+        finally:
+            self.abort()
 
 
-def _named(target: str, make: Callable[[], T]) -> T:
-    """``make()``, with an ``OSError`` it raises reworded to name ``target``."""
-    try:
-        return make()
-    except OSError as e:
-        raise type(e)(f"{target}: cannot write ({e.strerror or e})") from None
+def _descriptor(duplicate: int) -> int:
+    """A file descriptor for what :meth:`AtomicFile.duplicate` gives: a file descriptor on
+    Unix, a handle on Windows."""
+    if os.name == "nt":
+        import msvcrt
+
+        return msvcrt.open_osfhandle(duplicate, 0)
+    return duplicate
 
 
 def write_atomic(path: Union[str, "os.PathLike[str]"], data: bytes) -> None:

@@ -13,12 +13,11 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from ._core import __version__
+from ._core import ProgressBar, __version__
 from ._files import AtomicOutput
 from ._signals import Terminated, terminations_raise
 from .formats import (
@@ -42,52 +41,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"bytepiece: error: {message} (see {self.prog} --help)\n")
 
 
-# --------------------------------------------------------------------------- progress
-
-
-class Progress:
-    """A one-line progress bar on stderr with MB/s; silent when stderr is not a terminal or
-    when ``quiet``."""
-
-    def __init__(self, label: str, total_bytes: Optional[int], quiet: bool) -> None:
-        self.label, self.total, self.done = label, total_bytes, 0
-        self.show = not quiet and sys.stderr.isatty()
-        self.start = self.last = time.perf_counter()
-
-    def advance(self, nbytes: int) -> None:
-        self.done += nbytes
-        now = time.perf_counter()
-        if self.show and now - self.last >= 0.1:
-            self.last = now
-            self._draw(now)
-
-    def _draw(self, now: float, end: str = "") -> None:
-        rate = self.done / 1e6 / max(now - self.start, 1e-9)
-        if self.total:
-            frac = min(self.done / self.total, 1.0)
-            bar = "#" * int(frac * 30)
-            text = f"{self.label} [{bar:<30}] {frac:4.0%} {self.done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB {rate:,.1f} MB/s"
-        else:
-            text = f"{self.label} {self.done / 1e6:,.1f} MB {rate:,.1f} MB/s"
-        sys.stderr.write("\r" + text + end)
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.show:
-            self._draw(time.perf_counter(), "\n")
-
-
 # --------------------------------------------------------------------------- inputs
 
 
 def _input_size(paths: Sequence[str]) -> Optional[int]:
-    """The bytes to read, when every input is a regular file (else unknown)."""
-    if any(p == "-" or not os.path.isfile(p) for p in paths):
+    """The bytes to read, when there are inputs and every one is a regular file (else unknown)."""
+    if not paths or any(p == "-" or not os.path.isfile(p) for p in paths):
         return None
     try:
         return sum(os.path.getsize(p) for p in paths)
     except OSError:
         return None
+
+
+def _shows_progress(a: argparse.Namespace) -> Optional[bool]:
+    """Whether a command draws its progress bar: never with ``--quiet``, else (``None``) when
+    stderr is a terminal."""
+    return False if a.quiet else None
 
 
 def _check_file(path: str, what: str = "file") -> None:
@@ -173,8 +143,8 @@ def cmd_encode(a: argparse.Namespace) -> None:
         raise CliError(f"--format {a.format} needs -o OUT")
     dtype = _dtype(a.dtype, tokenizer)
     allowed = _allowed_special(a.allow_special, tokenizer)
-    progress = Progress("encode", _input_size(a.inputs), a.quiet)
-    with AtomicOutput() as out:  # renamed into place only if everything succeeds
+    # the output is renamed into place only if everything succeeds; then the bar ends
+    with ProgressBar("encode", _input_size(a.inputs), show=_shows_progress(a)) as progress, AtomicOutput() as out:
         writer = WRITERS[a.format](out, a.output or "-", dtype)
 
         def write(data: Optional[bytes], lengths: np.ndarray, nbytes: int) -> None:
@@ -209,7 +179,6 @@ def cmd_encode(a: argparse.Namespace) -> None:
                 f"{source}: no documents to encode{' (all empty)' if a.skip_empty else ''}; no {a.format} written"
             )
         writer.finish()
-    progress.close()
     if n_docs == 0 and not a.quiet:
         print(f"bytepiece: warning: {', '.join(a.inputs or ['--text'])}: no documents to encode", file=sys.stderr)
 
@@ -239,15 +208,14 @@ def cmd_stats(a: argparse.Namespace) -> None:
     tokenizer = _tokenizer(a.model)
     _check_inputs(a.inputs)
     used = np.zeros(tokenizer.vocab_size, np.int64)
-    progress = Progress("stats", _input_size(a.inputs), a.quiet)
-
-    def count(data: bytes, lengths: np.ndarray, nbytes: int) -> None:
-        used[:] += np.bincount(np.frombuffer(data, "<u4"), minlength=tokenizer.vocab_size)
-        progress.advance(nbytes)
-
     inputs = document_fields(a.inputs, a.field)
-    run = tokenizer._encoder.encode_files(inputs, count, "uint32", num_threads=a.threads)
-    progress.close()
+    with ProgressBar("stats", _input_size(a.inputs), show=_shows_progress(a)) as progress:
+
+        def count(data: bytes, lengths: np.ndarray, nbytes: int) -> None:
+            used[:] += np.bincount(np.frombuffer(data, "<u4"), minlength=tokenizer.vocab_size)
+            progress.advance(nbytes)
+
+        run = tokenizer._encoder.encode_files(inputs, count, "uint32", num_threads=a.threads)
     n_bytes, n_tokens = run["text_bytes"], run["tokens"]
     stats = {
         "documents": run["documents"],
@@ -394,7 +362,7 @@ def cmd_train(a: argparse.Namespace) -> None:
         min_count=a.min_count,
         isolate_digits=a.isolate_digits,
         ensure_unicode=not a.no_ensure_unicode,
-        progress=False if a.quiet else None,
+        progress=_shows_progress(a),
         max_memory_mb=a.max_memory,
         temp_dir=a.temp_dir,
     )

@@ -14,12 +14,12 @@ use bytepiece::special::{Selection, SpecialPolicy, SpecialTokens};
 use bytepiece::vocab::RESERVED_NAMES;
 use bytepiece::{model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
-use pyo3::exceptions::{
-    PyBrokenPipeError, PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyOSError, PyTypeError, PyValueError,
-};
+use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
+mod files;
+mod progress;
 mod special;
 mod trainer;
 
@@ -35,10 +35,10 @@ pub(crate) fn to_py(err: Error) -> PyErr {
     match err {
         Error::NotFound { .. } | Error::NoDirectory { .. } => PyFileNotFoundError::new_err(err.to_string()),
         Error::IsADirectory { .. } => PyIsADirectoryError::new_err(err.to_string()),
-        Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe => {
-            PyBrokenPipeError::new_err(err.to_string())
+        // the OSError subclass of the error's kind (PermissionError, BrokenPipeError...)
+        Error::Io { ref source, .. } | Error::CannotWrite { ref source, .. } => {
+            PyErr::from(std::io::Error::new(source.kind(), err.to_string()))
         }
-        Error::Io { .. } => PyOSError::new_err(err.to_string()),
         Error::UnknownId { .. } => PyKeyError::new_err(err.to_string()),
         Error::Cancelled => pyo3::exceptions::PyKeyboardInterrupt::new_err("interrupted"),
         Error::InvalidModel { .. }
@@ -737,6 +737,8 @@ impl PyEncoder {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyEncoder>()?;
+    m.add_class::<files::PyAtomicFile>()?;
+    m.add_class::<progress::PyProgressBar>()?;
     m.add_class::<trainer::PyTrainer>()?;
     m.add_function(wrap_pyfunction!(trainer::prune_to_json, m)?)?;
     m.add_class::<trainer::NgramModelCore>()?;

@@ -1,9 +1,6 @@
-//! The trainer's bindings: reading Python texts once, progress bars, Ctrl-C.
+//! The trainer's bindings: reading Python texts once, progress, Ctrl-C.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use bytepiece::corpus::{for_each_file_texts, Spill, TextUnit};
@@ -12,97 +9,13 @@ use bytepiece::monitor::{Monitor, Unit};
 use bytepiece::prune::{self, PruneConfig};
 use bytepiece::table::{self, PieceTable};
 use bytepiece::{model_io, parallel, Error, Result as CoreResult, Trainer, TrainerConfig, Vocab};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
+use crate::progress::Progress;
 use crate::{numpy_log, to_py};
-
-/// Progress on stderr (hidden when it is not a terminal or when asked): one labelled bar per
-/// stage, in bytes with their rate for the counting stages, in items for the others, with an
-/// ETA while the total is known; and a stop flag.
-struct Progress {
-    show: bool,
-    stage: Mutex<Option<Stage>>,
-    stop: AtomicBool,
-}
-
-/// The bar of the current stage, and its style once the stage is over.
-struct Stage {
-    bar: ProgressBar,
-    done: ProgressStyle,
-}
-
-impl Progress {
-    fn new(show: Option<bool>) -> Progress {
-        Progress {
-            show: show.unwrap_or_else(|| std::io::stderr().is_terminal()),
-            stage: Mutex::new(None),
-            stop: AtomicBool::new(false),
-        }
-    }
-
-    /// Ends the current stage's bar, which stays on screen with the time the stage took.
-    fn finish(&self) {
-        if let Some(Stage { bar, done }) = self.stage.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            bar.set_style(done);
-            bar.finish();
-        }
-    }
-}
-
-/// The look of a stage's bar measured in `unit`, with a total if `total`, while it runs or
-/// once `done`: `Count Ngrams [###---] 120.50 MB/325.00 MB 38.20 MB/s ETA 5s`.
-fn bar_style(unit: Unit, total: bool, done: bool) -> ProgressStyle {
-    let spinner = if total || done { "" } else { "{spinner}" };
-    let amount = match (unit, total) {
-        (Unit::Bytes, true) => "[{wide_bar}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}",
-        (Unit::Bytes, false) => "{decimal_bytes} {decimal_bytes_per_sec}",
-        (Unit::Items, true) => "[{wide_bar}] {human_pos}/{human_len}",
-        (Unit::Items, false) => "",
-    };
-    let time = match (done, total) {
-        (true, _) => "in {elapsed}",
-        (false, true) => "ETA {eta}",
-        (false, false) => "{elapsed}",
-    };
-    let template: Vec<&str> = ["{msg}", spinner, amount, time].into_iter().filter(|s| !s.is_empty()).collect();
-    ProgressStyle::with_template(&template.join(" "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("##-")
-}
-
-impl Monitor for Progress {
-    fn check(&self) -> CoreResult<()> {
-        if self.stop.load(Ordering::Relaxed) {
-            Err(Error::Cancelled)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn stage(&self, name: &str, total: Option<u64>, unit: Unit) {
-        self.finish();
-        let target = if self.show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-        let bar = ProgressBar::with_draw_target(total, target)
-            .with_style(bar_style(unit, total.is_some(), false))
-            .with_message(name.to_string());
-        if self.show {
-            bar.enable_steady_tick(Duration::from_millis(100));
-        }
-        let done = bar_style(unit, total.is_some(), true);
-        *self.stage.lock().unwrap_or_else(|p| p.into_inner()) = Some(Stage { bar, done });
-    }
-
-    fn advance(&self, n: u64) {
-        let stage = self.stage.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(Stage { bar, .. }) = stage.as_ref() {
-            bar.inc(n);
-        }
-    }
-}
 
 /// NumPy's `log`, called from any thread (it takes the GIL for the call).
 fn ln(xs: &[f64]) -> CoreResult<Vec<f64>> {
@@ -122,7 +35,7 @@ fn run_watched<R: Send>(
         while !handle.is_finished() {
             py.detach(|| std::thread::sleep(Duration::from_millis(20)));
             if let Err(e) = py.check_signals() {
-                progress.stop.store(true, Ordering::Relaxed);
+                progress.stop();
                 let _ = py.detach(|| handle.join());
                 return Err(e);
             }

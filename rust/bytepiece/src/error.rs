@@ -25,6 +25,16 @@ pub enum Error {
         /// Its missing directory.
         dir: PathBuf,
     },
+    /// A file cannot be written (made, opened, written, synced or renamed into place): the
+    /// message gives the system's reason, `PATH: cannot write (Permission denied)`.
+    #[error("{}: cannot write ({})", path.display(), reason(source))]
+    CannotWrite {
+        /// The file to write, as given (not a temporary file).
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Reading or writing a file failed for another reason.
     #[error("{}: {source}", path.display())]
     Io {
@@ -83,6 +93,15 @@ impl Error {
             std::io::ErrorKind::IsADirectory => Error::IsADirectory { path },
             _ => Error::Io { path, source },
         }
+    }
+}
+
+/// The system's description of an I/O error, without the ` (os error N)` Rust adds.
+fn reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text.strip_suffix(&format!(" (os error {code})")).map_or_else(|| text.clone(), str::to_string),
+        None => text,
     }
 }
 

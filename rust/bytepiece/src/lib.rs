@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic;
 mod blocks;
 pub mod corpus;
 mod digits;

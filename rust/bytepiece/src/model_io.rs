@@ -10,13 +10,13 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::atomic::write_atomic;
 use crate::error::{Error, Result};
 use crate::normalize::decode_utf8_ignore;
 use crate::vocab::{Entry, Vocab, NUM_RESERVED};
@@ -171,67 +171,9 @@ fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
 }
 
-/// Writes a vocabulary to `path` in the original format.
+/// Writes a vocabulary to `path` in the original format, atomically (see [`crate::atomic`]).
 pub fn save(vocab: &Vocab, path: impl AsRef<Path>) -> Result<()> {
-    write_atomic(path.as_ref(), to_json(vocab).as_bytes())
-}
-
-/// Writes `data` to `path` so that readers see either the old file or the whole new one: the
-/// data goes to a temporary file in the same folder, is synced, then renamed over `path`. On
-/// failure the temporary file is removed and `path` is untouched.
-///
-/// A symlink is followed: its target is replaced (through a temporary file beside it) and the
-/// link stays. A FIFO, a device or another file that is not a regular one (`/dev/stdout`) is
-/// written to as it is, never replaced.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::IsADirectory { path: path.to_path_buf() });
-    }
-    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        let direct = || fs::OpenOptions::new().write(true).open(path)?.write_all(data);
-        return direct().map_err(|e| Error::io(path, e));
-    }
-    let path = &resolved(path);
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name =
-        path.file_name().ok_or_else(|| Error::InvalidArgument(format!("{}: not a file path", path.display())))?;
-    if !dir.is_dir() {
-        return Err(Error::NoDirectory { path: path.to_path_buf(), dir });
-    }
-    let tmp = dir.join(format!(".{}.tmp-{}-{}", name.to_string_lossy(), std::process::id(), unique_suffix()));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
-/// `path` with its symlinks followed to the file they name (which need not exist yet), so that
-/// replacing it keeps the links.
-fn resolved(path: &Path) -> PathBuf {
-    let mut p = path.to_path_buf();
-    // as many links as Linux follows
-    for _ in 0..40 {
-        match fs::read_link(&p) {
-            Ok(target) => p = p.parent().unwrap_or(Path::new(".")).join(target),
-            Err(_) => break,
-        }
-    }
-    p
-}
-
-fn unique_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
+    write_atomic(path, to_json(vocab).as_bytes())
 }
 
 #[cfg(test)]
@@ -276,31 +218,15 @@ mod tests {
     }
 
     #[test]
-    fn atomic_write_leaves_no_temporary_file() {
+    fn saves_and_loads_a_file_and_names_what_is_not_one() {
         let dir = std::env::temp_dir().join(format!("bp-io-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("m.model");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
-        let missing = dir.join("no/such/dir/m.model");
-        let err = write_atomic(&missing, b"x").unwrap_err().to_string();
-        assert!(err.ends_with(&format!("m.model: no such directory {}", dir.join("no/such/dir").display())), "{err}");
-        assert!(matches!(write_atomic(&dir, b"x"), Err(Error::IsADirectory { .. })));
+        let vocab = Vocab::from_entries(entries_with(&[(b"ab", 5)]), "t").unwrap();
+        save(&vocab, &path).unwrap();
+        assert_eq!(to_json(&load(&path).unwrap()), to_json(&vocab));
+        assert!(matches!(save(&vocab, &dir), Err(Error::IsADirectory { .. })));
         assert!(matches!(load(&dir), Err(Error::IsADirectory { .. })));
-        // a symlink stays a link, its target is replaced; a dangling one gets its target made
-        #[cfg(unix)]
-        {
-            let link = dir.join("link");
-            std::os::unix::fs::symlink("target", &link).unwrap();
-            write_atomic(&link, b"through").unwrap();
-            assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-            assert_eq!(fs::read(dir.join("target")).unwrap(), b"through");
-            write_atomic(&link, b"again").unwrap();
-            assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
-            assert_eq!(fs::read(dir.join("target")).unwrap(), b"again");
-        }
         assert!(matches!(load(dir.join("absent.model")), Err(Error::NotFound { .. })));
         fs::remove_dir_all(&dir).unwrap();
     }
