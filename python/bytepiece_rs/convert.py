@@ -39,13 +39,13 @@ import numpy as np
 from ._core import RESERVED
 
 if TYPE_CHECKING:
-    from .tokenizer import Tokenizer
+    from ._typing import TokenizerLike
 
 #: SentencePiece piece types (``sentencepiece_model.proto``).
 _UNKNOWN, _CONTROL, _UNUSED, _BYTE = 2, 3, 5, 6
 
 
-def _scored_pieces(tokenizer: "Tokenizer") -> List[Tuple[bytes, Optional[float]]]:
+def _scored_pieces(tokenizer: "TokenizerLike") -> List[Tuple[bytes, Optional[float]]]:
     """``(piece, score)`` for ids 3 and up, the score as the original computes it (NumPy's
     scalar ``log`` of the count minus that of the total); ``None`` for a special token."""
     import base64
@@ -86,7 +86,7 @@ def _piece(text: str, score: float, kind: int = 0) -> bytes:
     return _bytes_field(1, body)
 
 
-def to_sentencepiece(tokenizer: "Tokenizer", exact_original: bool = False) -> Tuple[bytes, List[int]]:
+def to_sentencepiece(tokenizer: "TokenizerLike", exact_original: bool = False) -> Tuple[bytes, List[int]]:
     """The serialised SentencePiece ``ModelProto`` of the model (Unigram, byte fallback,
     identity normalisation), and the ids that became ``UNUSED`` placeholders (see the module
     documentation).
@@ -175,7 +175,7 @@ def _added_token(i: int, content: str) -> Dict:
     }
 
 
-def to_hf_json(tokenizer: "Tokenizer") -> str:
+def to_hf_json(tokenizer: "TokenizerLike") -> str:
     """The model as an HF ``tokenizers`` ``tokenizer.json`` (see the module documentation).
     ``<pad>``, ``<bos>`` and ``<eos>`` keep ids 0-2, with a score no segmentation ever picks, and
     are special added tokens, as are the model's special tokens."""

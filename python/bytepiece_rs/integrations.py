@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 import numpy as np
 
 if TYPE_CHECKING:
-    from .tokenizer import Tokenizer
+    from ._typing import TokenizerLike
 
 #: The special tokens given to ``transformers`` unless overridden: ids 0, 1 and 2.
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>"}
 
 
-def to_transformers(tokenizer: "Tokenizer", add_bos: bool = False, add_eos: bool = False, **kwargs: Any) -> Any:
+def to_transformers(tokenizer: "TokenizerLike", add_bos: bool = False, add_eos: bool = False, **kwargs: Any) -> Any:
     """``tokenizer`` as a ``transformers.PreTrainedTokenizerFast``.
 
     It is built from the HF ``tokenizers`` export, so it gives our ids on real text except
@@ -82,7 +82,7 @@ class DatasetTokenizer:
 
     def __init__(
         self,
-        tokenizer: "Tokenizer",
+        tokenizer: "TokenizerLike",
         column: str = "text",
         output_column: str = "input_ids",
         add_bos: bool = False,
@@ -127,7 +127,7 @@ def _rows(ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return rows
 
 
-def dataset_tokenizer(tokenizer: "Tokenizer", column: str = "text", **kwargs: Any) -> DatasetTokenizer:
+def dataset_tokenizer(tokenizer: "TokenizerLike", column: str = "text", **kwargs: Any) -> DatasetTokenizer:
     """A :class:`DatasetTokenizer` for ``ds.map(fn, batched=True)``; ``kwargs`` are its
     ``output_column``, ``add_bos``, ``add_eos``, ``alpha`` and ``num_threads``."""
     return DatasetTokenizer(tokenizer, column, **kwargs)

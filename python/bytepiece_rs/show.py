@@ -19,7 +19,7 @@ import html
 from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:
-    from .tokenizer import Tokenizer
+    from ._typing import TokenizerLike
 
 #: Background colours of tokens, in turn (light, so that black text stays readable).
 PALETTE = ("#ffd6a5", "#caffbf", "#9bf6ff", "#bdb2ff", "#ffc6ff", "#fdffb6", "#a0c4ff", "#ffadad")
@@ -58,11 +58,11 @@ def _visible(piece: str) -> str:
     return "".join(out)
 
 
-def _tokens(tokenizer: "Tokenizer", text: Union[str, bytes]) -> Tuple[str, int]:
+def _tokens(tokenizer: "TokenizerLike", text: Union[str, bytes]) -> Tuple[str, int]:
     """The HTML of the tokens of ``text``, and their number."""
     ids = tokenizer.encode(text, allowed_special="all")
     special = set(tokenizer.special_tokens.values())
-    scores = tokenizer._encoder.scores()
+    scores = tokenizer.scores()
     spans = []
     for k, i in enumerate(ids):
         piece = tokenizer.id_to_piece(i)
@@ -89,7 +89,7 @@ def _tokens(tokenizer: "Tokenizer", text: Union[str, bytes]) -> Tuple[str, int]:
 
 
 def to_html(
-    tokenizers: Sequence["Tokenizer"],
+    tokenizers: Sequence["TokenizerLike"],
     text: Union[str, bytes],
     names: Optional[Sequence[str]] = None,
     title: Optional[str] = None,

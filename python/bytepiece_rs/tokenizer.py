@@ -204,6 +204,11 @@ class Tokenizer:
         """A :class:`StreamDecoder` for ids that arrive one at a time (as an LLM generates them)."""
         return StreamDecoder(self)
 
+    def scores(self) -> List[float]:
+        """The score (log-probability) of each piece, in id order from id 3; ``-inf`` for a
+        special token."""
+        return self._encoder.scores()
+
     def piece_to_id(self, piece: Text) -> int:
         """The id of a piece (``bytes``; a ``str`` is taken as its UTF-8 bytes, and
         ``"<pad>"``, ``"<bos>"``, ``"<eos>"`` name ids 0-2). ``KeyError`` if unknown."""
