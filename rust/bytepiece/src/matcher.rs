@@ -6,7 +6,8 @@
 //! candidates arrive by increasing start — longest first, the order in which the original's
 //! Aho-Corasick automaton reports them, on which tie-breaking depends.
 //!
-//! Why this design, and the others measured and dropped: `docs/DESIGN.md`, *Matcher*.
+//! Why this design: `docs/DESIGN.md`, *The matcher and the lattice*; the others measured and
+//! dropped: *Designs measured and dropped*.
 
 use crate::error::{Error, Result};
 use crate::vocab::Vocab;
