@@ -8,7 +8,12 @@ import numpy.typing as npt
 
 __version__: str
 UNICODE_VERSION: Tuple[int, int, int]
+#: The names of the reserved ids 0, 1 and 2 (``RESERVED[i]`` names id ``i``).
 RESERVED: List[str]
+#: The number of reserved ids: the first piece has this id.
+NUM_RESERVED: int
+BOS_ID: int
+EOS_ID: int
 
 #: ``allowed_special`` / ``disallowed_special``: ``"all"`` or a collection of token texts.
 SpecialSet = Union[Literal["all"], AbstractSet[str], Collection[str]]

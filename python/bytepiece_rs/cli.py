@@ -17,7 +17,7 @@ from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 
-from ._core import ProgressBar, __version__
+from ._core import NUM_RESERVED, RESERVED, ProgressBar, __version__
 from ._files import AtomicOutput
 from ._signals import Terminated, terminations_raise
 from .formats import (
@@ -224,18 +224,17 @@ def cmd_stats(a: argparse.Namespace) -> None:
         "bytes_per_token": n_bytes / n_tokens if n_tokens else None,
         "vocab_size": tokenizer.vocab_size,
         "ids_used": int(np.count_nonzero(used)),
-        "vocab_used": float(np.count_nonzero(used[3:]) / max(tokenizer.vocab_size - 3, 1)),
+        "vocab_used": float(np.count_nonzero(used[NUM_RESERVED:]) / max(tokenizer.vocab_size - NUM_RESERVED, 1)),
     }
     _print_report(stats, a.json)
 
 
 def cmd_info(a: argparse.Namespace) -> None:
     tokenizer = _tokenizer(a.model)
-    model = tokenizer.to_dict()
-    pieces = [tokenizer.id_to_piece(i) for i in range(3, tokenizer.vocab_size)]
+    pieces = [tokenizer.id_to_piece(i) for i in range(NUM_RESERVED, tokenizer.vocab_size)]
     raw = [p if isinstance(p, bytes) else p.encode() for p in pieces]
     lengths = np.array([len(p) for p in raw])
-    counts = np.array([v[-1] for v in model.values()], dtype=np.float64)
+    counts = np.array(tokenizer.counts(), dtype=np.float64)
     invalid = 0
     for p in raw:
         try:
@@ -245,7 +244,7 @@ def cmd_info(a: argparse.Namespace) -> None:
     info = {
         "model": a.model or "(bundled default)",
         "vocab_size": tokenizer.vocab_size,
-        "reserved": {"<pad>": 0, "<bos>": 1, "<eos>": 2},
+        "reserved": {name: i for i, name in enumerate(RESERVED)},
         "special_tokens": tokenizer.special_tokens,
         "pieces": len(pieces) - len(tokenizer.special_tokens),
         "piece_bytes_mean": float(lengths.mean()) if len(lengths) else 0.0,

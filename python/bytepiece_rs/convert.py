@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ._core import RESERVED
+from ._core import NUM_RESERVED, RESERVED
 
 if TYPE_CHECKING:
     from ._typing import TokenizerLike
@@ -46,14 +46,13 @@ _UNKNOWN, _CONTROL, _UNUSED, _BYTE = 2, 3, 5, 6
 
 
 def _scored_pieces(tokenizer: "TokenizerLike") -> List[Tuple[bytes, Optional[float]]]:
-    """``(piece, score)`` for ids 3 and up, the score as the original computes it (NumPy's
-    scalar ``log`` of the count minus that of the total); ``None`` for a special token."""
-    import base64
-
-    entries = sorted(tokenizer.to_dict().items(), key=lambda kv: kv[1][0])
-    counts = [v[-1] for _, v in entries]
+    """``(piece, score)`` for every id from ``NUM_RESERVED`` on, the score as the original
+    computes it (NumPy's scalar ``log`` of the count minus that of the total); ``None`` for a
+    special token."""
+    counts = tokenizer.counts()
     log_total = np.log(sum(counts))
-    return [(base64.b64decode(k), float(np.log(c) - log_total) if c else None) for (k, _), c in zip(entries, counts)]
+    pieces = [tokenizer.id_to_piece(i) for i in range(NUM_RESERVED, tokenizer.vocab_size)]
+    return [(p, float(np.log(c) - log_total) if c else None) for p, c in zip(pieces, counts)]
 
 
 # --------------------------------------------------------------------------- SentencePiece
@@ -101,7 +100,7 @@ def to_sentencepiece(tokenizer: "TokenizerLike", exact_original: bool = False) -
     extra_bytes: List[bytes] = []
     unused: List[int] = []
     seen = {"<unk>", "<s>", "</s>"}
-    for i, (p, score) in enumerate(_scored_pieces(tokenizer), 3):
+    for i, (p, score) in enumerate(_scored_pieces(tokenizer), NUM_RESERVED):
         if score is None:  # a special token (unless SentencePiece names one of its own so)
             if p.decode() in seen:
                 unused.append(i)
@@ -182,7 +181,7 @@ def to_hf_json(tokenizer: "TokenizerLike") -> str:
     alphabet = byte_level_alphabet()
     vocab: List[List] = [[name, -1e9] for name in RESERVED]
     added = [_added_token(i, name) for i, name in enumerate(RESERVED)]
-    for i, (p, score) in enumerate(_scored_pieces(tokenizer), 3):
+    for i, (p, score) in enumerate(_scored_pieces(tokenizer), NUM_RESERVED):
         if score is None:  # a special token
             vocab.append([p.decode(), -1e9])
             added.append(_added_token(i, p.decode()))

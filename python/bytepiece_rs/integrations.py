@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
+from ._core import BOS_ID, EOS_ID, RESERVED
+
 if TYPE_CHECKING:
     from ._typing import TokenizerLike
 
 #: The special tokens given to ``transformers`` unless overridden: ids 0, 1 and 2.
-SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>"}
+SPECIAL_TOKENS = dict(zip(("pad_token", "bos_token", "eos_token"), RESERVED))
 
 
 def to_transformers(tokenizer: "TokenizerLike", add_bos: bool = False, add_eos: bool = False, **kwargs: Any) -> Any:
@@ -60,9 +62,10 @@ def to_transformers(tokenizer: "TokenizerLike", add_bos: bool = False, add_eos: 
 
     backend = HFTokenizer.from_str(to_hf_json(tokenizer))
     if add_bos or add_eos:
-        bos, eos = ("<bos> " if add_bos else ""), (" <eos>" if add_eos else "")
-        pair_b = ("<bos>:1 " if add_bos else "") + "$B:1" + (" <eos>:1" if add_eos else "")
-        specials = ([("<bos>", 1)] if add_bos else []) + ([("<eos>", 2)] if add_eos else [])
+        bos_name, eos_name = RESERVED[BOS_ID], RESERVED[EOS_ID]
+        bos, eos = (f"{bos_name} " if add_bos else ""), (f" {eos_name}" if add_eos else "")
+        pair_b = (f"{bos_name}:1 " if add_bos else "") + "$B:1" + (f" {eos_name}:1" if add_eos else "")
+        specials = ([(bos_name, BOS_ID)] if add_bos else []) + ([(eos_name, EOS_ID)] if add_eos else [])
         backend.post_processor = TemplateProcessing(
             single=f"{bos}$A{eos}", pair=f"{bos}$A{eos} {pair_b}", special_tokens=specials
         )

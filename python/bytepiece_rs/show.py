@@ -18,6 +18,8 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
 
+from ._core import NUM_RESERVED
+
 if TYPE_CHECKING:
     from ._typing import TokenizerLike
 
@@ -79,8 +81,8 @@ def _tokens(tokenizer: "TokenizerLike", text: Union[str, bytes]) -> Tuple[str, i
         except UnicodeDecodeError:
             shown, split = html.escape(f"\u2039{hexed}\u203a"), True
         tip = f"id {i} | bytes {hexed}"
-        if 0 <= i - 3 < len(scores):  # (pieces added after training may have no score)
-            tip += f" | score {scores[i - 3]:.4f}"
+        if 0 <= i - NUM_RESERVED < len(scores):  # (pieces added after training may have no score)
+            tip += f" | score {scores[i - NUM_RESERVED]:.4f}"
         if split:
             tip += " | splits a UTF-8 character"
         cls = "t split" if split else "t"

@@ -209,6 +209,11 @@ class Tokenizer:
         special token."""
         return self._encoder.scores()
 
+    def counts(self) -> List[int]:
+        """The training count of each piece, in id order from id 3 (0 for a special token): the
+        counts the scores come from."""
+        return self._encoder.counts()
+
     def piece_to_id(self, piece: Text) -> int:
         """The id of a piece (``bytes``; a ``str`` is taken as its UTF-8 bytes, and
         ``"<pad>"``, ``"<bos>"``, ``"<eos>"`` name ids 0-2). ``KeyError`` if unknown."""

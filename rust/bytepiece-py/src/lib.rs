@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use bytepiece::documents::DocumentFormat;
 use bytepiece::encode_files::{EncodeFiles, Input, BLOCK_BYTES};
-use bytepiece::encoder::Span;
 use bytepiece::id_format::IdFormat;
 use bytepiece::rayon::prelude::*;
 use bytepiece::special::{Selection, SpecialPolicy, SpecialTokens};
 use bytepiece::vocab::RESERVED_NAMES;
+use bytepiece::Span;
 use bytepiece::{model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyTypeError, PyValueError};
@@ -745,6 +745,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trainer::merge_tables, m)?)?;
     m.add("UNICODE_VERSION", bytepiece::normalize::UNICODE_VERSION)?;
     m.add("RESERVED", bytepiece::vocab::RESERVED_NAMES)?;
+    m.add("NUM_RESERVED", bytepiece::vocab::NUM_RESERVED)?;
+    m.add("BOS_ID", bytepiece::vocab::BOS_ID)?;
+    m.add("EOS_ID", bytepiece::vocab::EOS_ID)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -70,7 +70,8 @@ fn as_strs<'a>(batch: &'a [Bound<'_, PyBytes>]) -> Vec<&'a str> {
 #[pymethods]
 impl PyTrainer {
     #[new]
-    #[pyo3(signature = (order, max_vocab_sizes, max_piece_length, min_count, isolate_digits, ensure_unicode, count_memory_mb, special_tokens=Vec::new(), max_memory_mb=None, temp_dir=None))]
+    #[pyo3(signature = (order, max_vocab_sizes, max_piece_length, min_count, isolate_digits, ensure_unicode,
+                        count_memory_mb, special_tokens=Vec::new(), max_memory_mb=None, temp_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         order: usize,

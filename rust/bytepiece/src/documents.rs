@@ -182,7 +182,11 @@ mod tests {
 
     #[test]
     fn jsonl_records_give_their_field() {
-        let block = b"{\"id\": 1, \"text\": \"x\\ny\", \"more\": [1, {\"a\": 2}]}\n  \n{\"text\": \"\"}\n{\"text\": \"a\", \"text\": \"b\"}\n";
+        let block = concat!(
+            "{\"id\": 1, \"text\": \"x\\ny\", \"more\": [1, {\"a\": 2}]}\n  \n",
+            "{\"text\": \"\"}\n{\"text\": \"a\", \"text\": \"b\"}\n"
+        )
+        .as_bytes();
         let (docs, lines) = documents(block, &jsonl(), false).unwrap();
         assert_eq!((docs, lines), (vec!["x\ny".into(), "".into(), "b".into()], 4));
         let (docs, _) = documents(block, &jsonl(), true).unwrap();

@@ -69,7 +69,10 @@ pub enum Error {
         token: String,
     },
     /// A text to encode holds the text of a special token that is not allowed in it.
-    #[error("the text contains the special token {token:?} (at {at}); allow it to encode it as its id, or turn the check off for it to encode it as ordinary text")]
+    #[error(
+        "the text contains the special token {token:?} (at {at}); allow it to encode it as its id, \
+         or turn the check off for it to encode it as ordinary text"
+    )]
     DisallowedSpecialToken {
         /// The token's text.
         token: String,

@@ -18,8 +18,8 @@ pub mod corpus;
 mod digits;
 pub mod documents;
 pub mod encode_files;
-pub mod encoder;
-pub mod error;
+mod encoder;
+mod error;
 pub mod hugepages;
 pub mod id_format;
 mod keytable;
@@ -29,29 +29,29 @@ mod matcher;
 pub mod model;
 pub mod model_io;
 pub mod monitor;
-pub mod ngram;
+mod ngram;
 mod ngram_key;
 pub mod normalize;
 mod offsets;
 pub mod parallel;
 pub mod prune;
-pub mod runs;
-pub mod sampler;
+mod runs;
+mod sampler;
 mod segment;
 pub mod special;
 pub mod table;
 mod text;
-pub mod trainer;
+mod trainer;
 pub mod vocab;
 
-pub use encoder::{EncodeOptions, Encoder};
+pub use encoder::{EncodeOptions, Encoder, Span};
 pub use error::{Error, Result};
 pub use lattice::Lattice;
 /// The thread-pool crate the core runs on (for callers that add their own parallel work).
 pub use rayon;
 pub use sampler::SeedSequence;
 pub use text::Text;
-pub use trainer::{Trainer, TrainerConfig};
+pub use trainer::{Trainer, TrainerConfig, MIN_MEMORY_MB};
 pub use vocab::{Entry, Vocab};
 
 /// Helpers shared by the unit tests.

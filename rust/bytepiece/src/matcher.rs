@@ -34,9 +34,8 @@ const UNLISTED: u32 = u32::MAX;
 /// `byte` (as in darts-clone). The rest of `check` is the node's piece slot: 0 where no piece
 /// ends, else the piece's index plus one. A walk's chain of dependent loads touches only these
 /// 8-byte cells, and the slot indexes the scores directly: the scores take 8 bytes per piece
-/// rather than per node, and backtracking needs no look-up (measured on the 80k model, best of
-/// 6 runs each, A/B: 40.5 against 38.6 MB/s with a score and a piece per node in parallel
-/// arrays, which also took twice the memory: 4.3 against 2.1 MB).
+/// rather than per node, and backtracking needs no look-up (`docs/DESIGN.md` gives the
+/// alternatives measured).
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(8))]
 struct Unit {

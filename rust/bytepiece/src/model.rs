@@ -311,9 +311,9 @@ pub fn model_bytes(ngrams: usize) -> usize {
 }
 
 /// The slots of the hashed form's table of `n` of the model's `ngrams` n-grams (of 2 bytes or
-/// more) within `budget` bytes: a quarter full (3/8 full was measured 8-15% slower to segment
-/// with, half full 30%), or as many as the budget gives them; `None` when that is fewer than
-/// 4/3 of the n-grams (a table at most 3/4 full), so the compact form is needed.
+/// more) within `budget` bytes: a quarter full (fuller tables segment more slowly, see
+/// `docs/DESIGN.md`), or as many as the budget gives them; `None` when that is fewer than 4/3 of
+/// the n-grams (a table at most 3/4 full), so the compact form is needed.
 fn hashed_slots(n: usize, ngrams: usize, budget: Option<usize>) -> Option<usize> {
     let most = 4 * n + 1;
     let Some(budget) = budget else { return Some(most) };

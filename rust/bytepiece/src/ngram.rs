@@ -371,7 +371,8 @@ pub fn check_model_fits(
         None => format!("or min_count to more than {}", KeptCounts::EXACT),
     };
     Err(Error::InvalidArgument(format!(
-        "the n-gram model needs {least}{} MB ({least}{} n-grams counted at least {} times{}), more than the {} MB that max_memory_mb leaves it: raise max_memory_mb to {least}{}, {suggestion}",
+        "the n-gram model needs {least}{} MB ({least}{} n-grams counted at least {} times{}), more than the {} MB \
+         that max_memory_mb leaves it: raise max_memory_mb to {least}{}, {suggestion}",
         need.div_ceil(1 << 20),
         kept.kept(),
         kept.min_count,

@@ -2,11 +2,12 @@
 //!
 //! The text is cut before every character of canonical combining class 0 whose NFC quick-check
 //! is not "maybe" (nothing before it can compose with it or reorder around it), so NFC of the
-//! text is NFC of each segment, joined (checked: if not, the whole text is one unit). A segment that NFC leaves alone maps character by
-//! character; one that NFC changes is one unit, all of whose normalised bytes map to the whole
-//! segment. A piece's span runs from the start of the unit holding its first byte to the end of
-//! the unit holding its last byte: the spans cover the text in order, and two neighbours overlap
-//! only on a unit that they split (a multi-byte character cut inside, or a segment NFC changed).
+//! text is NFC of each segment, joined (checked: if not, the whole text is one unit). A segment
+//! that NFC leaves alone maps character by character; one that NFC changes is one unit, all of
+//! whose normalised bytes map to the whole segment. A piece's span runs from the start of the
+//! unit holding its first byte to the end of the unit holding its last byte: the spans cover the
+//! text in order, and two neighbours overlap only on a unit that they split (a multi-byte
+//! character cut inside, or a segment NFC changed).
 
 use std::borrow::Cow;
 

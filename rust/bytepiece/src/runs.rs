@@ -165,11 +165,6 @@ impl<K: RunKey> RunWriter<K> {
         self.len
     }
 
-    /// True when no record was written.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Flushes the file and gives the run.
     pub fn finish(mut self) -> Result<Run<K>> {
         self.w.flush().map_err(|e| Error::io(&self.path, e))?;

@@ -28,12 +28,20 @@
 //! | 11 | 1 | order: the longest n-gram (1 to 8) for n-gram counts, `0` for piece counts |
 //! | 12 | 4 | reserved, `0` |
 //! | 16 | 8 | tag: a fingerprint of the parameters that made the table (tables merge only with equal tags) |
-//! | 24 | 8 | min_count: `0` for counts as counted; else the table was pruned: n-grams of 2 bytes or more counted fewer times were dropped (n-gram counts only) |
+//! | 24 | 8 | min_count (1) |
 //! | 32 | 8 | total: the number of byte positions counted (n-gram counts), `0` for piece counts |
 //! | 40 | 8 | number of entries |
-//! | 48 | | n-gram counts: for each length from 1 to `order`, its number of entries and the size in bytes of its list (two `u64`); then the lists, by length: each entry `(key delta: varint, count: varint)` by increasing key, the delta from the entry before (the first entry's from 0); the key packs the n-gram's bytes, first byte most significant |
-//! | 48 | | piece counts: every entry as `(length: varint, bytes, count: varint)`, by increasing bytes (lexicographic order) |
+//! | 48 | | n-gram counts (2), or piece counts (3) |
 //! | end − 8 | 8 | checksum of every byte before it (see [`checksum`]) |
+//!
+//! 1. `0` for counts as counted; else the table was pruned: n-grams of 2 bytes or more counted
+//!    fewer times were dropped (n-gram counts only).
+//! 2. For each length from 1 to `order`, its number of entries and the size in bytes of its list
+//!    (two `u64`); then the lists, by length: each entry `(key delta: varint, count: varint)` by
+//!    increasing key, the delta from the entry before (the first entry's from 0); the key packs
+//!    the n-gram's bytes, first byte most significant.
+//! 3. Every entry as `(length: varint, bytes, count: varint)`, by increasing bytes
+//!    (lexicographic order).
 //!
 //! Keys are strictly increasing (each n-gram or piece appears once); n-gram counts are at least 1.
 //! Most counts are small and sorted keys close, so an n-gram entry takes about 3 bytes rather

@@ -94,7 +94,8 @@ impl TrainerConfig {
         let least = MIN_VOCAB_SIZE + self.special_tokens.len();
         if let Some(s) = self.max_vocab_sizes.iter().find(|&&s| s < least) {
             return bad(format!(
-                "max_vocab_size must be at least {least} (3 reserved ids, {} special tokens and the 256 bytes), got {s}",
+                "max_vocab_size must be at least {least} (3 reserved ids, {} special tokens and the 256 bytes), \
+                 got {s}",
                 self.special_tokens.len()
             ));
         }
@@ -441,8 +442,6 @@ impl<'a> Trainer<'a> {
 fn vocabs_of(pruned: Vec<prune::PieceCounts>, config: &PruneConfig) -> Result<Vec<Vocab>> {
     pruned.iter().map(|p| prune::vocab_of(p, &config.special_tokens, "trained vocabulary")).collect()
 }
-
-impl Trainer<'_> {}
 
 /// Accumulators, one per thread of the pool, so that workers add without contention and the
 /// partial results are merged once, at the end.

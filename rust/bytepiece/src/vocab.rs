@@ -5,7 +5,7 @@
 //! A piece may be a *special token* (a control text such as `<|im_start|>`): it has an id and
 //! count 0, is never produced by segmentation, and is only emitted when a caller asks for it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Result};
 
@@ -212,7 +212,7 @@ impl Vocab {
     /// an ordinary piece.
     pub fn with_special_tokens(&self, tokens: &[&str]) -> Result<(Vocab, usize)> {
         let mut entries = self.entries();
-        let mut added: HashMap<&str, ()> = HashMap::new();
+        let mut added: HashSet<&str> = HashSet::new();
         for &token in tokens {
             if token.len() < 2 {
                 return Err(Error::InvalidArgument(format!(
@@ -226,9 +226,9 @@ impl Vocab {
                         "{token:?} is an ordinary piece (id {id}): remove the piece first"
                     )))
                 }
-                None if added.contains_key(token) => {}
+                None if added.contains(token) => {}
                 None => {
-                    added.insert(token, ());
+                    added.insert(token);
                     entries.push(Entry::special(token, (entries.len() + NUM_RESERVED as usize) as u64));
                 }
             }
@@ -241,9 +241,9 @@ impl Vocab {
     pub fn with_pieces(&self, pieces: &[(&[u8], u64)]) -> Result<(Vocab, Vec<u32>)> {
         let mut entries = self.entries();
         let mut ids = Vec::with_capacity(pieces.len());
-        let mut seen: HashMap<&[u8], ()> = HashMap::new();
+        let mut seen: HashSet<&[u8]> = HashSet::new();
         for &(piece, count) in pieces {
-            if piece.is_empty() || seen.insert(piece, ()).is_some() {
+            if piece.is_empty() || !seen.insert(piece) {
                 return Err(Error::InvalidArgument("the pieces to add must be distinct and non-empty".into()));
             }
             if count == 0 {

@@ -37,7 +37,7 @@ fuzz_target!(|input: Input| {
         ensure_unicode: input.ensure_unicode,
         special_tokens: input.special_tokens.into_iter().take(3).collect(),
         count_memory_mb: if input.bounded { 0 } else { 64 },
-        max_memory_mb: input.bounded.then_some(bytepiece::trainer::MIN_MEMORY_MB),
+        max_memory_mb: input.bounded.then_some(bytepiece::MIN_MEMORY_MB),
         temp_dir: None,
     };
     let Ok(config) = config.validated() else { return };
