@@ -48,8 +48,9 @@ def baseline_rss() -> float:
 
 
 def test_a_100_mb_single_line(shared_dir):
-    """Time and memory linear in the line: ~0.05 s and ~18 bytes of memory per byte of line
-    (the line as str and UTF-8, the lattice's score and route per byte)."""
+    """Memory linear in the line: ~18 bytes per byte of line (the line as str and UTF-8, the
+    lattice's score and route per byte); the ids decode back to the line. (Time linear in a
+    line's length: test_hostile.py's ratio of two sizes.)"""
     base = baseline_rss()
     r = measure(
         "import hashlib, sys\n"
@@ -70,7 +71,6 @@ def test_a_100_mb_single_line(shared_dir):
     assert r["same"] and r["ids"] > 10 * MB
     per_byte = (r["rss_mb"] - base) * 2**20 / r["bytes"]
     assert per_byte < 30, f"{per_byte:.1f} bytes of memory per byte of line"
-    assert r["encode_seconds"] < 40, r
     print(f"100 MB line: encode {r['encode_seconds']:.1f} s, {per_byte:.1f} bytes of memory per byte, {r}")
 
 
@@ -146,7 +146,6 @@ def test_pieces_of_ten_thousand_bytes(tmp_path):
         times.append(time.perf_counter() - start)
         assert tok.decode(ids) == "a" * n + "b" * 3
     assert times[1] < 3.5 * times[0] + 0.2, times
-    assert times[1] < 30, times
     print(f"10k-byte pieces: {times}")
 
 
