@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import IO, List, Tuple, Union
+from typing import IO, List, Optional, Tuple, Union
 
 from ._core import AtomicFile
 
@@ -80,3 +80,31 @@ def write_atomic(path: Union[str, "os.PathLike[str]"], data: bytes) -> None:
     """Writes ``data`` to ``path`` through a temporary file renamed into place."""
     with AtomicOutput() as out:
         out.open(os.fspath(path)).write(data)
+
+
+def check_writable(path: Optional[str]) -> None:
+    """Fails at once, before any work, if ``path`` cannot be written: its folder must exist and
+    be writable, and it must not be a folder itself (``-`` and ``None``, standard output, can)."""
+    if path in (None, "-"):
+        return
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: is a directory, not a file to write")
+    if os.path.exists(path) and not os.path.isfile(path):
+        return  # a FIFO or a device: written to as it is
+    target = os.path.dirname(os.path.realpath(path))  # a symlink's target is what is replaced
+    if not os.path.isdir(target):
+        raise FileNotFoundError(f"{path}: no such directory {target}")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise PermissionError(f"{path}: directory {target} is not writable")
+
+
+def check_writable_folder(path: str) -> None:
+    """Fails at once, before any work, unless ``path`` is a writable folder or can be made one
+    (it does not exist, its parent folder does and is writable)."""
+    if os.path.isdir(path):
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"{path}: directory is not writable")
+    elif os.path.lexists(path):
+        raise NotADirectoryError(f"{path}: is not a directory")
+    else:
+        check_writable(path)  # the parent folder

@@ -7,10 +7,8 @@ written to a temporary file beside the target and renamed into place only when c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import shutil
 import sys
 import tempfile
 from typing import Iterator, List, Optional, Sequence
@@ -18,7 +16,7 @@ from typing import Iterator, List, Optional, Sequence
 import numpy as np
 
 from ._core import NUM_RESERVED, RESERVED, ProgressBar, __version__
-from ._files import AtomicOutput
+from ._files import AtomicOutput, check_writable, check_writable_folder
 from ._signals import Terminated, terminations_raise
 from .formats import (
     ENCODED_FORMATS,
@@ -27,7 +25,9 @@ from .formats import (
     encoded_documents,
     is_jsonl,
     read_documents,
+    spooled,
 )
+from .integrations import save_transformers
 from .tokenizer import Tokenizer
 from .trainer import TEXT_UNITS, Trainer
 
@@ -69,34 +69,6 @@ def _check_file(path: str, what: str = "file") -> None:
         raise CliError(f"{path}: is a directory, not a {what}")
 
 
-def check_output(path: Optional[str]) -> None:
-    """Fails at once, before any work, if ``path`` cannot be written: its folder must exist and
-    be writable, and it must not be a folder itself (``-`` and ``None``, standard output, can)."""
-    if path in (None, "-"):
-        return
-    if os.path.isdir(path):
-        raise CliError(f"{path}: is a directory, not a file to write")
-    if os.path.exists(path) and not os.path.isfile(path):
-        return  # a FIFO or a device: written to as it is
-    target = os.path.dirname(os.path.realpath(path))  # a symlink's target is what is replaced
-    if not os.path.isdir(target):
-        raise CliError(f"{path}: no such directory {target}")
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise CliError(f"{path}: directory {target} is not writable")
-
-
-def check_output_folder(path: str) -> None:
-    """Fails at once, before any work, unless ``path`` is a writable folder or can be made one
-    (it does not exist, its parent folder does and is writable)."""
-    if os.path.isdir(path):
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise CliError(f"{path}: directory is not writable")
-    elif os.path.lexists(path):
-        raise CliError(f"{path}: is not a directory")
-    else:
-        check_output(path)  # the parent folder
-
-
 def _check_inputs(paths: Sequence[str]) -> None:
     for p in paths:
         if p != "-":
@@ -134,7 +106,7 @@ def _allowed_special(value: Optional[str], tokenizer: Tokenizer):
 
 
 def cmd_encode(a: argparse.Namespace) -> None:
-    check_output(a.output)
+    check_writable(a.output)
     tokenizer = _tokenizer(a.model, a.seed)
     if a.text is None and not a.inputs:
         a.inputs = ["-"]  # like spm_encode: standard input
@@ -184,7 +156,7 @@ def cmd_encode(a: argparse.Namespace) -> None:
 
 
 def cmd_decode(a: argparse.Namespace) -> None:
-    check_output(a.output)
+    check_writable(a.output)
     tokenizer = _tokenizer(a.model)
     sources = [
         (path, a.format if a.format != "auto" else ENCODED_FORMATS.get(os.path.splitext(path)[1].lower(), "ids"))
@@ -257,10 +229,10 @@ def cmd_info(a: argparse.Namespace) -> None:
 
 def cmd_convert(a: argparse.Namespace) -> None:
     if a.to == "transformers":
-        check_output_folder(a.output)
+        check_writable_folder(a.output)
         _require_transformers()
     else:
-        check_output(a.output)
+        check_writable(a.output)
     tokenizer = _tokenizer(a.model)
     if a.to == "sentencepiece":
         import warnings
@@ -277,7 +249,7 @@ def cmd_convert(a: argparse.Namespace) -> None:
     elif a.to == "hf":
         tokenizer.convert_to_hf(a.output)
     else:
-        write_transformers(tokenizer, a.output)
+        save_transformers(tokenizer, a.output)
 
 
 def _require_transformers() -> None:
@@ -289,34 +261,11 @@ def _require_transformers() -> None:
         raise CliError("--to transformers needs the transformers package (pip install 'bytepiece-rs[hf]')") from None
 
 
-def write_transformers(tokenizer: Tokenizer, folder: str) -> None:
-    """Writes the files of ``tokenizer.to_transformers().save_pretrained`` into ``folder`` (made
-    if missing; other files there stay), each atomically. ``tokenizer.json`` comes last: a
-    folder without it does not load, so a stopped run never leaves a new folder that loads
-    half-written. A folder this made is removed again if writing fails."""
-    with tempfile.TemporaryDirectory(prefix="bytepiece-") as staging:
-        tokenizer.to_transformers().save_pretrained(staging)
-        names = sorted(os.listdir(staging), key=lambda name: name == "tokenizer.json")
-        made = not os.path.isdir(folder)
-        if made:
-            os.mkdir(folder)
-        try:
-            with AtomicOutput() as out:
-                for name in names:
-                    with open(os.path.join(staging, name), "rb") as src:
-                        shutil.copyfileobj(src, out.open(os.path.join(folder, name)))
-        except BaseException:
-            if made:
-                with contextlib.suppress(OSError):
-                    os.rmdir(folder)
-            raise
-
-
 def cmd_show(a: argparse.Namespace) -> None:
     from ._files import write_atomic
     from .show import to_html
 
-    check_output(a.output)
+    check_writable(a.output)
 
     models: List[Optional[str]] = a.model or [None]
     tokenizers = [_tokenizer(m) for m in models]
@@ -352,7 +301,7 @@ def _print_report(d: dict, as_json: bool) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> None:
-    check_output(a.output)
+    check_writable(a.output)
     sizes = _sizes(a.vocab_size)
     trainer = Trainer(
         order=a.order,
@@ -375,7 +324,7 @@ def cmd_train(a: argparse.Namespace) -> None:
             _check_inputs(a.inputs)
             with tempfile.TemporaryDirectory(prefix="bytepiece-", dir=a.temp_dir) as spool:
                 # training reads its files twice: a pipe is copied to a file first, to be the same text
-                inputs = [_spooled(p, spool, i) for i, p in enumerate(a.inputs)]
+                inputs = [spooled(p, spool, i) for i, p in enumerate(a.inputs)]
                 plain = [p for p in inputs if p != "-" and not is_jsonl(p, a.field)]
                 if len(plain) == len(inputs):  # read by Rust, streaming
                     trainer.train_from_files(plain, workers=workers, text_unit=a.text_unit)
@@ -383,19 +332,8 @@ def cmd_train(a: argparse.Namespace) -> None:
                     whole = a.text_unit == "file"
                     texts = (t for t, _ in read_documents(inputs, a.field, keep_newlines=whole))
                     trainer.train(texts, workers=workers)
-        check_output(a.output)  # again: it may have gone while training
+        check_writable(a.output)  # again: it may have gone while training
         trainer.save(a.output)
-
-
-def _spooled(path: str, folder: str, i: int) -> str:
-    """``path``, or for a pipe or other stream that reads once, a copy of it in ``folder`` (with
-    its extension, which says its format)."""
-    if path == "-" or os.path.isfile(path):
-        return path
-    copy = os.path.join(folder, f"input-{i}{os.path.splitext(path)[1]}")
-    with open(path, "rb") as src, open(copy, "wb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-    return copy
 
 
 def _sizes(text: str) -> List[int]:
@@ -409,36 +347,13 @@ def _sizes(text: str) -> List[int]:
 
 
 def _dataset_texts(source: Sequence[str], split: str, column: str) -> Iterator[str]:
-    """The ``column`` of a ``datasets`` source on disk (a directory, or parquet / arrow / json /
-    text / csv files), streamed."""
+    """:func:`~bytepiece_rs.integrations.dataset_texts`, its errors named for ``--dataset``."""
+    from .integrations import dataset_texts
+
     try:
-        import datasets
-    except ImportError:
-        raise CliError("--dataset needs the `datasets` package (pip install 'bytepiece-rs[datasets]')") from None
-    _check_inputs([s for s in source if not os.path.isdir(s)])
-    builders = {
-        ".parquet": "parquet",
-        ".arrow": "arrow",
-        ".jsonl": "json",
-        ".json": "json",
-        ".txt": "text",
-        ".csv": "csv",
-    }
-    try:
-        if len(source) == 1 and os.path.isdir(source[0]):
-            ds = datasets.load_dataset(source[0], split=split, streaming=True)
-        else:
-            kinds = {builders.get(os.path.splitext(s)[1]) for s in source}
-            if len(kinds) != 1 or None in kinds:
-                raise CliError("--dataset: give files of one kind: " + ", ".join(sorted(builders)))
-            ds = datasets.load_dataset(kinds.pop(), data_files=list(source), split=split, streaming=True)
-    except (ValueError, FileNotFoundError) as e:
+        yield from dataset_texts(source, split, column)
+    except (ImportError, OSError, ValueError) as e:
         raise CliError(f"--dataset: {e}") from None
-    for i, row in enumerate(ds):
-        text = row.get(column)
-        if not isinstance(text, str):
-            raise CliError(f"--dataset: row {i} has no string column {column!r}")
-        yield text
 
 
 def build_parser() -> argparse.ArgumentParser:

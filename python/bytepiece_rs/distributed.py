@@ -108,48 +108,18 @@ def shards_of(
 def _documents(shard: Shard, batch_rows: int = 4096) -> Iterator[str]:
     """The texts of a ``jsonl`` or ``parquet`` shard, or the lines of a ``text`` shard, in order;
     raises :class:`ShardError` naming the shard (and line or row) on bad input."""
-    from .formats import FormatError, read_documents  # the CLI's documents too
+    from .formats import FormatError, parquet_texts, read_documents  # the CLI's documents too
 
-    if shard.format == "parquet":
-        yield from _parquet_texts(shard, batch_rows)
-        return
     try:
+        if shard.format == "parquet":
+            yield from parquet_texts(shard.path, shard.column, batch_rows)
+            return
         for text, _ in read_documents([shard.path], shard.column if shard.format == "jsonl" else None):
             yield text
     except FormatError as e:
         raise ShardError(str(e)) from None
     except OSError as e:
         raise ShardError(f"{shard.path}: cannot read ({e.strerror or e})") from None
-
-
-def _parquet_texts(shard: Shard, batch_rows: int) -> Iterator[str]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ShardError(f"{shard.path}: reading parquet shards needs pyarrow (pip install pyarrow)") from None
-    try:
-        f = pq.ParquetFile(shard.path)
-    except FileNotFoundError:
-        raise ShardError(f"{shard.path}: no such file") from None
-    except Exception as e:  # noqa: BLE001 (pyarrow raises several types for a bad file)
-        raise ShardError(f"{shard.path}: not a readable parquet file ({e})") from None
-    if shard.column not in f.schema_arrow.names:
-        raise ShardError(f"{shard.path}: no column {shard.column!r} (it has: {', '.join(f.schema_arrow.names)})")
-    row = 0
-    try:
-        batches = f.iter_batches(batch_size=batch_rows, columns=[shard.column])
-        for batch in batches:
-            for text in batch.column(0).to_pylist():
-                if not isinstance(text, str):
-                    raise ShardError(
-                        f"{shard.path}: row {row}: {shard.column!r} is not a string ({type(text).__name__})"
-                    )
-                row += 1
-                yield text
-    except ShardError:
-        raise
-    except Exception as e:  # noqa: BLE001
-        raise ShardError(f"{shard.path}: corrupt parquet data near row {row} ({e})") from None
 
 
 def _named(shard_name: str, e: Exception) -> ShardError:
@@ -483,7 +453,7 @@ def encode_shard(
     the manifest (with ``"skipped"``). ``model_json`` is the model in the original's JSON format,
     ``model_sha256`` its SHA-256 (the tokenizer is built once per process); ``options`` holds
     ``output_format``, ``dtype``, ``add_bos`` and ``add_eos``."""
-    from .formats import BinWriter, batches
+    from .formats import BinWriter, ParquetWriter, batches
 
     prefix = os.path.join(output_dir, f"part-{index:05d}")
     manifest_path = prefix + ".manifest.json"
@@ -509,7 +479,7 @@ def encode_shard(
             if output_format == "bin":
                 writer: Any = BinWriter(out, prefix + ".bin", dtype)
             else:
-                writer = _ParquetWriter(out, prefix + ".parquet", dtype)
+                writer = ParquetWriter(out, prefix + ".parquet", dtype)
             for texts, _ in batches(docs_iter, batch_bytes):
                 ids, offsets = tokenizer.encode_batch_numpy(
                     texts,
@@ -540,30 +510,6 @@ def encode_shard(
     )
     write_atomic(manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
     return dict(manifest, skipped=False)
-
-
-class _ParquetWriter:
-    """A parquet file with one row per document: its ids in the list column ``ids``."""
-
-    def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        self.pa, self.dtype = pa, np.dtype(dtype)
-        self.core_format = self.dtype.name  # the bytes :meth:`write` takes: little-endian ids
-        self.schema = pa.schema([("ids", pa.list_(pa.from_numpy_dtype(dtype)))])
-        self.f = out.open(path)
-        self.writer = pq.ParquetWriter(pa.PythonFile(self.f, mode="w"), self.schema)
-
-    def write(self, data: bytes, lengths: np.ndarray) -> None:
-        pa = self.pa
-        ids = np.frombuffer(data, self.dtype.newbyteorder("<")).astype(self.dtype)
-        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
-        column = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(ids))
-        self.writer.write_table(pa.table({"ids": column.cast(self.schema.field("ids").type)}))
-
-    def finish(self) -> None:
-        self.writer.close()
 
 
 def encode_distributed(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import struct
 import sys
 from typing import IO, Iterator, List, Optional, Sequence, Tuple
@@ -98,6 +99,46 @@ def read_documents(
                 yield text, len(raw)
         if pending:
             yield pending, pending_bytes
+
+
+def parquet_texts(path: str, column: str, batch_rows: int = 4096) -> Iterator[str]:
+    """The string ``column`` of a parquet file, row by row, read ``batch_rows`` at a time
+    (needs ``pyarrow``); raises :class:`FormatError` naming the file (and row) on bad input."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise FormatError(f"{path}: reading parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        f = pq.ParquetFile(path)
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except Exception as e:  # noqa: BLE001 (pyarrow raises several types for a bad file)
+        raise FormatError(f"{path}: not a readable parquet file ({e})") from None
+    if column not in f.schema_arrow.names:
+        raise FormatError(f"{path}: no column {column!r} (it has: {', '.join(f.schema_arrow.names)})")
+    row = 0
+    try:
+        for batch in f.iter_batches(batch_size=batch_rows, columns=[column]):
+            for text in batch.column(0).to_pylist():
+                if not isinstance(text, str):
+                    raise FormatError(f"{path}: row {row}: {column!r} is not a string ({type(text).__name__})")
+                row += 1
+                yield text
+    except FormatError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise FormatError(f"{path}: corrupt parquet data near row {row} ({e})") from None
+
+
+def spooled(path: str, folder: str, i: int) -> str:
+    """``path``, or for a pipe or other stream that reads once, a copy of it in ``folder`` (named
+    ``input-I`` with its extension, which says its format)."""
+    if path == "-" or os.path.isfile(path):
+        return path
+    copy = os.path.join(folder, f"input-{i}{os.path.splitext(path)[1]}")
+    with open(path, "rb") as src, open(copy, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    return copy
 
 
 def batches(docs: Iterator[Tuple[str, int]], limit: int = BATCH_BYTES) -> Iterator[Tuple[List[str], int]]:
@@ -278,6 +319,34 @@ class BinWriter(_BinaryWriter):
         idx.seek(0)
         idx.write(MEGATRON_MAGIC + struct.pack("<QBQQ", 1, MEGATRON_DTYPE_CODES[self.dtype.name], n, n + 1))
         idx.seek(0, os.SEEK_END)
+
+
+class ParquetWriter(Writer):
+    """A parquet file with one row per document: its ids in the list column ``ids`` (needs
+    ``pyarrow``)."""
+
+    def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        super().__init__(out, path, dtype)
+        self.pa = pa
+        self.core_format = self.dtype.name  # the bytes :meth:`write` takes: little-endian ids
+        self.schema = pa.schema([("ids", pa.list_(pa.from_numpy_dtype(self.dtype)))])
+        self.writer = pq.ParquetWriter(pa.PythonFile(self.f, mode="w"), self.schema)
+
+    def output(self) -> Optional[Tuple[int, str]]:
+        return None  # the ids become a parquet table here
+
+    def write(self, data: Optional[bytes], lengths: np.ndarray) -> None:
+        pa = self.pa
+        ids = np.frombuffer(data or b"", self.dtype.newbyteorder("<")).astype(self.dtype)
+        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        column = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(ids))
+        self.writer.write_table(pa.table({"ids": column.cast(self.schema.field("ids").type)}))
+
+    def finish(self) -> None:
+        self.writer.close()
 
 
 #: The writer of each output format.

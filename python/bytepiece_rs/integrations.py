@@ -14,11 +14,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+import contextlib
+import os
+import shutil
+import tempfile
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from ._core import BOS_ID, EOS_ID, RESERVED
+from ._files import AtomicOutput
 
 if TYPE_CHECKING:
     from ._typing import TokenizerLike
@@ -134,3 +139,61 @@ def dataset_tokenizer(tokenizer: "TokenizerLike", column: str = "text", **kwargs
     """A :class:`DatasetTokenizer` for ``ds.map(fn, batched=True)``; ``kwargs`` are its
     ``output_column``, ``add_bos``, ``add_eos``, ``alpha`` and ``num_threads``."""
     return DatasetTokenizer(tokenizer, column, **kwargs)
+
+
+def save_transformers(tokenizer: "TokenizerLike", folder: str) -> None:
+    """Writes the files of ``to_transformers(tokenizer).save_pretrained`` into ``folder`` (made
+    if missing; other files there stay), each atomically. ``tokenizer.json`` comes last: a
+    folder without it does not load, so a stopped run never leaves a new folder that loads
+    half-written. A folder this made is removed again if writing fails."""
+    with tempfile.TemporaryDirectory(prefix="bytepiece-") as staging:
+        to_transformers(tokenizer).save_pretrained(staging)
+        names = sorted(os.listdir(staging), key=lambda name: name == "tokenizer.json")
+        made = not os.path.isdir(folder)
+        if made:
+            os.mkdir(folder)
+        try:
+            with AtomicOutput() as out:
+                for name in names:
+                    with open(os.path.join(staging, name), "rb") as src:
+                        shutil.copyfileobj(src, out.open(os.path.join(folder, name)))
+        except BaseException:
+            if made:
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+            raise
+
+
+def dataset_texts(source: Sequence[str], split: str = "train", column: str = "text") -> Iterator[str]:
+    """The string ``column`` of a ``datasets`` source on disk (a directory, or parquet / arrow /
+    json / text / csv files of one kind), streamed; ``ValueError`` on a source it cannot read or
+    a row without the column."""
+    try:
+        import datasets
+    except ImportError:
+        raise ImportError(
+            "reading a dataset needs the `datasets` package (pip install 'bytepiece-rs[datasets]')"
+        ) from None
+    for s in source:
+        if not os.path.exists(s):
+            raise FileNotFoundError(f"{s}: no such file")
+    builders = {
+        ".parquet": "parquet",
+        ".arrow": "arrow",
+        ".jsonl": "json",
+        ".json": "json",
+        ".txt": "text",
+        ".csv": "csv",
+    }
+    if len(source) == 1 and os.path.isdir(source[0]):
+        ds = datasets.load_dataset(source[0], split=split, streaming=True)
+    else:
+        kinds = {builders.get(os.path.splitext(s)[1]) for s in source}
+        if len(kinds) != 1 or None in kinds:
+            raise ValueError("give files of one kind: " + ", ".join(sorted(builders)))
+        ds = datasets.load_dataset(kinds.pop(), data_files=list(source), split=split, streaming=True)
+    for i, row in enumerate(ds):
+        text = row.get(column)
+        if not isinstance(text, str):
+            raise ValueError(f"row {i} has no string column {column!r}")
+        yield text
