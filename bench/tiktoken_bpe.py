@@ -9,7 +9,7 @@ bytes) and turn it into tiktoken's format here:
 
   * ranks: the 256 single bytes first (rank = byte value), then the result of each merge, in
     merge order (a merge whose result is already ranked is skipped);
-  * HF's byte-level pieces are GPT-2's printable stand-ins for bytes (`bytes_to_unicode`);
+  * HF's byte-level pieces are GPT-2's printable stand-ins for bytes (`bytepiece_rs.convert.byte_level_alphabet`);
     they are mapped back to the bytes they stand for;
   * pat_str: GPT-2's pre-tokenisation regex (the same as tiktoken's `r50k_base` and HF
     `ByteLevel(use_regex=True)`), so tiktoken splits the text exactly like the trained model;
@@ -23,21 +23,10 @@ from __future__ import annotations
 import json
 import sys
 
+from bytepiece_rs.convert import byte_level_alphabet
+
 # GPT-2's pattern (tiktoken's r50k_base / p50k_base); HF ByteLevel(use_regex=True) uses the same.
 GPT2_PAT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-
-
-def bytes_to_unicode() -> dict:
-    """GPT-2's map byte -> printable character (the one HF's ByteLevel uses)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
 
 
 def _hf_bpe(path: str):
@@ -46,7 +35,7 @@ def _hf_bpe(path: str):
         model = json.load(f)["model"]
     if model.get("type") != "BPE":
         raise ValueError("%s: not a BPE model (%s)" % (path, model.get("type")))
-    back = {c: b for b, c in bytes_to_unicode().items()}
+    back = {c: b for b, c in byte_level_alphabet().items()}
 
     def raw(piece: str) -> bytes:
         try:
