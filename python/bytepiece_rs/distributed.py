@@ -36,7 +36,6 @@ reads text files), a record of a jsonl file or a row of a parquet file.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -47,7 +46,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from ._core import merge_tables
+from ._core import AtomicFile, merge_tables
 from ._files import AtomicOutput, write_atomic
 from .tokenizer import Tokenizer
 from .trainer import TEXT_UNITS, Trainer
@@ -465,11 +464,7 @@ def encode_shard(
     if os.path.exists(manifest_path):
         os.unlink(manifest_path)
     for target in _outputs(prefix, output_format):
-        for tmp in glob.glob(os.path.join(output_dir, "." + glob.escape(os.path.basename(target)) + ".*.tmp")):
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        AtomicFile.remove_leftovers(target)
     tokenizer = _cached("tokenizer", model_sha256, lambda: Tokenizer(json.loads(model_json)))
     dtype = np.dtype(options["dtype"])
     docs = tokens = 0

@@ -61,6 +61,13 @@ impl PyAtomicFile {
         py.detach(|| file.map_or(Ok(()), AtomicFile::commit)).map_err(to_py)
     }
 
+    /// Removes the temporary files that writes of `path` left when their process was killed
+    /// (see the core's `atomic::remove_leftovers`); returns how many.
+    #[staticmethod]
+    fn remove_leftovers(py: Python<'_>, path: PathBuf) -> usize {
+        py.detach(|| bytepiece::atomic::remove_leftovers(&path))
+    }
+
     /// Removes the temporary file, leaving the target as it was; nothing once committed or
     /// aborted.
     fn abort(&mut self) {

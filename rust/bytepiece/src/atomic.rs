@@ -135,6 +135,28 @@ impl Drop for Temporary {
     }
 }
 
+/// Removes the temporary files that writes of `target` left behind when their process was
+/// killed before it could remove them (`.NAME.*.tmp` beside the file `target` names), and
+/// returns how many. Only for a target that no other process is writing.
+pub fn remove_leftovers(target: impl AsRef<Path>) -> usize {
+    let destination = resolved(target.as_ref());
+    let (Some(dir), Some(name)) = (destination.parent(), destination.file_name()) else { return 0 };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let mut prefix = OsString::from(".");
+    prefix.push(name);
+    prefix.push(".");
+    let (prefix, Ok(entries)) = (prefix.as_encoded_bytes().to_vec(), fs::read_dir(dir)) else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.as_encoded_bytes();
+            name.starts_with(&prefix) && name.ends_with(b".tmp") && name.len() > prefix.len() + 4
+        })
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// How many names [`create_new_beside`] tries before it gives up.
 const ATTEMPTS: usize = 100;
 
@@ -313,5 +335,19 @@ mod tests {
     fn a_failure_to_write_gives_the_systems_reason() {
         let e = cannot_write(Path::new("out"))(io::Error::from_raw_os_error(13));
         assert_eq!(e.to_string(), "out: cannot write (Permission denied)");
+    }
+
+    #[test]
+    fn leftovers_of_killed_writes_are_removed_and_nothing_else() {
+        let dir = folder("leftovers");
+        let target = dir.join("out.bin");
+        let left = AtomicFile::create(&target).unwrap();
+        std::mem::forget(left); // as a killed process leaves it
+        fs::write(dir.join(".out.bin.other"), b"x").unwrap();
+        fs::write(dir.join(".out.binary.1-2.tmp"), b"x").unwrap();
+        fs::write(dir.join("out.bin"), b"old").unwrap();
+        assert_eq!(remove_leftovers(&target), 1);
+        assert_eq!(names(&dir), [".out.bin.other", ".out.binary.1-2.tmp", "out.bin"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
