@@ -4,7 +4,8 @@
 //! Training looks up and counts n-grams and pieces in hash tables of hundreds of megabytes, at
 //! random: with 4 KiB pages nearly every look-up also misses the TLB. Where the kernel's
 //! transparent huge pages are in `madvise` mode (a common default), a block is only backed by
-//! 2 MiB pages if asked (`docs/DESIGN.md`, *Count tables*). Allocation itself is the system allocator's; elsewhere than Linux this is it, unchanged.
+//! 2 MiB pages if asked (`docs/DESIGN.md`, *Count tables*). Allocation itself is the system
+//! allocator's; elsewhere than Linux this is it, unchanged.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
