@@ -100,7 +100,7 @@ def same_lines(a: str, b: str) -> tuple:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "corpus"))
+    machine.add_corpus_argument(ap)
     ap.add_argument("--mb", default="50,200", help="comma list of input sizes in MB (default 50,200)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--workdir", default=None)

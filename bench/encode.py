@@ -48,6 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import jsonl_texts  # noqa: E402
 from machine import (  # noqa: E402
+    add_corpus_argument,
     cpu_busy_seconds,
     cpu_model,
     own_cpu_seconds,
@@ -488,11 +489,7 @@ def main(argv=None):
         default=os.environ.get("BYTEPIECE_MODEL"),
         help="BytePiece model (JSON) [$BYTEPIECE_MODEL, else bytepiece.plus.80k unzipped from ../shared/models]",
     )
-    ap.add_argument(
-        "--corpus",
-        default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
-        help="corpus dir with {zh,en,code}.{test,train}.jsonl [%(default)s]",
-    )
+    add_corpus_argument(ap)
     ap.add_argument(
         "--text",
         help='encode this file instead (a .jsonl\'s "text" fields, '

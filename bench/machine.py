@@ -11,6 +11,16 @@ import time
 CLK = os.sysconf("SC_CLK_TCK")
 
 
+def add_corpus_argument(ap) -> None:
+    """``--corpus DIR``: the output of ``shared/corpus/build_corpus.sh`` (default
+    ``$BYTEPIECE_CORPUS``, else ``./corpus``)."""
+    ap.add_argument(
+        "--corpus",
+        default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
+        help="output dir of shared/corpus/build_corpus.sh (default $BYTEPIECE_CORPUS or ./corpus)",
+    )
+
+
 def shared_dir() -> str:
     """The project's shared folder: $BYTEPIECE_SHARED, else ../shared beside the repository."""
     here = os.path.dirname(os.path.abspath(__file__))

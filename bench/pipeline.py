@@ -112,7 +112,7 @@ def in_process(tok, path: str, fmt: str, out: str, threads: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", default=os.environ.get("BYTEPIECE_CORPUS", "corpus"))
+    machine.add_corpus_argument(ap)
     ap.add_argument(
         "--shared",
         default=machine.shared_dir(),

@@ -65,7 +65,7 @@ from common import (  # noqa: E402 (bench/ is put on the path first)
     run_training,
     train_job,
 )
-from machine import describe, loadavg, take_capped, version_of, wait_idle  # noqa: E402
+from machine import add_corpus_argument, describe, loadavg, take_capped, version_of, wait_idle  # noqa: E402
 
 LANGS = ("zh", "en", "code")
 HELD = tuple(f"{lang}/{unit}" for unit in ("line", "doc") for lang in LANGS)
@@ -1180,11 +1180,7 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
-    ap.add_argument(
-        "--corpus",
-        default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
-        help="output dir of shared/corpus/build_corpus.sh (default $BYTEPIECE_CORPUS or ./corpus)",
-    )
+    add_corpus_argument(ap)
     ap.add_argument(
         "--large",
         default=None,

@@ -59,7 +59,7 @@ from common import (
     split_docs,
     train_job,
 )
-from machine import cpu_model, loadavg, take_capped, version_of, wait_idle  # noqa: E402
+from machine import add_corpus_argument, cpu_model, loadavg, take_capped, version_of, wait_idle  # noqa: E402
 
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -541,11 +541,7 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
     )
-    ap.add_argument(
-        "--corpus",
-        default=os.environ.get("BYTEPIECE_CORPUS", "corpus"),
-        help="output dir of shared/corpus/build_corpus.sh (default $BYTEPIECE_CORPUS or ./corpus)",
-    )
+    add_corpus_argument(ap)
     ap.add_argument(
         "--mb", type=float, default=None, help="MB of training text of the main table (default 25; --quick 5)"
     )

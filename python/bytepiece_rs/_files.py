@@ -40,11 +40,9 @@ class AtomicOutput:
 
     def commit(self) -> None:
         """Renames every file into place once all of them are written and synced to disk."""
-        for core, f in self.files:
+        for _, f in self.files:
             f.close()  # flushes what Python buffers
-            core.sync()
-        for core, _ in self.files:
-            core.commit()
+        AtomicFile.commit_all([core for core, _ in self.files])
         self.files = []
 
     def abort(self) -> None:

@@ -27,7 +27,6 @@ from .formats import (
     read_documents,
     spooled,
 )
-from .integrations import save_transformers
 from .tokenizer import Tokenizer
 from .trainer import TEXT_UNITS, Trainer
 
@@ -249,6 +248,8 @@ def cmd_convert(a: argparse.Namespace) -> None:
     elif a.to == "hf":
         tokenizer.convert_to_hf(a.output)
     else:
+        from .integrations import save_transformers
+
         save_transformers(tokenizer, a.output)
 
 

@@ -340,7 +340,7 @@ class ParquetWriter(Writer):
 
     def write(self, data: Optional[bytes], lengths: np.ndarray) -> None:
         pa = self.pa
-        ids = np.frombuffer(data or b"", self.dtype.newbyteorder("<")).astype(self.dtype)
+        ids = np.frombuffer(data, self.dtype.newbyteorder("<")).astype(self.dtype)  # given: no output()
         offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
         column = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(ids))
         self.writer.write_table(pa.table({"ids": column.cast(self.schema.field("ids").type)}))

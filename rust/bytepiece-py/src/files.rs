@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use crate::to_py;
 
 /// A file written under a temporary name beside its target and renamed into place by
-/// `commit()`; `abort()` (or losing it) removes the temporary file. A target that is no regular
+/// `commit_all()`; `abort()` (or losing it) removes the temporary file. A target that is no regular
 /// file (a FIFO, a device) is written in place. See the core's `atomic` module.
 #[pyclass(module = "bytepiece_rs._core", name = "AtomicFile")]
 pub struct PyAtomicFile {
@@ -46,19 +46,17 @@ impl PyAtomicFile {
         Ok(raw)
     }
 
-    /// Syncs what was written to disk: what is left of a commit is only the rename. (Several
-    /// files commit together by syncing each, then committing each.) Whatever Python buffers
-    /// must be flushed first.
-    fn sync(&self, py: Python<'_>) -> PyResult<()> {
-        let file = self.open()?;
-        py.detach(|| file.sync()).map_err(to_py)
-    }
-
-    /// Syncs the file and renames it over its target (on failure the temporary file is removed).
-    fn commit(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.open()?;
-        let file = self.inner.take();
-        py.detach(|| file.map_or(Ok(()), AtomicFile::commit)).map_err(to_py)
+    /// Commits `files` together (see the core's `atomic::commit_all`): all are synced, then all
+    /// renamed into place; on failure those not renamed yet are removed. Whatever Python
+    /// buffers must be flushed first.
+    #[staticmethod]
+    fn commit_all(py: Python<'_>, files: Vec<PyRefMut<'_, PyAtomicFile>>) -> PyResult<()> {
+        let mut taken = Vec::with_capacity(files.len());
+        for mut file in files {
+            file.open()?;
+            taken.extend(file.inner.take());
+        }
+        py.detach(|| bytepiece::atomic::commit_all(taken)).map_err(to_py)
     }
 
     /// Removes the temporary files that writes of `path` left when their process was killed

@@ -69,20 +69,22 @@ impl AtomicFile {
         &self.file
     }
 
-    /// Syncs what was written to disk (nothing to do for a target written in place): after
-    /// this, committing is only a rename. Committing several files together is syncing them
-    /// all, then committing each.
-    pub fn sync(&self) -> Result<()> {
+    /// Syncs the file, closes it and renames it over the target. On failure the temporary file
+    /// is removed and the target is untouched.
+    pub fn commit(self) -> Result<()> {
+        commit_all(vec![self])
+    }
+
+    /// Syncs what was written to disk (nothing to do for a target written in place).
+    fn sync(&self) -> Result<()> {
         if self.temporary.is_some() {
             self.file.sync_all().map_err(cannot_write(&self.target))?;
         }
         Ok(())
     }
 
-    /// Syncs the file, closes it and renames it over the target. On failure the temporary file
-    /// is removed and the target is untouched.
-    pub fn commit(self) -> Result<()> {
-        self.sync()?;
+    /// Closes the file and renames it over the target (once synced).
+    fn rename(self) -> Result<()> {
         let AtomicFile { file, target, temporary } = self;
         // closed before the rename, which Windows needs
         drop(file);
@@ -101,6 +103,16 @@ impl Write for AtomicFile {
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
     }
+}
+
+/// Commits several files together: every one is synced to disk before any is renamed, so that
+/// after a crash either none of the targets was replaced or each one that was is complete. On
+/// failure, the files not renamed yet are removed.
+pub fn commit_all(files: Vec<AtomicFile>) -> Result<()> {
+    for file in &files {
+        file.sync()?;
+    }
+    files.into_iter().try_for_each(AtomicFile::rename)
 }
 
 /// Writes `data` to `path` as an [`AtomicFile`]: readers see the old file or the whole new one.
@@ -348,6 +360,20 @@ mod tests {
         fs::write(dir.join("out.bin"), b"old").unwrap();
         assert_eq!(remove_leftovers(&target), 1);
         assert_eq!(names(&dir), [".out.bin.other", ".out.binary.1-2.tmp", "out.bin"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_committed_together_are_all_replaced() {
+        let dir = folder("together");
+        let (a, b) = (dir.join("a.bin"), dir.join("a.idx"));
+        write_atomic(&a, b"old a").unwrap();
+        let mut files = vec![AtomicFile::create(&a).unwrap(), AtomicFile::create(&b).unwrap()];
+        files[0].write_all(b"new a").unwrap();
+        files[1].write_all(b"new b").unwrap();
+        commit_all(files).unwrap();
+        assert_eq!((fs::read(&a).unwrap(), fs::read(&b).unwrap()), (b"new a".to_vec(), b"new b".to_vec()));
+        assert_eq!(names(&dir), ["a.bin", "a.idx"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -48,7 +48,7 @@ impl SpecialTokens {
     /// The special tokens of `vocab` that `selection` names. A name that is not one of them is
     /// an [`Error::UnknownSpecialToken`] for the caller's `argument`.
     pub fn select(vocab: &Vocab, selection: Selection<'_>, argument: &str) -> Result<SpecialTokens> {
-        let mut tokens: Vec<(Box<str>, u32)> = match selection {
+        let tokens: Vec<(Box<str>, u32)> = match selection {
             Selection::All => vocab
                 .special_ids()
                 .iter()
@@ -72,6 +72,11 @@ impl SpecialTokens {
                 tokens
             }
         };
+        Ok(SpecialTokens::of(tokens))
+    }
+
+    /// A set of `(text, id)` tokens, in any order and possibly repeated.
+    fn of(mut tokens: Vec<(Box<str>, u32)>) -> SpecialTokens {
         tokens.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         tokens.dedup();
         let mut first = [false; 256];
@@ -80,7 +85,7 @@ impl SpecialTokens {
                 first[b as usize] = true;
             }
         }
-        Ok(SpecialTokens { tokens, first })
+        SpecialTokens { tokens, first }
     }
 
     /// True when there is no token (texts are never cut).
@@ -89,15 +94,8 @@ impl SpecialTokens {
     }
 
     /// These tokens less those of `other`.
-    fn without(mut self, other: &SpecialTokens) -> SpecialTokens {
-        self.tokens.retain(|t| !other.tokens.contains(t));
-        self.first = [false; 256];
-        for (t, _) in &self.tokens {
-            if let Some(&b) = t.as_bytes().first() {
-                self.first[b as usize] = true;
-            }
-        }
-        self
+    fn without(self, other: &SpecialTokens) -> SpecialTokens {
+        SpecialTokens::of(self.tokens.into_iter().filter(|t| !other.tokens.contains(t)).collect())
     }
 
     /// The token that starts at byte `i` of `bytes` (the longest of them), if any.
