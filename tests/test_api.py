@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import pathlib
 import threading
 import unicodedata
@@ -186,6 +187,21 @@ def test_decode_skips_reserved_and_negative_ids_like_the_original(default):
     assert default.decode([half]) == ""
     assert default.decode_bytes([half]) == b"\xe4"
     assert default.decode(np.array(ids, dtype=np.uint32)) == "你好 world"
+
+
+def test_scores_and_counts_are_the_pieces_in_id_order(default):
+    """``counts()`` are the model file's counts, ``scores()`` their logarithms less that of the
+    total (``-inf`` for a special token), both from id 3."""
+    tok = Tokenizer(seed=0)
+    tok.add_special_tokens(["<|sep|>"])
+    counts, scores = tok.counts(), tok.scores()
+    assert len(counts) == len(scores) == tok.vocab_size - 3
+    by_id = {v[0]: v[-1] for v in tok.to_dict().values()}
+    assert counts == [by_id[i] for i in range(3, tok.vocab_size)]
+    total = sum(counts)
+    the = tok.piece_to_id("the") - 3
+    assert scores[the] == pytest.approx(math.log(counts[the]) - math.log(total), abs=1e-12)
+    assert scores[tok.special_tokens["<|sep|>"] - 3] == -math.inf
 
 
 def test_unknown_ids_and_pieces_raise_key_error(default):

@@ -441,6 +441,22 @@ def test_train_from_files_jsonl_stdin_and_dataset(shared_dir, tmp_path):
     assert Tokenizer(tmp_path / "s.model.400").vocab_size <= 400
 
 
+def test_a_dataset_that_cannot_be_read_is_one_line_naming_the_option(tmp_path):
+    """``--dataset`` (``integrations.dataset_texts``): a missing file, files of two kinds, a row
+    without the string column."""
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"content": ["a b c"] * 50, "n": [1] * 50}).to_parquet(str(tmp_path / "d.parquet"))
+    (tmp_path / "e.txt").write_text("x\n", encoding="utf-8")
+    out = ["-o", tmp_path / "m.model", "--vocab-size", "300", "-q"]
+    missing = tmp_path / "none.parquet"
+    assert fails("train", "--dataset", missing, *out).endswith(f"--dataset: {missing}: no such file")
+    mixed = fails("train", "--dataset", tmp_path / "d.parquet", tmp_path / "e.txt", *out)
+    assert mixed.endswith("--dataset: give files of one kind: .arrow, .csv, .json, .jsonl, .parquet, .txt")
+    column = fails("train", "--dataset", tmp_path / "d.parquet", "--column", "n", *out)
+    assert column.endswith("--dataset: row 0 has no string column 'n'")
+    assert not (tmp_path / "m.model").exists()
+
+
 def test_bad_input_gives_one_line_and_status_2(sample, tmp_path):
     path, _ = sample
     assert "no such file" in fails("encode", tmp_path / "missing.txt")
