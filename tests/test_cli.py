@@ -232,13 +232,12 @@ def test_encode_bin_is_a_megatron_indexed_dataset(sample, default, tmp_path):
     assert (doc_idx == np.arange(n + 1)).all()
 
 
-def test_bin_and_npy_indexes_are_streamed_in_chunks(sample, default, tmp_path, monkeypatch):
-    """The index is computed chunk by chunk (memory bounded by the chunk, not the corpus): with a
-    chunk of 7 documents the result equals one computed at once."""
-    from bytepiece_rs import cli, formats
+def test_bin_and_npy_indexes_agree_with_the_ids(sample, default, tmp_path):
+    """Megatron's index (its offsets computed by the core from the lengths read back in chunks,
+    tested across chunks there) and the npy offsets hold each document's ids."""
+    from bytepiece_rs import cli
 
     path, lines = sample
-    monkeypatch.setattr(formats.BinWriter, "CHUNK", 7)
     assert cli.main(["encode", str(path), "-q", "-o", str(tmp_path / "c.bin"), "--format", "bin"]) == 0
     assert cli.main(["encode", str(path), "-q", "-o", str(tmp_path / "c.npy"), "--format", "npy"]) == 0
     ids, offsets = read_megatron(str(tmp_path / "c"))
@@ -515,3 +514,27 @@ def test_format_ids_formats_documents_and_checks_offsets():
         format_ids(ids[::2], np.array([0, 1]), "ids")  # not contiguous
     with pytest.raises(ValueError, match="unknown id format"):
         format_ids(ids, np.array([0, 1]), "int8")
+
+
+@pytest.mark.parametrize("argv, code", [(["encode", "--text", "hello world"], 0), (["encode", "no/such/file"], 2)])
+def test_the_command_exits_with_its_status_after_exit_handlers_and_flushed_output(tmp_path, argv, code):
+    """The command skips the interpreter's teardown, not what a caller expects of an exit: its
+    status, the exit handlers, and what is buffered on stdout and stderr."""
+    marker = tmp_path / "handler-ran"
+    script = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').close())\n"
+        "sys.stdout.write('buffered:')\n"
+        "sys.stderr.write('buffered:')\n"
+        f"sys.argv = ['bytepiece', *{argv!r}]\n"
+        "from bytepiece_rs.cli import run\n"
+        "run()\n"
+        "print('never reached')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == code and marker.exists()
+    assert r.stdout.startswith("buffered:") and r.stderr.startswith("buffered:")
+    if code == 0:
+        assert r.stdout == "buffered:" + " ".join(map(str, Tokenizer().encode("hello world"))) + "\n"
+    else:
+        assert "no/such/file" in r.stderr and "never reached" not in r.stdout

@@ -1,8 +1,6 @@
 """``python -m bytepiece_rs``: the ``bytepiece`` command (see :mod:`bytepiece_rs.cli`)."""
 
-import sys
-
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -8,6 +8,14 @@ import numpy.typing as npt
 
 __version__: str
 UNICODE_VERSION: Tuple[int, int, int]
+MEGATRON_MAGIC: bytes
+MEGATRON_HEADER_BYTES: int
+
+def complete_megatron_index(fd: int, name: str, docs: int, id_bytes: int, dtype_code: int) -> None:
+    """Completes the Megatron-LM index open at ``fd`` (``name`` in errors), which holds a
+    placeholder header and the lengths of ``docs`` documents: appends each document's byte offset
+    (ids of ``id_bytes`` bytes) and the boundaries, then writes the header with ``dtype_code``."""
+
 #: The names of the reserved ids 0, 1 and 2 (``RESERVED[i]`` names id ``i``).
 RESERVED: List[str]
 #: The number of reserved ids: the first piece has this id.

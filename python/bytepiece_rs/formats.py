@@ -18,10 +18,10 @@ from typing import IO, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ._core import MEGATRON_HEADER_BYTES, MEGATRON_MAGIC, complete_megatron_index
 from ._files import AtomicOutput
 
-#: Megatron-LM's ``MMapIndexedDataset`` index: magic, version, and the dtype codes we write.
-MEGATRON_MAGIC = b"MMIDIDX\x00\x00"
+#: Megatron-LM's ``MMapIndexedDataset`` index: the dtype codes we write.
 MEGATRON_DTYPE_CODES = {"uint16": 8, "uint32": 4}  # uint32 ids (< 2**31) are read as int32
 
 #: Documents are grouped in batches of about this many bytes of text (bounded memory).
@@ -256,23 +256,6 @@ def _little(a: np.ndarray) -> bytes:
     return a.astype(a.dtype.newbyteorder("<")).tobytes()
 
 
-def _read_at(f: IO[bytes], offset: int, n: int) -> bytes:
-    """``n`` bytes at ``offset`` of a file opened to write (its descriptor reads too: a
-    temporary file); the file's position is left at its end."""
-    f.flush()
-    fd = f.fileno()
-    os.lseek(fd, offset, os.SEEK_SET)
-    chunks = []
-    while n > 0:
-        chunk = os.read(fd, n)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        n -= len(chunk)
-    f.seek(0, os.SEEK_END)
-    return b"".join(chunks)
-
-
 def _npy_header(dtype: np.dtype, n: int, size: int) -> bytes:
     """A version 1.0 ``.npy`` header of exactly ``size`` bytes for a 1-D array (little-endian)."""
     d = "{'descr': '%s', 'fortran_order': False, 'shape': (%d,), }" % (np.dtype(dtype).newbyteorder("<").str, n)
@@ -285,18 +268,16 @@ class BinWriter(_BinaryWriter):
     (the magic ``MMIDIDX``, version 1, a dtype code, then per document its length (``int32``)
     and byte offset (``int64``), and the document index ``0..n``).
 
-    Streamed: the lengths go to the index as documents come; at the end the offsets are
-    computed from the lengths read back in chunks, so memory does not grow with the input."""
-
-    HEADER = len(MEGATRON_MAGIC) + struct.calcsize("<QBQQ")
-    CHUNK = 1 << 20  # documents per read-back
+    Streamed: the lengths go to the index as documents come; at the end the core computes the
+    offsets from the lengths read back in chunks, so memory does not grow with the input."""
 
     def __init__(self, out: AtomicOutput, path: str, dtype: np.dtype) -> None:
         super().__init__(out, path, dtype)
         prefix = path[:-4] if path.endswith(".bin") else path
         self.f = out.open(prefix + ".bin")
-        self.idx = out.open(prefix + ".idx")
-        self.idx.write(b"\0" * self.HEADER)
+        self.idx_path = prefix + ".idx"
+        self.idx = out.open(self.idx_path)
+        self.idx.write(b"\0" * MEGATRON_HEADER_BYTES)
         self.docs = 0
 
     def index(self, lengths: np.ndarray) -> None:
@@ -304,21 +285,9 @@ class BinWriter(_BinaryWriter):
         self.docs += len(lengths)
 
     def finish(self) -> None:
-        idx, n = self.idx, self.docs
-        idx.flush()
-        pointer = 0
-        for start in range(0, n, self.CHUNK):
-            count = min(self.CHUNK, n - start)
-            raw = _read_at(idx, self.HEADER + 4 * start, 4 * count)
-            sizes = np.frombuffer(raw, dtype="<i4").astype(np.int64) * self.dtype.itemsize
-            pointers = np.cumsum(sizes) - sizes + pointer
-            pointer = int(pointers[-1] + sizes[-1])
-            idx.write(_little(pointers))
-        for start in range(0, n + 1, self.CHUNK):
-            idx.write(_little(np.arange(start, min(start + self.CHUNK, n + 1), dtype=np.int64)))
-        idx.seek(0)
-        idx.write(MEGATRON_MAGIC + struct.pack("<QBQQ", 1, MEGATRON_DTYPE_CODES[self.dtype.name], n, n + 1))
-        idx.seek(0, os.SEEK_END)
+        self.idx.flush()
+        code = MEGATRON_DTYPE_CODES[self.dtype.name]
+        complete_megatron_index(self.idx.fileno(), self.idx_path, self.docs, self.dtype.itemsize, code)
 
 
 class ParquetWriter(Writer):
@@ -359,7 +328,7 @@ WRITERS = {"ids": IdsWriter, "pieces": PiecesWriter, "jsonl": JsonlWriter, "npy"
 def read_megatron(prefix: str) -> Tuple[np.ndarray, np.ndarray]:
     """Reads a Megatron-LM dataset that ``encode --format bin`` wrote: ``(ids, offsets)``."""
     with open(prefix + ".idx", "rb") as f:
-        head = f.read(len(MEGATRON_MAGIC) + 9 + 16)
+        head = f.read(MEGATRON_HEADER_BYTES)
         if head[: len(MEGATRON_MAGIC)] != MEGATRON_MAGIC:
             raise FormatError(f"{prefix}.idx: not a Megatron index")
         version, code = struct.unpack_from("<QB", head, len(MEGATRON_MAGIC))

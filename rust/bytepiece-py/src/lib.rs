@@ -11,8 +11,11 @@ use bytepiece::id_format::IdFormat;
 use bytepiece::rayon::prelude::*;
 use bytepiece::special::{Selection, SpecialPolicy, SpecialTokens};
 use bytepiece::vocab::RESERVED_NAMES;
+use bytepiece::writeback::Writeback;
 use bytepiece::Span;
-use bytepiece::{model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab};
+use bytepiece::{
+    megatron, model_io, parallel, EncodeOptions, Encoder as CoreEncoder, Error, SeedSequence, Text, Vocab,
+};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::exceptions::{PyFileNotFoundError, PyIsADirectoryError, PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -245,6 +248,23 @@ fn output_file(fd: i32) -> PyResult<std::fs::File> {
 #[cfg(not(unix))]
 fn output_file(_fd: i32) -> PyResult<std::fs::File> {
     Err(PyValueError::new_err("output file descriptors are supported on Unix only"))
+}
+
+/// Completes the index of Megatron-LM's indexed dataset open at descriptor `fd` (named `name` in
+/// errors), where a placeholder header and the lengths of `docs` documents were written and
+/// flushed: appends each document's byte offset, with ids of `id_bytes` bytes, and the
+/// boundaries, then writes the header with `dtype_code` (see the core's `megatron` module).
+#[pyfunction]
+fn complete_megatron_index(
+    py: Python<'_>,
+    fd: i32,
+    name: PathBuf,
+    docs: u64,
+    id_bytes: u8,
+    dtype_code: u8,
+) -> PyResult<()> {
+    let file = output_file(fd)?;
+    py.detach(|| megatron::complete_index(&file, docs, id_bytes, dtype_code)).map_err(|e| to_py(Error::io(name, e)))
 }
 
 /// Text encoded between two checks for Ctrl-C (about 0.2 s on one thread).
@@ -641,12 +661,17 @@ impl PyEncoder {
         }
         let inputs = inputs.into_iter().map(|(path, field)| open_input(path, field)).collect::<PyResult<Vec<_>>>()?;
         let mut output = output.map(|(fd, name)| output_file(fd).map(|f| (f, name))).transpose()?;
+        let mut writeback = output.as_ref().map(|(file, _)| {
+            let mut file = file;
+            Writeback::new(file, std::io::Seek::stream_position(&mut file).unwrap_or(0))
+        });
         let on_block = on_block.unbind();
         let mut failed = None;
         let ran = py.detach(|| {
             job.run(inputs, |encoded| {
                 if let Some((file, name)) = output.as_mut() {
                     file.write_all(&encoded.bytes).map_err(|e| Error::io(&*name, e))?;
+                    writeback.iter_mut().for_each(|w| w.written(encoded.bytes.len()));
                 }
                 Python::attach(|py| {
                     let data = match output {
@@ -743,6 +768,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trainer::prune_to_json, m)?)?;
     m.add_class::<trainer::NgramModelCore>()?;
     m.add_function(wrap_pyfunction!(trainer::merge_tables, m)?)?;
+    m.add_function(wrap_pyfunction!(complete_megatron_index, m)?)?;
+    m.add("MEGATRON_MAGIC", PyBytes::new(m.py(), megatron::MAGIC))?;
+    m.add("MEGATRON_HEADER_BYTES", megatron::HEADER_BYTES)?;
     m.add("UNICODE_VERSION", bytepiece::normalize::UNICODE_VERSION)?;
     m.add("RESERVED", bytepiece::vocab::RESERVED_NAMES)?;
     m.add("NUM_RESERVED", bytepiece::vocab::NUM_RESERVED)?;

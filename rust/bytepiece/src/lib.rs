@@ -26,6 +26,7 @@ mod keytable;
 mod kmerge;
 mod lattice;
 mod matcher;
+pub mod megatron;
 pub mod model;
 pub mod model_io;
 pub mod monitor;
@@ -43,6 +44,7 @@ pub mod table;
 mod text;
 mod trainer;
 pub mod vocab;
+pub mod writeback;
 
 pub use encoder::{EncodeOptions, Encoder, Span};
 pub use error::{Error, Result};
