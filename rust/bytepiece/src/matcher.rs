@@ -70,8 +70,7 @@ impl Matcher {
             )));
         }
         // special tokens (count 0) are never matched
-        let mut order: Vec<u32> = (0..pieces.len() as u32).filter(|&i| vocab.counts()[i as usize] > 0).collect();
-        order.sort_unstable_by(|&a, &b| pieces[a as usize].cmp(&pieces[b as usize]));
+        let order: Vec<u32> = vocab.by_bytes().iter().copied().filter(|&i| vocab.counts()[i as usize] > 0).collect();
         let keys: Vec<&[u8]> = order.iter().map(|&i| &*pieces[i as usize]).collect();
         let mut builder = Builder::new();
         builder.build(&keys, &order)?;

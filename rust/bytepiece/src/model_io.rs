@@ -8,6 +8,7 @@
 //! `ln 0 = -inf`, which its segmentation never chooses. A model without special tokens is
 //! byte-identical to the original's.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs;
 use std::path::Path;
@@ -35,7 +36,7 @@ pub fn parse(json: &[u8], origin: &str) -> Result<Vocab> {
         message: format!("not a BytePiece model: {e}"),
     })?;
     let entries =
-        raw.0.into_iter().map(|(key, value)| decode_entry(&key, value, origin)).collect::<Result<Vec<_>>>()?;
+        raw.0.into_iter().map(|(Key(key), value)| decode_entry(&key, value, origin)).collect::<Result<Vec<_>>>()?;
     Vocab::from_entries(entries, origin)
 }
 
@@ -100,23 +101,46 @@ impl<'de> serde::Deserialize<'de> for RawValue {
 }
 
 /// The model file's items in file order: (base64 key, value).
-struct RawModel(Vec<(String, RawValue)>);
+struct RawModel<'de>(Vec<(Key<'de>, RawValue)>);
 
-impl<'de> serde::Deserialize<'de> for RawModel {
+/// A key of the model object: borrowed from the file's bytes when it has no escape (base64
+/// never has one), so reading 80,000 pieces makes no string of each.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> std::result::Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RawModel<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
         struct ModelVisitor;
         impl<'de> Visitor<'de> for ModelVisitor {
-            type Value = RawModel;
+            type Value = RawModel<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object mapping base64 pieces to [id, text, count]")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawModel, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawModel<'de>, A::Error> {
                 let mut items = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     let value: RawValue = map.next_value().map_err(|e| {
                         de::Error::custom(format!("the value of key {key:?} is not [id, text, count]: {e}"))
                     })?;
-                    items.push((key, value));
+                    items.push((Key(key), value));
                 }
                 Ok(RawModel(items))
             }

@@ -5,7 +5,7 @@
 //! A piece may be a *special token* (a control text such as `<|im_start|>`): it has an id and
 //! count 0, is never produced by segmentation, and is only emitted when a caller asks for it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::error::{Error, Result};
 
@@ -52,7 +52,9 @@ impl Entry {
 pub struct Vocab {
     pieces: Vec<Box<[u8]>>,
     counts: Vec<u64>,
-    index: HashMap<Box<[u8]>, u32>,
+    /// The indices of `pieces` in the order of their bytes (to look pieces up, and to build the
+    /// matcher's trie without sorting again).
+    by_bytes: Vec<u32>,
     /// The ids of the special tokens, in id order.
     special_ids: Vec<u32>,
 }
@@ -113,20 +115,29 @@ impl Vocab {
         }
         // Every slot is filled: n entries, n slots, no slot filled twice.
         let (pieces, counts): (Vec<Box<[u8]>>, Vec<u64>) = slots.into_iter().flatten().unzip();
-        let mut index = HashMap::with_capacity(n);
-        for (i, p) in pieces.iter().enumerate() {
-            let id = i as u32 + NUM_RESERVED;
-            if let Some(first) = index.insert(p.clone(), id) {
-                let what = if counts[i] == 0 || counts[(first - NUM_RESERVED) as usize] == 0 {
-                    "special token"
-                } else {
-                    "piece"
-                };
-                return Err(invalid(format!("{what} {} appears twice (ids {first} and {id})", show_piece(p))));
-            }
+        // sorted by the first 8 bytes as a number first: fewer byte-string comparisons
+        let head = |p: &[u8]| {
+            let mut bytes = [0u8; 8];
+            bytes[..p.len().min(8)].copy_from_slice(&p[..p.len().min(8)]);
+            u64::from_be_bytes(bytes)
+        };
+        let mut keyed: Vec<(u64, u32)> = pieces.iter().zip(0..n as u32).map(|(p, i)| (head(p), i)).collect();
+        keyed.sort_unstable_by(|&(ha, a), &(hb, b)| {
+            ha.cmp(&hb).then_with(|| pieces[a as usize].cmp(&pieces[b as usize]))
+        });
+        let by_bytes: Vec<u32> = keyed.into_iter().map(|(_, i)| i).collect();
+        if let Some(pair) = by_bytes.windows(2).find(|w| pieces[w[0] as usize] == pieces[w[1] as usize]) {
+            let (first, second) = (pair[0].min(pair[1]) as usize, pair[0].max(pair[1]) as usize);
+            let what = if counts[first] == 0 || counts[second] == 0 { "special token" } else { "piece" };
+            return Err(invalid(format!(
+                "{what} {} appears twice (ids {} and {})",
+                show_piece(&pieces[first]),
+                first as u32 + NUM_RESERVED,
+                second as u32 + NUM_RESERVED
+            )));
         }
         let special_ids = (0..n as u32).filter(|&i| counts[i as usize] == 0).map(|i| i + NUM_RESERVED).collect();
-        let vocab = Vocab { pieces, counts, index, special_ids };
+        let vocab = Vocab { pieces, counts, by_bytes, special_ids };
         let missing: Vec<String> = (0..=255u8)
             .filter(|b| vocab.id(&[*b]).is_none_or(|id| vocab.is_special(id)))
             .map(|b| format!("0x{b:02x}"))
@@ -175,7 +186,14 @@ impl Vocab {
 
     /// The id of a piece or special token, or `None` when it is not in the vocabulary.
     pub fn id(&self, piece: &[u8]) -> Option<u32> {
-        self.index.get(piece).copied()
+        let found = self.by_bytes.binary_search_by(|&i| (*self.pieces[i as usize]).cmp(piece)).ok()?;
+        Some(self.by_bytes[found] + NUM_RESERVED)
+    }
+
+    /// The index in [`Self::pieces`] of every piece and special token, in the order of their
+    /// bytes.
+    pub(crate) fn by_bytes(&self) -> &[u32] {
+        &self.by_bytes
     }
 
     /// True when `id` is a special token's (never produced by segmentation).
