@@ -16,8 +16,20 @@ const EMPTY: u64 = 0;
 /// Fibonacci hashing, scaled to `slots`: the key times 2^64 / φ, as a fraction of 2^64, times
 /// the number of slots.
 #[inline]
-fn slot_of(key: u64, slots: usize) -> usize {
+pub(crate) fn slot_of(key: u64, slots: usize) -> usize {
     ((u128::from(key.wrapping_mul(0x9E37_79B9_7F4A_7C15)) * slots as u128) >> 64) as usize
+}
+
+/// Asks the CPU to start loading `x` (a hint: it changes no result).
+#[inline]
+pub(crate) fn prefetch<T>(x: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and has no effect on memory; the address is of a live value.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((x as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
 }
 
 /// See the module documentation.
@@ -156,15 +168,7 @@ impl KeyTable {
     /// changes no result).
     #[inline]
     pub fn prefetch(&self, key: u64) {
-        let slot = &self.slots[slot_of(key, self.slots.len())];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch never faults and has no effect on memory; the address is of a
-        // live slot.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((slot as *const (u64, u64)).cast());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = slot;
+        prefetch(&self.slots[slot_of(key, self.slots.len())]);
     }
 
     /// The `(key, value)` pairs by increasing key, sorted in the table's own array.

@@ -20,6 +20,7 @@ pub mod documents;
 pub mod encode_files;
 mod encoder;
 mod error;
+mod hashed_level;
 pub mod hugepages;
 pub mod id_format;
 mod keytable;

@@ -10,8 +10,10 @@
 //!
 //! The n-grams are held in one of two ways ([`Levels`]):
 //!
-//! - hashed: a [`KeyTable`] from the key to the logarithm, a quarter full (64 bytes per n-gram),
-//!   or fuller, to 3/4, within a memory budget: one cache line per look-up, the fastest;
+//! - hashed ([`HashedLevel`]): per length, an open-addressing table a quarter full, or fuller, to
+//!   3/4, within a memory budget; a slot packs the key with the rank of its count among the
+//!   length's distinct counts (32 bytes per n-gram; 64 where they do not fit, as `(key,
+//!   logarithm)` pairs): one cache line per look-up, the fastest;
 //! - compact, when the model must fit a memory budget that the hashed form exceeds: one array
 //!   sorted by bucket, a bucket being the high bits of a bijective hash of the key, with an array
 //!   of bucket offsets; a look-up reads one offset and scans a few slots. A slot holds the rest of
@@ -22,7 +24,8 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::keytable::KeyTable;
+use crate::hashed_level::HashedLevel;
+use crate::keytable::{prefetch, KeyTable};
 use crate::runs::Run;
 use crate::table::{NgramList, NgramTable, NgramTableView};
 
@@ -240,8 +243,8 @@ impl Level {
 /// their counts, in one of the two forms of the module documentation.
 #[derive(Debug)]
 enum Levels {
-    /// Key -> the bits of the logarithm.
-    Hashed(Vec<KeyTable>),
+    /// Key -> the logarithm.
+    Hashed(Vec<HashedLevel>),
     /// Key -> the index of the logarithm in the model's table.
     Compact(Vec<Level>),
 }
@@ -249,14 +252,14 @@ enum Levels {
 impl Levels {
     fn sizes(&self) -> Vec<usize> {
         match self {
-            Levels::Hashed(t) => t.iter().map(KeyTable::len).collect(),
+            Levels::Hashed(t) => t.iter().map(HashedLevel::len).collect(),
             Levels::Compact(l) => l.iter().map(Level::len).collect(),
         }
     }
 
     fn bytes(&self) -> usize {
         match self {
-            Levels::Hashed(t) => t.iter().map(KeyTable::bytes).sum(),
+            Levels::Hashed(t) => t.iter().map(HashedLevel::bytes).sum(),
             Levels::Compact(l) => l.iter().map(Level::bytes).sum(),
         }
     }
@@ -280,18 +283,6 @@ fn rest_mask(shift: u32) -> u64 {
     }
 }
 
-/// Asks the CPU to start loading `x` (a hint: it changes no result).
-#[inline]
-fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and has no effect on memory; the address is of a live value.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((x as *const T).cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
-}
-
 /// The index of `count` in the table of logarithms: itself below [`DENSE`], else after the
 /// dense part by its rank among the larger counts (`large`, sorted and distinct).
 #[inline]
@@ -302,6 +293,46 @@ fn count_index(count: u64, large: &[u64]) -> u32 {
         DENSE as u32
             + large.binary_search(&count).unwrap_or_else(|_| unreachable!("every large count was collected")) as u32
     }
+}
+
+/// The hashed level of the n-grams of `len` bytes in `list`, in `slots` slots: packed, with the
+/// ranks of the level's distinct counts (those below [`DENSE`] marked in the bitmap `small`,
+/// the larger ones in `level_large`), when they fit (see [`HashedLevel::packs`]); else pairs.
+/// `logs` holds the logarithm of every count by [`count_index`] (with the model's `large`).
+fn hashed_level(
+    len: usize,
+    slots: usize,
+    list: &dyn SortedCounts,
+    small: &[u64],
+    level_large: &[u64],
+    large: &[u64],
+    logs: &[f64],
+) -> Result<HashedLevel> {
+    let distinct = small.iter().map(|w| w.count_ones() as usize).sum::<usize>() + level_large.len();
+    if !HashedLevel::packs(len, distinct + 1) {
+        let mut table = KeyTable::with_slots(slots);
+        list.for_each(&mut |k, c| table.add(k, logs[count_index(c, large) as usize].to_bits()))?;
+        return Ok(HashedLevel::Pairs(table));
+    }
+    // rank 0 marks an empty slot: the distinct counts are ranked from 1, the small ones first
+    let mut rank_of_small = vec![0u32; DENSE as usize];
+    let mut level_logs = vec![f64::NAN];
+    for c in (0..DENSE).filter(|&c| small[c as usize / 64] >> (c % 64) & 1 == 1) {
+        rank_of_small[c as usize] = level_logs.len() as u32;
+        level_logs.push(logs[c as usize]);
+    }
+    let first_large = level_logs.len() as u64;
+    level_logs.extend(level_large.iter().map(|&c| logs[count_index(c, large) as usize]));
+    let mut level = HashedLevel::packed(len, slots, level_logs);
+    list.for_each(&mut |k, c| {
+        let rank = if c < DENSE {
+            u64::from(rank_of_small[c as usize])
+        } else {
+            first_large + level_large.binary_search(&c).unwrap_or_else(|_| unreachable!("collected")) as u64
+        };
+        level.insert(k, rank);
+    })?;
+    Ok(level)
 }
 
 /// The bytes of memory a model of `ngrams` n-grams of 2 bytes or more takes, about, in its
@@ -379,11 +410,15 @@ impl NgramModel {
             .map(|(j, list)| {
                 let mut level = if compact { Some(Level::plan(j + 2, list.entries())?) } else { None };
                 let mut large = Vec::new();
+                // which counts below DENSE occur (for the ranks of a packed hashed level)
+                let mut small = if compact { Vec::new() } else { vec![0u64; DENSE as usize / 64] };
                 let mut seen = 0usize;
                 list.for_each(&mut |k, c| {
                     if let Some(level) = level.as_mut() {
                         let (b, _) = level.locate(k);
                         level.offsets[b + 1] += 1;
+                    } else if c < DENSE {
+                        small[c as usize / 64] |= 1 << (c % 64);
                     }
                     seen += 1;
                     if c >= DENSE {
@@ -395,10 +430,10 @@ impl NgramModel {
                 }
                 large.sort_unstable();
                 large.dedup();
-                Ok((level, large))
+                Ok((level, large, small))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut large: Vec<u64> = planned.iter().flat_map(|(_, l)| l.iter().copied()).collect();
+        let mut large: Vec<u64> = planned.iter().flat_map(|(_, l, _)| l.iter().copied()).collect();
         large.sort_unstable();
         large.dedup();
         // one call for every logarithm: the dense counts (0 stands for 1, never used), the
@@ -418,13 +453,12 @@ impl NgramModel {
         let levels = planned
             .into_par_iter()
             .zip(&lists[1..])
-            .map(|((level, _), list)| {
+            .enumerate()
+            .map(|(j, ((level, level_large, small), list))| {
                 let Some(mut level) = level else {
                     let slots =
                         hashed_slots(list.entries(), ngrams, budget).unwrap_or_else(|| unreachable!("not compact"));
-                    let mut table = KeyTable::with_slots(slots);
-                    list.for_each(&mut |k, c| table.add(k, logs[count_index(c, &large) as usize].to_bits()))?;
-                    return Ok(Err(table));
+                    return hashed_level(j + 2, slots, *list, &small, &level_large, &large, &logs).map(Err);
                 };
                 let mut total = 0u32;
                 for o in level.offsets.iter_mut() {
@@ -454,7 +488,7 @@ impl NgramModel {
                 }
                 Ok(Ok(level))
             })
-            .collect::<Result<Vec<std::result::Result<Level, KeyTable>>>>()?;
+            .collect::<Result<Vec<std::result::Result<Level, HashedLevel>>>>()?;
         let levels = if compact {
             Levels::Compact(levels.into_iter().filter_map(|l| l.ok()).collect())
         } else {
@@ -530,7 +564,7 @@ impl NgramModel {
     pub fn log_counts_ending_at(&self, text: &[u8], i: usize, raw: &mut [f64]) -> usize {
         raw[0] = self.byte_logs[usize::from(text[i])];
         match &self.levels {
-            Levels::Hashed(tables) => self.walk_left(text, i, raw, |j, key| tables[j].get(key).map(f64::from_bits)),
+            Levels::Hashed(tables) => self.walk_left(text, i, raw, |j, key| tables[j].get(key)),
             Levels::Compact(levels) => {
                 self.walk_left(text, i, raw, |j, key| levels[j].get(key).map(|x| self.logs[x as usize]))
             }
@@ -557,7 +591,7 @@ impl NgramModel {
     pub fn log_prob(&self, len: usize, key: u64) -> Option<f64> {
         let raw = |len: usize, key: u64| match (len, &self.levels) {
             (1, _) => self.byte_logs.get(key as usize).copied(),
-            (_, Levels::Hashed(t)) => t.get(len - 2)?.get(key).map(f64::from_bits),
+            (_, Levels::Hashed(t)) => t.get(len - 2)?.get(key),
             (_, Levels::Compact(l)) => l.get(len - 2)?.get(key).map(|x| self.logs[x as usize]),
         };
         let prefix = if len == 1 { Some(self.log_positions) } else { raw(len - 1, key >> 8) };
@@ -647,7 +681,7 @@ mod tests {
             for model in &level {
                 let (l, logs) = (&model.levels, &model.logs);
                 let get = |k: u64| match l {
-                    Levels::Hashed(t) => t[len - 2].get(k).map(f64::from_bits),
+                    Levels::Hashed(t) => t[len - 2].get(k),
                     Levels::Compact(c) => c[len - 2].get(k).map(|x| logs[x as usize]),
                 };
                 for &(k, c) in &list {
