@@ -293,6 +293,18 @@ def _merge_levels(client: Any, futures: List[Any], fan_in: int, name: str, retri
     return futures
 
 
+def _fetch_as_done(futures: List[Any]) -> List[Any]:
+    """The results of ``futures``, in their order, each fetched as soon as its task is done: the
+    transfers overlap the tasks still running instead of all following the last one."""
+    from distributed import as_completed
+
+    position = {future.key: i for i, future in enumerate(futures)}
+    results: List[Any] = [None] * len(futures)
+    for future in as_completed(futures):
+        results[position[future.key]] = future.result()
+    return results
+
+
 def _check_positive(**values: Any) -> None:
     for what, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -380,7 +392,7 @@ def train_distributed(
     model = client.submit(ngram_model_table, ngram_tables, trainer_args, key=f"bytepiece-model-{job}", retries=retries)
     del ngram_tables  # their memory on the workers is released once the model is made
     piece_tables = _merge_levels(client, count("pieces", model), fan_in, f"bytepiece-merge-pieces-{job}", retries)
-    tables = client.gather(piece_tables)
+    tables = _fetch_as_done(piece_tables)
     del piece_tables, model
     # the last merge is the pruning's first pass, here
     return prune_counts(tables, trainer_args, progress=progress)
