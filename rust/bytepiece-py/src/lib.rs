@@ -661,10 +661,7 @@ impl PyEncoder {
         }
         let inputs = inputs.into_iter().map(|(path, field)| open_input(path, field)).collect::<PyResult<Vec<_>>>()?;
         let mut output = output.map(|(fd, name)| output_file(fd).map(|f| (f, name))).transpose()?;
-        let mut writeback = output.as_ref().map(|(file, _)| {
-            let mut file = file;
-            Writeback::new(file, std::io::Seek::stream_position(&mut file).unwrap_or(0))
-        });
+        let mut writeback = output.as_ref().map(|(file, _)| Writeback::new(file));
         let on_block = on_block.unbind();
         let mut failed = None;
         let ran = py.detach(|| {

@@ -40,8 +40,8 @@ impl HashedLevel {
         HashedLevel::Packed { slots: vec![0; slots.max(16)], rank_bits: 64 - 8 * len as u32, logs, len: 0 }
     }
 
-    /// Adds `key` with the rank `rank` of its count (packed levels) or the bits of its
-    /// logarithm (pairs). A key is added once.
+    /// Adds `key` with `value`: the rank of its count (packed) or the bits of its logarithm
+    /// (pairs). A key is added once.
     #[inline]
     pub(crate) fn insert(&mut self, key: u64, value: u64) {
         match self {

@@ -309,28 +309,30 @@ fn hashed_level(
     logs: &[f64],
 ) -> Result<HashedLevel> {
     let distinct = small.iter().map(|w| w.count_ones() as usize).sum::<usize>() + level_large.len();
-    if !HashedLevel::packs(len, distinct + 1) {
-        let mut table = KeyTable::with_slots(slots);
-        list.for_each(&mut |k, c| table.add(k, logs[count_index(c, large) as usize].to_bits()))?;
-        return Ok(HashedLevel::Pairs(table));
-    }
     // rank 0 marks an empty slot: the distinct counts are ranked from 1, the small ones first
-    let mut rank_of_small = vec![0u32; DENSE as usize];
-    let mut level_logs = vec![f64::NAN];
-    for c in (0..DENSE).filter(|&c| small[c as usize / 64] >> (c % 64) & 1 == 1) {
-        rank_of_small[c as usize] = level_logs.len() as u32;
-        level_logs.push(logs[c as usize]);
-    }
-    let first_large = level_logs.len() as u64;
-    level_logs.extend(level_large.iter().map(|&c| logs[count_index(c, large) as usize]));
-    let mut level = HashedLevel::packed(len, slots, level_logs);
+    let mut rank_of_small = Vec::new();
+    let mut level = if HashedLevel::packs(len, distinct + 1) {
+        rank_of_small = vec![0u32; DENSE as usize];
+        let mut level_logs = vec![f64::NAN];
+        for c in (0..DENSE).filter(|&c| small[c as usize / 64] >> (c % 64) & 1 == 1) {
+            rank_of_small[c as usize] = level_logs.len() as u32;
+            level_logs.push(logs[c as usize]);
+        }
+        level_logs.extend(level_large.iter().map(|&c| logs[count_index(c, large) as usize]));
+        HashedLevel::packed(len, slots, level_logs)
+    } else {
+        HashedLevel::Pairs(KeyTable::with_slots(slots))
+    };
+    let first_large = (distinct - level_large.len()) as u64 + 1;
     list.for_each(&mut |k, c| {
-        let rank = if c < DENSE {
-            u64::from(rank_of_small[c as usize])
-        } else {
-            first_large + level_large.binary_search(&c).unwrap_or_else(|_| unreachable!("collected")) as u64
+        let value = match &level {
+            HashedLevel::Pairs(_) => logs[count_index(c, large) as usize].to_bits(),
+            HashedLevel::Packed { .. } if c < DENSE => u64::from(rank_of_small[c as usize]),
+            HashedLevel::Packed { .. } => {
+                first_large + level_large.binary_search(&c).unwrap_or_else(|_| unreachable!("collected")) as u64
+            }
         };
-        level.insert(k, rank);
+        level.insert(k, value);
     })?;
     Ok(level)
 }

@@ -4,6 +4,7 @@
 //! thread never waits for the disk.
 
 use std::fs::File;
+use std::io::Seek;
 use std::sync::mpsc::{channel, Sender};
 use std::thread::JoinHandle;
 
@@ -30,9 +31,10 @@ struct Handler {
 }
 
 impl Writeback {
-    /// Follows writes to `file` from `offset` on. A file that is no regular file (a pipe, a
-    /// device), or one that cannot be duplicated, is followed by doing nothing.
-    pub fn new(file: &File, offset: u64) -> Writeback {
+    /// Follows writes to `file` from its current position on. A file that is no regular file (a
+    /// pipe, a device), or one that cannot be duplicated, is followed by doing nothing.
+    pub fn new(mut file: &File) -> Writeback {
+        let offset = file.stream_position().unwrap_or(0);
         let regular = file.metadata().is_ok_and(|m| m.is_file());
         let thread = match (regular, file.try_clone()) {
             (true, Ok(file)) if cfg!(target_os = "linux") => {
@@ -94,7 +96,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("bp-writeback-{}", std::process::id()));
         let mut file = File::create(&path).unwrap();
         file.write_all(b"head").unwrap();
-        let mut writeback = Writeback::new(&file, 4);
+        let mut writeback = Writeback::new(&file);
         assert_eq!(writeback.thread.is_some(), cfg!(target_os = "linux"));
         let block = vec![7u8; 3 << 20];
         for _ in 0..6 {
@@ -114,7 +116,7 @@ mod tests {
     #[test]
     fn a_file_that_is_no_regular_file_gets_no_thread() {
         let dir = File::open(std::env::temp_dir()).unwrap();
-        let mut writeback = Writeback::new(&dir, 0);
+        let mut writeback = Writeback::new(&dir);
         writeback.written(STRETCH_BYTES as usize);
         assert!(writeback.thread.is_none() && writeback.pending == STRETCH_BYTES);
     }
