@@ -527,8 +527,8 @@ def test_the_command_exits_with_its_status_after_exit_handlers_and_flushed_outpu
         "sys.stdout.write('buffered:')\n"
         "sys.stderr.write('buffered:')\n"
         f"sys.argv = ['bytepiece', *{argv!r}]\n"
-        "from bytepiece_rs.cli import run\n"
-        "run()\n"
+        "from bytepiece_rs.__main__ import main\n"
+        "main()\n"
         "print('never reached')\n"
     )
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
@@ -538,3 +538,35 @@ def test_the_command_exits_with_its_status_after_exit_handlers_and_flushed_outpu
         assert r.stdout == "buffered:" + " ".join(map(str, Tokenizer().encode("hello world"))) + "\n"
     else:
         assert "no/such/file" in r.stderr and "never reached" not in r.stdout
+
+
+@pytest.mark.parametrize("preset", [None, "3"])
+def test_the_command_loads_numpy_without_blas_threads_unless_the_user_asked(preset):
+    """Importing the package does not import NumPy; the command then tells OpenBLAS to start no
+    threads of its own (they would spin on the cores that encode), keeping a value the user set."""
+    script = (
+        "import atexit, os, sys\n"
+        "import bytepiece_rs\n"
+        "assert 'numpy' not in sys.modules, 'the package imported NumPy'\n"
+        "atexit.register(lambda: print('blas', os.environ.get('OPENBLAS_NUM_THREADS'), file=sys.stderr))\n"
+        "sys.argv = ['bytepiece', 'encode', '--text', 'hello world']\n"
+        "from bytepiece_rs.__main__ import main\n"
+        "assert 'numpy' not in sys.modules, 'the entry point imported NumPy'\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == " ".join(map(str, Tokenizer().encode("hello world"))) + "\n"
+    assert r.stderr.splitlines()[-1] == f"blas {preset or 1}"
+
+
+def test_the_package_gives_its_classes_when_first_asked():
+    import bytepiece_rs
+
+    assert bytepiece_rs.Tokenizer is Tokenizer
+    assert {"Tokenizer", "Trainer", "DEFAULT_MODEL", "convert_to_bytepiece"} <= set(dir(bytepiece_rs))
+    with pytest.raises(AttributeError, match="no attribute 'Tokeniser'"):
+        bytepiece_rs.Tokeniser  # noqa: B018

@@ -191,7 +191,7 @@ def test_the_wheel_holds_the_engine_the_model_the_license_and_the_command(wheel,
         "bytepiece_rs/py.typed",
         f"{dist_info}/licenses/LICENSE",
     } <= names
-    assert "bytepiece=bytepiece_rs.cli:run" in entry_points.replace(" ", "")
+    assert "bytepiece=bytepiece_rs.__main__:main" in entry_points.replace(" ", "")
     assert wheel.stat().st_size < 5_000_000  # 2.0 MB, half of it the default model
 
 
