@@ -21,42 +21,44 @@ use crate::sampler::Rng;
 use crate::vocab::NUM_RESERVED;
 
 /// Reusable buffers for one chunk's lattice: the best (or summed) score reaching each end
-/// position and the route chosen to end there (see [`route`]).
+/// position, and the piece chosen to end there.
+///
+/// The scores are held in a ring of a power of two slots longer than the longest piece,
+/// position `e` in slot `e & mask`: the score of a position is read once, when the walks from it
+/// start, after every piece ending there was seen, and its slot is free again before any piece
+/// can end at the position that shares it. So a chunk takes 4 bytes per byte (its routes), not
+/// 16: inference does not cap a line's length, and the original's files hold lines of megabytes
+/// (a 2.4 MB line took 38 MB of fresh memory per thread).
 #[derive(Debug, Default)]
 pub struct Lattice {
     scores: Vec<f64>,
-    routes: Vec<u64>,
-}
-
-/// A route into an end position: the piece's slot in the matcher (see
-/// [`Matcher::piece_of`]: its index plus one) and its length, packed so that backtracking needs
-/// no look-up.
-#[inline(always)]
-pub(crate) fn route(slot: u32, len: usize) -> u64 {
-    u64::from(slot) << 32 | len as u64
+    /// The slot in the matcher of the piece chosen to end at each position (see
+    /// [`Matcher::piece_of`]); its length is the matcher's [`Matcher::len_of`].
+    routes: Vec<u32>,
 }
 
 impl Lattice {
-    /// Prepares for a chunk of `len` bytes: score 0 at position 0, `-inf` elsewhere.
-    pub(crate) fn reset(&mut self, len: usize) -> (&mut [f64], &mut [u64]) {
+    /// Prepares for a chunk of `len` bytes and pieces of at most `longest` bytes: score 0 at
+    /// position 0, `-inf` elsewhere. Returns the ring of scores, its mask, and the routes.
+    pub(crate) fn reset(&mut self, len: usize, longest: usize) -> (&mut [f64], usize, &mut [u32]) {
+        let ring = (longest + 1).next_power_of_two();
         self.scores.clear();
-        self.scores.resize(len + 1, f64::NEG_INFINITY);
+        self.scores.resize(ring, f64::NEG_INFINITY);
         self.scores[0] = 0.0;
         self.routes.clear();
         self.routes.resize(len + 1, 0);
-        (&mut self.scores, &mut self.routes)
+        (&mut self.scores, ring - 1, &mut self.routes)
     }
 
     /// Follows the routes back from the end and appends the ids, in text order, to `out`.
-    pub(crate) fn backtrack(&self, out: &mut Vec<u32>) {
+    pub(crate) fn backtrack(&self, matcher: &Matcher, out: &mut Vec<u32>) {
         let first = out.len();
         let mut e = self.routes.len() - 1;
         while e > 0 {
             // Every position is reached (all single bytes are pieces), through a piece's slot.
-            let r = self.routes[e];
-            let piece = Matcher::piece_of((r >> 32) as u32).unwrap_or(0) as u32;
-            out.push(piece + NUM_RESERVED);
-            e -= r as u32 as usize;
+            let slot = self.routes[e];
+            out.push(Matcher::piece_of(slot).unwrap_or(0) as u32 + NUM_RESERVED);
+            e -= matcher.len_of(slot);
         }
         out[first..].reverse();
     }
@@ -65,20 +67,20 @@ impl Lattice {
 /// Appends the ids of the best segmentation of `chunk` by the pieces of `matcher` (ties to the
 /// first candidate, as the original breaks them) to `out`.
 pub(crate) fn best_segmentation(matcher: &Matcher, chunk: &[u8], lattice: &mut Lattice, out: &mut Vec<u32>) {
-    let (best, routes) = lattice.reset(chunk.len());
+    let (best, mask, routes) = lattice.reset(chunk.len(), matcher.longest());
     for s in 0..chunk.len() {
-        let base = best[s];
+        let base = std::mem::replace(&mut best[s & mask], f64::NEG_INFINITY);
         // Nodes where no piece ends score -inf and never win.
         matcher.for_each_prefix(chunk, s, |e, slot, score| {
             // Branch-free: which candidate wins is unpredictable.
             let score = base + score;
-            let held = best[e];
+            let held = best[e & mask];
             let better = score > held;
-            best[e] = select_unpredictable(better, score, held);
-            routes[e] = select_unpredictable(better, route(slot, e - s), routes[e]);
+            best[e & mask] = select_unpredictable(better, score, held);
+            routes[e] = select_unpredictable(better, slot, routes[e]);
         });
     }
-    lattice.backtrack(out);
+    lattice.backtrack(matcher, out);
 }
 
 /// The score (log-probability) of each piece of a vocabulary whose counts are `counts` (in id
@@ -115,23 +117,23 @@ pub(crate) fn sample_path(
     lattice: &mut Lattice,
     out: &mut Vec<u32>,
 ) {
-    let (best, routes) = lattice.reset(chunk.len());
+    let (best, mask, routes) = lattice.reset(chunk.len(), matcher.longest());
     for s in 0..chunk.len() {
-        let base = best[s];
+        let base = std::mem::replace(&mut best[s & mask], f64::NEG_INFINITY);
         matcher.for_each_prefix(chunk, s, |e, slot, score| {
             if score == f64::NEG_INFINITY {
                 return; // no piece ends at this node
             }
             let score = base + alpha * score;
-            let before = best[e];
+            let before = best[e & mask];
             let total = log_add_exp(before, score);
-            best[e] = total;
+            best[e & mask] = total;
             if before == f64::NEG_INFINITY || rng.next_f64() < (score - total).exp() {
-                routes[e] = route(slot, e - s);
+                routes[e] = slot;
             }
         });
     }
-    lattice.backtrack(out);
+    lattice.backtrack(matcher, out);
 }
 
 /// `ln(exp(x) + exp(y))` without overflow; `-inf` when both are `-inf`.
@@ -148,6 +150,75 @@ fn log_add_exp(x: f64, y: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocab::{tests::entries_with, Vocab};
+
+    /// The best segmentation by the textbook Viterbi, a score for every position held to the
+    /// end, every substring looked up (ties to the candidate seen first: by end, then longest).
+    fn reference(vocab: &Vocab, scores: &[f64], chunk: &[u8]) -> Vec<u32> {
+        let n = chunk.len();
+        let mut best = vec![f64::NEG_INFINITY; n + 1];
+        let mut from = vec![(0usize, 0u32); n + 1];
+        best[0] = 0.0;
+        for e in 1..=n {
+            for s in 0..e {
+                if let Some(id) = vocab.id(&chunk[s..e]) {
+                    let score = best[s] + scores[(id - NUM_RESERVED) as usize];
+                    if score > best[e] {
+                        best[e] = score;
+                        from[e] = (s, id);
+                    }
+                }
+            }
+        }
+        let mut ids = vec![];
+        let mut e = n;
+        while e > 0 {
+            ids.push(from[e].1);
+            e = from[e].0;
+        }
+        ids.reverse();
+        ids
+    }
+
+    #[test]
+    fn chunks_far_longer_than_the_score_ring_segment_as_with_every_score_held() {
+        // pieces up to 9 bytes (a ring of 16 scores) over a 2-letter alphabet, so that most
+        // positions have candidates of every length and long chunks wrap the ring many times
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut extra: Vec<(Vec<u8>, u64)> = vec![];
+        for _ in 0..600 {
+            let len = 2 + (next() % 8) as usize;
+            let piece: Vec<u8> = (0..len).map(|_| b"ab"[(next() % 2) as usize]).collect();
+            if !extra.iter().any(|(p, _)| *p == piece) {
+                extra.push((piece, 1 + next() % 50));
+            }
+        }
+        let extra: Vec<(&[u8], u64)> = extra.iter().map(|(p, c)| (&p[..], *c)).collect();
+        let vocab = Vocab::from_entries(entries_with(&extra), "m").unwrap();
+        let scores = piece_scores(vocab.counts(), |xs| Ok(xs.iter().map(|x| x.ln()).collect())).unwrap();
+        let matcher = Matcher::new(&vocab, &scores).unwrap();
+        assert_eq!(matcher.longest(), 9);
+        let mut lattice = Lattice::default();
+        for len in [0usize, 1, 15, 16, 17, 5000] {
+            let chunk: Vec<u8> = (0..len).map(|_| b"ab"[(next() % 2) as usize]).collect();
+            let mut ids = vec![7];
+            best_segmentation(&matcher, &chunk, &mut lattice, &mut ids);
+            assert_eq!(ids[1..], reference(&vocab, &scores, &chunk), "a chunk of {len} bytes");
+            let pieces: Vec<u8> = ids[1..].iter().flat_map(|&id| vocab.piece(id).unwrap().to_vec()).collect();
+            assert_eq!(pieces, chunk);
+        }
+        // a draw that follows the scores alone (alpha large) takes the best path too
+        let chunk: Vec<u8> = (0..3000).map(|_| b"ab"[(next() % 2) as usize]).collect();
+        let mut drawn = vec![];
+        sample_path(&matcher, &chunk, 1e6, &mut Rng::new(5), &mut lattice, &mut drawn);
+        assert_eq!(drawn, reference(&vocab, &scores, &chunk));
+    }
 
     #[test]
     fn log_add_exp_handles_infinities() {

@@ -49,6 +49,10 @@ pub struct Matcher {
     units: Vec<Unit>,
     /// The score of each piece slot: `-inf` for slot 0 (no piece), then piece `i`'s at `i + 1`.
     scores: Vec<f64>,
+    /// The length in bytes of each slot's piece (1 for slot 0, so that no walk back stalls).
+    lens: Vec<u32>,
+    /// The length of the longest piece in the trie.
+    longest: usize,
 }
 
 impl Matcher {
@@ -74,7 +78,9 @@ impl Matcher {
         let keys: Vec<&[u8]> = order.iter().map(|&i| &*pieces[i as usize]).collect();
         let mut builder = Builder::new();
         builder.build(&keys, &order)?;
-        let mut matcher = Matcher { units: builder.finish(), scores: Vec::new() };
+        let lens = std::iter::once(1).chain(pieces.iter().map(|p| p.len() as u32)).collect();
+        let longest = keys.iter().map(|k| k.len()).max().unwrap_or(0);
+        let mut matcher = Matcher { units: builder.finish(), scores: Vec::new(), lens, longest };
         matcher.rescore(scores)?;
         Ok(matcher)
     }
@@ -126,6 +132,17 @@ impl Matcher {
             // one score per piece plus one for slot 0.
             f(start + pos + 1, slot, unsafe { *scores.get_unchecked(slot as usize) });
         }
+    }
+
+    /// The length in bytes of the piece of a slot given by [`Matcher::for_each_prefix`].
+    #[inline]
+    pub fn len_of(&self, slot: u32) -> usize {
+        self.lens[slot as usize] as usize
+    }
+
+    /// The length in bytes of the longest piece a walk can find.
+    pub fn longest(&self) -> usize {
+        self.longest
     }
 
     /// The index in `vocab.pieces()` of the piece of a slot given by
