@@ -32,10 +32,20 @@ use crate::vocab::NUM_RESERVED;
 #[derive(Debug, Default)]
 pub struct Lattice {
     scores: Vec<f64>,
-    /// The slot in the matcher of the piece chosen to end at each position (see
-    /// [`Matcher::piece_of`]); its length is the matcher's [`Matcher::len_of`].
+    /// The piece chosen to end at each position (see [`route`]).
     routes: Vec<u32>,
 }
+
+/// A route into an end position: the piece's slot in the matcher (see [`Matcher::piece_of`]:
+/// its index plus one) and its length, packed so that backtracking needs no look-up; a length
+/// of [`LONG`] or more is read from the matcher ([`Matcher::len_of`]).
+#[inline(always)]
+fn route(slot: u32, len: usize) -> u32 {
+    slot << 8 | len.min(LONG as usize) as u32
+}
+
+/// The length in a route that stands for this one or more.
+const LONG: u32 = 0xFF;
 
 impl Lattice {
     /// Prepares for a chunk of `len` bytes and pieces of at most `longest` bytes: score 0 at
@@ -56,9 +66,9 @@ impl Lattice {
         let mut e = self.routes.len() - 1;
         while e > 0 {
             // Every position is reached (all single bytes are pieces), through a piece's slot.
-            let slot = self.routes[e];
+            let (slot, len) = (self.routes[e] >> 8, self.routes[e] & LONG);
             out.push(Matcher::piece_of(slot).unwrap_or(0) as u32 + NUM_RESERVED);
-            e -= matcher.len_of(slot);
+            e -= if len == LONG { matcher.len_of(slot) } else { len as usize };
         }
         out[first..].reverse();
     }
@@ -77,7 +87,7 @@ pub(crate) fn best_segmentation(matcher: &Matcher, chunk: &[u8], lattice: &mut L
             let held = best[e & mask];
             let better = score > held;
             best[e & mask] = select_unpredictable(better, score, held);
-            routes[e] = select_unpredictable(better, slot, routes[e]);
+            routes[e] = select_unpredictable(better, route(slot, e - s), routes[e]);
         });
     }
     lattice.backtrack(matcher, out);
@@ -129,7 +139,7 @@ pub(crate) fn sample_path(
             let total = log_add_exp(before, score);
             best[e & mask] = total;
             if before == f64::NEG_INFINITY || rng.next_f64() < (score - total).exp() {
-                routes[e] = slot;
+                routes[e] = route(slot, e - s);
             }
         });
     }
@@ -212,6 +222,18 @@ mod tests {
             assert_eq!(ids[1..], reference(&vocab, &scores, &chunk), "a chunk of {len} bytes");
             let pieces: Vec<u8> = ids[1..].iter().flat_map(|&id| vocab.piece(id).unwrap().to_vec()).collect();
             assert_eq!(pieces, chunk);
+        }
+        // pieces longer than a route's length field
+        let long: Vec<Vec<u8>> = [254usize, 255, 256, 300].iter().map(|&n| vec![b'x'; n]).collect();
+        let extra: Vec<(&[u8], u64)> = long.iter().map(|p| (&p[..], 1000)).collect();
+        let long_vocab = Vocab::from_entries(entries_with(&extra), "m").unwrap();
+        let long_scores = piece_scores(long_vocab.counts(), |xs| Ok(xs.iter().map(|x| x.ln()).collect())).unwrap();
+        let long_matcher = Matcher::new(&long_vocab, &long_scores).unwrap();
+        for n in [254usize, 255, 256, 301, 555, 1000] {
+            let mut ids = vec![];
+            let chunk = vec![b'x'; n];
+            best_segmentation(&long_matcher, &chunk, &mut lattice, &mut ids);
+            assert_eq!(ids, reference(&long_vocab, &long_scores, &chunk), "{n} bytes of x");
         }
         // a draw that follows the scores alone (alpha large) takes the best path too
         let chunk: Vec<u8> = (0..3000).map(|_| b"ab"[(next() % 2) as usize]).collect();
