@@ -27,7 +27,7 @@ use crate::vocab::NUM_RESERVED;
 /// position `e` in slot `e & mask`: the score of a position is read once, when the walks from it
 /// start, after every piece ending there was seen, and its slot is free again before any piece
 /// can end at the position that shares it. So a chunk takes 4 bytes per byte (its routes), not
-/// 16: inference does not cap a line's length, and the original's files hold lines of megabytes
+/// 16: inference does not cap a line's length, and real corpora hold lines of megabytes
 /// (a 2.4 MB line took 38 MB of fresh memory per thread).
 #[derive(Debug, Default)]
 pub struct Lattice {
