@@ -137,14 +137,54 @@ impl KeyTable {
         if (self.len + additional) * 4 <= self.slots.len() * 3 {
             return;
         }
-        self.regrow(KeyTable::with_capacity(self.len + additional));
+        self.grow_to(KeyTable::with_capacity(self.len + additional).slots.len());
     }
 
-    /// Grows to `slots` slots, if more than it has (the old array is freed once the keys are
-    /// moved: both are held meanwhile).
+    /// Grows to `slots` slots, if more than it has. Doubling grows the array in place (the
+    /// system extends it without copying, see [`KeyTable::double`]); any other size moves the
+    /// keys into a new array, both held meanwhile.
     pub fn grow_to(&mut self, slots: usize) {
-        if slots > self.slots.len() {
+        if slots == 2 * self.slots.len() {
+            self.double();
+        } else if slots > self.slots.len() {
             self.regrow(KeyTable::with_slots(slots));
+        }
+    }
+
+    /// Doubles the array in place and moves each key to its slot in it.
+    ///
+    /// A table that doubles this way keeps its memory and touches only the new half fresh,
+    /// where a new array would take twice the size fresh and hold both: fresh memory is what
+    /// costs on the benchmark machines (`docs/performance.md`). The home slot of a key in the
+    /// doubled array is twice its old one, or one more (the hash is scaled, not masked), so,
+    /// from the end down, every key moves up, over slots that only keys already moved hold,
+    /// and none is lost on the way. The few keys that would move down (near the start, pushed
+    /// further than their home's index) or wrap around the end are set aside and put back last.
+    fn double(&mut self) {
+        let n = self.slots.len();
+        self.slots.resize(2 * n, (EMPTY, 0));
+        let mut aside = Vec::new();
+        for i in 0..n {
+            let key = self.slots[i].0;
+            if key != EMPTY && (i < slot_of(key, n) || slot_of(key, 2 * n) < i) {
+                aside.push(std::mem::replace(&mut self.slots[i], (EMPTY, 0)));
+            }
+        }
+        for i in (0..n).rev() {
+            let (key, value) = std::mem::replace(&mut self.slots[i], (EMPTY, 0));
+            if key == EMPTY {
+                continue;
+            }
+            let j = self.find(key);
+            if j < slot_of(key, 2 * n) {
+                aside.push((key, value)); // wrapped past the end, over keys not yet moved
+            } else {
+                self.slots[j] = (key, value);
+            }
+        }
+        for (key, value) in aside {
+            let j = self.find(key);
+            self.slots[j] = (key, value);
         }
     }
 
@@ -220,6 +260,31 @@ impl SortedEntries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doubling_in_place_keeps_every_key_of_clusters_that_wrap_or_crowd_the_start() {
+        // keys whose home is one of the last slots or the first of a small table: clusters that
+        // wrap around the end and keys pushed far from home at the start
+        let homes = |slots: usize, pick: &dyn Fn(usize) -> bool| {
+            (1..u64::MAX).filter(move |&k| pick(slot_of(k, slots))).take(12).collect::<Vec<u64>>()
+        };
+        let mut keys = homes(64, &|h| h >= 62);
+        keys.extend(homes(64, &|h| h == 0));
+        let mut table = KeyTable::with_slots(64);
+        for (i, &k) in keys.iter().enumerate() {
+            table.add(k, i as u64 + 1);
+        }
+        for doublings in 0..4 {
+            for (i, &k) in keys.iter().enumerate() {
+                assert_eq!(table.get(k), Some(i as u64 + 1), "after {doublings} doublings");
+            }
+            assert_eq!(table.len(), keys.len());
+            assert_eq!(table.iter().count(), keys.len());
+            table.grow_to(2 * table.slots());
+        }
+        assert_eq!(table.slots(), 64 << 4);
+        assert_eq!(table.get(u64::MAX), None);
+    }
 
     #[test]
     fn adds_finds_every_key_and_no_other() {
