@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import mmap
 import time
+from typing import Tuple
 
 PAGE = 4096
 
 
-def touch(mb: int, huge: bool) -> tuple:
+def touch(mb: int, huge: bool) -> Tuple[float, float]:
     """Maps ``mb`` MB (advised to use 2 MiB pages if ``huge``), writes one byte of every 4 KiB,
     then again, and returns the ms per MB of each pass (the mapping is freed on return)."""
     with mmap.mmap(-1, mb << 20, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS) as m:

@@ -20,6 +20,11 @@ pub(crate) fn slot_of(key: u64, slots: usize) -> usize {
     ((u128::from(key.wrapping_mul(0x9E37_79B9_7F4A_7C15)) * slots as u128) >> 64) as usize
 }
 
+/// The slots of a table with room for `n` keys: a power of two, at most three quarters full.
+fn slots_for(n: usize) -> usize {
+    (n + n / 3 + 1).next_power_of_two()
+}
+
 /// Asks the CPU to start loading `x` (a hint: it changes no result).
 #[inline]
 pub(crate) fn prefetch<T>(x: &T) {
@@ -50,7 +55,7 @@ impl Default for KeyTable {
 impl KeyTable {
     /// An empty table with room for `n` keys before it grows.
     pub fn with_capacity(n: usize) -> KeyTable {
-        KeyTable::with_slots((n + n / 3 + 1).next_power_of_two())
+        KeyTable::with_slots(slots_for(n))
     }
 
     /// An empty table of `slots` slots (at least 16), which holds three quarters as many keys
@@ -137,7 +142,7 @@ impl KeyTable {
         if (self.len + additional) * 4 <= self.slots.len() * 3 {
             return;
         }
-        self.grow_to(KeyTable::with_capacity(self.len + additional).slots.len());
+        self.grow_to(slots_for(self.len + additional));
     }
 
     /// Grows to `slots` slots, if more than it has. Doubling grows the array in place (the

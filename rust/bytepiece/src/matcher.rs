@@ -49,7 +49,7 @@ pub struct Matcher {
     units: Vec<Unit>,
     /// The score of each piece slot: `-inf` for slot 0 (no piece), then piece `i`'s at `i + 1`.
     scores: Vec<f64>,
-    /// The length in bytes of each slot's piece (1 for slot 0, so that no walk back stalls).
+    /// The length in bytes of each slot's piece (0 for slot 0, no piece).
     lens: Vec<u32>,
     /// The length of the longest piece in the trie.
     longest: usize,
@@ -78,7 +78,7 @@ impl Matcher {
         let keys: Vec<&[u8]> = order.iter().map(|&i| &*pieces[i as usize]).collect();
         let mut builder = Builder::new();
         builder.build(&keys, &order)?;
-        let lens = std::iter::once(1).chain(pieces.iter().map(|p| p.len() as u32)).collect();
+        let lens = std::iter::once(0).chain(pieces.iter().map(|p| p.len() as u32)).collect();
         let longest = keys.iter().map(|k| k.len()).max().unwrap_or(0);
         let mut matcher = Matcher { units: builder.finish(), scores: Vec::new(), lens, longest };
         matcher.rescore(scores)?;
