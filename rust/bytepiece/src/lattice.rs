@@ -77,9 +77,37 @@ impl Lattice {
 /// Appends the ids of the best segmentation of `chunk` by the pieces of `matcher` (ties to the
 /// first candidate, as the original breaks them) to `out`.
 pub(crate) fn best_segmentation(matcher: &Matcher, chunk: &[u8], lattice: &mut Lattice, out: &mut Vec<u32>) {
-    let (best, mask, routes) = lattice.reset(chunk.len(), matcher.longest());
-    for s in 0..chunk.len() {
+    viterbi::<false>(matcher, chunk, lattice, out);
+}
+
+/// [`best_segmentation`] of a chunk that is often a piece itself, as the trainer's pieces are
+/// when it re-splits them: once the walk from the first byte has scored the chunk as one piece,
+/// that score is a floor for the best path's, and walks that cannot reach it are skipped (the
+/// same ids; one comparison a start more, which slows other text).
+pub(crate) fn best_resegmentation(matcher: &Matcher, chunk: &[u8], lattice: &mut Lattice, out: &mut Vec<u32>) {
+    viterbi::<true>(matcher, chunk, lattice, out);
+}
+
+/// The best path, with the floor of [`best_resegmentation`] if `FLOOR`.
+#[inline(always)]
+fn viterbi<const FLOOR: bool>(matcher: &Matcher, chunk: &[u8], lattice: &mut Lattice, out: &mut Vec<u32>) {
+    let n = chunk.len();
+    let (best, mask, routes) = lattice.reset(n, matcher.longest());
+    // No score is above 0 (else `top` is +inf), so a path from a start scoring `base` ends at
+    // most at `base + top`: below the floor, no candidate from that start is the first best at
+    // any position of the best path, and skipping its walk changes nothing.
+    let mut floor = f64::NEG_INFINITY;
+    let top = matcher.top();
+    for s in 0..n {
         let base = std::mem::replace(&mut best[s & mask], f64::NEG_INFINITY);
+        if FLOOR {
+            if s == 1 && n <= mask {
+                floor = best[n & mask]; // the chunk as one piece, or -inf
+            }
+            if base + top < floor {
+                continue;
+            }
+        }
         // Nodes where no piece ends score -inf and never win.
         matcher.for_each_prefix(chunk, s, |e, slot, score| {
             // Branch-free: which candidate wins is unpredictable.
@@ -240,6 +268,48 @@ mod tests {
         let mut drawn = vec![];
         sample_path(&matcher, &chunk, 1e6, &mut Rng::new(5), &mut lattice, &mut drawn);
         assert_eq!(drawn, reference(&vocab, &scores, &chunk));
+    }
+
+    #[test]
+    fn resegmenting_pieces_gives_the_best_segmentation() {
+        // pieces over 3 letters whose counts make many of them split into others, with scores
+        // from counts (none above 0) and with one score above 0 (no walk may be skipped)
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut extra: Vec<(Vec<u8>, u64)> = vec![];
+        for _ in 0..400 {
+            let len = 2 + (next() % 10) as usize;
+            let piece: Vec<u8> = (0..len).map(|_| b"abc"[(next() % 3) as usize]).collect();
+            if !extra.iter().any(|(p, _)| *p == piece) {
+                extra.push((piece, 1 + next() % 1000));
+            }
+        }
+        let refs: Vec<(&[u8], u64)> = extra.iter().map(|(p, c)| (&p[..], *c)).collect();
+        let vocab = Vocab::from_entries(entries_with(&refs), "m").unwrap();
+        let counted = piece_scores(vocab.counts(), |xs| Ok(xs.iter().map(|x| x.ln()).collect())).unwrap();
+        let mut raised = counted.clone();
+        raised[vocab.len() - 1] = 0.5;
+        let mut chunks: Vec<Vec<u8>> = vocab.pieces().iter().map(|p| p.to_vec()).collect();
+        chunks.extend((0..200).map(|_| (0..1 + next() % 40).map(|_| b"abc"[(next() % 3) as usize]).collect()));
+        let mut lattice = Lattice::default();
+        let mut whole = 0;
+        for scores in [&counted, &raised] {
+            let matcher = Matcher::new(&vocab, scores).unwrap();
+            assert_eq!(matcher.top() == f64::INFINITY, scores == &raised);
+            for chunk in &chunks {
+                let mut ids = vec![];
+                best_resegmentation(&matcher, chunk, &mut lattice, &mut ids);
+                let expect = reference(&vocab, scores, chunk);
+                assert_eq!(ids, expect, "{:?}", String::from_utf8_lossy(chunk));
+                whole += usize::from(expect.len() == 1 && chunk.len() > 1);
+            }
+        }
+        assert!(whole > 100, "chunks that are their own best piece: {whole}");
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct Matcher {
     lens: Vec<u32>,
     /// The length of the longest piece in the trie.
     longest: usize,
+    /// The highest score of a piece when none is above 0 (a path's score then never rises as
+    /// it goes on), else `+inf`.
+    top: f64,
 }
 
 impl Matcher {
@@ -80,7 +83,7 @@ impl Matcher {
         builder.build(&keys, &order)?;
         let lens = std::iter::once(0).chain(pieces.iter().map(|p| p.len() as u32)).collect();
         let longest = keys.iter().map(|k| k.len()).max().unwrap_or(0);
-        let mut matcher = Matcher { units: builder.finish(), scores: Vec::new(), lens, longest };
+        let mut matcher = Matcher { units: builder.finish(), scores: Vec::new(), lens, longest, top: 0.0 };
         matcher.rescore(scores)?;
         Ok(matcher)
     }
@@ -99,6 +102,8 @@ impl Matcher {
         self.scores.clear();
         self.scores.push(f64::NEG_INFINITY);
         self.scores.extend_from_slice(scores);
+        let top = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        self.top = if top > 0.0 { f64::INFINITY } else { top };
         Ok(())
     }
 
@@ -138,6 +143,12 @@ impl Matcher {
     #[inline]
     pub fn len_of(&self, slot: u32) -> usize {
         self.lens[slot as usize] as usize
+    }
+
+    /// The highest score of a piece when none is above 0, else `+inf`: any path of one piece or
+    /// more from a position scores at most the position's score plus this.
+    pub fn top(&self) -> f64 {
+        self.top
     }
 
     /// The length in bytes of the longest piece a walk can find.
