@@ -52,6 +52,9 @@ pub(crate) fn overflow() -> Error {
 /// Sums two lists sorted by strictly increasing keys into one; a sum past `u64::MAX` (only
 /// possible from forged tables) is an error.
 pub(crate) fn merge_sorted<K: Ord>(a: Vec<(K, u64)>, b: Vec<(K, u64)>) -> Result<Vec<(K, u64)>> {
+    if a.is_empty() || b.is_empty() {
+        return Ok(if a.is_empty() { b } else { a });
+    }
     let mut out = Vec::with_capacity(a.len().max(b.len()));
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     loop {

@@ -83,34 +83,12 @@ impl PieceCounter {
                 ))
             }
         };
-        // a short key read big-endian sorts as its piece: bytes first, then the length
-        let mut short: Vec<([u64; 2], u64)> = self
-            .short
-            .drain()
-            .map(|(k, c)| {
-                let be = u128::from_be_bytes(k.to_le_bytes());
-                ([(be >> 64) as u64, be as u64], c)
-            })
-            .collect();
-        short.par_sort_unstable();
-        let mut long: Vec<(Vec<u8>, u64)> = self.long.drain().collect();
-        long.par_sort_unstable();
+        let mut m = Merged::of(self.short.drain(), self.long.drain());
+        m.short.par_sort_unstable();
+        m.long.par_sort_unstable();
         self.long_bytes = 0;
         let mut w = RunWriter::create(&scratch, "pieces")?;
-        let mut long = long.into_iter().peekable();
-        for (key, c) in short {
-            let mut bytes = [0u8; 16];
-            bytes[..8].copy_from_slice(&key[0].to_be_bytes());
-            bytes[8..].copy_from_slice(&key[1].to_be_bytes());
-            let piece = &bytes[..usize::from(bytes[Self::SHORT])];
-            while let Some((p, n)) = long.next_if(|(p, _)| &p[..] < piece) {
-                w.push(&p, n)?;
-            }
-            w.push(&piece.to_vec(), c)?;
-        }
-        for (p, n) in long {
-            w.push(&p, n)?;
-        }
+        m.for_each_sorted(|p, c| w.push(&p.to_vec(), c))?;
         self.runs.push(w.finish()?);
         Ok(())
     }
@@ -149,36 +127,112 @@ impl PieceCounter {
         }
     }
 
-    /// The summed counts of `parts` as a [`PieceTable`] (sorted when serialised or merged)
-    /// tagged `tag` (the fingerprint of the parameters and n-gram model that made them). Each
-    /// part is sorted on its own thread, then the parts are merged in one sequential pass.
-    pub fn table_of(parts: Vec<PieceCounter>, tag: u64) -> Result<PieceTable> {
+    /// Calls `f` with every piece of `parts` (counters without a memory limit) and its summed
+    /// count, by increasing piece bytes.
+    pub fn for_each_merged(parts: Vec<PieceCounter>, f: impl FnMut(&[u8], u64) -> Result<()>) -> Result<()> {
+        Self::merged(parts)?.for_each_sorted(f)
+    }
+
+    /// The summed counts of `parts` (counters without a memory limit). Each part is sorted on
+    /// its own thread, then the parts are merged in one sequential pass; no piece is copied to
+    /// a heap object of its own.
+    fn merged(parts: Vec<PieceCounter>) -> Result<Merged> {
         if parts.iter().any(|p| !p.runs.is_empty()) {
-            return Err(Error::InvalidArgument(
-                "spilled piece counts are merged by prune_runs, not into a table".into(),
-            ));
+            return Err(Error::InvalidArgument("spilled piece counts are merged by prune_runs, not in memory".into()));
         }
-        let sorted: Vec<_> = parts
+        let sorted: Vec<Merged> = parts
             .into_par_iter()
             .map(|part| {
-                let mut short: Vec<(u128, u64)> = part.short.into_iter().collect();
-                short.sort_unstable();
-                let mut long: Vec<(Vec<u8>, u64)> = part.long.into_iter().collect();
-                long.sort_unstable();
-                (short, long)
+                let mut m = Merged::of(part.short.into_iter(), part.long.into_iter());
+                m.short.sort_unstable();
+                m.long.sort_unstable();
+                m
             })
             .collect();
-        let (mut short, mut long) = (Vec::new(), Vec::new());
-        for (s, l) in sorted {
-            short = merge_sorted(short, s)?;
-            long = merge_sorted(long, l)?;
+        let mut merged = Merged::default();
+        for m in sorted {
+            merged.short = merge_sorted(std::mem::take(&mut merged.short), m.short)?;
+            merged.long = merge_sorted(std::mem::take(&mut merged.long), m.long)?;
         }
-        let short = short.into_iter().map(|(key, c)| {
-            let key = key.to_le_bytes();
-            (key[..usize::from(key[Self::SHORT])].to_vec(), c)
-        });
-        // short and long pieces differ in length: every piece is distinct
-        Ok(PieceTable::from_distinct(tag, short.chain(long).collect()))
+        Ok(merged)
+    }
+}
+
+/// A short piece as it sorts: its bytes, zeros, and its length in the last byte (the bytes of
+/// its key in [`PieceCounter`]'s table).
+type ShortKey = [u8; PieceCounter::SHORT + 1];
+
+/// The piece of a [`ShortKey`].
+fn short_piece(key: &ShortKey) -> &[u8] {
+    &key[..usize::from(key[PieceCounter::SHORT])]
+}
+
+/// Piece counts held as two lists, each piece in one of them: the pieces of up to
+/// [`PieceCounter::SHORT`] bytes by their [`ShortKey`] (no heap object per piece: the pieces of
+/// a large corpus are millions), the longer ones by their bytes.
+#[derive(Debug, Default)]
+struct Merged {
+    short: Vec<(ShortKey, u64)>,
+    long: Vec<(Vec<u8>, u64)>,
+}
+
+impl Merged {
+    /// The pieces of a [`PieceCounter`]'s two tables, in their order.
+    fn of(short: impl Iterator<Item = (u128, u64)>, long: impl Iterator<Item = (Vec<u8>, u64)>) -> Merged {
+        Merged { short: short.map(|(k, c)| (k.to_le_bytes(), c)).collect(), long: long.collect() }
+    }
+
+    /// Adds a piece that neither list holds.
+    fn push(&mut self, piece: &[u8], count: u64) {
+        if piece.len() <= PieceCounter::SHORT {
+            let mut key = [0u8; PieceCounter::SHORT + 1];
+            key[..piece.len()].copy_from_slice(piece);
+            key[PieceCounter::SHORT] = piece.len() as u8;
+            self.short.push((key, count));
+        } else {
+            self.long.push((piece.to_vec(), count));
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    /// Calls `f` with every piece (by increasing bytes when both lists are sorted).
+    fn for_each_sorted(self, mut f: impl FnMut(&[u8], u64) -> Result<()>) -> Result<()> {
+        let mut long = self.long.into_iter().peekable();
+        for (key, c) in &self.short {
+            let piece = short_piece(key);
+            while let Some((p, n)) = long.next_if(|(p, _)| &p[..] < piece) {
+                f(&p, n)?;
+            }
+            f(piece, *c)?;
+        }
+        long.try_for_each(|(p, n)| f(&p, n))
+    }
+
+    /// Calls `f` with the pieces in batches of up to `batch`: the short ones, then the long ones.
+    fn for_each_batch(&self, batch: usize, mut f: impl FnMut(&[(&[u8], u64)]) -> Result<()>) -> Result<()> {
+        for part in self.short.chunks(batch) {
+            f(&part.iter().map(|(k, c)| (short_piece(k), *c)).collect::<Vec<_>>())?;
+        }
+        for part in self.long.chunks(batch) {
+            f(&part.iter().map(|(p, c)| (&p[..], *c)).collect::<Vec<_>>())?;
+        }
+        Ok(())
+    }
+
+    /// Moves the pieces that `keeps` holds into `to`.
+    fn take_into(&mut self, to: &mut PieceCounts, keeps: impl Fn(&[u8], u64) -> bool) {
+        let mut take = |p: &[u8], c: u64| {
+            let kept = keeps(p, c);
+            if kept {
+                to.insert(p.to_vec(), c);
+            }
+            kept
+        };
+        self.short.retain(|(k, c)| !take(short_piece(k), *c));
+        self.long.retain(|(p, c)| !take(p, *c));
     }
 }
 
@@ -213,20 +267,20 @@ impl PruneConfig {
     }
 }
 
-/// The pieces that the first pruning drops, to be split: in memory, or in a run on disk (read
-/// in batches).
+/// The pieces that the first pruning drops, to be split: in memory, or in a run on disk, read
+/// in batches either way.
 enum Dropped {
-    Memory(Vec<(Vec<u8>, u64)>),
+    Memory(Merged),
     Run(Run<Vec<u8>>),
 }
 
 impl Dropped {
-    /// Pieces read from disk per batch.
+    /// Pieces split per batch.
     const BATCH: usize = 1 << 20;
 
     fn len(&self) -> u64 {
         match self {
-            Dropped::Memory(v) => v.len() as u64,
+            Dropped::Memory(m) => m.len() as u64,
             Dropped::Run(r) => r.len(),
         }
     }
@@ -234,7 +288,7 @@ impl Dropped {
     /// Calls `f` with every piece, in batches.
     fn for_each_batch(&self, mut f: impl FnMut(&[(&[u8], u64)]) -> Result<()>) -> Result<()> {
         match self {
-            Dropped::Memory(v) => f(&v.iter().map(|(p, c)| (&p[..], *c)).collect::<Vec<_>>()),
+            Dropped::Memory(m) => m.for_each_batch(Self::BATCH, f),
             Dropped::Run(run) => {
                 let mut batch: Vec<(Vec<u8>, u64)> = Vec::with_capacity(Self::BATCH);
                 let mut flush = |batch: &mut Vec<(Vec<u8>, u64)>| {
@@ -267,8 +321,23 @@ pub fn prune_pieces(
     ln: LogFn<'_>,
     monitor: &dyn Monitor,
 ) -> Result<Vec<PieceCounts>> {
-    let (keep, drop): (Vec<_>, Vec<_>) = pieces.into_entries().into_iter().partition(|(p, c)| config.keeps(p, *c));
-    prune_partitioned(keep.into_iter().collect(), Dropped::Memory(drop), config, ln, monitor)
+    let each = move |f: &mut dyn FnMut(&[u8], u64) -> Result<()>| {
+        pieces.into_entries().into_iter().try_for_each(|(p, c)| f(&p, c))
+    };
+    prune_sorted(each, None, config, ln, monitor)
+}
+
+/// [`prune_pieces`] of the counts of `parts` (counters without a memory limit), merged in place.
+pub fn prune_counters(
+    parts: Vec<PieceCounter>,
+    config: &PruneConfig,
+    ln: LogFn<'_>,
+    monitor: &dyn Monitor,
+) -> Result<Vec<PieceCounts>> {
+    let mut dropped = PieceCounter::merged(parts)?;
+    let mut keep = PieceCounts::default();
+    dropped.take_into(&mut keep, |p, c| config.keeps(p, c));
+    prune_partitioned(keep, Dropped::Memory(dropped), config, ln, monitor)
 }
 
 /// [`prune_pieces`] of the piece counts in sorted runs ([`PieceCounter::into_runs`]), merged
@@ -283,10 +352,11 @@ pub fn prune_runs(
     prune_sorted(move |f| merge_runs(&runs, |p, c| f(&p, c)), Some(scratch), config, ln, monitor)
 }
 
-/// [`prune_pieces`] of piece counts read once, by increasing piece, from `each` (which calls
-/// its argument with every piece and its count): the pieces kept at first are held in memory
-/// and the dropped ones split in batches, from a run in `scratch` if given (so that memory
-/// holds only the pieces kept), else from memory.
+/// [`prune_pieces`] of piece counts read once from `each` (which calls its argument with every
+/// piece and its count; by increasing piece if `scratch` is given): the pieces kept at first
+/// are held in memory and the dropped ones split in batches, from a run in `scratch` if given
+/// (so that memory holds only the pieces kept), else from memory, where they split fastest by
+/// increasing piece (see `Splitter::split`).
 pub fn prune_sorted(
     each: impl FnOnce(&mut dyn FnMut(&[u8], u64) -> Result<()>) -> Result<()>,
     scratch: Option<&Arc<Scratch>>,
@@ -296,14 +366,14 @@ pub fn prune_sorted(
 ) -> Result<Vec<PieceCounts>> {
     let mut keep = PieceCounts::default();
     let mut run = scratch.map(|s| RunWriter::create(s, "dropped")).transpose()?;
-    let mut memory = Vec::new();
+    let mut memory = Merged::default();
     each(&mut |p, c| {
         if config.keeps(p, c) {
             keep.insert(p.to_vec(), c);
         } else if let Some(run) = run.as_mut() {
             run.push(&p.to_vec(), c)?;
         } else {
-            memory.push((p.to_vec(), c));
+            memory.push(p, c);
         }
         Ok(())
     })?;
@@ -509,6 +579,17 @@ pub fn vocab_of(pieces: &PieceCounts, specials: &[String], origin: &str) -> Resu
 mod tests {
     use super::*;
 
+    /// The merged counts of `parts`, in the order given.
+    fn merged(parts: Vec<PieceCounter>) -> Vec<(Vec<u8>, u64)> {
+        let mut out = vec![];
+        PieceCounter::for_each_merged(parts, |p, c| {
+            out.push((p.to_vec(), c));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
     #[test]
     fn piece_counter_counts_short_and_long_pieces_and_merges() {
         let long = [7u8; 40];
@@ -519,10 +600,9 @@ mod tests {
         let mut b = PieceCounter::default();
         b.add(b"a");
         b.add(&long);
-        let table = PieceCounter::table_of(vec![a, b], 9).unwrap().sorted();
-        assert_eq!(table.tag(), 9);
-        assert!(table.entries().windows(2).all(|w| w[0].0 < w[1].0), "sorted");
-        let counts: PieceCounts = table.into_entries().into_iter().collect();
+        let entries = merged(vec![a, b]);
+        assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "by increasing bytes");
+        let counts: PieceCounts = entries.into_iter().collect();
         let expect: PieceCounts = [
             (b"".to_vec(), 1),
             (b"a".to_vec(), 3),
@@ -573,8 +653,8 @@ mod tests {
         pieces.add_count(b"abababab", 10); // too long: split into ab x4
         let config =
             PruneConfig { max_piece_length: 4, min_count: 2, max_vocab_sizes: vec![1000], special_tokens: vec![] };
-        let out = prune_pieces(PieceCounter::table_of(vec![pieces], 0).unwrap(), &config, &ln, &crate::monitor::Silent)
-            .unwrap();
+        let out =
+            prune_pieces(PieceTable::new(0, merged(vec![pieces])), &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.len(), 1);
         let v = &out[0];
         assert_eq!(v[&b"ab".to_vec()], 50 + 1 + 40);
@@ -618,6 +698,41 @@ mod tests {
     }
 
     #[test]
+    fn counters_pruned_in_place_give_the_vocabulary_of_their_table() {
+        // short and long pieces, kept and dropped, in two counters that share some
+        let mut x = 99u64;
+        let mut next = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) as usize
+        };
+        let parts: Vec<PieceCounter> = (0..2)
+            .map(|_| {
+                let mut c = PieceCounter::default();
+                for _ in 0..3000 {
+                    let len = 1 + next() % 24;
+                    let piece: Vec<u8> = (0..len).map(|_| b"abcd"[next() % 4]).collect();
+                    c.add_count(&piece, 1 + (next() % 5) as u64);
+                }
+                c
+            })
+            .collect();
+        let copy = |parts: &[PieceCounter]| -> Vec<PieceCounter> {
+            parts
+                .iter()
+                .map(|p| PieceCounter { short: p.short.clone(), long: p.long.clone(), ..Default::default() })
+                .collect()
+        };
+        let config =
+            PruneConfig { max_piece_length: 12, min_count: 3, max_vocab_sizes: vec![400, 300], special_tokens: vec![] };
+        let silent = &crate::monitor::Silent;
+        let table = PieceTable::new(0, merged(copy(&parts)));
+        assert!(table.entries().iter().any(|(p, c)| p.len() > PieceCounter::SHORT && *c < 3), "long dropped pieces");
+        let want = prune_pieces(table, &config, &ln, silent).unwrap();
+        assert_eq!(prune_counters(parts, &config, &ln, silent).unwrap(), want);
+        assert_eq!(want.iter().map(|v| v.len()).collect::<Vec<_>>(), [397, 297]);
+    }
+
+    #[test]
     fn each_size_keeps_the_most_frequent_pieces() {
         let mut pieces = PieceCounter::default();
         for (i, p) in [b"xa", b"xb", b"xc", b"xd"].iter().enumerate() {
@@ -629,8 +744,8 @@ mod tests {
             max_vocab_sizes: vec![260, 1000, 261],
             special_tokens: vec![],
         };
-        let out = prune_pieces(PieceCounter::table_of(vec![pieces], 0).unwrap(), &config, &ln, &crate::monitor::Silent)
-            .unwrap();
+        let out =
+            prune_pieces(PieceTable::new(0, merged(vec![pieces])), &config, &ln, &crate::monitor::Silent).unwrap();
         assert_eq!(out.iter().map(|v| v.len()).collect::<Vec<_>>(), [260, 258, 257]);
         assert!(out[2].contains_key(b"xd".as_slice()));
         assert!(prune_pieces(

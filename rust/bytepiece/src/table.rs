@@ -427,18 +427,13 @@ impl NgramTable {
     }
 }
 
-/// Piece counts: a shard's counts, or their merge, which piece pruning takes. See the module
-/// documentation for the format (sorted by piece bytes).
-///
-/// A table made from one process' counter ([`PieceTable::from_distinct`]) is sorted only when it
-/// is serialised or merged: piece pruning, the single-machine path, does not need the order, and
-/// sorting millions of pieces is not free.
+/// Piece counts: a shard's counts, or their merge, which piece pruning takes, by increasing
+/// piece bytes. See the module documentation for the format. (One process' counters are merged
+/// and serialised without a table: [`crate::prune::PieceCounter::for_each_merged`].)
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PieceTable {
     tag: u64,
     entries: Vec<(Vec<u8>, u64)>,
-    /// `entries` are by increasing piece bytes.
-    sorted: bool,
 }
 
 impl PieceTable {
@@ -453,22 +448,7 @@ impl PieceTable {
             }
             same
         });
-        PieceTable { tag, entries, sorted: true }
-    }
-
-    /// A table of entries whose pieces are all distinct, in any order (kept until the table is
-    /// serialised or merged).
-    pub(crate) fn from_distinct(tag: u64, entries: Vec<(Vec<u8>, u64)>) -> PieceTable {
-        PieceTable { tag, entries, sorted: false }
-    }
-
-    /// The same table, its entries by increasing piece bytes.
-    pub fn sorted(mut self) -> PieceTable {
-        if !self.sorted {
-            self.entries.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            self.sorted = true;
-        }
-        self
+        PieceTable { tag, entries }
     }
 
     /// The fingerprint of the parameters (and n-gram model) that made the table.
@@ -476,7 +456,7 @@ impl PieceTable {
         self.tag
     }
 
-    /// The `(piece, count)` entries, by increasing piece bytes (see [`PieceTable::sorted`]).
+    /// The `(piece, count)` entries, by increasing piece bytes.
     pub fn entries(&self) -> &[(Vec<u8>, u64)] {
         &self.entries
     }
@@ -504,19 +484,14 @@ impl PieceTable {
                 "cannot merge piece tables counted with different parameters or n-gram models".into(),
             ));
         }
-        let (a, b) = (self.sorted(), other.sorted());
-        Ok(PieceTable { tag: a.tag, entries: merge_sorted(a.entries, b.entries)?, sorted: true })
+        Ok(PieceTable { tag: self.tag, entries: merge_sorted(self.entries, other.entries)? })
     }
 
     /// The table serialised (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut order: Vec<&(Vec<u8>, u64)> = self.entries.iter().collect();
-        if !self.sorted {
-            order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        }
         let size: usize = self.entries.iter().map(|(p, _)| p.len() + 3).sum();
         piece_bytes(self.tag, size, |push| {
-            order.into_iter().for_each(|(p, c)| push(p, *c));
+            self.entries.iter().for_each(|(p, c)| push(p, *c));
             Ok(())
         })
         .unwrap_or_else(|_| unreachable!("writing a table in memory does not fail"))
@@ -529,7 +504,7 @@ impl PieceTable {
         while let Some((piece, count)) = records.next_record()? {
             entries.push((piece.to_vec(), count));
         }
-        Ok(PieceTable { tag: h.tag, entries, sorted: true })
+        Ok(PieceTable { tag: h.tag, entries })
     }
 }
 

@@ -26,7 +26,7 @@ use crate::normalize::{self, nfc};
 use crate::prune::{self, LogFn, PieceCounter, PruneConfig, MIN_VOCAB_SIZE};
 use crate::runs::{merge_runs, Run, Scratch};
 use crate::segment::{segment, Workspace};
-use crate::table::{self, Hasher, Kind, NgramList, NgramTable, PieceTable};
+use crate::table::{self, Hasher, Kind, NgramList, NgramTable};
 use crate::vocab::Vocab;
 
 /// The trainer's parameters, with the original's names and defaults.
@@ -355,7 +355,13 @@ impl<'a> Trainer<'a> {
     pub fn piece_table(&self, model: &NgramModel, counter: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<u8>> {
         let tag = self.piece_tag(model);
         if self.shares().is_none() {
-            return Ok(self.piece_counts(model, counter)?.to_bytes());
+            let parts = Self::piece_counters(counter);
+            return table::piece_bytes(tag, 0, |push| {
+                PieceCounter::for_each_merged(parts, |p, c| {
+                    push(p, c);
+                    Ok(())
+                })
+            });
         }
         let runs = Self::piece_runs(counter)?;
         table::piece_bytes(tag, 0, |push| {
@@ -366,15 +372,14 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// The runs on disk of counters within `max_memory_mb`, every counter spilled.
-    fn piece_runs(counter: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<Run<Vec<u8>>>> {
-        PieceCounter::into_runs(counter.into_inner().into_iter().map(|(p, _)| p).collect())
+    /// The piece counters of every thread.
+    fn piece_counters(counter: PerThread<(PieceCounter, Workspace)>) -> Vec<PieceCounter> {
+        counter.into_inner().into_iter().map(|(pieces, _)| pieces).collect()
     }
 
-    /// The piece counts of one process' counters, tagged with the model, in memory.
-    fn piece_counts(&self, model: &NgramModel, counter: PerThread<(PieceCounter, Workspace)>) -> Result<PieceTable> {
-        let parts = counter.into_inner().into_iter().map(|(pieces, _)| pieces).collect();
-        PieceCounter::table_of(parts, self.piece_tag(model))
+    /// The runs on disk of counters within `max_memory_mb`, every counter spilled.
+    fn piece_runs(counter: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<Run<Vec<u8>>>> {
+        PieceCounter::into_runs(Self::piece_counters(counter))
     }
 
     fn prune_config(&self) -> PruneConfig {
@@ -384,13 +389,6 @@ impl<'a> Trainer<'a> {
             max_vocab_sizes: self.config.max_vocab_sizes.clone(),
             special_tokens: self.config.special_tokens.clone(),
         }
-    }
-
-    /// Stage 4: prunes the piece counts of the whole corpus into one vocabulary per size,
-    /// largest first.
-    fn prune(&self, pieces: PieceTable) -> Result<Vec<Vocab>> {
-        let config = self.prune_config();
-        vocabs_of(prune::prune_pieces(pieces, &config, self.ln, self.monitor)?, &config)
     }
 
     /// Stage 4 over the piece tables of every shard (or merges of them), serialised: merged as
@@ -409,15 +407,14 @@ impl<'a> Trainer<'a> {
     /// Stages 3 and 4 of one process, once every text was counted into `pieces`: the model is
     /// freed, then the pieces pruned (within `max_memory_mb`, from runs on disk).
     pub fn finish(&self, model: NgramModel, pieces: PerThread<(PieceCounter, Workspace)>) -> Result<Vec<Vocab>> {
-        if self.shares().is_none() {
-            let table = self.piece_counts(&model, pieces)?;
-            drop(model);
-            return self.prune(table);
-        }
         drop(model);
-        let runs = Self::piece_runs(pieces)?;
         let config = self.prune_config();
-        vocabs_of(prune::prune_runs(runs, &self.scratch, &config, self.ln, self.monitor)?, &config)
+        let pruned = if self.shares().is_none() {
+            prune::prune_counters(Self::piece_counters(pieces), &config, self.ln, self.monitor)?
+        } else {
+            prune::prune_runs(Self::piece_runs(pieces)?, &self.scratch, &config, self.ln, self.monitor)?
+        };
+        vocabs_of(pruned, &config)
     }
 
     /// All stages over texts held in memory.
