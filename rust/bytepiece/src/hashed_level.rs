@@ -11,6 +11,21 @@
 
 use crate::keytable::{prefetch, slot_of, KeyTable};
 
+/// `n` zeroed slots whose pages every thread of the pool has faulted in. On some machines memory
+/// new to the process is slow to come by (on the benchmark machines, 15 ms per MB of huge pages:
+/// `docs/performance.md`), and a level is then filled by one thread at random: the faults are
+/// shared out first, by pages.
+fn faulted_in(n: usize) -> Vec<u64> {
+    use rayon::prelude::*;
+    let mut slots = vec![0u64; n];
+    slots.par_chunks_mut(4096 / 8).for_each(|page| {
+        // SAFETY: a write of the value already there, through a valid pointer; volatile, so that
+        // it is not dropped as a store of zero to zeroed memory
+        unsafe { std::ptr::write_volatile(page.as_mut_ptr(), 0) }
+    });
+    slots
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) enum HashedLevel {
@@ -37,7 +52,7 @@ impl HashedLevel {
     /// [`HashedLevel::packs`]) whose counts have the logarithms `logs` (by rank, from 1).
     pub(crate) fn packed(len: usize, slots: usize, logs: Vec<f64>) -> HashedLevel {
         debug_assert!(HashedLevel::packs(len, logs.len()));
-        HashedLevel::Packed { slots: vec![0; slots.max(16)], rank_bits: 64 - 8 * len as u32, logs, len: 0 }
+        HashedLevel::Packed { slots: faulted_in(slots.max(16)), rank_bits: 64 - 8 * len as u32, logs, len: 0 }
     }
 
     /// Adds `key` with `value`: the rank of its count (packed) or the bits of its logarithm
