@@ -414,13 +414,12 @@ fn prune_partitioned(
     monitor.stage("Prune Pieces: split rare/long", Some(dropped.len()), Unit::Items);
     // the splitter holds the scores of the pieces as they were: counts flowing into `keep`
     // change none of this round's splits
-    dropped.for_each_batch(|batch| {
-        for (p, c) in splitter.split(batch, false, monitor)? {
-            *keep.entry(p).or_insert(0) += c;
-        }
-        Ok(())
-    })?;
+    let mut tally = splitter.tally();
+    dropped.for_each_batch(|batch| splitter.split_into(batch, false, monitor, &mut tally))?;
     drop(dropped);
+    for (p, c) in splitter.produced(tally) {
+        *keep.entry(p).or_insert(0) += c;
+    }
     keep = drop_wasted(keep, &mut splitter, ln, monitor, "Prune Pieces: ")?;
     let mut out = Vec::with_capacity(sizes.len());
     for size in sizes {
@@ -520,10 +519,28 @@ impl Splitter {
     }
 
     /// Splits each piece of `drop` and returns the summed counts of the pieces produced (the
-    /// counts of `drop` flowing to them). `own`: the pieces are the splitter's own (most split
+    /// counts of `drop` flowing to them): see [`Splitter::split_into`].
+    fn split(&self, drop: &[(&[u8], u64)], own: bool, monitor: &dyn Monitor) -> Result<Vec<(Vec<u8>, u64)>> {
+        let mut tally = self.tally();
+        self.split_into(drop, own, monitor, &mut tally)?;
+        Ok(self.produced(tally).collect())
+    }
+
+    /// A count of 0 for every piece of the vocabulary, for [`Splitter::split_into`].
+    fn tally(&self) -> Vec<u64> {
+        vec![0; self.vocab.len()]
+    }
+
+    /// The pieces of a tally counted above 0, with their counts.
+    fn produced(&self, tally: Vec<u64>) -> impl Iterator<Item = (Vec<u8>, u64)> + '_ {
+        self.vocab.pieces().iter().zip(tally).filter(|&(_, c)| c > 0).map(|(p, c)| (p.to_vec(), c))
+    }
+
+    /// Splits each piece of `drop`, adding its count to the tally of every piece produced (so
+    /// that batches sum into one tally). `own`: the pieces are the splitter's own (most split
     /// into themselves, which [`best_resegmentation`] finds sooner). Pieces in byte order split
     /// faster: consecutive walks share their first nodes.
-    fn split(&self, drop: &[(&[u8], u64)], own: bool, monitor: &dyn Monitor) -> Result<Vec<(Vec<u8>, u64)>> {
+    fn split_into(&self, drop: &[(&[u8], u64)], own: bool, monitor: &dyn Monitor, tally: &mut [u64]) -> Result<()> {
         monitor.check()?;
         let segment = if own { best_resegmentation } else { best_segmentation };
         let n = self.vocab.len();
@@ -549,9 +566,11 @@ impl Splitter {
                 a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
                 Ok(a)
             })
-            .transpose()?
-            .unwrap_or_else(|| vec![0u64; n]);
-        Ok(self.vocab.pieces().iter().zip(counts).filter(|&(_, c)| c > 0).map(|(p, c)| (p.to_vec(), c)).collect())
+            .transpose()?;
+        if let Some(counts) = counts {
+            tally.iter_mut().zip(counts).for_each(|(x, y)| *x += y);
+        }
+        Ok(())
     }
 }
 
