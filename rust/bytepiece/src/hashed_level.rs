@@ -9,6 +9,8 @@
 //! provide and the cache and TLB misses of a look-up. A level whose key and rank do not fit in 64
 //! bits (n-grams of 7 or 8 bytes, or too many distinct counts) keeps the pairs.
 
+use rayon::prelude::*;
+
 use crate::keytable::{prefetch, slot_of, KeyTable};
 
 /// `n` zeroed slots whose pages every thread of the pool has faulted in. On some machines memory
@@ -16,7 +18,6 @@ use crate::keytable::{prefetch, slot_of, KeyTable};
 /// `docs/performance.md`), and a level is then filled by one thread at random: the faults are
 /// shared out first, by pages.
 fn faulted_in(n: usize) -> Vec<u64> {
-    use rayon::prelude::*;
     let mut slots = vec![0u64; n];
     slots.par_chunks_mut(4096 / 8).for_each(|page| {
         // SAFETY: a write of the value already there, through a valid pointer; volatile, so that

@@ -188,6 +188,7 @@ fn log_add_exp(x: f64, y: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::xorshift;
     use crate::vocab::{tests::entries_with, Vocab};
 
     /// The best segmentation by the textbook Viterbi, a score for every position held to the
@@ -218,28 +219,33 @@ mod tests {
         ids
     }
 
+    /// A vocabulary of the 256 bytes and the distinct ones of `tries` pieces drawn by `next`:
+    /// 2 to `1 + spread` letters of `alphabet`, each counted 1 to `most` times.
+    fn random_vocab(next: &mut impl FnMut() -> u64, alphabet: &[u8], tries: usize, spread: u64, most: u64) -> Vocab {
+        let mut extra: Vec<(Vec<u8>, u64)> = vec![];
+        for _ in 0..tries {
+            let len = 2 + next() % spread;
+            let piece: Vec<u8> = (0..len).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
+            if !extra.iter().any(|(p, _)| *p == piece) {
+                extra.push((piece, 1 + next() % most));
+            }
+        }
+        let refs: Vec<(&[u8], u64)> = extra.iter().map(|(p, c)| (&p[..], *c)).collect();
+        Vocab::from_entries(entries_with(&refs), "m").unwrap()
+    }
+
+    /// The scores of `vocab`'s pieces from their counts.
+    fn scores_of(vocab: &Vocab) -> Vec<f64> {
+        piece_scores(vocab.counts(), crate::test_support::ln).unwrap()
+    }
+
     #[test]
     fn chunks_far_longer_than_the_score_ring_segment_as_with_every_score_held() {
         // pieces up to 9 bytes (a ring of 16 scores) over a 2-letter alphabet, so that most
         // positions have candidates of every length and long chunks wrap the ring many times
-        let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let mut extra: Vec<(Vec<u8>, u64)> = vec![];
-        for _ in 0..600 {
-            let len = 2 + (next() % 8) as usize;
-            let piece: Vec<u8> = (0..len).map(|_| b"ab"[(next() % 2) as usize]).collect();
-            if !extra.iter().any(|(p, _)| *p == piece) {
-                extra.push((piece, 1 + next() % 50));
-            }
-        }
-        let extra: Vec<(&[u8], u64)> = extra.iter().map(|(p, c)| (&p[..], *c)).collect();
-        let vocab = Vocab::from_entries(entries_with(&extra), "m").unwrap();
-        let scores = piece_scores(vocab.counts(), |xs| Ok(xs.iter().map(|x| x.ln()).collect())).unwrap();
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
+        let vocab = random_vocab(&mut next, b"ab", 600, 8, 50);
+        let scores = scores_of(&vocab);
         let matcher = Matcher::new(&vocab, &scores).unwrap();
         assert_eq!(matcher.longest(), 9);
         let mut lattice = Lattice::default();
@@ -255,7 +261,7 @@ mod tests {
         let long: Vec<Vec<u8>> = [254usize, 255, 256, 300].iter().map(|&n| vec![b'x'; n]).collect();
         let extra: Vec<(&[u8], u64)> = long.iter().map(|p| (&p[..], 1000)).collect();
         let long_vocab = Vocab::from_entries(entries_with(&extra), "m").unwrap();
-        let long_scores = piece_scores(long_vocab.counts(), |xs| Ok(xs.iter().map(|x| x.ln()).collect())).unwrap();
+        let long_scores = scores_of(&long_vocab);
         let long_matcher = Matcher::new(&long_vocab, &long_scores).unwrap();
         for n in [254usize, 255, 256, 301, 555, 1000] {
             let mut ids = vec![];
@@ -274,24 +280,9 @@ mod tests {
     fn resegmenting_pieces_gives_the_best_segmentation() {
         // pieces over 3 letters whose counts make many of them split into others, with scores
         // from counts (none above 0) and with one score above 0 (no walk may be skipped)
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let mut extra: Vec<(Vec<u8>, u64)> = vec![];
-        for _ in 0..400 {
-            let len = 2 + (next() % 10) as usize;
-            let piece: Vec<u8> = (0..len).map(|_| b"abc"[(next() % 3) as usize]).collect();
-            if !extra.iter().any(|(p, _)| *p == piece) {
-                extra.push((piece, 1 + next() % 1000));
-            }
-        }
-        let refs: Vec<(&[u8], u64)> = extra.iter().map(|(p, c)| (&p[..], *c)).collect();
-        let vocab = Vocab::from_entries(entries_with(&refs), "m").unwrap();
-        let counted = piece_scores(vocab.counts(), |xs| Ok(xs.iter().map(|x| x.ln()).collect())).unwrap();
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
+        let vocab = random_vocab(&mut next, b"abc", 400, 10, 1000);
+        let counted = scores_of(&vocab);
         let mut raised = counted.clone();
         raised[vocab.len() - 1] = 0.5;
         let mut chunks: Vec<Vec<u8>> = vocab.pieces().iter().map(|p| p.to_vec()).collect();

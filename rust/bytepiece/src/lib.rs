@@ -64,4 +64,22 @@ pub(crate) mod test_support {
     pub(crate) fn ln(xs: &[f64]) -> crate::Result<Vec<f64>> {
         Ok(xs.iter().map(|x| x.ln()).collect())
     }
+
+    /// A linear congruential generator from `seed`: each call steps it and gives its state.
+    pub(crate) fn lcg(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed
+        }
+    }
+
+    /// A xorshift generator from `seed` (not 0): each call steps it and gives its state.
+    pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
 }

@@ -420,11 +420,8 @@ mod tests {
         // Random pieces over 27 letters: the bases that would put a label on an early free cell
         // are soon all taken (each node needs a base of its own); such cells must stop being
         // tried, or every later node is placed past the end with 256 cells to itself.
-        let mut x = 7u64;
-        let mut next = move || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 33) as usize
-        };
+        let mut lcg = crate::test_support::lcg(7);
+        let mut next = move || (lcg() >> 33) as usize;
         let mut pieces = std::collections::BTreeSet::new();
         while pieces.len() < 300_000 {
             let len = 2 + next() % 11;

@@ -719,11 +719,8 @@ mod tests {
     #[test]
     fn counters_pruned_in_place_give_the_vocabulary_of_their_table() {
         // short and long pieces, kept and dropped, in two counters that share some
-        let mut x = 99u64;
-        let mut next = move || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 33) as usize
-        };
+        let mut lcg = crate::test_support::lcg(99);
+        let mut next = move || (lcg() >> 33) as usize;
         let parts: Vec<PieceCounter> = (0..2)
             .map(|_| {
                 let mut c = PieceCounter::default();

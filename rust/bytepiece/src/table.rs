@@ -490,11 +490,8 @@ impl PieceTable {
     /// The table serialised (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
         let size: usize = self.entries.iter().map(|(p, _)| p.len() + 3).sum();
-        piece_bytes(self.tag, size, |push| {
-            self.entries.iter().for_each(|(p, c)| push(p, *c));
-            Ok(())
-        })
-        .unwrap_or_else(|_| unreachable!("writing a table in memory does not fail"))
+        piece_bytes(self.tag, size, |push| self.entries.iter().try_for_each(|(p, c)| push(p, *c)))
+            .unwrap_or_else(|_| unreachable!("writing a table in memory does not fail"))
     }
 
     /// Reads a serialised table, checking it whole; `origin` names it in errors.
@@ -804,13 +801,14 @@ pub(crate) fn ngram_bytes(
 pub(crate) fn piece_bytes(
     tag: u64,
     capacity: usize,
-    each: impl FnOnce(&mut dyn FnMut(&[u8], u64)) -> Result<()>,
+    each: impl FnOnce(&mut dyn FnMut(&[u8], u64) -> Result<()>) -> Result<()>,
 ) -> Result<Vec<u8>> {
     let mut out = header(Kind::Pieces, 0, tag, 0, 0, 0, capacity);
     let mut n = 0u64;
     each(&mut |p, c| {
         put_piece(&mut out, p, c);
         n += 1;
+        Ok(())
     })?;
     out[40..48].copy_from_slice(&n.to_le_bytes());
     Ok(seal(out))
@@ -840,12 +838,7 @@ pub fn merge_serialised(tables: &[&[u8]], min_count: u64, origin: &str) -> Resul
     let capacity = tables.iter().map(|t| t.len()).max().unwrap_or(0);
     // (the tag of a table too short to hold one is never written: reading it fails)
     let tag = if first.len() >= HEADER { u64_at(first, 16) } else { 0 };
-    piece_bytes(tag, capacity, |push| {
-        for_each_piece(tables, origin, |p, c| {
-            push(p, c);
-            Ok(())
-        })
-    })
+    piece_bytes(tag, capacity, |push| for_each_piece(tables, origin, push))
 }
 
 /// [`merge_serialised`] of n-gram tables.

@@ -356,20 +356,10 @@ impl<'a> Trainer<'a> {
         let tag = self.piece_tag(model);
         if self.shares().is_none() {
             let parts = Self::piece_counters(counter);
-            return table::piece_bytes(tag, 0, |push| {
-                PieceCounter::for_each_merged(parts, |p, c| {
-                    push(p, c);
-                    Ok(())
-                })
-            });
+            return table::piece_bytes(tag, 0, |push| PieceCounter::for_each_merged(parts, push));
         }
         let runs = Self::piece_runs(counter)?;
-        table::piece_bytes(tag, 0, |push| {
-            merge_runs(&runs, |p, c| {
-                push(&p, c);
-                Ok(())
-            })
-        })
+        table::piece_bytes(tag, 0, |push| merge_runs(&runs, |p, c| push(&p, c)))
     }
 
     /// The piece counters of every thread.
